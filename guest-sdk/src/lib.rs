@@ -1,0 +1,106 @@
+//! Write lightning-mcp models in Rust.
+//!
+//! A model is a WebAssembly component that runs sandboxed inside the lightning-mcp server.
+//! It sees only [`Tensor`]s (handles to tensors that live on the host, where Burn runs every op
+//! with autodiff), [`param`]eters the host owns and trains, and [`log`] for metrics.
+//!
+//! ```ignore
+//! use lightning_mcp_guest_sdk::prelude::*;
+//!
+//! #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+//! #[serde(default, deny_unknown_fields)]
+//! struct Hparams { input_dim: u32, num_classes: u32 }
+//!
+//! struct Tiny { layer: Linear }
+//!
+//! impl LightningModule for Tiny {
+//!     type Hyperparameters = Hparams;
+//!     const TARGET: &'static str = "my.models.Tiny";
+//!     const SUMMARY: &'static str = "One linear layer.";
+//!
+//!     fn new(h: &Hparams) -> Result<Self> {
+//!         Ok(Self { layer: LinearConfig::new(h.input_dim, h.num_classes).init("layer")? })
+//!     }
+//!     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+//!         self.layer.forward(x) // [batch, input_dim] -> [batch, num_classes]
+//!     }
+//! }
+//!
+//! export_model!(Tiny);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` is the component.
+
+#![deny(missing_docs)]
+
+extern crate self as lightning_mcp_guest_sdk;
+
+mod error;
+mod export;
+mod module;
+pub mod nn;
+mod tensor;
+
+pub use error::{Error, Result};
+pub use export::Exporter;
+pub use module::{Dataset, LightningModule, Optimizer, Split};
+pub use tensor::{DType, Tensor};
+
+/// Declares trainable parameters; only valid inside [`LightningModule::new`].
+pub mod param {
+    pub use crate::tensor::{Init, parameter};
+}
+
+/// Metrics, like `LightningModule.log` in PyTorch Lightning.
+pub mod log {
+    pub use crate::tensor::{log, log_tensor};
+}
+
+/// Everything a model author usually needs.
+pub mod prelude {
+    pub use crate::nn::{Activation, Dropout, Linear, LinearConfig};
+    pub use crate::param::Init;
+    pub use crate::{
+        Dataset, Error, LightningModule, Optimizer, Result, Split, Tensor, export_model,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// The generated bindings of the `lightning:model` WIT world. Not part of the public API.
+#[doc(hidden)]
+pub mod wit {
+    #![allow(missing_docs)]
+    wit_bindgen::generate!({
+        world: "model",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_model_world",
+        default_bindings_module: "::lightning_mcp_guest_sdk::wit",
+        runtime_path: "::lightning_mcp_guest_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    /// The raw handle inside a [`Tensor`](crate::Tensor), for tests that forge handles.
+    pub fn into_raw(t: crate::Tensor) -> crate::wit::lightning::model::tensors::Tensor {
+        t.into_raw()
+    }
+}
+
+/// Exports a [`LightningModule`] as the component's `lightning-module` interface.
+///
+/// Use it once, at the crate root of a `cdylib` crate:
+/// `export_model!(MyModel);`
+#[macro_export]
+macro_rules! export_model {
+    ($model:ty) => {
+        #[doc(hidden)]
+        type LightningMcpExportedModel = $crate::Exporter<$model>;
+        $crate::wit::__export_model_world!(
+            LightningMcpExportedModel with_types_in $crate::wit
+        );
+    };
+}

@@ -1,0 +1,345 @@
+//! [`Tensor`]: a handle to a tensor on the host, with `Result`-returning ops and operators.
+
+use crate::wit::lightning::model::{log as raw_log, params as raw_params, tensors as raw};
+use crate::{Error, Result};
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// Element type of a [`Tensor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 64-bit signed integer (labels, indices).
+    I64,
+}
+
+/// A tensor that lives on the host. Every op runs there, in Burn, with autodiff.
+///
+/// Dropping it frees the host memory. Dims may be negative (counted from the end).
+///
+/// ```ignore
+/// let x = Tensor::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let y = (&x * 2.0)?.relu()?;   // operators return Result too
+/// let loss = y.mean()?;          // shape [1]
+/// ```
+#[derive(Debug)]
+pub struct Tensor(raw::Tensor);
+
+fn dims(shape: &[usize]) -> Result<Vec<u32>> {
+    shape
+        .iter()
+        .map(|d| u32::try_from(*d).map_err(|_| Error::new(format!("dim {d} is too large"))))
+        .collect()
+}
+
+impl Tensor {
+    pub(crate) fn from_raw(raw: raw::Tensor) -> Self {
+        Self(raw)
+    }
+
+    pub(crate) fn into_raw(self) -> raw::Tensor {
+        self.0
+    }
+
+    fn wrap(r: Result<raw::Tensor, raw::TensorError>) -> Result<Self> {
+        r.map(Self).map_err(Error::from)
+    }
+
+    /// An f32 tensor from row-major `data`.
+    pub fn from_f32(data: &[f32], shape: &[usize]) -> Result<Self> {
+        Self::wrap(raw::Tensor::from_f32(data, &dims(shape)?))
+    }
+
+    /// An i64 tensor (e.g. class labels) from row-major `data`.
+    pub fn from_i64(data: &[i64], shape: &[usize]) -> Result<Self> {
+        Self::wrap(raw::Tensor::from_i64(data, &dims(shape)?))
+    }
+
+    /// Zeros.
+    pub fn zeros(shape: &[usize]) -> Result<Self> {
+        Self::wrap(raw::Tensor::zeros(&dims(shape)?))
+    }
+
+    /// Ones.
+    pub fn ones(shape: &[usize]) -> Result<Self> {
+        Self::wrap(raw::Tensor::ones(&dims(shape)?))
+    }
+
+    /// Standard normal samples; the same seed gives the same values.
+    pub fn randn(shape: &[usize], seed: u64) -> Result<Self> {
+        Self::wrap(raw::Tensor::randn(&dims(shape)?, seed))
+    }
+
+    /// Uniform samples in `[low, high)`; the same seed gives the same values.
+    pub fn uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Result<Self> {
+        Self::wrap(raw::Tensor::uniform(&dims(shape)?, low, high, seed))
+    }
+
+    /// Dimension sizes.
+    pub fn shape(&self) -> Vec<usize> {
+        self.0.shape().into_iter().map(|d| d as usize).collect()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        match self.0.dtype() {
+            raw::Dtype::F32 => DType::F32,
+            raw::Dtype::I64 => DType::I64,
+        }
+    }
+
+    /// Row-major values as f32.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        self.0.to_f32().map_err(Error::from)
+    }
+
+    /// Row-major values as i64.
+    pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
+        self.0.to_i64().map_err(Error::from)
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        match self.to_f32_vec()?.as_slice() {
+            [v] => Ok(*v),
+            other => Err(Error::new(format!(
+                "item: expected one element, got {}",
+                other.len()
+            ))),
+        }
+    }
+
+    /// `self + other`, broadcasting.
+    pub fn add(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.add(&other.0))
+    }
+    /// `self - other`, broadcasting.
+    pub fn sub(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.sub(&other.0))
+    }
+    /// `self * other`, broadcasting.
+    pub fn mul(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.mul(&other.0))
+    }
+    /// `self / other`, broadcasting.
+    pub fn div(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.div(&other.0))
+    }
+    /// `self ^ exponent`, broadcasting.
+    pub fn pow(&self, exponent: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.pow(&exponent.0))
+    }
+    /// `self + value`.
+    pub fn add_scalar(&self, value: f32) -> Result<Self> {
+        Self::wrap(self.0.add_scalar(value))
+    }
+    /// `self - value`.
+    pub fn sub_scalar(&self, value: f32) -> Result<Self> {
+        Self::wrap(self.0.sub_scalar(value))
+    }
+    /// `self * value`.
+    pub fn mul_scalar(&self, value: f32) -> Result<Self> {
+        Self::wrap(self.0.mul_scalar(value))
+    }
+    /// `self / value`.
+    pub fn div_scalar(&self, value: f32) -> Result<Self> {
+        Self::wrap(self.0.div_scalar(value))
+    }
+    /// `self ^ exponent`.
+    pub fn pow_scalar(&self, exponent: f32) -> Result<Self> {
+        Self::wrap(self.0.pow_scalar(exponent))
+    }
+    /// `-self`.
+    pub fn neg(&self) -> Result<Self> {
+        Self::wrap(self.0.neg())
+    }
+    /// `e ^ self`.
+    pub fn exp(&self) -> Result<Self> {
+        Self::wrap(self.0.exp())
+    }
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Self> {
+        Self::wrap(self.0.log())
+    }
+    /// Square root.
+    pub fn sqrt(&self) -> Result<Self> {
+        Self::wrap(self.0.sqrt())
+    }
+
+    /// Matrix product over the last two dims (batch dims broadcast):
+    /// `[.., n, k] x [.., k, m] -> [.., n, m]`.
+    pub fn matmul(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.matmul(&other.0))
+    }
+    /// Swaps two dims.
+    pub fn transpose(&self, dim0: i32, dim1: i32) -> Result<Self> {
+        Self::wrap(self.0.transpose(dim0, dim1))
+    }
+    /// New shape, same data; one entry may be -1.
+    pub fn reshape(&self, shape: &[i64]) -> Result<Self> {
+        Self::wrap(self.0.reshape(shape))
+    }
+    /// Merges dims `start..=end`.
+    pub fn flatten(&self, start: i32, end: i32) -> Result<Self> {
+        Self::wrap(self.0.flatten(start, end))
+    }
+
+    /// `max(self, 0)`.
+    pub fn relu(&self) -> Result<Self> {
+        Self::wrap(self.0.relu())
+    }
+    /// Logistic sigmoid.
+    pub fn sigmoid(&self) -> Result<Self> {
+        Self::wrap(self.0.sigmoid())
+    }
+    /// Hyperbolic tangent.
+    pub fn tanh(&self) -> Result<Self> {
+        Self::wrap(self.0.tanh())
+    }
+    /// GELU (erf form).
+    pub fn gelu(&self) -> Result<Self> {
+        Self::wrap(self.0.gelu())
+    }
+    /// Softmax over `dim`.
+    pub fn softmax(&self, dim: i32) -> Result<Self> {
+        Self::wrap(self.0.softmax(dim))
+    }
+    /// Log-softmax over `dim`.
+    pub fn log_softmax(&self, dim: i32) -> Result<Self> {
+        Self::wrap(self.0.log_softmax(dim))
+    }
+
+    /// Sum of all elements, shape `[1]`.
+    pub fn sum(&self) -> Result<Self> {
+        Self::wrap(self.0.sum())
+    }
+    /// Sum over `dim`.
+    pub fn sum_dim(&self, dim: i32, keepdim: bool) -> Result<Self> {
+        Self::wrap(self.0.sum_dim(dim, keepdim))
+    }
+    /// Mean of all elements, shape `[1]`.
+    pub fn mean(&self) -> Result<Self> {
+        Self::wrap(self.0.mean())
+    }
+    /// Mean over `dim`.
+    pub fn mean_dim(&self, dim: i32, keepdim: bool) -> Result<Self> {
+        Self::wrap(self.0.mean_dim(dim, keepdim))
+    }
+    /// Maximum over `dim`.
+    pub fn max_dim(&self, dim: i32, keepdim: bool) -> Result<Self> {
+        Self::wrap(self.0.max_dim(dim, keepdim))
+    }
+    /// Index of the maximum over `dim` (i64).
+    pub fn argmax(&self, dim: i32, keepdim: bool) -> Result<Self> {
+        Self::wrap(self.0.argmax(dim, keepdim))
+    }
+    /// Elementwise `self == other` as f32 1.0 / 0.0, broadcasting.
+    pub fn equal(&self, other: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.equal(&other.0))
+    }
+
+    /// Mean cross-entropy of logits `[n, classes]` against i64 labels `[n]`.
+    pub fn cross_entropy(&self, targets: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.cross_entropy(&targets.0))
+    }
+    /// Mean squared error against a target of the same shape.
+    pub fn mse(&self, target: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.mse(&target.0))
+    }
+    /// Dropout with probability `p` during training steps; the identity otherwise.
+    pub fn dropout(&self, p: f32) -> Result<Self> {
+        Self::wrap(self.0.dropout(p))
+    }
+    /// The same values without gradient tracking.
+    pub fn detach(&self) -> Self {
+        Self(self.0.detach())
+    }
+
+    /// Fraction of rows whose argmax over the last dim equals the i64 `labels`, shape `[1]`.
+    pub fn accuracy(&self, labels: &Tensor) -> Result<Self> {
+        self.argmax(-1, false)?.equal(labels)?.mean()
+    }
+}
+
+macro_rules! binary_operator {
+    ($trait:ident, $method:ident, $scalar:ident) => {
+        impl $trait<&Tensor> for &Tensor {
+            type Output = Result<Tensor>;
+            fn $method(self, rhs: &Tensor) -> Result<Tensor> {
+                Tensor::$method(self, rhs)
+            }
+        }
+        impl $trait<Tensor> for Tensor {
+            type Output = Result<Tensor>;
+            fn $method(self, rhs: Tensor) -> Result<Tensor> {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl $trait<f32> for &Tensor {
+            type Output = Result<Tensor>;
+            fn $method(self, rhs: f32) -> Result<Tensor> {
+                Tensor::$scalar(self, rhs)
+            }
+        }
+        impl $trait<f32> for Tensor {
+            type Output = Result<Tensor>;
+            fn $method(self, rhs: f32) -> Result<Tensor> {
+                Tensor::$scalar(&self, rhs)
+            }
+        }
+    };
+}
+
+binary_operator!(Add, add, add_scalar);
+binary_operator!(Sub, sub, sub_scalar);
+binary_operator!(Mul, mul, mul_scalar);
+binary_operator!(Div, div, div_scalar);
+
+impl Neg for &Tensor {
+    type Output = Result<Tensor>;
+    fn neg(self) -> Result<Tensor> {
+        Tensor::neg(self)
+    }
+}
+
+/// How a parameter's initial values are drawn (from the run's seed, PyTorch's fans).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+    /// Normal with mean 0 and this standard deviation.
+    Normal(f32),
+    /// Uniform in `[low, high)`.
+    Uniform(f32, f32),
+    /// He/Kaiming uniform: bound `sqrt(6 / fan_in)`.
+    KaimingUniform,
+    /// Glorot/Xavier uniform: bound `sqrt(6 / (fan_in + fan_out))`.
+    XavierUniform,
+}
+
+/// Declares a trainable parameter named `name` (unique, like `layer1.weight`).
+///
+/// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
+pub fn parameter(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+    let init = match init {
+        Init::Zeros => raw_params::Init::Zeros,
+        Init::Ones => raw_params::Init::Ones,
+        Init::Normal(std) => raw_params::Init::Normal(std),
+        Init::Uniform(low, high) => raw_params::Init::Uniform((low, high)),
+        Init::KaimingUniform => raw_params::Init::KaimingUniform,
+        Init::XavierUniform => raw_params::Init::XavierUniform,
+    };
+    Tensor::wrap(raw_params::parameter(name, &dims(shape)?, init))
+}
+
+/// Logs a scalar for this step; the host reports the epoch mean.
+pub fn log(name: &str, value: f32) {
+    raw_log::log(name, value);
+}
+
+/// Logs a one-element tensor (such as a loss) for this step.
+pub fn log_tensor(name: &str, value: &Tensor) -> Result<()> {
+    raw_log::log_tensor(name, &value.0).map_err(Error::from)
+}

@@ -1,0 +1,89 @@
+//! Builds every guest component (built-in models and test guests) for `wasm32-wasip2` with a
+//! nested cargo in its own target dir, and writes `guests.rs` with their bytes as constants.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (crate name, constant name, doc) of every guest, built-in models first.
+const BUILT_IN: &[(&str, &str, &str)] = &[
+    (
+        "guest-simple-classifier",
+        "SIMPLE_CLASSIFIER",
+        "`lightning_mcp.models.simple.SimpleClassifier`.",
+    ),
+    ("guest-mlp", "MLP", "`lightning_mcp.models.mlp.MLP`."),
+];
+const TESTING: &[(&str, &str, &str)] = &[(
+    "guest-misbehaving",
+    "MISBEHAVING",
+    "A model that misbehaves on request: bad shapes, stale handles, panics, loops.",
+)];
+
+fn main() {
+    if let Err(e) = run() {
+        println!("cargo::error={e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let root = manifest_dir
+        .ancestors()
+        .nth(2)
+        .ok_or("workspace root not found")?
+        .to_path_buf();
+    for watched in ["wit", "guest-sdk", "guests/simple-classifier", "guests/mlp", "tests/guests", "Cargo.lock"] {
+        println!("cargo::rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let target_dir = out_dir.join("wasm");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+        .arg(&target_dir);
+    for (krate, _, _) in BUILT_IN.iter().chain(TESTING) {
+        cmd.args(["-p", krate]);
+    }
+    // The outer build's settings are for the host, not for the guests.
+    for (key, _) in env::vars() {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "RUSTFLAGS" {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(
+            "building the guest components failed (is the target installed? \
+             `rustup target add wasm32-wasip2`)"
+                .to_string(),
+        );
+    }
+
+    let artifacts = target_dir.join("wasm32-wasip2").join("guest");
+    let mut code = String::new();
+    write_consts(&mut code, BUILT_IN, &artifacts)?;
+    code.push_str("\n/// Every built-in model component.\npub const BUILT_IN: &[&[u8]] = &[");
+    for (_, name, _) in BUILT_IN {
+        let _ = write!(code, "{name}, ");
+    }
+    code.push_str("];\n\n/// Components for tests of the sandbox.\npub mod testing {\n");
+    write_consts(&mut code, TESTING, &artifacts)?;
+    code.push_str("}\n");
+    std::fs::write(out_dir.join("guests.rs"), code).map_err(|e| e.to_string())
+}
+
+fn write_consts(code: &mut String, guests: &[(&str, &str, &str)], dir: &Path) -> Result<(), String> {
+    for (krate, name, doc) in guests {
+        let path = dir.join(format!("{}.wasm", krate.replace('-', "_")));
+        if !path.exists() {
+            return Err(format!("{} was not built", path.display()));
+        }
+        let _ = writeln!(code, "/// {doc}\npub const {name}: &[u8] = include_bytes!({:?});", path.display().to_string());
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! `lightning_mcp.models.mlp.MLP`: a multilayer perceptron classifier with configurable hidden
+//! sizes, activation and dropout, and its own seeded, linearly separable synthetic data.
+
+use lightning_mcp_guest_sdk::log;
+use lightning_mcp_guest_sdk::prelude::*;
+
+/// Largest width of any layer.
+const MAX_WIDTH: u32 = 65_536;
+/// Most hidden layers.
+const MAX_DEPTH: usize = 32;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Hyperparameters {
+    input_dim: u32,
+    hidden_dims: Vec<u32>,
+    num_classes: u32,
+    activation: Activation,
+    dropout: f32,
+    lr: f32,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Self {
+            input_dim: 8,
+            hidden_dims: vec![64, 32],
+            num_classes: 4,
+            activation: Activation::Relu,
+            dropout: 0.0,
+            lr: 0.01,
+        }
+    }
+}
+
+impl Hyperparameters {
+    fn validate(&self) -> Result<()> {
+        let width = |field: &str, v: u32| {
+            if (1..=MAX_WIDTH).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::new(format!("{field} must be between 1 and {MAX_WIDTH}, got {v}")))
+            }
+        };
+        width("input_dim", self.input_dim)?;
+        if !(2..=MAX_WIDTH).contains(&self.num_classes) {
+            return Err(Error::new(format!(
+                "num_classes must be between 2 and {MAX_WIDTH}, got {}",
+                self.num_classes
+            )));
+        }
+        if self.hidden_dims.len() > MAX_DEPTH {
+            return Err(Error::new(format!(
+                "hidden_dims may list at most {MAX_DEPTH} layers, got {}",
+                self.hidden_dims.len()
+            )));
+        }
+        for (i, h) in self.hidden_dims.iter().enumerate() {
+            width(&format!("hidden_dims[{i}]"), *h)?;
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::new(format!("dropout must be in [0, 1), got {}", self.dropout)));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
+            return Err(Error::new(format!("lr must be in (0, 10], got {}", self.lr)));
+        }
+        Ok(())
+    }
+}
+
+struct Mlp {
+    hparams: Hyperparameters,
+    layers: Vec<Linear>,
+    dropout: Dropout,
+}
+
+impl LightningModule for Mlp {
+    type Hyperparameters = Hyperparameters;
+    const TARGET: &'static str = "lightning_mcp.models.mlp.MLP";
+    const SUMMARY: &'static str = "Multilayer perceptron classifier: input_dim -> hidden_dims (with activation \
+        and dropout) -> num_classes, cross-entropy, Adam(lr). Brings seeded synthetic data: \
+        Gaussian clusters, one per class, that are linearly separable (train 512, val 128, \
+        test 128, predict 32 samples; batch size 32).";
+
+    fn class_name() -> &'static str {
+        "MLP"
+    }
+
+    fn new(h: &Hyperparameters) -> Result<Self> {
+        h.validate()?;
+        let widths: Vec<u32> = std::iter::once(h.input_dim)
+            .chain(h.hidden_dims.iter().copied())
+            .chain(std::iter::once(h.num_classes))
+            .collect();
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, pair)| match pair {
+                [d_in, d_out] => LinearConfig::new(*d_in, *d_out).init(&format!("layers.{i}")),
+                _ => Err(Error::new("layer widths")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            hparams: h.clone(),
+            layers,
+            dropout: Dropout::new(h.dropout)?,
+        })
+    }
+
+    /// `[batch, input_dim] -> [batch, num_classes]`.
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let last = self.layers.len().saturating_sub(1);
+        let mut h = self.layers.first().ok_or_else(|| Error::new("no layers"))?.forward(x)?;
+        for layer in self.layers.iter().skip(1).take(last) {
+            h = self.dropout.forward(&self.hparams.activation.forward(&h)?)?;
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    /// Cross-entropy, logging `train_loss` and `train_acc`.
+    fn training_step(&mut self, inputs: Tensor, targets: Tensor, _batch_index: u32) -> Result<Tensor> {
+        let logits = self.forward(&inputs)?;
+        let loss = logits.cross_entropy(&targets)?;
+        log::log_tensor("train_loss", &loss)?;
+        log::log_tensor("train_acc", &logits.accuracy(&targets)?)?;
+        Ok(loss)
+    }
+
+    fn configure_optimizers(&self) -> Optimizer {
+        Optimizer::adam(self.hparams.lr)
+    }
+
+    fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<Dataset>> {
+        let (samples, offset) = match split {
+            Split::Train => (512, 0),
+            Split::Validation => (128, 1),
+            Split::Test => (128, 2),
+            Split::Predict => (32, 3),
+        };
+        let (inputs, labels) = clusters(
+            samples,
+            self.hparams.input_dim as usize,
+            self.hparams.num_classes as usize,
+            seed.wrapping_add(offset),
+        )?;
+        let targets = match split {
+            Split::Predict => None,
+            _ => Some(labels),
+        };
+        Ok(Some(Dataset {
+            inputs,
+            targets,
+            batch_size: 32,
+        }))
+    }
+}
+
+/// `samples` points in `dim` dims: sample `i` has class `i % classes` and lies near that
+/// class's centre, with normal noise of std 0.5, so a linear model separates the classes
+/// whenever `dim` covers the centres' code (`dim >= log2(classes) + 1`).
+fn clusters(samples: usize, dim: usize, classes: usize, seed: u64) -> Result<(Tensor, Tensor)> {
+    let noise = Tensor::randn(&[samples, dim], seed)?.to_f32_vec()?;
+    let labels: Vec<i64> = (0..samples).map(|i| (i % classes) as i64).collect();
+    // Class c sits at ±3 on the first `bits` axes, the sign pattern being the binary code of
+    // c + 1 (distinct for every class); other axes are centred on 0.
+    let bits = (usize::BITS - classes.leading_zeros()) as usize;
+    let points: Vec<f32> = noise
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let (class, axis) = ((k / dim) % classes, k % dim);
+            let centre = match axis < bits {
+                true if ((class + 1) >> axis) & 1 == 1 => 3.0,
+                true => -3.0,
+                false => 0.0,
+            };
+            centre + 0.5 * n
+        })
+        .collect();
+    Ok((
+        Tensor::from_f32(&points, &[samples, dim])?,
+        Tensor::from_i64(&labels, &[samples])?,
+    ))
+}
+
+export_model!(Mlp);

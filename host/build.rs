@@ -1,0 +1,25 @@
+//! Records the versions of wasmtime and Burn this binary was built with (from Cargo.lock), for
+//! `lightning.inspect` `what: environment`.
+
+use std::path::Path;
+
+fn main() {
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    println!("cargo::rerun-if-changed={}", lock.display());
+    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    for (package, var) in [
+        ("wasmtime", "LIGHTNING_MCP_WASMTIME_VERSION"),
+        ("burn", "LIGHTNING_MCP_BURN_VERSION"),
+    ] {
+        let version = locked_version(&text, package).unwrap_or_else(|| "unknown".to_string());
+        println!("cargo::rustc-env={var}={version}");
+    }
+}
+
+/// The version of `package` in a Cargo.lock.
+fn locked_version(lock: &str, package: &str) -> Option<String> {
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle)? + needle.len();
+    let rest = lock.get(start..)?;
+    Some(rest.get(..rest.find('"')?)?.to_string())
+}

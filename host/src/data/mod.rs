@@ -1,0 +1,108 @@
+//! Datasets and batching: a dataset is a pair of host tensors whose first dim is the sample;
+//! a batch is a run of consecutive rows.
+
+use crate::tensor::{self, Device, Tensor, TensorError};
+
+/// Samples with optional targets, and the batch size to load them with.
+#[derive(Debug)]
+pub struct Dataset {
+    inputs: Tensor,
+    targets: Option<Tensor>,
+    batch_size: usize,
+}
+
+/// One batch of rows.
+#[derive(Debug)]
+pub struct Batch {
+    /// `[batch, ...]`.
+    pub inputs: Tensor,
+    /// `[batch, ...]`, absent for predict data.
+    pub targets: Option<Tensor>,
+}
+
+/// Why a dataset was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The dataset's own shapes are inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+    /// Selecting rows failed.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+impl Dataset {
+    /// A dataset of `inputs` (`[samples, ...]`) and `targets` (`[samples, ...]`).
+    pub fn new(
+        inputs: Tensor,
+        targets: Option<Tensor>,
+        batch_size: usize,
+    ) -> Result<Self, DataError> {
+        let samples = inputs.shape().first().copied().unwrap_or(0);
+        if let Some(t) = &targets {
+            let target_samples = t.shape().first().copied().unwrap_or(0);
+            if target_samples != samples {
+                return Err(DataError::Invalid(format!(
+                    "inputs {:?} and targets {:?} differ in their number of samples",
+                    inputs.shape(),
+                    t.shape()
+                )));
+            }
+        }
+        if batch_size == 0 {
+            return Err(DataError::Invalid("batch size must be at least 1".into()));
+        }
+        Ok(Self {
+            inputs,
+            targets,
+            batch_size,
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.inputs.shape().first().copied().unwrap_or(0)
+    }
+
+    /// Whether the dataset has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every sample has a target.
+    pub fn has_targets(&self) -> bool {
+        self.targets.is_some()
+    }
+
+    /// The batch size.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Number of batches per pass (the last one may be smaller).
+    pub fn num_batches(&self) -> usize {
+        self.len().div_ceil(self.batch_size)
+    }
+
+    /// Batch `index` (rows `index * batch_size ..`, the last batch may be smaller).
+    pub fn batch(&self, device: &Device, index: usize) -> Result<Batch, DataError> {
+        let start = index.saturating_mul(self.batch_size);
+        let end = self.len().min(start.saturating_add(self.batch_size));
+        if start >= end {
+            return Err(DataError::Invalid(format!(
+                "batch {index} is past the end of {} samples",
+                self.len()
+            )));
+        }
+        let rows: Vec<usize> = (start..end).collect();
+        let rows = rows.as_slice();
+        Ok(Batch {
+            inputs: tensor::select_rows(device, &self.inputs, rows)?,
+            targets: self
+                .targets
+                .as_ref()
+                .map(|t| tensor::select_rows(device, t, rows))
+                .transpose()?,
+        })
+    }
+}

@@ -1,0 +1,34 @@
+//! lightning-mcp: an MCP server that trains and inspects neural networks defined as untrusted
+//! WebAssembly components, with every tensor op executed on the host by Burn.
+//!
+//! The layers, from the wire inwards: [`transport`] (stdio) feeds [`protocol`] (JSON-RPC and
+//! the MCP lifecycle, knowing nothing of models), which calls [`tools`]; tools run on the
+//! shared [`runtime`]: the [`sandbox`] (wasmtime, the model registry, limits), the
+//! [`trainer`] loop over [`data`], and [`tensor`], the only module that sees Burn.
+
+#![deny(unsafe_code)]
+
+pub mod data;
+pub mod protocol;
+pub mod runtime;
+pub mod sandbox;
+pub mod tensor;
+pub mod tools;
+pub mod trainer;
+pub mod transport;
+
+use std::sync::Arc;
+
+/// The server's name and version, as `initialize` reports them.
+pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
+    name: "lightning-mcp",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// An MCP server with the lightning tools on a runtime built from `config`; models start
+/// loading in the background.
+pub fn server(config: runtime::RuntimeConfig) -> protocol::Server {
+    let runtime = runtime::Runtime::new(config);
+    runtime.preload();
+    protocol::Server::new(SERVER_INFO, Arc::new(tools::Tools::new(runtime)))
+}

@@ -1,0 +1,133 @@
+//! JSON-RPC 2.0 messages: what a request looks like, how replies and errors are written.
+
+use serde_json::{Map, Value, json};
+
+/// JSON-RPC error codes used by this server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The message is not JSON.
+    ParseError,
+    /// The message is JSON but not a request.
+    InvalidRequest,
+    /// No such method.
+    MethodNotFound,
+    /// The method's params are wrong (including an unknown tool).
+    InvalidParams,
+}
+
+impl ErrorCode {
+    /// The numeric code.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::ParseError => -32700,
+            Self::InvalidRequest => -32600,
+            Self::MethodNotFound => -32601,
+            Self::InvalidParams => -32602,
+        }
+    }
+}
+
+/// A protocol-level failure, answered as a JSON-RPC `error`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpcError {
+    /// The code.
+    pub code: ErrorCode,
+    /// A message naming the problem.
+    pub message: String,
+}
+
+impl RpcError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A request or notification, parsed leniently enough for the legacy form (no `jsonrpc`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The id; `None` for a notification.
+    pub id: Option<Value>,
+    /// The method name.
+    pub method: String,
+    /// The params (an object, or `Null` when absent).
+    pub params: Value,
+    /// Whether the message carried `"jsonrpc": "2.0"`.
+    pub is_jsonrpc: bool,
+}
+
+impl Request {
+    /// Reads a request out of one JSON value. On failure, returns the id (if any could be
+    /// read) with the error, so the error reply can name the request.
+    pub fn parse(message: Value) -> Result<Self, (Value, RpcError)> {
+        let Value::Object(mut object) = message else {
+            return Err((
+                Value::Null,
+                RpcError::new(ErrorCode::InvalidRequest, "a request must be a JSON object"),
+            ));
+        };
+        let id = object.remove("id");
+        let reply_id = id.clone().unwrap_or(Value::Null);
+        let fail = |message: String| Err((reply_id.clone(), RpcError::new(ErrorCode::InvalidRequest, message)));
+        if let Some(id) = &id
+            && !matches!(id, Value::String(_) | Value::Number(_))
+        {
+            return fail(format!("id must be a string or a number, got {id}"));
+        }
+        let is_jsonrpc = match object.remove("jsonrpc") {
+            None => false,
+            Some(Value::String(v)) if v == "2.0" => true,
+            Some(other) => return fail(format!("jsonrpc must be \"2.0\", got {other}")),
+        };
+        let method = match object.remove("method") {
+            Some(Value::String(m)) => m,
+            Some(other) => return fail(format!("method must be a string, got {other}")),
+            None => return fail("the request has no method".to_string()),
+        };
+        let params = match object.remove("params") {
+            None | Some(Value::Null) => Value::Null,
+            Some(p @ Value::Object(_)) => p,
+            Some(p @ Value::Array(_)) => {
+                return Err((
+                    reply_id,
+                    RpcError::new(
+                        ErrorCode::InvalidParams,
+                        "params must be an object; positional params are not supported",
+                    ),
+                ));
+            }
+            Some(other) => return fail(format!("params must be an object, got {other}")),
+        };
+        Ok(Self {
+            id,
+            method,
+            params,
+            is_jsonrpc,
+        })
+    }
+
+    /// The params as an object (empty when absent).
+    pub fn params_object(&self) -> Map<String, Value> {
+        match &self.params {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A success reply.
+pub fn result(id: Value, result: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+/// An error reply.
+pub fn error(id: Value, error: &RpcError) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": error.code.code(), "message": error.message },
+    })
+}

@@ -1,0 +1,116 @@
+//! What every tool call shares: the sandbox, the model registry, the limits.
+//!
+//! Compiling the model components takes tens of milliseconds (a few hundred µs from the
+//! on-disk cache), so the registry loads in the background when the server starts and the
+//! first tool call that needs it waits for it; `initialize` never does.
+
+use crate::sandbox::{
+    ComponentCache, Limits, ModelRegistry, RegisteredModel, Sandbox, SandboxError,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// How to set up a [`Runtime`].
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached.
+    pub cache: ComponentCache,
+    /// A directory of extra model components (`*.wasm`).
+    pub models_dir: Option<PathBuf>,
+    /// Limits of every run.
+    pub limits: Limits,
+}
+
+/// The shared state of the tools.
+pub struct Runtime {
+    config: RuntimeConfig,
+    sandbox: OnceLock<Result<Sandbox, String>>,
+    registry: OnceLock<Result<ModelRegistry, String>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime that loads its models on first use.
+    pub fn new(config: RuntimeConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            sandbox: OnceLock::new(),
+            registry: OnceLock::new(),
+        })
+    }
+
+    /// Starts loading the models on a background thread.
+    pub fn preload(self: &Arc<Self>) {
+        let runtime = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("model-loader".into())
+            .spawn(move || {
+                if let Err(e) = runtime.registry() {
+                    tracing::error!("loading models failed: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot load models in the background: {e}");
+        }
+    }
+
+    /// The limits of every run.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// Where compiled components are cached, if anywhere.
+    pub fn cache(&self) -> &ComponentCache {
+        &self.config.cache
+    }
+
+    fn sandbox(&self) -> Result<&Sandbox, String> {
+        self.sandbox
+            .get_or_init(|| Sandbox::new().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Every registered model (waits for loading to finish).
+    pub fn registry(&self) -> Result<&ModelRegistry, String> {
+        self.registry
+            .get_or_init(|| self.load_registry().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| format!("the model registry failed to load: {e}"))
+    }
+
+    fn load_registry(&self) -> Result<ModelRegistry, SandboxError> {
+        let started = std::time::Instant::now();
+        let sandbox = self.sandbox().map_err(SandboxError::Component)?;
+        let mut registry = ModelRegistry::built_in(sandbox, &self.config.cache)?;
+        if let Some(dir) = &self.config.models_dir {
+            registry.register_dir(sandbox, &self.config.cache, dir)?;
+        }
+        tracing::info!(
+            models = registry.models().count(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "models loaded"
+        );
+        Ok(registry)
+    }
+
+    /// The model registered under `target`, or an error listing the registered targets.
+    pub fn model(&self, target: &str) -> Result<Arc<RegisteredModel>, String> {
+        let registry = self.registry()?;
+        registry.get(target).cloned().ok_or_else(|| {
+            let known: Vec<&str> = registry
+                .models()
+                .map(|m| m.description.target.as_str())
+                .collect();
+            format!(
+                "model._target_ {target:?} is not a registered model; registered models: {}",
+                known.join(", ")
+            )
+        })
+    }
+}

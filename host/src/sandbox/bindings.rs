@@ -1,0 +1,13 @@
+//! The host bindings of the `lightning:model` WIT world: the only `bindgen!` in the host.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "model",
+    with: {
+        "lightning:model/tensors.tensor": crate::sandbox::state::GuestTensor,
+    },
+    imports: { default: trappable },
+});
+
+pub use exports::lightning::model::lightning_module as module;
+pub use lightning::model::{log, params, tensors};

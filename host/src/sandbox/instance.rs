@@ -1,0 +1,281 @@
+//! One instantiated model: a store with its own limits and deadline, and typed calls into the
+//! guest's `lightning-module` exports that turn traps and limit breaches into
+//! [`SandboxError`]s.
+
+use super::bindings::{Model, ModelPre, module};
+use super::limits::{LimitExceeded, Limits};
+use super::state::{HostState, Mode, Parameter};
+use super::{EPOCH_TICK, SandboxError};
+use crate::tensor::{Device, OptimizerConfig, Tensor};
+use std::time::Duration;
+use wasmtime::component::Resource;
+use wasmtime::{Store, Trap};
+
+/// A data split, as the guest's `dataset` hook knows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Training data.
+    Train,
+    /// Validation data.
+    Validation,
+    /// Test data.
+    Test,
+    /// Inputs to predict.
+    Predict,
+}
+
+/// Data a model brings itself.
+#[derive(Debug)]
+pub struct ModelData {
+    /// `[samples, ...]`.
+    pub inputs: Tensor,
+    /// `[samples, ...]`, absent for predict data.
+    pub targets: Option<Tensor>,
+    /// The batch size of the model's own loader.
+    pub batch_size: usize,
+}
+
+/// A model component instantiated in its own store.
+pub struct ModelInstance {
+    store: Store<HostState>,
+    model: Model,
+    budget: Duration,
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for ModelInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelInstance")
+            .field("budget", &self.budget)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ModelInstance {
+    /// Instantiates `pre` in a fresh store whose wall-clock deadline is `budget` from now.
+    pub(crate) fn new(
+        pre: &ModelPre<HostState>,
+        device: Device,
+        limits: &Limits,
+        seed: u64,
+        budget: Duration,
+    ) -> Result<Self, SandboxError> {
+        let mut store = Store::new(pre.engine(), HostState::new(device, limits.clone(), seed));
+        store.limiter(|state| state.limiter());
+        let ticks = budget.as_millis() / EPOCH_TICK.as_millis().max(1) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        let model = match pre.instantiate(&mut store) {
+            Ok(model) => model,
+            Err(e) => return Err(classify(&store, budget, &e)),
+        };
+        Ok(Self {
+            store,
+            model,
+            budget,
+            broken: None,
+        })
+    }
+
+    /// Runs one guest export in `mode`; a trap breaks the instance for good.
+    fn call<T>(
+        &mut self,
+        mode: Mode,
+        f: impl FnOnce(&module::Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, SandboxError> {
+        if let Some(reason) = &self.broken {
+            return Err(SandboxError::Trap(format!(
+                "the model instance is unusable after an earlier failure: {reason}"
+            )));
+        }
+        self.store.data_mut().set_mode(mode);
+        let outcome = f(self.model.lightning_model_lightning_module(), &mut self.store);
+        outcome.map_err(|e| {
+            let error = classify(&self.store, self.budget, &e);
+            self.broken = Some(error.to_string());
+            error
+        })
+    }
+
+    /// Hands a host tensor to the guest.
+    fn give(&mut self, t: Tensor) -> Result<Resource<super::GuestTensor>, SandboxError> {
+        let budget = self.budget;
+        self.store
+            .data_mut()
+            .give(t)
+            .map_err(|e| classify(&self.store, budget, &e))
+    }
+
+    /// Takes back a tensor the guest returned.
+    fn take(&mut self, handle: Resource<super::GuestTensor>) -> Result<Tensor, SandboxError> {
+        let budget = self.budget;
+        self.store
+            .data_mut()
+            .take(handle)
+            .map_err(|e| classify(&self.store, budget, &e))
+    }
+
+    /// The guest's static description.
+    pub fn describe(&mut self) -> Result<module::Description, SandboxError> {
+        self.call(Mode::Eval, |m, s| m.call_describe(s))
+    }
+
+    /// Builds the model from hyperparameters (a JSON object); returns the resolved ones.
+    pub fn init(&mut self, hyperparameters: &str) -> Result<String, SandboxError> {
+        self.call(Mode::Init, |m, s| m.call_init(s, hyperparameters))?
+            .map_err(SandboxError::Model)
+    }
+
+    /// One training step; returns the loss, still attached to the autodiff graph.
+    pub fn training_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_index: u32,
+    ) -> Result<Tensor, SandboxError> {
+        let (x, y) = (self.give(inputs)?, self.give(targets)?);
+        let loss = self
+            .call(Mode::Train, |m, s| m.call_training_step(s, x, y, batch_index))?
+            .map_err(SandboxError::Model)?;
+        self.take(loss)
+    }
+
+    /// One validation step (the guest logs its metrics).
+    pub fn validation_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_index: u32,
+    ) -> Result<(), SandboxError> {
+        let (x, y) = (self.give(inputs)?, self.give(targets)?);
+        self.call(Mode::Eval, |m, s| m.call_validation_step(s, x, y, batch_index))?
+            .map_err(SandboxError::Model)
+    }
+
+    /// One test step (the guest logs its metrics).
+    pub fn test_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_index: u32,
+    ) -> Result<(), SandboxError> {
+        let (x, y) = (self.give(inputs)?, self.give(targets)?);
+        self.call(Mode::Eval, |m, s| m.call_test_step(s, x, y, batch_index))?
+            .map_err(SandboxError::Model)
+    }
+
+    /// One prediction step; returns the predictions.
+    pub fn predict_step(&mut self, inputs: Tensor, batch_index: u32) -> Result<Tensor, SandboxError> {
+        let x = self.give(inputs)?;
+        let out = self
+            .call(Mode::Eval, |m, s| m.call_predict_step(s, x, batch_index))?
+            .map_err(SandboxError::Model)?;
+        self.take(out)
+    }
+
+    /// The optimizer the model asks for, checked for sane numbers.
+    pub fn configure_optimizers(&mut self) -> Result<OptimizerConfig, SandboxError> {
+        let config = match self.call(Mode::Eval, |m, s| m.call_configure_optimizers(s))? {
+            module::Optimizer::Sgd(c) => OptimizerConfig::Sgd {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                weight_decay: c.weight_decay,
+                nesterov: c.nesterov,
+            },
+            module::Optimizer::Adam(c) => OptimizerConfig::Adam {
+                lr: c.lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+            },
+            module::Optimizer::Adamw(c) => OptimizerConfig::AdamW {
+                lr: c.lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+            },
+        };
+        config.validate().map_err(SandboxError::Model)?;
+        Ok(config)
+    }
+
+    /// The model's own data for `split`, if it brings any.
+    pub fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<ModelData>, SandboxError> {
+        let wit_split = match split {
+            Split::Train => module::Split::Train,
+            Split::Validation => module::Split::Validation,
+            Split::Test => module::Split::Test,
+            Split::Predict => module::Split::Predict,
+        };
+        let Some(data) = self
+            .call(Mode::Eval, |m, s| m.call_dataset(s, wit_split, seed))?
+            .map_err(SandboxError::Model)?
+        else {
+            return Ok(None);
+        };
+        let inputs = self.take(data.inputs)?;
+        let targets = data.targets.map(|t| self.take(t)).transpose()?;
+        if data.batch_size == 0 {
+            return Err(SandboxError::Model(format!(
+                "dataset({split:?}): batch size must be at least 1"
+            )));
+        }
+        Ok(Some(ModelData {
+            inputs,
+            targets,
+            batch_size: data.batch_size as usize,
+        }))
+    }
+
+    /// The declared parameters, in declaration order.
+    pub fn parameters(&self) -> &[Parameter] {
+        self.store.data().parameters()
+    }
+
+    /// Replaces parameter `index`'s value.
+    pub fn set_parameter(&mut self, index: usize, value: Tensor) {
+        self.store.data_mut().set_parameter(index, value);
+    }
+
+    /// The metrics logged since the last call.
+    pub fn take_logged(&mut self) -> Vec<(String, f32)> {
+        self.store.data_mut().take_logged()
+    }
+}
+
+/// Names what went wrong in a failed guest call: a limit, the deadline, a panic or a trap.
+fn classify(store: &Store<HostState>, budget: Duration, e: &wasmtime::Error) -> SandboxError {
+    if let Some(limit) = e.downcast_ref::<LimitExceeded>() {
+        return SandboxError::Limit(limit.clone());
+    }
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return SandboxError::Limit(LimitExceeded::Deadline {
+            seconds: budget.as_secs(),
+        });
+    }
+    let tail = store.data().stderr_tail();
+    match tail.lines().rev().find(|l| l.contains("panicked")) {
+        Some(_) => SandboxError::Trap(format!("the model panicked: {}", panic_message(&tail))),
+        None if tail.is_empty() => SandboxError::Trap(format!("the model trapped: {e:#}")),
+        None => SandboxError::Trap(format!("the model trapped: {e:#} (stderr: {tail})")),
+    }
+}
+
+/// The panic line and what follows it, from a Rust guest's stderr.
+fn panic_message(tail: &str) -> String {
+    let start = tail
+        .rfind("panicked")
+        .and_then(|i| tail.get(..i))
+        .and_then(|before| before.rfind('\n'))
+        .map_or(0, |n| n + 1);
+    tail.get(start..)
+        .unwrap_or(tail)
+        .lines()
+        .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

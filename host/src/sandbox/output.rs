@@ -1,0 +1,138 @@
+//! The guest's WASI view of the world: no filesystem, network, environment or arguments;
+//! stdout and stderr go to the server log (never to the protocol's stdout), and the last
+//! bytes of stderr are kept to explain a trap (a Rust guest prints its panic message there).
+
+use bytes::Bytes;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+/// Bytes of guest stderr kept for error messages.
+const TAIL_BYTES: usize = 2048;
+/// Lines one instance may write to the log; later lines are counted, not logged.
+const MAX_LOGGED_LINES: usize = 200;
+
+/// The last bytes a guest wrote to stderr.
+pub type OutputTail = Arc<Mutex<String>>;
+
+/// A WASI context that grants nothing but log-bound stdout and stderr.
+pub fn sandboxed_wasi(stderr_tail: OutputTail) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(GuestOutput::new("stdout", None))
+        .stderr(GuestOutput::new("stderr", Some(stderr_tail)))
+        .allow_blocking_current_thread(true)
+        .build()
+}
+
+/// One guest output stream: complete lines go to `tracing` under the `guest` target.
+#[derive(Clone)]
+struct GuestOutput {
+    name: &'static str,
+    shared: Arc<Mutex<Lines>>,
+    tail: Option<OutputTail>,
+}
+
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+    logged: usize,
+}
+
+impl GuestOutput {
+    fn new(name: &'static str, tail: Option<OutputTail>) -> Self {
+        Self {
+            name,
+            shared: Arc::default(),
+            tail,
+        }
+    }
+
+    fn accept(&self, bytes: &[u8]) {
+        if let Some(tail) = &self.tail
+            && let Ok(mut tail) = tail.lock()
+        {
+            tail.push_str(&String::from_utf8_lossy(bytes));
+            if tail.len() > TAIL_BYTES {
+                let cut = tail.len() - TAIL_BYTES;
+                let cut = (cut..tail.len())
+                    .find(|i| tail.is_char_boundary(*i))
+                    .unwrap_or(tail.len());
+                tail.replace_range(..cut, "");
+            }
+        }
+        let Ok(mut lines) = self.shared.lock() else {
+            return;
+        };
+        lines.partial.extend_from_slice(bytes);
+        while let Some(end) = lines.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = lines.partial.drain(..=end).collect();
+            lines.logged += 1;
+            if lines.logged <= MAX_LOGGED_LINES {
+                let text = String::from_utf8_lossy(&line);
+                tracing::info!(target: "guest", stream = self.name, "{}", text.trim_end());
+            } else if lines.logged == MAX_LOGGED_LINES + 1 {
+                tracing::warn!(target: "guest", stream = self.name, "further guest output is not logged");
+            }
+        }
+        if lines.partial.len() > TAIL_BYTES {
+            lines.partial.clear();
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.accept(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.accept(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,523 @@
+//! What one sandboxed model instance holds on the host: its tensor handles, parameters, run
+//! mode and logged metrics; and the implementation of the WIT imports on top of it.
+
+use super::bindings::{log, params, tensors};
+use super::output::{OutputTail, sandboxed_wasi};
+use super::limits::{GuestLimiter, LimitExceeded, Limits};
+use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// What a guest's tensor handle points at.
+#[derive(Debug)]
+pub enum GuestTensor {
+    /// A tensor the handle owns.
+    Value(Tensor),
+    /// Parameter `index` of the model; it outlives the handle.
+    Param(usize),
+}
+
+/// Which hook the host is running, which decides what the guest may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `init`: parameters may be declared.
+    Init,
+    /// A training step: parameters are tracked for autodiff, dropout is active.
+    Train,
+    /// Any other hook: no gradient tracking, dropout is the identity.
+    Eval,
+}
+
+/// A trainable parameter the guest declared.
+#[derive(Clone, Debug)]
+pub struct Parameter {
+    /// Its unique, dot-separated name.
+    pub name: String,
+    /// Its current value (a trainable autodiff leaf).
+    pub value: Tensor,
+}
+
+/// The store data of one model instance.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    limiter: GuestLimiter,
+    limits: Limits,
+    device: Device,
+    mode: Mode,
+    rng: Rng,
+    params: Vec<Parameter>,
+    logged: Vec<(String, f32)>,
+    live_bytes: usize,
+    stderr_tail: OutputTail,
+}
+
+impl HostState {
+    /// Fresh state: no handles, no parameters, `Init` mode.
+    pub fn new(device: Device, limits: Limits, seed: u64) -> Self {
+        let stderr_tail = OutputTail::default();
+        let wasi = sandboxed_wasi(stderr_tail.clone());
+        Self {
+            table: ResourceTable::new(),
+            wasi,
+            limiter: GuestLimiter::new(&limits),
+            limits,
+            device,
+            mode: Mode::Init,
+            rng: Rng::seeded(seed),
+            params: Vec::new(),
+            logged: Vec::new(),
+            live_bytes: 0,
+            stderr_tail,
+        }
+    }
+
+    /// The wasmtime resource limiter for this store.
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// Sets the hook being run.
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
+    }
+
+    /// The device tensors are created on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The declared parameters, in declaration order.
+    pub fn parameters(&self) -> &[Parameter] {
+        &self.params
+    }
+
+    /// Replaces parameter `index`'s value (after an optimizer step).
+    pub fn set_parameter(&mut self, index: usize, value: Tensor) {
+        if let Some(p) = self.params.get_mut(index) {
+            p.value = value;
+        }
+    }
+
+    /// Takes the metrics logged since the last call.
+    pub fn take_logged(&mut self) -> Vec<(String, f32)> {
+        std::mem::take(&mut self.logged)
+    }
+
+    /// The last lines the guest wrote to stderr (its panic message, typically).
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail
+            .lock()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Hands a host tensor to the guest as an owned handle.
+    pub fn give(&mut self, t: Tensor) -> wasmtime::Result<Resource<GuestTensor>> {
+        self.charge(t.size_in_bytes())?;
+        Ok(self.table.push(GuestTensor::Value(t))?)
+    }
+
+    /// Takes back a handle the guest returned, freeing its table slot.
+    pub fn take(&mut self, handle: Resource<GuestTensor>) -> wasmtime::Result<Tensor> {
+        let entry = self.table.delete(handle)?;
+        self.tensor_of(entry)
+    }
+
+    fn tensor_of(&mut self, entry: GuestTensor) -> wasmtime::Result<Tensor> {
+        match entry {
+            GuestTensor::Value(t) => {
+                self.live_bytes = self.live_bytes.saturating_sub(t.size_in_bytes());
+                Ok(t)
+            }
+            GuestTensor::Param(i) => self.param_value(i),
+        }
+    }
+
+    fn param_value(&self, index: usize) -> wasmtime::Result<Tensor> {
+        let p = self
+            .params
+            .get(index)
+            .ok_or_else(|| wasmtime::Error::msg(format!("unknown parameter {index}")))?;
+        Ok(match self.mode {
+            Mode::Train => p.value.clone(),
+            Mode::Init | Mode::Eval => tensor::detach(&p.value),
+        })
+    }
+
+    /// The tensor behind a handle the guest lends.
+    fn get(&self, handle: &Resource<GuestTensor>) -> wasmtime::Result<Tensor> {
+        match self.table.get(handle)? {
+            GuestTensor::Value(t) => Ok(t.clone()),
+            GuestTensor::Param(i) => self.param_value(*i),
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let total = self.live_bytes.saturating_add(bytes);
+        if total > self.limits.max_tensor_bytes {
+            return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
+                limit: self.limits.max_tensor_bytes,
+            }));
+        }
+        if self.table.iter_entries(Default::default()).count() >= self.limits.max_handles {
+            return Err(wasmtime::Error::new(LimitExceeded::Handles {
+                limit: self.limits.max_handles,
+            }));
+        }
+        self.live_bytes = total;
+        Ok(())
+    }
+
+    /// Turns an op's outcome into what the guest receives.
+    fn reply(
+        &mut self,
+        outcome: Result<Tensor, TensorError>,
+    ) -> wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>> {
+        match outcome {
+            Ok(t) => Ok(Ok(self.give(t)?)),
+            Err(e) => Ok(Err(wit_error(e))),
+        }
+    }
+
+    fn unary(
+        &mut self,
+        handle: Resource<GuestTensor>,
+        op: impl FnOnce(&Tensor) -> Result<Tensor, TensorError>,
+    ) -> wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>> {
+        let t = self.get(&handle)?;
+        self.reply(op(&t))
+    }
+
+    fn binary(
+        &mut self,
+        a: Resource<GuestTensor>,
+        b: Resource<GuestTensor>,
+        op: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor, TensorError>,
+    ) -> wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>> {
+        let (x, y) = (self.get(&a)?, self.get(&b)?);
+        self.reply(op(&x, &y))
+    }
+}
+
+fn wit_error(e: TensorError) -> tensors::TensorError {
+    tensors::TensorError {
+        op: e.op.to_string(),
+        message: e.message,
+    }
+}
+
+fn dims(shape: &[u32]) -> Vec<usize> {
+    shape.iter().map(|d| *d as usize).collect()
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+type OpReply = wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>>;
+
+impl tensors::Host for HostState {}
+
+impl tensors::HostTensor for HostState {
+    fn from_f32(&mut self, data: Vec<f32>, shape: Vec<u32>) -> OpReply {
+        let outcome = tensor::from_f32(&self.device, data, &dims(&shape));
+        self.reply(outcome)
+    }
+
+    fn from_i64(&mut self, data: Vec<i64>, shape: Vec<u32>) -> OpReply {
+        let outcome = tensor::from_i64(&self.device, data, &dims(&shape));
+        self.reply(outcome)
+    }
+
+    fn zeros(&mut self, shape: Vec<u32>) -> OpReply {
+        let outcome = tensor::zeros(&self.device, &dims(&shape));
+        self.reply(outcome)
+    }
+
+    fn ones(&mut self, shape: Vec<u32>) -> OpReply {
+        let outcome = tensor::ones(&self.device, &dims(&shape));
+        self.reply(outcome)
+    }
+
+    fn randn(&mut self, shape: Vec<u32>, seed: u64) -> OpReply {
+        let outcome = tensor::randn(&self.device, &dims(&shape), seed);
+        self.reply(outcome)
+    }
+
+    fn uniform(&mut self, shape: Vec<u32>, low: f32, high: f32, seed: u64) -> OpReply {
+        let outcome = tensor::uniform(&self.device, &dims(&shape), low, high, seed);
+        self.reply(outcome)
+    }
+
+    fn shape(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self
+            .get(&t)?
+            .shape()
+            .into_iter()
+            .map(|d| u32::try_from(d).unwrap_or(u32::MAX))
+            .collect())
+    }
+
+    fn dtype(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<tensors::Dtype> {
+        Ok(match self.get(&t)?.dtype() {
+            DType::F32 => tensors::Dtype::F32,
+            DType::I64 => tensors::Dtype::I64,
+        })
+    }
+
+    fn to_f32(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Result<Vec<f32>, tensors::TensorError>> {
+        Ok(tensor::to_f32(&self.get(&t)?).map_err(wit_error))
+    }
+
+    fn to_i64(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Result<Vec<i64>, tensors::TensorError>> {
+        Ok(tensor::to_i64(&self.get(&t)?).map_err(wit_error))
+    }
+
+    fn add(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::add)
+    }
+
+    fn sub(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::sub)
+    }
+
+    fn mul(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::mul)
+    }
+
+    fn div(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::div)
+    }
+
+    fn pow(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::pow)
+    }
+
+    fn add_scalar(&mut self, t: Resource<GuestTensor>, value: f32) -> OpReply {
+        self.unary(t, |x| tensor::add_scalar(x, value))
+    }
+
+    fn sub_scalar(&mut self, t: Resource<GuestTensor>, value: f32) -> OpReply {
+        self.unary(t, |x| tensor::sub_scalar(x, value))
+    }
+
+    fn mul_scalar(&mut self, t: Resource<GuestTensor>, value: f32) -> OpReply {
+        self.unary(t, |x| tensor::mul_scalar(x, value))
+    }
+
+    fn div_scalar(&mut self, t: Resource<GuestTensor>, value: f32) -> OpReply {
+        self.unary(t, |x| tensor::div_scalar(x, value))
+    }
+
+    fn pow_scalar(&mut self, t: Resource<GuestTensor>, exponent: f32) -> OpReply {
+        self.unary(t, |x| tensor::pow_scalar(x, exponent))
+    }
+
+    fn neg(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::neg)
+    }
+
+    fn exp(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::exp)
+    }
+
+    fn log(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::log)
+    }
+
+    fn sqrt(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::sqrt)
+    }
+
+    fn matmul(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::matmul)
+    }
+
+    fn transpose(&mut self, t: Resource<GuestTensor>, dim0: i32, dim1: i32) -> OpReply {
+        self.unary(t, |x| tensor::transpose(x, dim0, dim1))
+    }
+
+    fn reshape(&mut self, t: Resource<GuestTensor>, shape: Vec<i64>) -> OpReply {
+        self.unary(t, |x| tensor::reshape(x, &shape))
+    }
+
+    fn flatten(&mut self, t: Resource<GuestTensor>, start: i32, end: i32) -> OpReply {
+        self.unary(t, |x| tensor::flatten(x, start, end))
+    }
+
+    fn relu(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::relu)
+    }
+
+    fn sigmoid(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::sigmoid)
+    }
+
+    fn tanh(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::tanh)
+    }
+
+    fn gelu(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::gelu)
+    }
+
+    fn softmax(&mut self, t: Resource<GuestTensor>, dim: i32) -> OpReply {
+        self.unary(t, |x| tensor::softmax(x, dim))
+    }
+
+    fn log_softmax(&mut self, t: Resource<GuestTensor>, dim: i32) -> OpReply {
+        self.unary(t, |x| tensor::log_softmax(x, dim))
+    }
+
+    fn sum(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::sum)
+    }
+
+    fn sum_dim(&mut self, t: Resource<GuestTensor>, dim: i32, keepdim: bool) -> OpReply {
+        self.unary(t, |x| tensor::sum_dim(x, dim, keepdim))
+    }
+
+    fn mean(&mut self, t: Resource<GuestTensor>) -> OpReply {
+        self.unary(t, tensor::mean)
+    }
+
+    fn mean_dim(&mut self, t: Resource<GuestTensor>, dim: i32, keepdim: bool) -> OpReply {
+        self.unary(t, |x| tensor::mean_dim(x, dim, keepdim))
+    }
+
+    fn max_dim(&mut self, t: Resource<GuestTensor>, dim: i32, keepdim: bool) -> OpReply {
+        self.unary(t, |x| tensor::max_dim(x, dim, keepdim))
+    }
+
+    fn argmax(&mut self, t: Resource<GuestTensor>, dim: i32, keepdim: bool) -> OpReply {
+        self.unary(t, |x| tensor::argmax(x, dim, keepdim))
+    }
+
+    fn equal(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
+        self.binary(a, b, tensor::equal)
+    }
+
+    fn cross_entropy(&mut self, logits: Resource<GuestTensor>, targets: Resource<GuestTensor>) -> OpReply {
+        self.binary(logits, targets, tensor::cross_entropy)
+    }
+
+    fn mse(&mut self, prediction: Resource<GuestTensor>, target: Resource<GuestTensor>) -> OpReply {
+        self.binary(prediction, target, tensor::mse)
+    }
+
+    fn dropout(&mut self, t: Resource<GuestTensor>, p: f32) -> OpReply {
+        let x = self.get(&t)?;
+        let outcome = if self.mode == Mode::Train {
+            tensor::dropout(&self.device, &x, p, &mut self.rng)
+        } else if (0.0..1.0).contains(&p) {
+            Ok(x)
+        } else {
+            Err(TensorError::new("dropout", format!("p must be in [0, 1), got {p}")))
+        };
+        self.reply(outcome)
+    }
+
+    fn detach(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Resource<GuestTensor>> {
+        let x = self.get(&t)?;
+        self.give(tensor::detach(&x))
+    }
+
+    fn drop(&mut self, handle: Resource<GuestTensor>) -> wasmtime::Result<()> {
+        self.take(handle).map(|_| ())
+    }
+}
+
+impl params::Host for HostState {
+    fn parameter(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
+        const OP: &str = "parameter";
+        let shape = dims(&shape);
+        let init = match init {
+            params::Init::Zeros => Init::Zeros,
+            params::Init::Ones => Init::Ones,
+            params::Init::Normal(std) => Init::Normal(std),
+            params::Init::Uniform((low, high)) => Init::Uniform(low, high),
+            params::Init::KaimingUniform => Init::KaimingUniform,
+            params::Init::XavierUniform => Init::XavierUniform,
+        };
+        let checked = self
+            .check_parameter(&name, &shape, init)
+            .and_then(|()| {
+                let values = init.sample(&shape, &mut self.rng);
+                tensor::from_f32(&self.device, values, &shape)
+            })
+            .and_then(tensor::trainable)
+            .map_err(|e| TensorError::new(OP, e.message));
+        let value = match checked {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(wit_error(e))),
+        };
+        self.charge(value.size_in_bytes())?;
+        self.params.push(Parameter { name, value });
+        let index = self.params.len() - 1;
+        Ok(Ok(self.table.push(GuestTensor::Param(index))?))
+    }
+}
+
+impl HostState {
+    fn check_parameter(&self, name: &str, shape: &[usize], init: Init) -> Result<(), TensorError> {
+        const OP: &str = "parameter";
+        if self.mode != Mode::Init {
+            return Err(TensorError::new(OP, "parameters can only be declared during init"));
+        }
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !valid_name {
+            return Err(TensorError::new(
+                OP,
+                format!("name {name:?} must be 1 to 128 characters of [A-Za-z0-9_.]"),
+            ));
+        }
+        if self.params.iter().any(|p| p.name == name) {
+            return Err(TensorError::new(OP, format!("{name} is declared twice")));
+        }
+        if self.params.len() >= self.limits.max_parameters {
+            return Err(TensorError::new(
+                OP,
+                format!("a model may declare at most {} parameters", self.limits.max_parameters),
+            ));
+        }
+        tensor::check_shape(OP, shape)?;
+        init.validate().map_err(|m| TensorError::new(OP, format!("{name}: {m}")))
+    }
+}
+
+impl log::Host for HostState {
+    fn log(&mut self, name: String, value: f32) -> wasmtime::Result<()> {
+        self.record(name, value);
+        Ok(())
+    }
+
+    fn log_tensor(
+        &mut self,
+        name: String,
+        value: Resource<GuestTensor>,
+    ) -> wasmtime::Result<Result<(), tensors::TensorError>> {
+        let t = self.get(&value)?;
+        Ok(tensor::to_scalar("log-tensor", &t)
+            .map(|v| self.record(name, v))
+            .map_err(wit_error))
+    }
+}
+
+impl HostState {
+    fn record(&mut self, name: String, value: f32) {
+        if self.logged.len() < self.limits.max_logged_per_step && name.len() <= 128 {
+            self.logged.push((name, value));
+        }
+    }
+}

@@ -1,0 +1,667 @@
+//! Every tensor op of the WIT contract, validated before Burn sees it.
+//!
+//! Each op checks dtypes, dims and shapes and returns a [`TensorError`] naming the op and the
+//! shapes involved; only then is Burn called, inside [`guarded`] as a second line of defence.
+
+use super::{DType, Device, MAX_ELEMENTS, MAX_RANK, Rng, Tensor, TensorError, guarded, with_rank};
+use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData, activation};
+
+type OpResult = Result<Tensor, TensorError>;
+
+fn err(op: &'static str, message: impl Into<String>) -> TensorError {
+    TensorError::new(op, message)
+}
+
+/// Checks a shape a guest asks for: rank 1 to [`MAX_RANK`], no zero dims, at most
+/// [`MAX_ELEMENTS`] elements. Returns the element count.
+pub fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize, TensorError> {
+    if shape.is_empty() || shape.len() > MAX_RANK {
+        return Err(err(
+            op,
+            format!("shape {shape:?} has rank {}, allowed 1 to {MAX_RANK}", shape.len()),
+        ));
+    }
+    if shape.contains(&0) {
+        return Err(err(op, format!("shape {shape:?} has a zero-sized dim")));
+    }
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+        .filter(|n| *n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            err(
+                op,
+                format!("shape {shape:?} exceeds the limit of {MAX_ELEMENTS} elements per tensor"),
+            )
+        })?;
+    Ok(count)
+}
+
+/// Resolves a possibly negative dim against `rank`.
+fn dim_index(op: &'static str, dim: i32, shape: &[usize]) -> Result<usize, TensorError> {
+    let rank = shape.len() as i64;
+    let resolved = if dim < 0 {
+        rank + i64::from(dim)
+    } else {
+        i64::from(dim)
+    };
+    if (0..rank).contains(&resolved) {
+        Ok(resolved as usize)
+    } else {
+        Err(err(
+            op,
+            format!("dim {dim} is out of range for shape {shape:?} (rank {rank})"),
+        ))
+    }
+}
+
+fn float_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D> {
+    BurnTensor::<D>::from_bridge(t.bridge.clone())
+}
+
+fn int_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D, Int> {
+    BurnTensor::<D, Int>::from_bridge(t.bridge.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation and read-back
+
+/// An f32 tensor from row-major data.
+pub fn from_f32(device: &Device, data: Vec<f32>, shape: &[usize]) -> OpResult {
+    const OP: &str = "from-f32";
+    let count = check_shape(OP, shape)?;
+    if data.len() != count {
+        return Err(err(
+            OP,
+            format!(
+                "{} values do not fill shape {shape:?} ({count} elements)",
+                data.len()
+            ),
+        ));
+    }
+    let data = TensorData::new(data, Shape::from(shape.to_vec()));
+    with_rank!(OP, shape.len(), D => guarded(OP, || {
+        BurnTensor::<D>::from_data(data, device).into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+/// An i64 tensor from row-major data.
+pub fn from_i64(device: &Device, data: Vec<i64>, shape: &[usize]) -> OpResult {
+    const OP: &str = "from-i64";
+    let count = check_shape(OP, shape)?;
+    if data.len() != count {
+        return Err(err(
+            OP,
+            format!(
+                "{} values do not fill shape {shape:?} ({count} elements)",
+                data.len()
+            ),
+        ));
+    }
+    let data = TensorData::new(data, Shape::from(shape.to_vec()));
+    with_rank!(OP, shape.len(), D => guarded(OP, || {
+        BurnTensor::<D, Int>::from_data(data, device).into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+fn filled(op: &'static str, device: &Device, shape: &[usize], value: f32) -> OpResult {
+    let count = check_shape(op, shape)?;
+    from_f32(device, vec![value; count], shape).map_err(|e| err(op, e.message))
+}
+
+/// Zeros of `shape`.
+pub fn zeros(device: &Device, shape: &[usize]) -> OpResult {
+    filled("zeros", device, shape, 0.0)
+}
+
+/// Ones of `shape`.
+pub fn ones(device: &Device, shape: &[usize]) -> OpResult {
+    filled("ones", device, shape, 1.0)
+}
+
+/// Standard normal samples from `seed`.
+pub fn randn(device: &Device, shape: &[usize], seed: u64) -> OpResult {
+    let count = check_shape("randn", shape)?;
+    from_f32(device, Rng::seeded(seed).normal(count, 1.0), shape)
+}
+
+/// Uniform samples in `[low, high)` from `seed`.
+pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64) -> OpResult {
+    const OP: &str = "uniform";
+    let count = check_shape(OP, shape)?;
+    if !(low.is_finite() && high.is_finite() && low < high) {
+        return Err(err(
+            OP,
+            format!("bounds must be finite with low < high, got [{low}, {high})"),
+        ));
+    }
+    from_f32(device, Rng::seeded(seed).uniform(count, low, high), shape)
+}
+
+/// Row-major values as f32.
+pub fn to_f32(t: &Tensor) -> Result<Vec<f32>, TensorError> {
+    const OP: &str = "to-f32";
+    let data = match t.dtype() {
+        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).into_data())?)?,
+        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?,
+    };
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| err(OP, format!("{e:?}")))
+}
+
+/// Row-major values as i64 (f32 truncated toward zero).
+pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
+    const OP: &str = "to-i64";
+    match t.dtype() {
+        DType::F32 => Ok(to_f32(t)?.into_iter().map(|v| v as i64).collect()),
+        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
+            .try_into_vec_as::<i64>()
+            .map_err(|e| err(OP, format!("{e:?}"))),
+    }
+}
+
+/// The single value of a one-element f32 tensor.
+pub fn to_scalar(op: &'static str, t: &Tensor) -> Result<f32, TensorError> {
+    if t.num_elements() != 1 {
+        return Err(err(
+            op,
+            format!("expected a one-element tensor, got shape {:?}", t.shape()),
+        ));
+    }
+    to_f32(t)?
+        .first()
+        .copied()
+        .ok_or_else(|| err(op, "empty tensor"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape plumbing
+
+/// Reshapes to `to` (same element count, validated by the caller).
+fn reshape_to(op: &'static str, t: &Tensor, to: &[usize]) -> OpResult {
+    let shape = Shape::from(to.to_vec());
+    let bridge = match t.dtype() {
+        DType::F32 => with_rank!(op, t.rank(), S => with_rank!(op, to.len(), T => guarded(op, || {
+            float_tensor::<S>(t).reshape::<T, _>(shape.clone()).into_bridge()
+        })?)?)?,
+        DType::I64 => with_rank!(op, t.rank(), S => with_rank!(op, to.len(), T => guarded(op, || {
+            int_tensor::<S>(t).reshape::<T, _>(shape.clone()).into_bridge()
+        })?)?)?,
+    };
+    Ok(Tensor::from_bridge(bridge))
+}
+
+/// Prepends size-1 dims so `t` has `rank` dims.
+fn with_leading_ones(op: &'static str, t: &Tensor, rank: usize) -> OpResult {
+    if t.rank() == rank {
+        return Ok(t.clone());
+    }
+    let mut shape = vec![1; rank - t.rank()];
+    shape.extend(t.shape());
+    reshape_to(op, t, &shape)
+}
+
+/// NumPy broadcasting of two shapes.
+fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorError> {
+    let rank = a.len().max(b.len());
+    let padded = |s: &[usize]| {
+        let mut p = vec![1; rank - s.len()];
+        p.extend_from_slice(s);
+        p
+    };
+    let (pa, pb) = (padded(a), padded(b));
+    let shape = pa
+        .iter()
+        .zip(&pb)
+        .map(|(x, y)| match (x, y) {
+            (x, y) if x == y => Ok(*x),
+            (1, y) => Ok(*y),
+            (x, 1) => Ok(*x),
+            _ => Err(err(op, format!("shapes {a:?} and {b:?} do not broadcast"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_shape(op, &shape)?;
+    Ok(shape)
+}
+
+/// Both operands as f32 at a common rank, after checking they broadcast.
+fn float_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor), TensorError> {
+    a.require_float(op)?;
+    b.require_float(op)?;
+    let rank = broadcast_shapes(op, &a.shape(), &b.shape())?.len();
+    Ok((with_leading_ones(op, a, rank)?, with_leading_ones(op, b, rank)?))
+}
+
+macro_rules! binary_float_op {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$x:ident, $y:ident| $body:expr) => {
+        $(#[$doc])*
+        pub fn $name(a: &Tensor, b: &Tensor) -> OpResult {
+            let (a, b) = float_pair($op, a, b)?;
+            with_rank!($op, a.rank(), D => guarded($op, || {
+                let ($x, $y) = (float_tensor::<D>(&a), float_tensor::<D>(&b));
+                ($body).into_bridge()
+            })?)
+            .map(Tensor::from_bridge)
+        }
+    };
+}
+
+binary_float_op!(
+    /// `a + b` with broadcasting.
+    add, "add", |x, y| x.add(y)
+);
+binary_float_op!(
+    /// `a - b` with broadcasting.
+    sub, "sub", |x, y| x.sub(y)
+);
+binary_float_op!(
+    /// `a * b` with broadcasting.
+    mul, "mul", |x, y| x.mul(y)
+);
+binary_float_op!(
+    /// `a / b` with broadcasting.
+    div, "div", |x, y| x.div(y)
+);
+binary_float_op!(
+    /// `a ^ b` with broadcasting.
+    pow, "pow", |x, y| x.powf(y)
+);
+
+macro_rules! unary_float_op {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$x:ident $(, $arg:ident: $ty:ty)*| $body:expr) => {
+        $(#[$doc])*
+        pub fn $name(t: &Tensor $(, $arg: $ty)*) -> OpResult {
+            t.require_float($op)?;
+            with_rank!($op, t.rank(), D => guarded($op, || {
+                let $x = float_tensor::<D>(t);
+                ($body).into_bridge()
+            })?)
+            .map(Tensor::from_bridge)
+        }
+    };
+}
+
+unary_float_op!(
+    /// `t + value`.
+    add_scalar, "add-scalar", |x, value: f32| x.add_scalar(value)
+);
+unary_float_op!(
+    /// `t - value`.
+    sub_scalar, "sub-scalar", |x, value: f32| x.sub_scalar(value)
+);
+unary_float_op!(
+    /// `t * value`.
+    mul_scalar, "mul-scalar", |x, value: f32| x.mul_scalar(value)
+);
+unary_float_op!(
+    /// `t / value`.
+    div_scalar, "div-scalar", |x, value: f32| x.div_scalar(value)
+);
+unary_float_op!(
+    /// `t ^ exponent`.
+    pow_scalar, "pow-scalar", |x, exponent: f32| x.powf_scalar(exponent)
+);
+unary_float_op!(
+    /// `-t`.
+    neg, "neg", |x| x.neg()
+);
+unary_float_op!(
+    /// `e ^ t`.
+    exp, "exp", |x| x.exp()
+);
+unary_float_op!(
+    /// Natural logarithm.
+    log, "log", |x| x.log()
+);
+unary_float_op!(
+    /// Square root.
+    sqrt, "sqrt", |x| x.sqrt()
+);
+unary_float_op!(
+    /// `max(t, 0)`.
+    relu, "relu", |x| activation::relu(x)
+);
+unary_float_op!(
+    /// Logistic sigmoid.
+    sigmoid, "sigmoid", |x| activation::sigmoid(x)
+);
+unary_float_op!(
+    /// Hyperbolic tangent.
+    tanh, "tanh", |x| activation::tanh(x)
+);
+unary_float_op!(
+    /// Exact (erf) GELU.
+    gelu, "gelu", |x| activation::gelu(x)
+);
+
+/// Softmax over `dim`.
+pub fn softmax(t: &Tensor, dim: i32) -> OpResult {
+    const OP: &str = "softmax";
+    t.require_float(OP)?;
+    let dim = dim_index(OP, dim, &t.shape())?;
+    with_rank!(OP, t.rank(), D => guarded(OP, || activation::softmax(float_tensor::<D>(t), dim).into_bridge())?)
+        .map(Tensor::from_bridge)
+}
+
+/// Log-softmax over `dim`.
+pub fn log_softmax(t: &Tensor, dim: i32) -> OpResult {
+    const OP: &str = "log-softmax";
+    t.require_float(OP)?;
+    let dim = dim_index(OP, dim, &t.shape())?;
+    with_rank!(OP, t.rank(), D => guarded(OP, || activation::log_softmax(float_tensor::<D>(t), dim).into_bridge())?)
+        .map(Tensor::from_bridge)
+}
+
+/// Batched matrix product over the last two dims; batch dims broadcast.
+pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult {
+    const OP: &str = "matmul";
+    a.require_float(OP)?;
+    b.require_float(OP)?;
+    let (sa, sb) = (a.shape(), b.shape());
+    let (Some((batch_a, n, k)), Some((batch_b, k2, m))) = (split_matrix(&sa), split_matrix(&sb))
+    else {
+        return Err(err(
+            OP,
+            format!("needs rank >= 2 on both sides, got {sa:?} x {sb:?}"),
+        ));
+    };
+    if k != k2 {
+        return Err(err(
+            OP,
+            format!("inner dimensions differ: {sa:?} x {sb:?} ({k} vs {k2})"),
+        ));
+    }
+    let mut out = broadcast_shapes(OP, batch_a, batch_b)?;
+    out.extend([n, m]);
+    check_shape(OP, &out)?;
+    let rank = out.len();
+    let (a, b) = (with_leading_ones(OP, a, rank)?, with_leading_ones(OP, b, rank)?);
+    with_rank!(OP, rank, D => guarded(OP, || float_tensor::<D>(&a).matmul(float_tensor::<D>(&b)).into_bridge())?)
+        .map(Tensor::from_bridge)
+}
+
+/// `(batch dims, rows, cols)` of a rank >= 2 shape.
+fn split_matrix(shape: &[usize]) -> Option<(&[usize], usize, usize)> {
+    match shape {
+        [batch @ .., rows, cols] => Some((batch, *rows, *cols)),
+        _ => None,
+    }
+}
+
+/// Swaps two dims.
+pub fn transpose(t: &Tensor, dim0: i32, dim1: i32) -> OpResult {
+    const OP: &str = "transpose";
+    let shape = t.shape();
+    let (d0, d1) = (dim_index(OP, dim0, &shape)?, dim_index(OP, dim1, &shape)?);
+    let bridge = match t.dtype() {
+        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?,
+        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?,
+    };
+    Ok(Tensor::from_bridge(bridge))
+}
+
+/// Same data in a new shape; one entry may be -1.
+pub fn reshape(t: &Tensor, shape: &[i64]) -> OpResult {
+    const OP: &str = "reshape";
+    let from = t.shape();
+    let total = t.num_elements();
+    let inferred: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == -1)
+        .map(|(i, _)| i)
+        .collect();
+    if inferred.len() > 1 || shape.iter().any(|d| *d == 0 || *d < -1) {
+        return Err(err(
+            OP,
+            format!("shape {shape:?} is invalid: dims must be >= 1, with at most one -1"),
+        ));
+    }
+    let known: usize = shape
+        .iter()
+        .filter(|d| **d > 0)
+        .try_fold(1usize, |acc, d| acc.checked_mul(usize::try_from(*d).ok()?))
+        .ok_or_else(|| err(OP, format!("shape {shape:?} is too large")))?;
+    let to: Vec<usize> = shape
+        .iter()
+        .map(|d| if *d == -1 { total / known.max(1) } else { *d as usize })
+        .collect();
+    if known == 0 || to.iter().product::<usize>() != total {
+        return Err(err(
+            OP,
+            format!("cannot reshape {from:?} ({total} elements) into {shape:?}"),
+        ));
+    }
+    check_shape(OP, &to)?;
+    reshape_to(OP, t, &to)
+}
+
+/// Merges dims `start..=end` into one.
+pub fn flatten(t: &Tensor, start: i32, end: i32) -> OpResult {
+    const OP: &str = "flatten";
+    let shape = t.shape();
+    let (s, e) = (dim_index(OP, start, &shape)?, dim_index(OP, end, &shape)?);
+    if s > e {
+        return Err(err(
+            OP,
+            format!("start dim {start} comes after end dim {end} for shape {shape:?}"),
+        ));
+    }
+    let merged: usize = shape.iter().skip(s).take(e - s + 1).product();
+    let to: Vec<usize> = shape
+        .iter()
+        .take(s)
+        .copied()
+        .chain([merged])
+        .chain(shape.iter().skip(e + 1).copied())
+        .collect();
+    reshape_to(OP, t, &to)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+/// Sum of all elements, shape `[1]`.
+pub fn sum(t: &Tensor) -> OpResult {
+    const OP: &str = "sum";
+    t.require_float(OP)?;
+    with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).sum().into_bridge())?)
+        .map(Tensor::from_bridge)
+}
+
+/// Mean of all elements, shape `[1]`.
+pub fn mean(t: &Tensor) -> OpResult {
+    const OP: &str = "mean";
+    t.require_float(OP)?;
+    with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).mean().into_bridge())?)
+        .map(Tensor::from_bridge)
+}
+
+/// Removes the (size-1) reduced dim unless `keepdim`; a rank-1 result stays `[1]`.
+fn finish_reduction(op: &'static str, reduced: Tensor, dim: usize, keepdim: bool) -> OpResult {
+    let shape = reduced.shape();
+    if keepdim || shape.len() == 1 {
+        return Ok(reduced);
+    }
+    let to: Vec<usize> = shape
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != dim)
+        .map(|(_, d)| *d)
+        .collect();
+    reshape_to(op, &reduced, &to)
+}
+
+macro_rules! dim_reduction {
+    ($(#[$doc:meta])* $name:ident, $op:literal, |$x:ident, $dim:ident| $body:expr) => {
+        $(#[$doc])*
+        pub fn $name(t: &Tensor, dim: i32, keepdim: bool) -> OpResult {
+            t.require_float($op)?;
+            let $dim = dim_index($op, dim, &t.shape())?;
+            let reduced = with_rank!($op, t.rank(), D => guarded($op, || {
+                let $x = float_tensor::<D>(t);
+                ($body).into_bridge()
+            })?)
+            .map(Tensor::from_bridge)?;
+            finish_reduction($op, reduced, $dim, keepdim)
+        }
+    };
+}
+
+dim_reduction!(
+    /// Sum over `dim`.
+    sum_dim, "sum-dim", |x, dim| x.sum_dim(dim)
+);
+dim_reduction!(
+    /// Mean over `dim`.
+    mean_dim, "mean-dim", |x, dim| x.mean_dim(dim)
+);
+dim_reduction!(
+    /// Maximum over `dim`.
+    max_dim, "max-dim", |x, dim| x.max_dim(dim)
+);
+dim_reduction!(
+    /// Index of the maximum over `dim` (i64).
+    argmax, "argmax", |x, dim| x.argmax(dim)
+);
+
+/// Elementwise equality as f32 1.0 / 0.0; both operands the same dtype, broadcast.
+pub fn equal(a: &Tensor, b: &Tensor) -> OpResult {
+    const OP: &str = "equal";
+    if a.dtype() != b.dtype() {
+        return Err(err(
+            OP,
+            format!(
+                "dtypes differ: {:?} {:?} vs {:?} {:?}",
+                a.dtype(),
+                a.shape(),
+                b.dtype(),
+                b.shape()
+            ),
+        ));
+    }
+    let out = broadcast_shapes(OP, &a.shape(), &b.shape())?;
+    let rank = out.len();
+    let (a, b) = (with_leading_ones(OP, a, rank)?, with_leading_ones(OP, b, rank)?);
+    let shape = Shape::from(out);
+    let bridge = match a.dtype() {
+        DType::F32 => with_rank!(OP, rank, D => guarded(OP, || {
+            let (x, y) = (float_tensor::<D>(&a).expand(shape.clone()), float_tensor::<D>(&b).expand(shape.clone()));
+            x.equal(y).float().into_bridge()
+        })?)?,
+        DType::I64 => with_rank!(OP, rank, D => guarded(OP, || {
+            let (x, y) = (int_tensor::<D>(&a).expand(shape.clone()), int_tensor::<D>(&b).expand(shape.clone()));
+            x.equal(y).float().into_bridge()
+        })?)?,
+    };
+    Ok(Tensor::from_bridge(bridge))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses, dropout, autodiff plumbing
+
+/// Mean cross-entropy of logits `[n, classes]` against i64 class indices `[n]`.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> OpResult {
+    const OP: &str = "cross-entropy";
+    logits.require_float(OP)?;
+    let (ls, ts) = (logits.shape(), targets.shape());
+    let [n, classes] = ls[..] else {
+        return Err(err(OP, format!("logits must be [n, classes], got {ls:?}")));
+    };
+    if targets.dtype() != DType::I64 || ts != [n] {
+        return Err(err(
+            OP,
+            format!(
+                "targets must be i64 class indices of shape [{n}], got {:?} {ts:?}",
+                targets.dtype()
+            ),
+        ));
+    }
+    let labels = to_i64(targets)?;
+    if let Some(bad) = labels.iter().find(|l| !(0..classes as i64).contains(l)) {
+        return Err(err(
+            OP,
+            format!("target class {bad} is out of range for {classes} classes"),
+        ));
+    }
+    let index = reshape_to(OP, targets, &[n, 1])?;
+    guarded(OP, || {
+        let log_probs = activation::log_softmax(float_tensor::<2>(logits), 1);
+        log_probs
+            .gather(1, int_tensor::<2>(&index))
+            .mean()
+            .neg()
+            .into_bridge()
+    })
+    .map(Tensor::from_bridge)
+}
+
+/// Mean squared error of two tensors of the same shape.
+pub fn mse(prediction: &Tensor, target: &Tensor) -> OpResult {
+    const OP: &str = "mse";
+    prediction.require_float(OP)?;
+    target.require_float(OP)?;
+    if prediction.shape() != target.shape() {
+        return Err(err(
+            OP,
+            format!(
+                "shapes differ: prediction {:?} vs target {:?}",
+                prediction.shape(),
+                target.shape()
+            ),
+        ));
+    }
+    with_rank!(OP, prediction.rank(), D => guarded(OP, || {
+        let diff = float_tensor::<D>(prediction).sub(float_tensor::<D>(target));
+        diff.clone().mul(diff).mean().into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+/// Dropout with probability `p`, masks drawn from `rng`; the caller applies it only in
+/// training mode.
+pub fn dropout(device: &Device, t: &Tensor, p: f32, rng: &mut Rng) -> OpResult {
+    const OP: &str = "dropout";
+    t.require_float(OP)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(err(OP, format!("p must be in [0, 1), got {p}")));
+    }
+    if p == 0.0 {
+        return Ok(t.clone());
+    }
+    let shape = t.shape();
+    let mask = from_f32(device, rng.dropout_mask(t.num_elements(), p), &shape)?;
+    mul(t, &mask)
+}
+
+/// The same values, cut from the autodiff graph.
+pub fn detach(t: &Tensor) -> Tensor {
+    match t.dtype() {
+        DType::F32 => with_rank!("detach", t.rank(), D => float_tensor::<D>(t).detach().into_bridge())
+            .map(Tensor::from_bridge)
+            .unwrap_or_else(|_| t.clone()),
+        DType::I64 => t.clone(),
+    }
+}
+
+/// Rows `indices` of `t` along dim 0 (for batching).
+pub fn select_rows(device: &Device, t: &Tensor, indices: &[usize]) -> OpResult {
+    const OP: &str = "select-rows";
+    let rows = t.shape().first().copied().unwrap_or(0);
+    if let Some(bad) = indices.iter().find(|i| **i >= rows) {
+        return Err(err(OP, format!("row {bad} is out of range for {rows} rows")));
+    }
+    let index = from_i64(
+        device,
+        indices.iter().map(|i| *i as i64).collect(),
+        &[indices.len()],
+    )?;
+    let index = int_tensor::<1>(&index);
+    let bridge = match t.dtype() {
+        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?,
+        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?,
+    };
+    Ok(Tensor::from_bridge(bridge))
+}

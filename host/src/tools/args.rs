@@ -1,0 +1,205 @@
+//! Argument types shared by the tools, parsed with serde (errors name the field) and described
+//! with schemars (so the schema `tools/list` shows cannot drift from the parser).
+
+use crate::tensor::{self, Device};
+use crate::trainer::BatchLimit;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Largest `max_epochs`.
+pub const MAX_EPOCHS: u32 = 1_000_000;
+/// Largest `max_steps`.
+pub const MAX_STEPS: i64 = 1_000_000_000;
+
+/// Parses tool arguments into `T`; the error names the offending field.
+pub fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(arguments).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            format!("invalid arguments: {inner}")
+        } else {
+            format!("invalid arguments: {path}: {inner}")
+        }
+    })
+}
+
+/// The JSON Schema of `T`, for `tools/list`.
+pub fn schema<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| serde_json::json!({"type": "object"}))
+}
+
+/// A model to build: a registered `_target_` and its hyperparameters.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ModelSpec {
+    /// The registered model to build, e.g. `lightning_mcp.models.simple.SimpleClassifier`
+    /// (`lightning.inspect` with `what: models` lists them). Never a path or an import.
+    #[serde(rename = "_target_")]
+    pub target: String,
+    /// Every other key is a hyperparameter of the model (e.g. `input_dim`, `num_classes`,
+    /// `lr`); unknown or mistyped ones are an error that names them.
+    #[serde(flatten)]
+    pub hyperparameters: Map<String, Value>,
+}
+
+impl ModelSpec {
+    /// The hyperparameters as the JSON object the guest's `init` receives.
+    pub fn hyperparameters_json(&self) -> String {
+        Value::Object(self.hyperparameters.clone()).to_string()
+    }
+}
+
+/// Where tensors live: PyTorch Lightning's `accelerator` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    /// The CPU (Burn's ndarray backend).
+    Cpu,
+    /// The best available: the CPU in this build.
+    #[default]
+    Auto,
+    /// A GPU through wgpu.
+    Gpu,
+    /// A GPU through wgpu (explicitly).
+    Wgpu,
+    /// An NVIDIA GPU (through wgpu).
+    Cuda,
+    /// An Apple GPU (through wgpu).
+    Mps,
+}
+
+/// How many devices: a count (only 1 is supported) or `"auto"`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Devices {
+    /// A number of devices.
+    Count(u32),
+    /// `"auto"`: one device.
+    Named(String),
+}
+
+/// A batch limit: an integer is a number of batches, a float a fraction of them.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BatchLimitArg {
+    /// A number of batches.
+    Count(u64),
+    /// A fraction of the batches, 0.0 to 1.0.
+    Fraction(f64),
+}
+
+impl BatchLimitArg {
+    fn resolve(self, field: &str) -> Result<BatchLimit, String> {
+        match self {
+            Self::Count(n) => Ok(BatchLimit::Count(usize::try_from(n).unwrap_or(usize::MAX))),
+            Self::Fraction(f) if (0.0..=1.0).contains(&f) => Ok(BatchLimit::Fraction(f)),
+            Self::Fraction(f) => Err(format!(
+                "trainer.{field} must be an integer number of batches or a fraction in [0.0, 1.0], got {f}"
+            )),
+        }
+    }
+}
+
+/// Trainer options, with PyTorch Lightning's names. Options not listed here are refused.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerArgs {
+    /// Passes over the training data (Lightning's default: 1000).
+    pub max_epochs: Option<u32>,
+    /// Stop after this many optimizer steps; -1 (default) for no limit.
+    pub max_steps: Option<i64>,
+    /// Training batches per epoch: an integer count or a fraction (default 1.0: all).
+    pub limit_train_batches: Option<BatchLimitArg>,
+    /// Validation batches per epoch: an integer count or a fraction (0 disables validation).
+    pub limit_val_batches: Option<BatchLimitArg>,
+    /// Seed of parameter initialisation, dropout and the model's synthetic data (default 0).
+    /// The same seed on the same backend gives the same numbers.
+    pub seed: Option<u64>,
+    /// `cpu`, `auto`, `gpu`, `wgpu`, `cuda` or `mps` (default `auto`).
+    pub accelerator: Option<Accelerator>,
+    /// Number of devices: 1 or `"auto"`.
+    pub devices: Option<Devices>,
+}
+
+/// Validated trainer options.
+#[derive(Clone, Debug)]
+pub struct TrainerOptions {
+    /// Passes over the training data.
+    pub max_epochs: u32,
+    /// Optimizer-step limit.
+    pub max_steps: Option<u64>,
+    /// Training batches per epoch.
+    pub limit_train_batches: BatchLimit,
+    /// Validation batches per epoch.
+    pub limit_val_batches: BatchLimit,
+    /// The run's seed.
+    pub seed: u64,
+    /// The accelerator actually used (`cpu`).
+    pub accelerator: &'static str,
+    /// The device tensors live on.
+    pub device: Device,
+}
+
+impl TrainerArgs {
+    /// Checks ranges and picks the device.
+    pub fn resolve(&self) -> Result<TrainerOptions, String> {
+        let max_epochs = self.max_epochs.unwrap_or(1000);
+        if !(1..=MAX_EPOCHS).contains(&max_epochs) {
+            return Err(format!(
+                "trainer.max_epochs must be between 1 and {MAX_EPOCHS}, got {max_epochs}"
+            ));
+        }
+        let max_steps = match self.max_steps.unwrap_or(-1) {
+            -1 => None,
+            n if (1..=MAX_STEPS).contains(&n) => Some(n.unsigned_abs()),
+            n => {
+                return Err(format!(
+                    "trainer.max_steps must be -1 (no limit) or between 1 and {MAX_STEPS}, got {n}"
+                ));
+            }
+        };
+        match &self.devices {
+            None | Some(Devices::Count(1)) => {}
+            Some(Devices::Named(name)) if name == "auto" => {}
+            Some(Devices::Count(n)) => {
+                return Err(format!(
+                    "trainer.devices: training on {n} devices is not supported yet; use 1"
+                ));
+            }
+            Some(Devices::Named(other)) => {
+                return Err(format!("trainer.devices must be 1 or \"auto\", got {other:?}"));
+            }
+        }
+        let (accelerator, device) = resolve_accelerator(self.accelerator.unwrap_or_default())?;
+        Ok(TrainerOptions {
+            max_epochs,
+            max_steps,
+            limit_train_batches: self
+                .limit_train_batches
+                .map_or(Ok(BatchLimit::default()), |l| l.resolve("limit_train_batches"))?,
+            limit_val_batches: self
+                .limit_val_batches
+                .map_or(Ok(BatchLimit::default()), |l| l.resolve("limit_val_batches"))?,
+            seed: self.seed.unwrap_or(0),
+            accelerator,
+            device,
+        })
+    }
+}
+
+/// The device for an `accelerator` value. This build has the CPU backend only.
+pub fn resolve_accelerator(accelerator: Accelerator) -> Result<(&'static str, Device), String> {
+    match accelerator {
+        Accelerator::Cpu | Accelerator::Auto => Ok(("cpu", tensor::cpu_device())),
+        other => Err(format!(
+            "trainer.accelerator {:?} is not available: this server has no GPU backend \
+             (available: \"cpu\", \"auto\")",
+            serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )),
+    }
+}

@@ -1,0 +1,172 @@
+//! `lightning.inspect`: a model's size and hyperparameters, a per-parameter summary table, the
+//! environment (versions, backends, devices) or the registered models.
+
+use super::args::{self, Accelerator, ModelSpec, resolve_accelerator};
+use super::{build_model, num_parameters};
+use crate::protocol::ToolDefinition;
+use crate::runtime::Runtime;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+/// The tool's name.
+pub const NAME: &str = "lightning.inspect";
+
+/// What to inspect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum What {
+    /// A model's class, parameter counts and resolved hyperparameters (needs `model`).
+    Model,
+    /// A table of a model's parameters: name, shape, count (needs `model`).
+    Summary,
+    /// Versions, platform, backends and devices.
+    Environment,
+    /// Every registered model target with its description.
+    Models,
+}
+
+/// Arguments of `lightning.inspect`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectArgs {
+    /// `model`, `summary`, `environment` or `models`.
+    pub what: What,
+    /// The model, for `what: model` and `what: summary`.
+    pub model: Option<ModelSpec>,
+}
+
+pub(super) fn definition() -> ToolDefinition {
+    ToolDefinition {
+        name: NAME,
+        title: "Inspect models and the environment",
+        description: "what=model: class, num_parameters, trainable_parameters and resolved \
+            hyperparameters of a model (pass model._target_ and hyperparameters); \
+            what=summary: a table of the model's parameters; what=environment: versions, \
+            platform, backends, devices, cuda_available/mps_available; what=models: every \
+            registered model target with its description and default hyperparameters.",
+        input_schema: args::schema::<InspectArgs>(),
+    }
+}
+
+pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> {
+    let args: InspectArgs = args::parse(arguments)?;
+    match args.what {
+        What::Environment => Ok(environment(runtime)),
+        What::Models => models(runtime),
+        What::Model | What::Summary => {
+            let spec = args.model.ok_or_else(|| {
+                "invalid arguments: model: `what: model` and `what: summary` need a `model` \
+                 with a `_target_`"
+                    .to_string()
+            })?;
+            let model = runtime.model(&spec.target)?;
+            let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
+            let (instance, hyperparameters) =
+                build_model(runtime, &model, &spec, device, 0, runtime.limits().call_timeout)?;
+            let total = num_parameters(&instance);
+            if args.what == What::Model {
+                return Ok(json!({
+                    "class": model.description.class_name,
+                    "target": model.description.target,
+                    "num_parameters": total,
+                    "trainable_parameters": total,
+                    "hyperparameters": hyperparameters,
+                }));
+            }
+            let rows: Vec<(String, Vec<usize>, usize)> = instance
+                .parameters()
+                .iter()
+                .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
+                .collect();
+            Ok(json!({
+                "class": model.description.class_name,
+                "num_parameters": total,
+                "summary": summary_table(&rows),
+                "parameters": rows
+                    .iter()
+                    .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
+                    .collect::<Vec<_>>(),
+            }))
+        }
+    }
+}
+
+/// A Lightning-style `ModelSummary` table.
+fn summary_table(rows: &[(String, Vec<usize>, usize)]) -> String {
+    let shape = |s: &[usize]| format!("{s:?}");
+    let name_width = rows.iter().map(|r| r.0.len()).chain([4]).max().unwrap_or(4);
+    let shape_width = rows.iter().map(|r| shape(&r.1).len()).chain([5]).max().unwrap_or(5);
+    let index_width = rows.len().to_string().len();
+    let mut out = String::new();
+    let header = format!(
+        "{:>index_width$} | {:<name_width$} | {:<shape_width$} | Params",
+        "", "Name", "Shape"
+    );
+    let rule = "-".repeat(header.len() + 2);
+    let _ = writeln!(out, "{header}\n{rule}");
+    for (i, (name, s, count)) in rows.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{i:>index_width$} | {name:<name_width$} | {:<shape_width$} | {count}",
+            shape(s)
+        );
+    }
+    let total: usize = rows.iter().map(|r| r.2).sum();
+    let _ = write!(
+        out,
+        "{rule}\n{total:<10} Trainable params\n{:<10} Non-trainable params\n{total:<10} Total params",
+        0
+    );
+    out
+}
+
+fn environment(runtime: &Runtime) -> Value {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    json!({
+        "lightning_mcp": env!("CARGO_PKG_VERSION"),
+        "wasmtime": env!("LIGHTNING_MCP_WASMTIME_VERSION"),
+        "burn": env!("LIGHTNING_MCP_BURN_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "cpus": cpus,
+        "backends": [{
+            "name": "ndarray",
+            "accelerator": "cpu",
+            "available": true,
+            "devices": [{"index": 0, "name": "cpu", "type": "Cpu", "threads": cpus}],
+        }],
+        "accelerators": {
+            "cpu": true, "auto": true, "gpu": false, "wgpu": false, "cuda": false, "mps": false,
+        },
+        "cuda_available": false,
+        "mps_available": false,
+        "limits": {
+            "max_guest_memory_bytes": runtime.limits().max_guest_memory,
+            "max_tensor_bytes": runtime.limits().max_tensor_bytes,
+            "max_live_tensor_handles": runtime.limits().max_handles,
+            "call_timeout_seconds": runtime.limits().call_timeout.as_secs(),
+            "train_timeout_seconds": runtime.limits().train_timeout.as_secs(),
+        },
+        "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
+    })
+}
+
+fn models(runtime: &Runtime) -> Result<Value, String> {
+    let registry = runtime.registry()?;
+    let models: Vec<Value> = registry
+        .models()
+        .map(|m| {
+            json!({
+                "target": m.description.target,
+                "class": m.description.class_name,
+                "description": m.description.summary,
+                "hyperparameters": m.description.hyperparameters,
+                "source": m.source.to_string(),
+                "sha256": m.sha256,
+            })
+        })
+        .collect();
+    Ok(json!({ "count": models.len(), "models": models }))
+}

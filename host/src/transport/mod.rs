@@ -1,0 +1,3 @@
+//! Transports: how messages reach the [`Server`](crate::protocol::Server).
+
+pub mod stdio;

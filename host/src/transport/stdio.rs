@@ -1,0 +1,130 @@
+//! MCP over stdio: one JSON message per line in, one per line out.
+//!
+//! Each message is handled on the blocking pool, so a long training never holds up a `ping`
+//! or `tools/list` that arrives after it; replies are written whole, one per line, in the
+//! order they finish. At end of input the server finishes the requests in flight, then
+//! returns. Nothing but protocol messages is ever written to the output.
+
+use crate::protocol::Server;
+use serde_json::json;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// Largest message accepted (bytes in one line).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Serves `server` on `input` and `output` until `input` ends.
+pub async fn serve<R, W>(server: Server, input: R, mut output: W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (replies, mut outbox) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(async move {
+        while let Some(reply) = outbox.recv().await {
+            output.write_all(reply.as_bytes()).await?;
+            output.write_all(b"\n").await?;
+            output.flush().await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut reader = BufReader::new(input);
+    let mut in_flight = JoinSet::new();
+    loop {
+        match next_line(&mut reader, MAX_MESSAGE_BYTES).await? {
+            Line::Eof => break,
+            Line::TooLong => {
+                let reply = json!({
+                    "jsonrpc": "2.0",
+                    "id": null,
+                    "error": {
+                        "code": -32600,
+                        "message": format!("the message exceeds the limit of {MAX_MESSAGE_BYTES} bytes"),
+                    },
+                });
+                let _ = replies.send(reply.to_string());
+            }
+            Line::Message(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let server = server.clone();
+                let replies = replies.clone();
+                in_flight.spawn_blocking(move || {
+                    if let Some(reply) = server.handle_text(&text) {
+                        let _ = replies.send(reply);
+                    }
+                });
+            }
+        }
+        // Reap finished handlers so the set does not grow without bound.
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+    drop(replies);
+    writer.await.map_err(std::io::Error::other)?
+}
+
+/// One line of input.
+enum Line {
+    /// A complete line, without its newline.
+    Message(Vec<u8>),
+    /// A line longer than the limit (discarded).
+    TooLong,
+    /// End of input.
+    Eof,
+}
+
+/// Reads up to the next newline, keeping at most `max` bytes.
+async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(match (too_long, line.is_empty()) {
+                (true, _) => Line::TooLong,
+                (false, true) => Line::Eof,
+                (false, false) => Line::Message(line),
+            });
+        }
+        let newline = buf.iter().position(|b| *b == b'\n');
+        let take = newline.unwrap_or(buf.len());
+        if !too_long {
+            let chunk = buf.get(..take).unwrap_or_default();
+            if line.len() + chunk.len() > max {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let consumed = newline.map_or(take, |i| i + 1);
+        reader.consume(consumed);
+        if newline.is_some() {
+            return Ok(if too_long { Line::TooLong } else { Line::Message(line) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_split_and_bounded() {
+        let input: &[u8] = b"{\"a\":1}\n\nxxxxxxxxxxxx\nlast";
+        let mut reader = BufReader::new(input);
+        let mut seen = Vec::new();
+        loop {
+            match next_line(&mut reader, 10).await.unwrap_or(Line::Eof) {
+                Line::Eof => break,
+                Line::TooLong => seen.push("too long".to_string()),
+                Line::Message(m) => seen.push(String::from_utf8_lossy(&m).into_owned()),
+            }
+        }
+        assert_eq!(seen, ["{\"a\":1}", "", "too long", "last"]);
+    }
+}

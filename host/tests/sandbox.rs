@@ -1,0 +1,200 @@
+//! Hostile guests: each misbehaviour is a clean error naming what happened, and the same
+//! sandbox and registry then serve a normal model.
+
+use lightning_mcp::sandbox::{
+    ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox, SandboxError, Split,
+};
+use lightning_mcp::tensor;
+use std::sync::Arc;
+use std::time::Duration;
+
+const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
+
+struct Fixture {
+    registry: ModelRegistry,
+    _sandbox: Sandbox,
+}
+
+fn fixture() -> Fixture {
+    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let cache = ComponentCache::disabled();
+    let mut registry =
+        ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("built-ins: {e}"));
+    registry
+        .register(
+            &sandbox,
+            &cache,
+            lightning_mcp_guests::testing::MISBEHAVING,
+            ModelSource::BuiltIn,
+        )
+        .unwrap_or_else(|e| panic!("misbehaving: {e}"));
+    Fixture {
+        registry,
+        _sandbox: sandbox,
+    }
+}
+
+fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> ModelInstance {
+    let model = f
+        .registry
+        .get(target)
+        .map(Arc::clone)
+        .unwrap_or_else(|| panic!("{target} is not registered"));
+    model
+        .instantiate(tensor::cpu_device(), limits, 7, budget)
+        .unwrap_or_else(|e| panic!("instantiate: {e}"))
+}
+
+/// Builds the misbehaving model in `mode` and runs one training step.
+fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> SandboxError {
+    let mut model = instance(f, MISBEHAVING, limits, budget);
+    if let Err(e) = model.init(&format!(r#"{{"mode":"{mode}"}}"#)) {
+        return e;
+    }
+    let data = model
+        .dataset(Split::Train, 0)
+        .unwrap_or_else(|e| panic!("dataset: {e}"))
+        .unwrap_or_else(|| panic!("no data"));
+    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    match model.training_step(data.inputs, targets, 0) {
+        Ok(_) => panic!("mode {mode} trained without error"),
+        Err(e) => e,
+    }
+}
+
+/// A normal training step on the same registry: the host is unharmed.
+fn still_serves(f: &Fixture) {
+    let mut model = instance(f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
+    model
+        .init(r#"{"mode":"ok"}"#)
+        .unwrap_or_else(|e| panic!("init: {e}"));
+    let data = model
+        .dataset(Split::Train, 0)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no data"));
+    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    let loss = model
+        .training_step(data.inputs, targets, 0)
+        .unwrap_or_else(|e| panic!("a normal step failed after misbehaviour: {e}"));
+    let value = tensor::to_f32(&loss).unwrap_or_default();
+    assert!(value.first().is_some_and(|v| v.is_finite()), "{value:?}");
+}
+
+#[track_caller]
+fn assert_mentions(e: &SandboxError, needles: &[&str]) {
+    let message = e.to_string();
+    for needle in needles {
+        assert!(message.contains(needle), "{message:?} should mention {needle:?}");
+    }
+}
+
+#[test]
+fn shape_mismatch_is_the_guests_error() {
+    let f = fixture();
+    let e = misbehave(&f, "shape_mismatch", &Limits::default(), Duration::from_secs(30));
+    assert!(matches!(e, SandboxError::Model(_)), "{e:?}");
+    assert_mentions(&e, &["matmul", "[8, 4]", "[3, 2]"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_stale_handle_traps_cleanly() {
+    let f = fixture();
+    let e = misbehave(&f, "stale_handle", &Limits::default(), Duration::from_secs(30));
+    assert!(matches!(e, SandboxError::Trap(_)), "{e:?}");
+    assert_mentions(&e, &["the model trapped"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_panic_reports_the_guests_message() {
+    let f = fixture();
+    let e = misbehave(&f, "panic", &Limits::default(), Duration::from_secs(30));
+    assert_mentions(&e, &["the model panicked", "misbehaving model panicked on purpose"]);
+    let e = misbehave(&f, "panic_in_init", &Limits::default(), Duration::from_secs(30));
+    assert_mentions(&e, &["the model panicked", "panicked in init"]);
+    still_serves(&f);
+}
+
+#[test]
+fn an_infinite_loop_hits_the_deadline() {
+    let f = fixture();
+    let e = misbehave(&f, "infinite_loop", &Limits::default(), Duration::from_millis(300));
+    assert!(matches!(e, SandboxError::Limit(_)), "{e:?}");
+    assert_mentions(&e, &["time limit"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_guest_memory_bomb_hits_the_memory_limit() {
+    let f = fixture();
+    let limits = Limits {
+        max_guest_memory: 64 << 20,
+        ..Limits::default()
+    };
+    let e = misbehave(&f, "memory_bomb", &limits, Duration::from_secs(30));
+    assert_mentions(&e, &["guest memory limit of 64 MiB"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_host_memory_bomb_hits_the_tensor_limit() {
+    let f = fixture();
+    let limits = Limits {
+        max_tensor_bytes: 128 << 20,
+        ..Limits::default()
+    };
+    let e = misbehave(&f, "host_memory_bomb", &limits, Duration::from_secs(30));
+    assert_mentions(&e, &["host tensor memory limit of 128 MiB"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_broken_instance_refuses_further_calls() {
+    let f = fixture();
+    let mut model = instance(&f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
+    model
+        .init(r#"{"mode":"panic"}"#)
+        .unwrap_or_else(|e| panic!("init: {e}"));
+    let data = model.dataset(Split::Train, 0).ok().flatten().unwrap_or_else(|| panic!("no data"));
+    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    assert!(model.training_step(data.inputs, targets, 0).is_err());
+    let again = model.dataset(Split::Train, 0).err().unwrap_or_else(|| panic!("a broken instance answered"));
+    assert_mentions(&again, &["unusable after an earlier failure"]);
+}
+
+#[test]
+fn registry_refuses_a_duplicate_target_and_non_components() {
+    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let cache = ComponentCache::disabled();
+    let mut registry =
+        ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("built-ins: {e}"));
+    let dup = registry
+        .register(&sandbox, &cache, lightning_mcp_guests::MLP, ModelSource::BuiltIn)
+        .err()
+        .unwrap_or_else(|| panic!("a duplicate target was accepted"));
+    assert!(dup.to_string().contains("already registered"), "{dup}");
+    let junk = registry
+        .register(&sandbox, &cache, b"\0asm not really", ModelSource::BuiltIn)
+        .err()
+        .unwrap_or_else(|| panic!("junk was accepted"));
+    assert!(junk.to_string().contains("not a valid component"), "{junk}");
+}
+
+#[test]
+fn the_compile_cache_round_trips() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let cache = ComponentCache::at(dir.path());
+    let first = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
+    let files = std::fs::read_dir(dir.path()).map(Iterator::count).unwrap_or(0);
+    assert_eq!(files, lightning_mcp_guests::BUILT_IN.len());
+    let second = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
+    let targets = |r: &ModelRegistry| {
+        r.models()
+            .map(|m| (m.description.target.clone(), m.sha256.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(targets(&first), targets(&second));
+}

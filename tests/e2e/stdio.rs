@@ -1,0 +1,287 @@
+//! End-to-end: the built binary over stdio — lifecycle, tools, legacy requests, errors, guest
+//! failures, learning and determinism.
+
+#[path = "support.rs"]
+mod support;
+
+use serde_json::{Value, json};
+use support::{StdioServer, number, structured, tool_error};
+
+const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
+const MLP: &str = "lightning_mcp.models.mlp.MLP";
+
+fn simple(trainer: Value) -> Value {
+    json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3}, "trainer": trainer})
+}
+
+#[test]
+fn initialize_negotiates_and_lists_tools() {
+    let mut server = StdioServer::start(&[]);
+    let init = |server: &mut StdioServer, id: u64, version: Option<&str>| {
+        let mut params = json!({"capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}});
+        if let Some(v) = version {
+            params["protocolVersion"] = json!(v);
+        }
+        let reply = server.request(&json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}));
+        reply.pointer("/result/protocolVersion").cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(init(&mut server, 1, None), json!("2024-11-05"));
+    assert_eq!(init(&mut server, 2, Some("2025-06-18")), json!("2025-06-18"));
+    assert_eq!(init(&mut server, 3, Some("2024-11-05")), json!("2024-11-05"));
+    assert_eq!(init(&mut server, 4, Some("1999-01-01")), json!("2025-11-25"));
+    let reply = server.request(&json!({"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {}}));
+    assert_eq!(reply.pointer("/result/serverInfo/name"), Some(&json!("lightning-mcp")));
+    assert!(reply.pointer("/result/capabilities/tools").is_some(), "{reply}");
+
+    // A notification gets no reply: the next line answers the ping.
+    server.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let pong = server.request(&json!({"jsonrpc": "2.0", "id": "p", "method": "ping"}));
+    assert_eq!(pong, json!({"jsonrpc": "2.0", "id": "p", "result": {}}));
+
+    let list = server.request(&json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"}));
+    let tools = list.pointer("/result/tools").and_then(Value::as_array).cloned().unwrap_or_default();
+    let names: Vec<&str> = tools.iter().filter_map(|t| t.get("name")?.as_str()).collect();
+    assert_eq!(names, ["lightning.train", "lightning.inspect"]);
+    for tool in &tools {
+        assert_eq!(tool.pointer("/inputSchema/type"), Some(&json!("object")), "{tool}");
+        assert!(tool.get("description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
+    }
+    let train_props = tools.first().and_then(|t| t.pointer("/inputSchema/properties")).cloned();
+    assert!(train_props.is_some_and(|p| p.get("model").is_some() && p.get("trainer").is_some()));
+    assert!(server.finish(), "the server should exit cleanly at end of input");
+}
+
+#[test]
+fn inspect_model_summary_environment_models() {
+    let mut server = StdioServer::start(&[]);
+    let model = json!({"_target_": SIMPLE, "input_dim": 4, "num_classes": 3});
+
+    let result = server.call_tool(1, "lightning.inspect", json!({"what": "model", "model": model}));
+    let info = structured(&result);
+    assert_eq!(info.get("class"), Some(&json!("SimpleClassifier")));
+    assert_eq!(info.get("num_parameters"), Some(&json!(15)));
+    assert_eq!(info.get("trainable_parameters"), Some(&json!(15)));
+    assert_eq!(
+        info.get("hyperparameters"),
+        Some(&json!({"input_dim": 4, "num_classes": 3, "lr": 0.001}))
+    );
+
+    let result = server.call_tool(2, "lightning.inspect", json!({"what": "summary", "model": model}));
+    let summary = structured(&result);
+    let table = summary.get("summary").and_then(Value::as_str).unwrap_or_default();
+    for needle in ["layer.weight", "[3, 4]", "layer.bias", "15 ", "Total params"] {
+        assert!(table.contains(needle), "{needle:?} not in\n{table}");
+    }
+    assert_eq!(summary.pointer("/parameters/0/count"), Some(&json!(12)));
+
+    let result = server.call_tool(3, "lightning.inspect", json!({"what": "environment"}));
+    let env = structured(&result);
+    for key in ["lightning_mcp", "wasmtime", "burn", "os", "arch", "cpus", "backends"] {
+        assert!(env.get(key).is_some(), "environment lacks {key}: {env}");
+    }
+    assert_eq!(env.get("wasmtime"), Some(&json!("48.0.8")));
+    assert_eq!(env.get("cuda_available"), Some(&json!(false)));
+    assert_eq!(env.get("mps_available"), Some(&json!(false)));
+
+    let result = server.call_tool(4, "lightning.inspect", json!({"what": "models"}));
+    let models = structured(&result);
+    let targets: Vec<&str> = models
+        .get("models")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(|m| m.get("target")?.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(targets, [MLP, SIMPLE]);
+    assert_eq!(models.pointer("/models/0/source"), Some(&json!("built-in")));
+}
+
+#[test]
+fn train_simple_classifier() {
+    let mut server = StdioServer::start(&[]);
+    let result = server.call_tool(
+        1,
+        "lightning.train",
+        simple(json!({"max_epochs": 1, "accelerator": "cpu"})),
+    );
+    let out = structured(&result);
+    assert_eq!(out.get("status"), Some(&json!("completed")));
+    assert_eq!(out.pointer("/model/class"), Some(&json!("SimpleClassifier")));
+    assert_eq!(out.pointer("/model/num_parameters"), Some(&json!(15)));
+    assert_eq!(out.pointer("/model/hyperparameters/lr"), Some(&json!(0.001)));
+    assert_eq!(out.pointer("/trainer/max_epochs"), Some(&json!(1)));
+    assert_eq!(out.pointer("/trainer/accelerator"), Some(&json!("cpu")));
+    assert_eq!(out.pointer("/trainer/devices"), Some(&json!(1)));
+    assert_eq!(out.pointer("/trainer/global_step"), Some(&json!(8)), "64 samples / batch 8");
+    for metric in ["train_loss", "val_loss"] {
+        let v = number(out, &format!("/metrics/{metric}"));
+        assert!(v.is_finite() && v > 0.0, "{metric} = {v}");
+    }
+    let acc = number(out, "/metrics/val_acc");
+    assert!((0.0..=1.0).contains(&acc), "val_acc = {acc}");
+
+    // max_steps and limit_train_batches cut the run short.
+    let result = server.call_tool(
+        2,
+        "lightning.train",
+        simple(json!({"max_epochs": 5, "max_steps": 3, "limit_val_batches": 0})),
+    );
+    let out = structured(&result);
+    assert_eq!(out.pointer("/trainer/global_step"), Some(&json!(3)));
+    assert_eq!(out.pointer("/metrics/val_loss"), None, "validation was disabled");
+    let result = server.call_tool(
+        3,
+        "lightning.train",
+        simple(json!({"max_epochs": 2, "limit_train_batches": 0.5})),
+    );
+    assert_eq!(structured(&result).pointer("/trainer/global_step"), Some(&json!(8)));
+}
+
+#[test]
+fn the_legacy_form_works_without_initialize() {
+    let mut server = StdioServer::start(&[]);
+    server.send_raw(
+        r#"{"id":"1","method":"lightning.train","params":{"model":{"_target_":"lightning_mcp.models.simple.SimpleClassifier","input_dim":4,"num_classes":3},"trainer":{"max_epochs":1,"accelerator":"cpu"}}}"#,
+    );
+    let reply = server.next_message();
+    assert_eq!(reply.get("id"), Some(&json!("1")));
+    let result = reply.get("result").cloned().unwrap_or_else(|| panic!("{reply}"));
+    support::assert_text_mirrors_structured(&result);
+    assert_eq!(structured(&result).get("status"), Some(&json!("completed")));
+
+    let reply = server.request(&json!({"id": "2", "method": "lightning.inspect", "params": {"what": "environment"}}));
+    assert!(reply.pointer("/result/structuredContent/burn").is_some(), "{reply}");
+    let reply = server.request(&json!({"id": "3", "method": "lightning.nope", "params": {}}));
+    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32601)));
+    assert!(server.finish());
+}
+
+#[test]
+fn bad_requests_are_clear_errors_and_the_server_goes_on() {
+    let mut server = StdioServer::start(&[]);
+
+    for target in ["math.sqrt", "os.system", "/etc/passwd", "../../guest.wasm"] {
+        let args = json!({"model": {"_target_": target}, "trainer": {"max_epochs": 1}});
+        let message = tool_error(&server.call_tool(1, "lightning.train", args));
+        assert!(message.contains(target) && message.contains(SIMPLE) && message.contains(MLP), "{message}");
+    }
+    let cases = [
+        (json!({"trainer": {"max_epochs": 1}}), vec!["model"]),
+        (json!({"model": {"input_dim": 4}}), vec!["_target_"]),
+        (json!({"model": {"_target_": SIMPLE, "input_dim": "four"}}), vec!["input_dim", "string"]),
+        (json!({"model": {"_target_": SIMPLE, "input_dim": -1}}), vec!["input_dim"]),
+        (json!({"model": {"_target_": SIMPLE, "num_classes": 0}}), vec!["num_classes", "0"]),
+        (json!({"model": {"_target_": SIMPLE, "input_dim": 1_000_000_000u64}}), vec!["input_dim"]),
+        (json!({"model": {"_target_": SIMPLE, "lr": -1.0}}), vec!["lr"]),
+        (json!({"model": {"_target_": SIMPLE, "hidden": 3}}), vec!["hidden"]),
+        (json!({"model": {"_target_": MLP, "hidden_dims": [8, 0]}}), vec!["hidden_dims[1]"]),
+        (json!({"model": {"_target_": MLP, "activation": "swish"}}), vec!["activation", "relu"]),
+        (simple(json!({"max_epochs": 0})), vec!["max_epochs"]),
+        (simple(json!({"max_epochs": 1e15})), vec!["max_epochs"]),
+        (simple(json!({"max_steps": -5})), vec!["max_steps"]),
+        (simple(json!({"limit_train_batches": 1.5})), vec!["limit_train_batches"]),
+        (simple(json!({"accelerator": "gpu"})), vec!["accelerator", "gpu", "cpu"]),
+        (simple(json!({"accelerator": "tpu"})), vec!["accelerator", "tpu"]),
+        (simple(json!({"devices": 4})), vec!["devices"]),
+        (simple(json!({"gradient_clip_vall": 1.0})), vec!["gradient_clip_vall"]),
+        (json!({"model": {"_target_": SIMPLE}, "extra": true}), vec!["extra"]),
+    ];
+    for (i, (args, needles)) in cases.into_iter().enumerate() {
+        let message = tool_error(&server.call_tool(10 + i as u64, "lightning.train", args.clone()));
+        for needle in needles {
+            assert!(message.contains(needle), "{args}: {message:?} should mention {needle:?}");
+        }
+    }
+    let message = tool_error(&server.call_tool(40, "lightning.inspect", json!({"what": "model"})));
+    assert!(message.contains("model"), "{message}");
+    let message = tool_error(&server.call_tool(41, "lightning.inspect", json!({"what": "weights"})));
+    assert!(message.contains("what") && message.contains("environment"), "{message}");
+
+    // Protocol errors.
+    server.send_raw("{this is not json");
+    let reply = server.next_message();
+    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32700)), "{reply}");
+    let reply = server.request(&json!({"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": {"name": "lightning.nope"}}));
+    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32602)));
+    let reply = server.request(&json!({"jsonrpc": "2.0", "id": 51, "method": "resources/list"}));
+    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32601)));
+    let reply = server.request(&json!({"jsonrpc": "2.0", "id": 52, "method": "tools/call", "params": {"name": "lightning.train", "arguments": [1]}}));
+    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32602)));
+    server.send_raw(r#"[{"jsonrpc":"2.0","id":53,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#);
+    assert_eq!(server.next_message(), json!([{"jsonrpc": "2.0", "id": 53, "result": {}}]));
+
+    // And the server still trains.
+    let result = server.call_tool(60, "lightning.train", simple(json!({"max_epochs": 1})));
+    assert_eq!(structured(&result).get("status"), Some(&json!("completed")));
+}
+
+#[test]
+fn guest_failures_fail_the_request_not_the_server() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wasm = dir.path().join("misbehaving.wasm");
+    std::fs::write(&wasm, lightning_mcp_guests::testing::MISBEHAVING).unwrap_or_else(|e| panic!("{e}"));
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut server = StdioServer::start(&["--models-dir", &dir_arg]);
+    let misbehave = |server: &mut StdioServer, id: u64, mode: &str| {
+        let args = json!({"model": {"_target_": "lightning_mcp.testing.Misbehaving", "mode": mode}, "trainer": {"max_epochs": 1}});
+        tool_error(&server.call_tool(id, "lightning.train", args))
+    };
+    let message = misbehave(&mut server, 1, "shape_mismatch");
+    assert!(message.contains("matmul") && message.contains("[8, 4]"), "{message}");
+    let message = misbehave(&mut server, 2, "panic");
+    assert!(message.contains("panicked on purpose"), "{message}");
+    let message = misbehave(&mut server, 3, "stale_handle");
+    assert!(message.contains("trapped"), "{message}");
+    let message = misbehave(&mut server, 4, "panic_in_init");
+    assert!(message.contains("panicked in init"), "{message}");
+
+    let result = server.call_tool(5, "lightning.inspect", json!({"what": "models"}));
+    let models = structured(&result).get("models").cloned().unwrap_or_default();
+    let source = models
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m.get("target") == Some(&json!("lightning_mcp.testing.Misbehaving"))))
+        .and_then(|m| m.get("source"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    assert!(source.ends_with("misbehaving.wasm"), "{source}");
+
+    let args = json!({"model": {"_target_": "lightning_mcp.testing.Misbehaving", "mode": "ok"}, "trainer": {"max_epochs": 2}});
+    let result = server.call_tool(6, "lightning.train", args);
+    assert_eq!(structured(&result).get("status"), Some(&json!("completed")));
+    let result = server.call_tool(7, "lightning.train", simple(json!({"max_epochs": 1})));
+    assert_eq!(structured(&result).get("status"), Some(&json!("completed")));
+}
+
+#[test]
+fn mlp_learns_its_separable_data() {
+    let mut server = StdioServer::start(&[]);
+    let train = |server: &mut StdioServer, id: u64, epochs: u32| {
+        let args = json!({
+            "model": {"_target_": MLP, "input_dim": 8, "hidden_dims": [32], "num_classes": 4},
+            "trainer": {"max_epochs": epochs, "seed": 3},
+        });
+        structured(&server.call_tool(id, "lightning.train", args)).clone()
+    };
+    let one = train(&mut server, 1, 1);
+    let ten = train(&mut server, 2, 10);
+    let (loss_1, loss_10) = (number(&one, "/metrics/train_loss"), number(&ten, "/metrics/train_loss"));
+    assert!(loss_10 < loss_1 * 0.5, "loss should fall: {loss_1} after 1 epoch, {loss_10} after 10");
+    let acc = number(&ten, "/metrics/train_acc");
+    assert!(acc >= 0.95, "training accuracy {acc}");
+    assert!(number(&ten, "/metrics/val_acc") >= 0.95, "{ten}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers() {
+    let mut server = StdioServer::start(&[]);
+    let run = |server: &mut StdioServer, id: u64, seed: u64| {
+        let args = json!({
+            "model": {"_target_": MLP, "dropout": 0.2},
+            "trainer": {"max_epochs": 2, "seed": seed},
+        });
+        structured(&server.call_tool(id, "lightning.train", args)).get("metrics").cloned()
+    };
+    let first = run(&mut server, 1, 11);
+    assert!(first.is_some());
+    assert_eq!(first, run(&mut server, 2, 11));
+    assert_ne!(first, run(&mut server, 3, 12));
+}

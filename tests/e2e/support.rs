@@ -1,0 +1,144 @@
+//! Drives the built `lightning-mcp` binary over stdio, one JSON message per line.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+/// How long any one reply may take.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running server with its stdin, and its stdout lines arriving on a channel.
+pub struct StdioServer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    _cache: tempfile::TempDir,
+}
+
+impl StdioServer {
+    /// Starts the binary with `args` (and a private component cache).
+    pub fn start(args: &[&str]) -> Self {
+        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
+            .args(args)
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            _cache: cache,
+        }
+    }
+
+    /// Writes one raw line.
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap_or_else(|| panic!("stdin closed"));
+        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("write: {e}"));
+        stdin.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+    }
+
+    /// The next line the server writes, parsed; every line must be JSON.
+    pub fn next_message(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(REPLY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("no reply from the server: {e}"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
+    }
+
+    /// Sends `message` and returns the reply with the same id.
+    pub fn request(&mut self, message: &Value) -> Value {
+        self.send_raw(&message.to_string());
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        loop {
+            let reply = self.next_message();
+            if reply.get("id") == Some(&id) {
+                return reply;
+            }
+        }
+    }
+
+    /// Calls a tool over JSON-RPC `tools/call`; returns the `CallToolResult`.
+    pub fn call_tool(&mut self, id: u64, name: &str, arguments: Value) -> Value {
+        let reply = self.request(&json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        }));
+        let result = reply
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call failed: {reply}"));
+        assert_text_mirrors_structured(&result);
+        result
+    }
+
+    /// Closes stdin and waits for the server to exit; returns its exit success.
+    pub fn finish(mut self) -> bool {
+        drop(self.stdin.take());
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for StdioServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text content of a tool result is the structured content as JSON.
+#[track_caller]
+pub fn assert_text_mirrors_structured(result: &Value) {
+    let text = result
+        .pointer("/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no text content in {result}"));
+    let parsed: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("text is not JSON: {e}"));
+    assert_eq!(Some(&parsed), result.get("structuredContent"));
+}
+
+/// The structured content of a successful tool result.
+#[track_caller]
+pub fn structured(result: &Value) -> &Value {
+    assert_eq!(result.get("isError"), Some(&json!(false)), "{result}");
+    result
+        .get("structuredContent")
+        .unwrap_or_else(|| panic!("no structuredContent in {result}"))
+}
+
+/// The error message of a failed tool result.
+#[track_caller]
+pub fn tool_error(result: &Value) -> String {
+    assert_eq!(result.get("isError"), Some(&json!(true)), "{result}");
+    result
+        .pointer("/structuredContent/error")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no error message in {result}"))
+        .to_string()
+}
+
+/// A number at `pointer`.
+#[track_caller]
+pub fn number(value: &Value, pointer: &str) -> f64 {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {pointer} in {value}"))
+}

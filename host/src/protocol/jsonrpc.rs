@@ -90,7 +90,7 @@ impl Request {
         let params = match object.remove("params") {
             None | Some(Value::Null) => Value::Null,
             Some(p @ Value::Object(_)) => p,
-            Some(p @ Value::Array(_)) => {
+            Some(Value::Array(_)) => {
                 return Err((
                     reply_id,
                     RpcError::new(

@@ -50,6 +50,7 @@ pub struct HostState {
     params: Vec<Parameter>,
     logged: Vec<(String, f32)>,
     live_bytes: usize,
+    live_handles: usize,
     stderr_tail: OutputTail,
 }
 
@@ -69,6 +70,7 @@ impl HostState {
             params: Vec::new(),
             logged: Vec::new(),
             live_bytes: 0,
+            live_handles: 0,
             stderr_tail,
         }
     }
@@ -126,6 +128,7 @@ impl HostState {
     }
 
     fn tensor_of(&mut self, entry: GuestTensor) -> wasmtime::Result<Tensor> {
+        self.live_handles = self.live_handles.saturating_sub(1);
         match entry {
             GuestTensor::Value(t) => {
                 self.live_bytes = self.live_bytes.saturating_sub(t.size_in_bytes());
@@ -161,12 +164,13 @@ impl HostState {
                 limit: self.limits.max_tensor_bytes,
             }));
         }
-        if self.table.iter_entries(Default::default()).count() >= self.limits.max_handles {
+        if self.live_handles >= self.limits.max_handles {
             return Err(wasmtime::Error::new(LimitExceeded::Handles {
                 limit: self.limits.max_handles,
             }));
         }
         self.live_bytes = total;
+        self.live_handles += 1;
         Ok(())
     }
 

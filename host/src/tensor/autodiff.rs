@@ -57,7 +57,7 @@ pub fn grad(param: &Tensor, grads: &Gradients) -> Result<Option<Tensor>, TensorE
         BurnTensor::<D>::from_bridge(param.bridge.clone())
             .grad(&grads.0)
             .map(|g| Tensor::from_bridge(g.into_bridge()))
-    })?)?
+    })?)
 }
 
 /// An optimizer as a model asks for it (PyTorch's names and defaults).

@@ -203,7 +203,7 @@ fn with_leading_ones(op: &'static str, t: &Tensor, rank: usize) -> OpResult {
     reshape_to(op, t, &shape)
 }
 
-/// NumPy broadcasting of two shapes.
+/// NumPy broadcasting of two shapes (the caller checks the result against the limits).
 fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorError> {
     let rank = a.len().max(b.len());
     let padded = |s: &[usize]| {
@@ -222,7 +222,6 @@ fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<us
             _ => Err(err(op, format!("shapes {a:?} and {b:?} do not broadcast"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    check_shape(op, &shape)?;
     Ok(shape)
 }
 
@@ -230,7 +229,8 @@ fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<us
 fn float_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor), TensorError> {
     a.require_float(op)?;
     b.require_float(op)?;
-    let rank = broadcast_shapes(op, &a.shape(), &b.shape())?.len();
+    let shape = broadcast_shapes(op, &a.shape(), &b.shape())?;
+    let rank = check_shape(op, &shape).map(|_| shape.len())?;
     Ok((with_leading_ones(op, a, rank)?, with_leading_ones(op, b, rank)?))
 }
 
@@ -543,16 +543,17 @@ pub fn equal(a: &Tensor, b: &Tensor) -> OpResult {
         ));
     }
     let out = broadcast_shapes(OP, &a.shape(), &b.shape())?;
+    check_shape(OP, &out)?;
     let rank = out.len();
     let (a, b) = (with_leading_ones(OP, a, rank)?, with_leading_ones(OP, b, rank)?);
     let shape = Shape::from(out);
     let bridge = match a.dtype() {
         DType::F32 => with_rank!(OP, rank, D => guarded(OP, || {
-            let (x, y) = (float_tensor::<D>(&a).expand(shape.clone()), float_tensor::<D>(&b).expand(shape.clone()));
+            let (x, y) = (float_tensor::<D>(&a).expand::<D, _>(shape.clone()), float_tensor::<D>(&b).expand::<D, _>(shape.clone()));
             x.equal(y).float().into_bridge()
         })?)?,
         DType::I64 => with_rank!(OP, rank, D => guarded(OP, || {
-            let (x, y) = (int_tensor::<D>(&a).expand(shape.clone()), int_tensor::<D>(&b).expand(shape.clone()));
+            let (x, y) = (int_tensor::<D>(&a).expand::<D, _>(shape.clone()), int_tensor::<D>(&b).expand::<D, _>(shape.clone()));
             x.equal(y).float().into_bridge()
         })?)?,
     };

@@ -106,8 +106,7 @@ pub fn fit(
                 .ok_or_else(|| DataError::Invalid("a training batch has no targets".into()))?;
             let size = batch.inputs.shape().first().copied().unwrap_or(0);
             let batch_index = u32::try_from(index).unwrap_or(u32::MAX);
-            let loss = model.training_step(batch.inputs, targets, batch_index)?;
-            optimizer_step(model, &mut optimizer, &loss)?;
+            training_step(model, &mut optimizer, batch.inputs, targets, batch_index)?;
             epoch.add(model.take_logged(), size);
             report.global_step += 1;
         }
@@ -122,13 +121,17 @@ pub fn fit(
     Ok(report)
 }
 
-/// One backward pass from `loss` and one optimizer step on every parameter it reaches.
-fn optimizer_step(
+/// One training step: the guest's `training-step` on a batch, backward from the loss it
+/// returns, and an optimizer step on every parameter the loss reaches. Returns the loss.
+pub fn training_step(
     model: &mut ModelInstance,
     optimizer: &mut Optimizer,
-    loss: &Tensor,
-) -> Result<(), TrainError> {
-    let grads = tensor::backward(loss)?;
+    inputs: Tensor,
+    targets: Tensor,
+    batch_index: u32,
+) -> Result<Tensor, TrainError> {
+    let loss = model.training_step(inputs, targets, batch_index)?;
+    let grads = tensor::backward(&loss)?;
     let params: Vec<Tensor> = model.parameters().iter().map(|p| p.value.clone()).collect();
     for (index, param) in params.iter().enumerate() {
         if let Some(grad) = tensor::grad(param, &grads)? {
@@ -136,7 +139,7 @@ fn optimizer_step(
             model.set_parameter(index, updated);
         }
     }
-    Ok(())
+    Ok(loss)
 }
 
 /// A validation pass: the guest's `validation-step` on each batch, metrics averaged.

@@ -10,10 +10,11 @@
 #[path = "timing.rs"]
 mod timing;
 
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer as _};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use lightning_mcp::sandbox::{ComponentCache, Limits, ModelRegistry, Sandbox};
 use lightning_mcp::tensor::{self, Optimizer, Rng};
@@ -38,15 +39,24 @@ fn sandboxed() -> timing::Summary {
     let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
     let device = tensor::cpu_device();
     let mut model = mlp
-        .instantiate(device.clone(), &Limits::default(), 0, Duration::from_secs(3600))
+        .instantiate(
+            device.clone(),
+            &Limits::default(),
+            0,
+            Duration::from_secs(3600),
+        )
         .expect("instance");
     model
         .init(r#"{"input_dim":784,"hidden_dims":[256],"num_classes":10,"lr":0.001}"#)
         .expect("init");
     let config = model.configure_optimizers().expect("optimizer");
     let mut optimizer = Optimizer::new(&config, model.parameters().len());
-    let x = tensor::from_f32(&device, Rng::seeded(1).normal(BATCH * INPUT, 1.0), &[BATCH, INPUT])
-        .expect("x");
+    let x = tensor::from_f32(
+        &device,
+        Rng::seeded(1).normal(BATCH * INPUT, 1.0),
+        &[BATCH, INPUT],
+    )
+    .expect("x");
     let y = tensor::from_i64(&device, labels(), &[BATCH]).expect("y");
     timing::measure(WARMUP, SAMPLES, || {
         let loss = trainer::training_step(&mut model, &mut optimizer, x.clone(), y.clone(), 0)
@@ -73,9 +83,9 @@ fn native() -> timing::Summary {
     let x = Tensor::<2>::random([BATCH, INPUT], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(labels().as_slice(), &device);
     timing::measure(WARMUP, SAMPLES, || {
-        let logits = model
-            .output
-            .forward(burn::tensor::activation::relu(model.hidden.forward(x.clone())));
+        let logits = model.output.forward(burn::tensor::activation::relu(
+            model.hidden.forward(x.clone()),
+        ));
         let loss = loss_fn.forward(logits.clone(), y.clone());
         let accuracy = logits
             .argmax(1)
@@ -83,9 +93,12 @@ fn native() -> timing::Summary {
             .equal(y.clone())
             .float()
             .mean();
-        black_box((loss.clone().into_scalar::<f32>(), accuracy.into_scalar::<f32>()));
+        black_box((
+            loss.clone().into_scalar::<f32>(),
+            accuracy.into_scalar::<f32>(),
+        ));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-3.into(), model.clone(), grads);
+        model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
     })
 }
 

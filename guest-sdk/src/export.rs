@@ -64,12 +64,20 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
         with_model::<M, _>(|m| m.forward(&inputs)).map(Tensor::into_raw)
     }
 
-    fn training_step(inputs: RawTensor, targets: RawTensor, batch_index: u32) -> Result<RawTensor, String> {
+    fn training_step(
+        inputs: RawTensor,
+        targets: RawTensor,
+        batch_index: u32,
+    ) -> Result<RawTensor, String> {
         let (inputs, targets) = (Tensor::from_raw(inputs), Tensor::from_raw(targets));
         with_model::<M, _>(|m| m.training_step(inputs, targets, batch_index)).map(Tensor::into_raw)
     }
 
-    fn validation_step(inputs: RawTensor, targets: RawTensor, batch_index: u32) -> Result<(), String> {
+    fn validation_step(
+        inputs: RawTensor,
+        targets: RawTensor,
+        batch_index: u32,
+    ) -> Result<(), String> {
         let (inputs, targets) = (Tensor::from_raw(inputs), Tensor::from_raw(targets));
         with_model::<M, _>(|m| m.validation_step(inputs, targets, batch_index))
     }

@@ -136,7 +136,12 @@ pub trait LightningModule: Sized + 'static {
     fn forward(&mut self, inputs: &Tensor) -> Result<Tensor>;
 
     /// One training step; returns the loss to minimise.
-    fn training_step(&mut self, inputs: Tensor, targets: Tensor, batch_index: u32) -> Result<Tensor> {
+    fn training_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_index: u32,
+    ) -> Result<Tensor> {
         let _ = batch_index;
         let loss = self.forward(&inputs)?.cross_entropy(&targets)?;
         log::log_tensor("train_loss", &loss)?;

@@ -35,7 +35,14 @@ fn run() -> Result<(), String> {
         .nth(2)
         .ok_or("workspace root not found")?
         .to_path_buf();
-    for watched in ["wit", "guest-sdk", "guests/simple-classifier", "guests/mlp", "tests/guests", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "guest-sdk",
+        "guests/simple-classifier",
+        "guests/mlp",
+        "tests/guests",
+        "Cargo.lock",
+    ] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -44,7 +51,14 @@ fn run() -> Result<(), String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "guest",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (krate, _, _) in BUILT_IN.iter().chain(TESTING) {
         cmd.args(["-p", krate]);
@@ -77,13 +91,21 @@ fn run() -> Result<(), String> {
     std::fs::write(out_dir.join("guests.rs"), code).map_err(|e| e.to_string())
 }
 
-fn write_consts(code: &mut String, guests: &[(&str, &str, &str)], dir: &Path) -> Result<(), String> {
+fn write_consts(
+    code: &mut String,
+    guests: &[(&str, &str, &str)],
+    dir: &Path,
+) -> Result<(), String> {
     for (krate, name, doc) in guests {
         let path = dir.join(format!("{}.wasm", krate.replace('-', "_")));
         if !path.exists() {
             return Err(format!("{} was not built", path.display()));
         }
-        let _ = writeln!(code, "/// {doc}\npub const {name}: &[u8] = include_bytes!({:?});", path.display().to_string());
+        let _ = writeln!(
+            code,
+            "/// {doc}\npub const {name}: &[u8] = include_bytes!({:?});",
+            path.display().to_string()
+        );
     }
     Ok(())
 }

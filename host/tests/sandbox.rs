@@ -85,23 +85,36 @@ fn still_serves(f: &Fixture) {
 fn assert_mentions(e: &SandboxError, needles: &[&str]) {
     let message = e.to_string();
     for needle in needles {
-        assert!(message.contains(needle), "{message:?} should mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{message:?} should mention {needle:?}"
+        );
     }
 }
 
 #[test]
 fn shape_mismatch_is_the_guests_error() {
     let f = fixture();
-    let e = misbehave(&f, "shape_mismatch", &Limits::default(), Duration::from_secs(30));
+    let e = misbehave(
+        &f,
+        "shape_mismatch",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
     assert!(matches!(e, SandboxError::Model(_)), "{e:?}");
-    assert_mentions(&e, &["matmul", "[8, 4]", "[3, 2]"]);
+    assert_mentions(&e, &["matmul", "[16, 4]", "[3, 2]"]);
     still_serves(&f);
 }
 
 #[test]
 fn a_stale_handle_traps_cleanly() {
     let f = fixture();
-    let e = misbehave(&f, "stale_handle", &Limits::default(), Duration::from_secs(30));
+    let e = misbehave(
+        &f,
+        "stale_handle",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
     assert!(matches!(e, SandboxError::Trap(_)), "{e:?}");
     assert_mentions(&e, &["the model trapped"]);
     still_serves(&f);
@@ -111,8 +124,19 @@ fn a_stale_handle_traps_cleanly() {
 fn a_panic_reports_the_guests_message() {
     let f = fixture();
     let e = misbehave(&f, "panic", &Limits::default(), Duration::from_secs(30));
-    assert_mentions(&e, &["the model panicked", "misbehaving model panicked on purpose"]);
-    let e = misbehave(&f, "panic_in_init", &Limits::default(), Duration::from_secs(30));
+    assert_mentions(
+        &e,
+        &[
+            "the model panicked",
+            "misbehaving model panicked on purpose",
+        ],
+    );
+    let e = misbehave(
+        &f,
+        "panic_in_init",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
     assert_mentions(&e, &["the model panicked", "panicked in init"]);
     still_serves(&f);
 }
@@ -120,7 +144,12 @@ fn a_panic_reports_the_guests_message() {
 #[test]
 fn an_infinite_loop_hits_the_deadline() {
     let f = fixture();
-    let e = misbehave(&f, "infinite_loop", &Limits::default(), Duration::from_millis(300));
+    let e = misbehave(
+        &f,
+        "infinite_loop",
+        &Limits::default(),
+        Duration::from_millis(300),
+    );
     assert!(matches!(e, SandboxError::Limit(_)), "{e:?}");
     assert_mentions(&e, &["time limit"]);
     still_serves(&f);
@@ -157,10 +186,17 @@ fn a_broken_instance_refuses_further_calls() {
     model
         .init(r#"{"mode":"panic"}"#)
         .unwrap_or_else(|e| panic!("init: {e}"));
-    let data = model.dataset(Split::Train, 0).ok().flatten().unwrap_or_else(|| panic!("no data"));
+    let data = model
+        .dataset(Split::Train, 0)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no data"));
     let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
     assert!(model.training_step(data.inputs, targets, 0).is_err());
-    let again = model.dataset(Split::Train, 0).err().unwrap_or_else(|| panic!("a broken instance answered"));
+    let again = model
+        .dataset(Split::Train, 0)
+        .err()
+        .unwrap_or_else(|| panic!("a broken instance answered"));
     assert_mentions(&again, &["unusable after an earlier failure"]);
 }
 
@@ -171,7 +207,12 @@ fn registry_refuses_a_duplicate_target_and_non_components() {
     let mut registry =
         ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("built-ins: {e}"));
     let dup = registry
-        .register(&sandbox, &cache, lightning_mcp_guests::MLP, ModelSource::BuiltIn)
+        .register(
+            &sandbox,
+            &cache,
+            lightning_mcp_guests::MLP,
+            ModelSource::BuiltIn,
+        )
         .err()
         .unwrap_or_else(|| panic!("a duplicate target was accepted"));
     assert!(dup.to_string().contains("already registered"), "{dup}");
@@ -188,7 +229,9 @@ fn the_compile_cache_round_trips() {
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::at(dir.path());
     let first = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
-    let files = std::fs::read_dir(dir.path()).map(Iterator::count).unwrap_or(0);
+    let files = std::fs::read_dir(dir.path())
+        .map(Iterator::count)
+        .unwrap_or(0);
     assert_eq!(files, lightning_mcp_guests::BUILT_IN.len());
     let second = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
     let targets = |r: &ModelRegistry| {

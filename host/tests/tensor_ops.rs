@@ -63,12 +63,32 @@ fn creation_and_readback() {
 fn elementwise_with_broadcasting() {
     let a = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
     let row = f32s(&[10.0, 20.0, 30.0], &[3]);
-    check(t::add(&a, &row), &[2, 3], &[11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
-    check(t::sub(&row, &a), &[2, 3], &[9.0, 18.0, 27.0, 6.0, 15.0, 24.0]);
+    check(
+        t::add(&a, &row),
+        &[2, 3],
+        &[11.0, 22.0, 33.0, 14.0, 25.0, 36.0],
+    );
+    check(
+        t::sub(&row, &a),
+        &[2, 3],
+        &[9.0, 18.0, 27.0, 6.0, 15.0, 24.0],
+    );
     let col = f32s(&[2.0, 3.0], &[2, 1]);
-    check(t::mul(&a, &col), &[2, 3], &[2.0, 4.0, 6.0, 12.0, 15.0, 18.0]);
-    check(t::div(&a, &col), &[2, 3], &[0.5, 1.0, 1.5, 4.0 / 3.0, 5.0 / 3.0, 2.0]);
-    check(t::pow(&a, &col), &[2, 3], &[1.0, 4.0, 9.0, 64.0, 125.0, 216.0]);
+    check(
+        t::mul(&a, &col),
+        &[2, 3],
+        &[2.0, 4.0, 6.0, 12.0, 15.0, 18.0],
+    );
+    check(
+        t::div(&a, &col),
+        &[2, 3],
+        &[0.5, 1.0, 1.5, 4.0 / 3.0, 5.0 / 3.0, 2.0],
+    );
+    check(
+        t::pow(&a, &col),
+        &[2, 3],
+        &[1.0, 4.0, 9.0, 64.0, 125.0, 216.0],
+    );
     let x = f32s(&[1.0, 4.0], &[2]);
     check(t::add_scalar(&x, 1.5), &[2], &[2.5, 5.5]);
     check(t::sub_scalar(&x, 1.0), &[2], &[0.0, 3.0]);
@@ -76,7 +96,11 @@ fn elementwise_with_broadcasting() {
     check(t::div_scalar(&x, 4.0), &[2], &[0.25, 1.0]);
     check(t::pow_scalar(&x, 0.5), &[2], &[1.0, 2.0]);
     check(t::neg(&x), &[2], &[-1.0, -4.0]);
-    check(t::exp(&f32s(&[0.0, 1.0], &[2])), &[2], &[1.0, std::f32::consts::E]);
+    check(
+        t::exp(&f32s(&[0.0, 1.0], &[2])),
+        &[2],
+        &[1.0, std::f32::consts::E],
+    );
     check(t::log(&x), &[2], &[0.0, 4f32.ln()]);
     check(t::sqrt(&x), &[2], &[1.0, 2.0]);
 }
@@ -89,7 +113,11 @@ fn activations() {
     check(t::sigmoid(&x), &[3], &[sig(-2.0), 0.5, sig(3.0)]);
     check(t::tanh(&x), &[3], &[(-2f32).tanh(), 0.0, 3f32.tanh()]);
     // GELU(x) = x * Phi(x): Phi(-2) = 0.0227501, Phi(3) = 0.9986501.
-    check(t::gelu(&x), &[3], &[-2.0 * 0.022_750_1, 0.0, 3.0 * 0.998_650_1]);
+    check(
+        t::gelu(&x),
+        &[3],
+        &[-2.0 * 0.022_750_1, 0.0, 3.0 * 0.998_650_1],
+    );
     let logits = f32s(&[1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
     let z: f32 = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
     let soft = [1f32.exp() / z, 2f32.exp() / z, 3f32.exp() / z];
@@ -102,9 +130,27 @@ fn activations() {
     check(
         t::log_softmax(&logits, 1),
         &[2, 3],
-        &[soft[0].ln(), soft[1].ln(), soft[2].ln(), third.ln(), third.ln(), third.ln()],
+        &[
+            soft[0].ln(),
+            soft[1].ln(),
+            soft[2].ln(),
+            third.ln(),
+            third.ln(),
+            third.ln(),
+        ],
     );
-    check(t::softmax(&logits, 0), &[2, 3], &[0.5, 1.0 / (1.0 + (-1f32).exp()), 1.0 / (1.0 + (-2f32).exp()), 0.5, 1.0 / (1.0 + 1f32.exp()), 1.0 / (1.0 + 2f32.exp())]);
+    check(
+        t::softmax(&logits, 0),
+        &[2, 3],
+        &[
+            0.5,
+            1.0 / (1.0 + (-1f32).exp()),
+            1.0 / (1.0 + (-2f32).exp()),
+            0.5,
+            1.0 / (1.0 + 1f32.exp()),
+            1.0 / (1.0 + 2f32.exp()),
+        ],
+    );
 }
 
 #[test]
@@ -113,11 +159,30 @@ fn matmul_transpose_reshape_flatten() {
     let b = f32s(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]);
     check(t::matmul(&a, &b), &[2, 2], &[4.0, 5.0, 10.0, 11.0]);
     // Batched, with the right side broadcast over the batch.
-    let batch = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], &[2, 2, 3]);
-    check(t::matmul(&batch, &b), &[2, 2, 2], &[4.0, 5.0, 10.0, 11.0, 2.0, 2.0, 2.0, 2.0]);
-    check(t::transpose(&a, 0, 1), &[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-    check(t::transpose(&a, -1, -2), &[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-    check(t::reshape(&a, &[3, -1]), &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let batch = f32s(
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        &[2, 2, 3],
+    );
+    check(
+        t::matmul(&batch, &b),
+        &[2, 2, 2],
+        &[4.0, 5.0, 10.0, 11.0, 2.0, 2.0, 2.0, 2.0],
+    );
+    check(
+        t::transpose(&a, 0, 1),
+        &[3, 2],
+        &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0],
+    );
+    check(
+        t::transpose(&a, -1, -2),
+        &[3, 2],
+        &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0],
+    );
+    check(
+        t::reshape(&a, &[3, -1]),
+        &[3, 2],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    );
     check(t::flatten(&batch, 1, 2), &[2, 6], &values(&batch));
     check(t::flatten(&batch, 0, -1), &[12], &values(&batch));
 }
@@ -137,7 +202,11 @@ fn reductions_and_comparisons() {
     assert_eq!(t::to_i64(&idx).ok(), Some(vec![1, 2]));
     let labels = i64s(&[1, 0], &[2]);
     check(t::equal(&idx, &labels), &[2], &[1.0, 0.0]);
-    check(t::equal(&a, &f32s(&[3.0], &[1])), &[2, 3], &[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+    check(
+        t::equal(&a, &f32s(&[3.0], &[1])),
+        &[2, 3],
+        &[0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    );
 }
 
 #[test]
@@ -151,9 +220,15 @@ fn losses_dropout_detach() {
     let expected = (nll([2.0, 0.0, 0.0], 0) + nll([0.0, 0.0, 3.0], 2)) / 2.0;
     check(t::cross_entropy(&logits, &targets), &[1], &[expected]);
     let p = f32s(&[1.0, 2.0, 3.0], &[3]);
-    check(t::mse(&p, &f32s(&[1.0, 0.0, 0.0], &[3])), &[1], &[13.0 / 3.0]);
+    check(
+        t::mse(&p, &f32s(&[1.0, 0.0, 0.0], &[3])),
+        &[1],
+        &[13.0 / 3.0],
+    );
     let x = t::ones(&device(), &[1000]).unwrap_or_else(|e| panic!("{e}"));
-    let dropped = values(&t::dropout(&device(), &x, 0.5, &mut Rng::seeded(1)).unwrap_or_else(|e| panic!("{e}")));
+    let dropped = values(
+        &t::dropout(&device(), &x, 0.5, &mut Rng::seeded(1)).unwrap_or_else(|e| panic!("{e}")),
+    );
     let zeros = dropped.iter().filter(|v| **v == 0.0).count();
     assert!((400..600).contains(&zeros), "{zeros} of 1000 dropped");
     assert!(dropped.iter().all(|v| *v == 0.0 || (*v - 2.0).abs() < 1e-6));
@@ -165,7 +240,9 @@ fn losses_dropout_detach() {
 
 #[track_caller]
 fn refused(result: Result<Tensor, TensorError>, op: &str, mentions: &[&str]) {
-    let e = result.err().unwrap_or_else(|| panic!("{op} should have failed"));
+    let e = result
+        .err()
+        .unwrap_or_else(|| panic!("{op} should have failed"));
     assert_eq!(e.op, op);
     for m in mentions {
         assert!(e.message.contains(m), "{e} should mention {m}");
@@ -178,43 +255,76 @@ fn misuse_is_an_error_not_a_panic() {
     let a = f32s(&[1.0; 6], &[2, 3]);
     let b = f32s(&[1.0; 6], &[2, 3]);
     refused(t::matmul(&a, &b), "matmul", &["[2, 3]", "(3 vs 2)"]);
-    refused(t::add(&a, &f32s(&[1.0; 2], &[2])), "add", &["[2, 3]", "[2]"]);
+    refused(
+        t::add(&a, &f32s(&[1.0; 2], &[2])),
+        "add",
+        &["[2, 3]", "[2]"],
+    );
     refused(t::softmax(&a, 2), "softmax", &["dim 2", "[2, 3]"]);
     refused(t::transpose(&a, 0, -3), "transpose", &["dim -3"]);
     refused(t::reshape(&a, &[4, -1]), "reshape", &["[2, 3]", "[4, -1]"]);
     refused(t::reshape(&a, &[-1, -1]), "reshape", &["at most one -1"]);
     refused(t::flatten(&a, 1, 0), "flatten", &["start dim 1"]);
-    refused(t::from_f32(&d, vec![1.0; 5], &[2, 3]), "from-f32", &["5 values", "[2, 3]"]);
+    refused(
+        t::from_f32(&d, vec![1.0; 5], &[2, 3]),
+        "from-f32",
+        &["5 values", "[2, 3]"],
+    );
     refused(t::zeros(&d, &[1, 1, 1, 1, 1, 1, 1]), "zeros", &["rank 7"]);
-    refused(t::zeros(&d, &[1 << 20, 1 << 20]), "zeros", &["exceeds the limit"]);
+    refused(
+        t::zeros(&d, &[1 << 20, 1 << 20]),
+        "zeros",
+        &["exceeds the limit"],
+    );
     refused(t::ones(&d, &[3, 0]), "ones", &["zero-sized"]);
-    refused(t::uniform(&d, &[2], 1.0, 1.0, 0), "uniform", &["low < high"]);
+    refused(
+        t::uniform(&d, &[2], 1.0, 1.0, 0),
+        "uniform",
+        &["low < high"],
+    );
     let labels = i64s(&[0, 5], &[2]);
-    refused(t::cross_entropy(&a, &labels), "cross-entropy", &["class 5", "3 classes"]);
-    refused(t::cross_entropy(&a, &f32s(&[0.0, 1.0], &[2])), "cross-entropy", &["i64"]);
+    refused(
+        t::cross_entropy(&a, &labels),
+        "cross-entropy",
+        &["class 5", "3 classes"],
+    );
+    refused(
+        t::cross_entropy(&a, &f32s(&[0.0, 1.0], &[2])),
+        "cross-entropy",
+        &["i64"],
+    );
     refused(t::exp(&labels), "exp", &["f32", "i64"]);
-    refused(t::mse(&a, &f32s(&[1.0; 3], &[3])), "mse", &["[2, 3]", "[3]"]);
+    refused(
+        t::mse(&a, &f32s(&[1.0; 3], &[3])),
+        "mse",
+        &["[2, 3]", "[3]"],
+    );
     refused(t::equal(&a, &labels), "equal", &["dtypes differ"]);
-    refused(t::dropout(&d, &a, 1.0, &mut Rng::seeded(0)), "dropout", &["[0, 1)"]);
+    refused(
+        t::dropout(&d, &a, 1.0, &mut Rng::seeded(0)),
+        "dropout",
+        &["[0, 1)"],
+    );
     refused(t::sum_dim(&a, -3, false), "sum-dim", &["dim -3"]);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Gradients against central finite differences
 
-type Op = dyn Fn(&[Tensor]) -> Result<Tensor, TensorError>;
+type Op<'a> = dyn Fn(&[Tensor]) -> Result<Tensor, TensorError> + 'a;
 
 /// `sum(op(inputs) * w)` for a fixed random `w`, as a plain number.
-fn weighted_sum(op: &Op, inputs: &[Tensor], weights: &Tensor) -> f64 {
+fn weighted_sum(op: &Op<'_>, inputs: &[Tensor], weights: &Tensor) -> f64 {
     let out = op(inputs).unwrap_or_else(|e| panic!("op: {e}"));
-    let loss = t::sum(&t::mul(&out, weights).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let loss = t::sum(&t::mul(&out, weights).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
     f64::from(values(&loss).first().copied().unwrap_or(f32::NAN))
 }
 
 /// Checks the autodiff gradient of `op` with respect to each input against central finite
 /// differences.
 #[track_caller]
-fn check_gradients(name: &str, inputs: &[(&[f32], &[usize])], op: &Op) {
+fn check_gradients(name: &str, inputs: &[(&[f32], &[usize])], op: &Op<'_>) {
     let plain: Vec<Tensor> = inputs.iter().map(|(v, s)| f32s(v, s)).collect();
     let out_shape = op(&plain).unwrap_or_else(|e| panic!("{name}: {e}")).shape();
     let count: usize = out_shape.iter().product();
@@ -225,7 +335,8 @@ fn check_gradients(name: &str, inputs: &[(&[f32], &[usize])], op: &Op) {
         .map(|x| t::trainable(x.clone()).unwrap_or_else(|e| panic!("{e}")))
         .collect();
     let out = op(&tracked).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let loss = t::sum(&t::mul(&out, &weights).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let loss = t::sum(&t::mul(&out, &weights).unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_else(|e| panic!("{e}"));
     let grads = t::backward(&loss).unwrap_or_else(|e| panic!("{name}: backward: {e}"));
 
     let eps = 1e-2_f32;
@@ -273,51 +384,124 @@ fn arg(x: &[Tensor], i: usize) -> &Tensor {
     x.get(i).unwrap_or_else(|| panic!("no input {i}"))
 }
 
-grad_test!(grad_add, [(A, [2, 3]), (ROW, [3])], |x| t::add(arg(x, 0), arg(x, 1)));
-grad_test!(grad_sub, [(A, [2, 3]), (ROW, [3])], |x| t::sub(arg(x, 0), arg(x, 1)));
-grad_test!(grad_mul, [(A, [2, 3]), (B, [2, 3])], |x| t::mul(arg(x, 0), arg(x, 1)));
-grad_test!(grad_div, [(A, [2, 3]), (POSITIVE, [2, 3])], |x| t::div(arg(x, 0), arg(x, 1)));
-grad_test!(grad_pow, [(POSITIVE, [2, 3]), (B, [2, 3])], |x| t::pow(arg(x, 0), arg(x, 1)));
-grad_test!(grad_add_scalar, [(A, [2, 3])], |x| t::add_scalar(arg(x, 0), 2.0));
-grad_test!(grad_sub_scalar, [(A, [2, 3])], |x| t::sub_scalar(arg(x, 0), 2.0));
-grad_test!(grad_mul_scalar, [(A, [2, 3])], |x| t::mul_scalar(arg(x, 0), -3.0));
-grad_test!(grad_div_scalar, [(A, [2, 3])], |x| t::div_scalar(arg(x, 0), 4.0));
-grad_test!(grad_pow_scalar, [(POSITIVE, [2, 3])], |x| t::pow_scalar(arg(x, 0), 2.5));
+grad_test!(grad_add, [(A, [2, 3]), (ROW, [3])], |x| t::add(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_sub, [(A, [2, 3]), (ROW, [3])], |x| t::sub(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_mul, [(A, [2, 3]), (B, [2, 3])], |x| t::mul(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_div, [(A, [2, 3]), (POSITIVE, [2, 3])], |x| t::div(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_pow, [(POSITIVE, [2, 3]), (B, [2, 3])], |x| t::pow(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_add_scalar, [(A, [2, 3])], |x| t::add_scalar(
+    arg(x, 0),
+    2.0
+));
+grad_test!(grad_sub_scalar, [(A, [2, 3])], |x| t::sub_scalar(
+    arg(x, 0),
+    2.0
+));
+grad_test!(grad_mul_scalar, [(A, [2, 3])], |x| t::mul_scalar(
+    arg(x, 0),
+    -3.0
+));
+grad_test!(grad_div_scalar, [(A, [2, 3])], |x| t::div_scalar(
+    arg(x, 0),
+    4.0
+));
+grad_test!(grad_pow_scalar, [(POSITIVE, [2, 3])], |x| t::pow_scalar(
+    arg(x, 0),
+    2.5
+));
 grad_test!(grad_neg, [(A, [2, 3])], |x| t::neg(arg(x, 0)));
 grad_test!(grad_exp, [(A, [2, 3])], |x| t::exp(arg(x, 0)));
 grad_test!(grad_log, [(POSITIVE, [2, 3])], |x| t::log(arg(x, 0)));
 grad_test!(grad_sqrt, [(POSITIVE, [2, 3])], |x| t::sqrt(arg(x, 0)));
-grad_test!(grad_matmul, [(A, [2, 3]), (B, [3, 2])], |x| t::matmul(arg(x, 0), arg(x, 1)));
-grad_test!(grad_matmul_batched, [(A, [3, 1, 2]), (B, [2, 3])], |x| t::matmul(arg(x, 0), arg(x, 1)));
-grad_test!(grad_transpose, [(A, [2, 3])], |x| t::transpose(arg(x, 0), 0, 1));
-grad_test!(grad_reshape, [(A, [2, 3])], |x| t::reshape(arg(x, 0), &[3, 2]));
-grad_test!(grad_flatten, [(A, [1, 2, 3])], |x| t::flatten(arg(x, 0), 1, 2));
+grad_test!(grad_matmul, [(A, [2, 3]), (B, [3, 2])], |x| t::matmul(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_matmul_batched, [(A, [3, 1, 2]), (B, [2, 3])], |x| {
+    t::matmul(arg(x, 0), arg(x, 1))
+});
+grad_test!(grad_transpose, [(A, [2, 3])], |x| t::transpose(
+    arg(x, 0),
+    0,
+    1
+));
+grad_test!(grad_reshape, [(A, [2, 3])], |x| t::reshape(
+    arg(x, 0),
+    &[3, 2]
+));
+grad_test!(grad_flatten, [(A, [1, 2, 3])], |x| t::flatten(
+    arg(x, 0),
+    1,
+    2
+));
 grad_test!(grad_relu, [(A, [2, 3])], |x| t::relu(arg(x, 0)));
 grad_test!(grad_sigmoid, [(A, [2, 3])], |x| t::sigmoid(arg(x, 0)));
 grad_test!(grad_tanh, [(A, [2, 3])], |x| t::tanh(arg(x, 0)));
 grad_test!(grad_gelu, [(A, [2, 3])], |x| t::gelu(arg(x, 0)));
 grad_test!(grad_softmax, [(A, [2, 3])], |x| t::softmax(arg(x, 0), 1));
-grad_test!(grad_log_softmax, [(A, [2, 3])], |x| t::log_softmax(arg(x, 0), -1));
+grad_test!(grad_log_softmax, [(A, [2, 3])], |x| t::log_softmax(
+    arg(x, 0),
+    -1
+));
 grad_test!(grad_sum, [(A, [2, 3])], |x| t::sum(arg(x, 0)));
-grad_test!(grad_sum_dim, [(A, [2, 3])], |x| t::sum_dim(arg(x, 0), 0, false));
+grad_test!(grad_sum_dim, [(A, [2, 3])], |x| t::sum_dim(
+    arg(x, 0),
+    0,
+    false
+));
 grad_test!(grad_mean, [(A, [2, 3])], |x| t::mean(arg(x, 0)));
-grad_test!(grad_mean_dim, [(A, [2, 3])], |x| t::mean_dim(arg(x, 0), 1, true));
-grad_test!(grad_max_dim, [(A, [2, 3])], |x| t::max_dim(arg(x, 0), 1, false));
-grad_test!(grad_mse, [(A, [2, 3]), (B, [2, 3])], |x| t::mse(arg(x, 0), arg(x, 1)));
-grad_test!(grad_dropout, [(A, [2, 3])], |x| t::dropout(&device(), arg(x, 0), 0.5, &mut Rng::seeded(4)));
+grad_test!(grad_mean_dim, [(A, [2, 3])], |x| t::mean_dim(
+    arg(x, 0),
+    1,
+    true
+));
+grad_test!(grad_max_dim, [(A, [2, 3])], |x| t::max_dim(
+    arg(x, 0),
+    1,
+    false
+));
+grad_test!(grad_mse, [(A, [2, 3]), (B, [2, 3])], |x| t::mse(
+    arg(x, 0),
+    arg(x, 1)
+));
+grad_test!(grad_dropout, [(A, [2, 3])], |x| t::dropout(
+    &device(),
+    arg(x, 0),
+    0.5,
+    &mut Rng::seeded(4)
+));
 
 #[test]
 fn grad_cross_entropy() {
     let targets = i64s(&[2, 0], &[2]);
-    check_gradients("cross_entropy", &[(&A[..], &[2, 3][..])], &|x: &[Tensor]| {
-        t::cross_entropy(arg(x, 0), &targets)
-    });
+    check_gradients(
+        "cross_entropy",
+        &[(&A[..], &[2, 3][..])],
+        &|x: &[Tensor]| t::cross_entropy(arg(x, 0), &targets),
+    );
 }
 
 #[test]
 fn detach_cuts_the_graph() {
     let x = t::trainable(f32s(&A, &[2, 3])).unwrap_or_else(|e| panic!("{e}"));
     let loss = t::sum(&t::detach(&x)).unwrap_or_else(|e| panic!("{e}"));
-    let e = t::backward(&loss).err().unwrap_or_else(|| panic!("backward of a detached loss"));
+    let e = t::backward(&loss)
+        .err()
+        .unwrap_or_else(|| panic!("backward of a detached loss"));
     assert!(e.message.contains("detached"), "{e}");
 }

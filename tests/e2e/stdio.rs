@@ -19,19 +19,40 @@ fn initialize_negotiates_and_lists_tools() {
     let mut server = StdioServer::start(&[]);
     let init = |server: &mut StdioServer, id: u64, version: Option<&str>| {
         let mut params = json!({"capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}});
-        if let Some(v) = version {
-            params["protocolVersion"] = json!(v);
+        if let (Some(v), Some(object)) = (version, params.as_object_mut()) {
+            object.insert("protocolVersion".into(), json!(v));
         }
-        let reply = server.request(&json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}));
-        reply.pointer("/result/protocolVersion").cloned().unwrap_or(Value::Null)
+        let reply = server.request(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}),
+        );
+        reply
+            .pointer("/result/protocolVersion")
+            .cloned()
+            .unwrap_or(Value::Null)
     };
     assert_eq!(init(&mut server, 1, None), json!("2024-11-05"));
-    assert_eq!(init(&mut server, 2, Some("2025-06-18")), json!("2025-06-18"));
-    assert_eq!(init(&mut server, 3, Some("2024-11-05")), json!("2024-11-05"));
-    assert_eq!(init(&mut server, 4, Some("1999-01-01")), json!("2025-11-25"));
-    let reply = server.request(&json!({"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {}}));
-    assert_eq!(reply.pointer("/result/serverInfo/name"), Some(&json!("lightning-mcp")));
-    assert!(reply.pointer("/result/capabilities/tools").is_some(), "{reply}");
+    assert_eq!(
+        init(&mut server, 2, Some("2025-06-18")),
+        json!("2025-06-18")
+    );
+    assert_eq!(
+        init(&mut server, 3, Some("2024-11-05")),
+        json!("2024-11-05")
+    );
+    assert_eq!(
+        init(&mut server, 4, Some("1999-01-01")),
+        json!("2025-11-25")
+    );
+    let reply =
+        server.request(&json!({"jsonrpc": "2.0", "id": 5, "method": "initialize", "params": {}}));
+    assert_eq!(
+        reply.pointer("/result/serverInfo/name"),
+        Some(&json!("lightning-mcp"))
+    );
+    assert!(
+        reply.pointer("/result/capabilities/tools").is_some(),
+        "{reply}"
+    );
 
     // A notification gets no reply: the next line answers the ping.
     server.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
@@ -39,16 +60,37 @@ fn initialize_negotiates_and_lists_tools() {
     assert_eq!(pong, json!({"jsonrpc": "2.0", "id": "p", "result": {}}));
 
     let list = server.request(&json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"}));
-    let tools = list.pointer("/result/tools").and_then(Value::as_array).cloned().unwrap_or_default();
-    let names: Vec<&str> = tools.iter().filter_map(|t| t.get("name")?.as_str()).collect();
+    let tools = list
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = tools
+        .iter()
+        .filter_map(|t| t.get("name")?.as_str())
+        .collect();
     assert_eq!(names, ["lightning.train", "lightning.inspect"]);
     for tool in &tools {
-        assert_eq!(tool.pointer("/inputSchema/type"), Some(&json!("object")), "{tool}");
-        assert!(tool.get("description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()));
+        assert_eq!(
+            tool.pointer("/inputSchema/type"),
+            Some(&json!("object")),
+            "{tool}"
+        );
+        assert!(
+            tool.get("description")
+                .and_then(Value::as_str)
+                .is_some_and(|d| !d.is_empty())
+        );
     }
-    let train_props = tools.first().and_then(|t| t.pointer("/inputSchema/properties")).cloned();
+    let train_props = tools
+        .first()
+        .and_then(|t| t.pointer("/inputSchema/properties"))
+        .cloned();
     assert!(train_props.is_some_and(|p| p.get("model").is_some() && p.get("trainer").is_some()));
-    assert!(server.finish(), "the server should exit cleanly at end of input");
+    assert!(
+        server.finish(),
+        "the server should exit cleanly at end of input"
+    );
 }
 
 #[test]
@@ -56,7 +98,11 @@ fn inspect_model_summary_environment_models() {
     let mut server = StdioServer::start(&[]);
     let model = json!({"_target_": SIMPLE, "input_dim": 4, "num_classes": 3});
 
-    let result = server.call_tool(1, "lightning.inspect", json!({"what": "model", "model": model}));
+    let result = server.call_tool(
+        1,
+        "lightning.inspect",
+        json!({"what": "model", "model": model}),
+    );
     let info = structured(&result);
     assert_eq!(info.get("class"), Some(&json!("SimpleClassifier")));
     assert_eq!(info.get("num_parameters"), Some(&json!(15)));
@@ -66,17 +112,38 @@ fn inspect_model_summary_environment_models() {
         Some(&json!({"input_dim": 4, "num_classes": 3, "lr": 0.001}))
     );
 
-    let result = server.call_tool(2, "lightning.inspect", json!({"what": "summary", "model": model}));
+    let result = server.call_tool(
+        2,
+        "lightning.inspect",
+        json!({"what": "summary", "model": model}),
+    );
     let summary = structured(&result);
-    let table = summary.get("summary").and_then(Value::as_str).unwrap_or_default();
-    for needle in ["layer.weight", "[3, 4]", "layer.bias", "15 ", "Total params"] {
+    let table = summary
+        .get("summary")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    for needle in [
+        "layer.weight",
+        "[3, 4]",
+        "layer.bias",
+        "15 ",
+        "Total params",
+    ] {
         assert!(table.contains(needle), "{needle:?} not in\n{table}");
     }
     assert_eq!(summary.pointer("/parameters/0/count"), Some(&json!(12)));
 
     let result = server.call_tool(3, "lightning.inspect", json!({"what": "environment"}));
     let env = structured(&result);
-    for key in ["lightning_mcp", "wasmtime", "burn", "os", "arch", "cpus", "backends"] {
+    for key in [
+        "lightning_mcp",
+        "wasmtime",
+        "burn",
+        "os",
+        "arch",
+        "cpus",
+        "backends",
+    ] {
         assert!(env.get(key).is_some(), "environment lacks {key}: {env}");
     }
     assert_eq!(env.get("wasmtime"), Some(&json!("48.0.8")));
@@ -104,13 +171,23 @@ fn train_simple_classifier() {
     );
     let out = structured(&result);
     assert_eq!(out.get("status"), Some(&json!("completed")));
-    assert_eq!(out.pointer("/model/class"), Some(&json!("SimpleClassifier")));
+    assert_eq!(
+        out.pointer("/model/class"),
+        Some(&json!("SimpleClassifier"))
+    );
     assert_eq!(out.pointer("/model/num_parameters"), Some(&json!(15)));
-    assert_eq!(out.pointer("/model/hyperparameters/lr"), Some(&json!(0.001)));
+    assert_eq!(
+        out.pointer("/model/hyperparameters/lr"),
+        Some(&json!(0.001))
+    );
     assert_eq!(out.pointer("/trainer/max_epochs"), Some(&json!(1)));
     assert_eq!(out.pointer("/trainer/accelerator"), Some(&json!("cpu")));
     assert_eq!(out.pointer("/trainer/devices"), Some(&json!(1)));
-    assert_eq!(out.pointer("/trainer/global_step"), Some(&json!(8)), "64 samples / batch 8");
+    assert_eq!(
+        out.pointer("/trainer/global_step"),
+        Some(&json!(8)),
+        "64 samples / batch 8"
+    );
     for metric in ["train_loss", "val_loss"] {
         let v = number(out, &format!("/metrics/{metric}"));
         assert!(v.is_finite() && v > 0.0, "{metric} = {v}");
@@ -126,13 +203,20 @@ fn train_simple_classifier() {
     );
     let out = structured(&result);
     assert_eq!(out.pointer("/trainer/global_step"), Some(&json!(3)));
-    assert_eq!(out.pointer("/metrics/val_loss"), None, "validation was disabled");
+    assert_eq!(
+        out.pointer("/metrics/val_loss"),
+        None,
+        "validation was disabled"
+    );
     let result = server.call_tool(
         3,
         "lightning.train",
         simple(json!({"max_epochs": 2, "limit_train_batches": 0.5})),
     );
-    assert_eq!(structured(&result).pointer("/trainer/global_step"), Some(&json!(8)));
+    assert_eq!(
+        structured(&result).pointer("/trainer/global_step"),
+        Some(&json!(8))
+    );
 }
 
 #[test]
@@ -143,12 +227,20 @@ fn the_legacy_form_works_without_initialize() {
     );
     let reply = server.next_message();
     assert_eq!(reply.get("id"), Some(&json!("1")));
-    let result = reply.get("result").cloned().unwrap_or_else(|| panic!("{reply}"));
+    let result = reply
+        .get("result")
+        .cloned()
+        .unwrap_or_else(|| panic!("{reply}"));
     support::assert_text_mirrors_structured(&result);
     assert_eq!(structured(&result).get("status"), Some(&json!("completed")));
 
-    let reply = server.request(&json!({"id": "2", "method": "lightning.inspect", "params": {"what": "environment"}}));
-    assert!(reply.pointer("/result/structuredContent/burn").is_some(), "{reply}");
+    let reply = server.request(
+        &json!({"id": "2", "method": "lightning.inspect", "params": {"what": "environment"}}),
+    );
+    assert!(
+        reply.pointer("/result/structuredContent/burn").is_some(),
+        "{reply}"
+    );
     let reply = server.request(&json!({"id": "3", "method": "lightning.nope", "params": {}}));
     assert_eq!(reply.pointer("/error/code"), Some(&json!(-32601)));
     assert!(server.finish());
@@ -161,44 +253,97 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     for target in ["math.sqrt", "os.system", "/etc/passwd", "../../guest.wasm"] {
         let args = json!({"model": {"_target_": target}, "trainer": {"max_epochs": 1}});
         let message = tool_error(&server.call_tool(1, "lightning.train", args));
-        assert!(message.contains(target) && message.contains(SIMPLE) && message.contains(MLP), "{message}");
+        assert!(
+            message.contains(target) && message.contains(SIMPLE) && message.contains(MLP),
+            "{message}"
+        );
     }
     let cases = [
         (json!({"trainer": {"max_epochs": 1}}), vec!["model"]),
         (json!({"model": {"input_dim": 4}}), vec!["_target_"]),
-        (json!({"model": {"_target_": SIMPLE, "input_dim": "four"}}), vec!["input_dim", "string"]),
-        (json!({"model": {"_target_": SIMPLE, "input_dim": -1}}), vec!["input_dim"]),
-        (json!({"model": {"_target_": SIMPLE, "num_classes": 0}}), vec!["num_classes", "0"]),
-        (json!({"model": {"_target_": SIMPLE, "input_dim": 1_000_000_000u64}}), vec!["input_dim"]),
-        (json!({"model": {"_target_": SIMPLE, "lr": -1.0}}), vec!["lr"]),
-        (json!({"model": {"_target_": SIMPLE, "hidden": 3}}), vec!["hidden"]),
-        (json!({"model": {"_target_": MLP, "hidden_dims": [8, 0]}}), vec!["hidden_dims[1]"]),
-        (json!({"model": {"_target_": MLP, "activation": "swish"}}), vec!["activation", "relu"]),
+        (
+            json!({"model": {"_target_": SIMPLE, "input_dim": "four"}}),
+            vec!["input_dim", "string"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE, "input_dim": -1}}),
+            vec!["input_dim"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE, "num_classes": 0}}),
+            vec!["num_classes", "0"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE, "input_dim": 1_000_000_000u64}}),
+            vec!["input_dim"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE, "lr": -1.0}}),
+            vec!["lr"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE, "hidden": 3}}),
+            vec!["hidden"],
+        ),
+        (
+            json!({"model": {"_target_": MLP, "hidden_dims": [8, 0]}}),
+            vec!["hidden_dims[1]"],
+        ),
+        (
+            json!({"model": {"_target_": MLP, "activation": "swish"}}),
+            vec!["activation", "relu"],
+        ),
         (simple(json!({"max_epochs": 0})), vec!["max_epochs"]),
         (simple(json!({"max_epochs": 1e15})), vec!["max_epochs"]),
         (simple(json!({"max_steps": -5})), vec!["max_steps"]),
-        (simple(json!({"limit_train_batches": 1.5})), vec!["limit_train_batches"]),
-        (simple(json!({"accelerator": "gpu"})), vec!["accelerator", "gpu", "cpu"]),
-        (simple(json!({"accelerator": "tpu"})), vec!["accelerator", "tpu"]),
+        (
+            simple(json!({"limit_train_batches": 1.5})),
+            vec!["limit_train_batches"],
+        ),
+        (
+            simple(json!({"accelerator": "gpu"})),
+            vec!["accelerator", "gpu", "cpu"],
+        ),
+        (
+            simple(json!({"accelerator": "tpu"})),
+            vec!["accelerator", "tpu"],
+        ),
         (simple(json!({"devices": 4})), vec!["devices"]),
-        (simple(json!({"gradient_clip_vall": 1.0})), vec!["gradient_clip_vall"]),
-        (json!({"model": {"_target_": SIMPLE}, "extra": true}), vec!["extra"]),
+        (
+            simple(json!({"gradient_clip_vall": 1.0})),
+            vec!["gradient_clip_vall"],
+        ),
+        (
+            json!({"model": {"_target_": SIMPLE}, "extra": true}),
+            vec!["extra"],
+        ),
     ];
     for (i, (args, needles)) in cases.into_iter().enumerate() {
         let message = tool_error(&server.call_tool(10 + i as u64, "lightning.train", args.clone()));
         for needle in needles {
-            assert!(message.contains(needle), "{args}: {message:?} should mention {needle:?}");
+            assert!(
+                message.contains(needle),
+                "{args}: {message:?} should mention {needle:?}"
+            );
         }
     }
     let message = tool_error(&server.call_tool(40, "lightning.inspect", json!({"what": "model"})));
     assert!(message.contains("model"), "{message}");
-    let message = tool_error(&server.call_tool(41, "lightning.inspect", json!({"what": "weights"})));
-    assert!(message.contains("what") && message.contains("environment"), "{message}");
+    let message =
+        tool_error(&server.call_tool(41, "lightning.inspect", json!({"what": "weights"})));
+    assert!(
+        message.contains("what") && message.contains("environment"),
+        "{message}"
+    );
 
     // Protocol errors.
     server.send_raw("{this is not json");
     let reply = server.next_message();
-    assert_eq!(reply.pointer("/error/code"), Some(&json!(-32700)), "{reply}");
+    assert_eq!(
+        reply.pointer("/error/code"),
+        Some(&json!(-32700)),
+        "{reply}"
+    );
     let reply = server.request(&json!({"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": {"name": "lightning.nope"}}));
     assert_eq!(reply.pointer("/error/code"), Some(&json!(-32602)));
     let reply = server.request(&json!({"jsonrpc": "2.0", "id": 51, "method": "resources/list"}));
@@ -206,7 +351,10 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     let reply = server.request(&json!({"jsonrpc": "2.0", "id": 52, "method": "tools/call", "params": {"name": "lightning.train", "arguments": [1]}}));
     assert_eq!(reply.pointer("/error/code"), Some(&json!(-32602)));
     server.send_raw(r#"[{"jsonrpc":"2.0","id":53,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#);
-    assert_eq!(server.next_message(), json!([{"jsonrpc": "2.0", "id": 53, "result": {}}]));
+    assert_eq!(
+        server.next_message(),
+        json!([{"jsonrpc": "2.0", "id": 53, "result": {}}])
+    );
 
     // And the server still trains.
     let result = server.call_tool(60, "lightning.train", simple(json!({"max_epochs": 1})));
@@ -217,7 +365,8 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
 fn guest_failures_fail_the_request_not_the_server() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let wasm = dir.path().join("misbehaving.wasm");
-    std::fs::write(&wasm, lightning_mcp_guests::testing::MISBEHAVING).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&wasm, lightning_mcp_guests::testing::MISBEHAVING)
+        .unwrap_or_else(|e| panic!("{e}"));
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let mut server = StdioServer::start(&["--models-dir", &dir_arg]);
     let misbehave = |server: &mut StdioServer, id: u64, mode: &str| {
@@ -225,7 +374,10 @@ fn guest_failures_fail_the_request_not_the_server() {
         tool_error(&server.call_tool(id, "lightning.train", args))
     };
     let message = misbehave(&mut server, 1, "shape_mismatch");
-    assert!(message.contains("matmul") && message.contains("[8, 4]"), "{message}");
+    assert!(
+        message.contains("matmul") && message.contains("[8, 4]"),
+        "{message}"
+    );
     let message = misbehave(&mut server, 2, "panic");
     assert!(message.contains("panicked on purpose"), "{message}");
     let message = misbehave(&mut server, 3, "stale_handle");
@@ -234,10 +386,16 @@ fn guest_failures_fail_the_request_not_the_server() {
     assert!(message.contains("panicked in init"), "{message}");
 
     let result = server.call_tool(5, "lightning.inspect", json!({"what": "models"}));
-    let models = structured(&result).get("models").cloned().unwrap_or_default();
+    let models = structured(&result)
+        .get("models")
+        .cloned()
+        .unwrap_or_default();
     let source = models
         .as_array()
-        .and_then(|m| m.iter().find(|m| m.get("target") == Some(&json!("lightning_mcp.testing.Misbehaving"))))
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m.get("target") == Some(&json!("lightning_mcp.testing.Misbehaving")))
+        })
         .and_then(|m| m.get("source"))
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -263,8 +421,14 @@ fn mlp_learns_its_separable_data() {
     };
     let one = train(&mut server, 1, 1);
     let ten = train(&mut server, 2, 10);
-    let (loss_1, loss_10) = (number(&one, "/metrics/train_loss"), number(&ten, "/metrics/train_loss"));
-    assert!(loss_10 < loss_1 * 0.5, "loss should fall: {loss_1} after 1 epoch, {loss_10} after 10");
+    let (loss_1, loss_10) = (
+        number(&one, "/metrics/train_loss"),
+        number(&ten, "/metrics/train_loss"),
+    );
+    assert!(
+        loss_10 < loss_1 * 0.5,
+        "loss should fall: {loss_1} after 1 epoch, {loss_10} after 10"
+    );
     let acc = number(&ten, "/metrics/train_acc");
     assert!(acc >= 0.95, "training accuracy {acc}");
     assert!(number(&ten, "/metrics/val_acc") >= 0.95, "{ten}");
@@ -278,7 +442,9 @@ fn the_same_seed_gives_the_same_numbers() {
             "model": {"_target_": MLP, "dropout": 0.2},
             "trainer": {"max_epochs": 2, "seed": seed},
         });
-        structured(&server.call_tool(id, "lightning.train", args)).get("metrics").cloned()
+        structured(&server.call_tool(id, "lightning.train", args))
+            .get("metrics")
+            .cloned()
     };
     let first = run(&mut server, 1, 11);
     assert!(first.is_some());

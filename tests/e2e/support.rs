@@ -49,7 +49,10 @@ impl StdioServer {
 
     /// Writes one raw line.
     pub fn send_raw(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap_or_else(|| panic!("stdin closed"));
+        let stdin = self
+            .stdin
+            .as_mut()
+            .unwrap_or_else(|| panic!("stdin closed"));
         writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("write: {e}"));
         stdin.flush().unwrap_or_else(|e| panic!("flush: {e}"));
     }
@@ -60,7 +63,8 @@ impl StdioServer {
             .lines
             .recv_timeout(REPLY_TIMEOUT)
             .unwrap_or_else(|e| panic!("no reply from the server: {e}"));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
     }
 
     /// Sends `message` and returns the reply with the same id.
@@ -110,7 +114,8 @@ pub fn assert_text_mirrors_structured(result: &Value) {
         .pointer("/content/0/text")
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no text content in {result}"));
-    let parsed: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("text is not JSON: {e}"));
+    let parsed: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("text is not JSON: {e}"));
     assert_eq!(Some(&parsed), result.get("structuredContent"));
 }
 

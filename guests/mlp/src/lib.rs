@@ -39,7 +39,9 @@ impl Hyperparameters {
             if (1..=MAX_WIDTH).contains(&v) {
                 Ok(())
             } else {
-                Err(Error::new(format!("{field} must be between 1 and {MAX_WIDTH}, got {v}")))
+                Err(Error::new(format!(
+                    "{field} must be between 1 and {MAX_WIDTH}, got {v}"
+                )))
             }
         };
         width("input_dim", self.input_dim)?;
@@ -59,10 +61,16 @@ impl Hyperparameters {
             width(&format!("hidden_dims[{i}]"), *h)?;
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::new(format!("dropout must be in [0, 1), got {}", self.dropout)));
+            return Err(Error::new(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::new(format!("lr must be in (0, 10], got {}", self.lr)));
+            return Err(Error::new(format!(
+                "lr must be in (0, 10], got {}",
+                self.lr
+            )));
         }
         Ok(())
     }
@@ -110,16 +118,27 @@ impl LightningModule for Mlp {
     /// `[batch, input_dim] -> [batch, num_classes]`.
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         let last = self.layers.len().saturating_sub(1);
-        let mut h = self.layers.first().ok_or_else(|| Error::new("no layers"))?.forward(x)?;
+        let mut h = self
+            .layers
+            .first()
+            .ok_or_else(|| Error::new("no layers"))?
+            .forward(x)?;
         for layer in self.layers.iter().skip(1).take(last) {
-            h = self.dropout.forward(&self.hparams.activation.forward(&h)?)?;
+            h = self
+                .dropout
+                .forward(&self.hparams.activation.forward(&h)?)?;
             h = layer.forward(&h)?;
         }
         Ok(h)
     }
 
     /// Cross-entropy, logging `train_loss` and `train_acc`.
-    fn training_step(&mut self, inputs: Tensor, targets: Tensor, _batch_index: u32) -> Result<Tensor> {
+    fn training_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        _batch_index: u32,
+    ) -> Result<Tensor> {
         let logits = self.forward(&inputs)?;
         let loss = logits.cross_entropy(&targets)?;
         log::log_tensor("train_loss", &loss)?;

@@ -71,7 +71,12 @@ impl Request {
         };
         let id = object.remove("id");
         let reply_id = id.clone().unwrap_or(Value::Null);
-        let fail = |message: String| Err((reply_id.clone(), RpcError::new(ErrorCode::InvalidRequest, message)));
+        let fail = |message: String| {
+            Err((
+                reply_id.clone(),
+                RpcError::new(ErrorCode::InvalidRequest, message),
+            ))
+        };
         if let Some(id) = &id
             && !matches!(id, Value::String(_) | Value::Number(_))
         {

@@ -95,7 +95,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,7 +128,10 @@ impl Server {
                 &RpcError::new(ErrorCode::InvalidRequest, "an empty batch is not a request"),
             )),
             Value::Array(batch) => {
-                let replies: Vec<Value> = batch.into_iter().filter_map(|m| self.handle_one(m)).collect();
+                let replies: Vec<Value> = batch
+                    .into_iter()
+                    .filter_map(|m| self.handle_one(m))
+                    .collect();
                 (!replies.is_empty()).then_some(Value::Array(replies))
             }
             message => self.handle_one(message),
@@ -158,7 +163,11 @@ impl Server {
             method if method.starts_with("notifications/") => Ok(Value::Null),
             // The legacy form: the tool name as the method, params as the arguments.
             method if !request.is_jsonrpc || self.has_tool(method) => {
-                let arguments = if request.params.is_null() { json!({}) } else { request.params.clone() };
+                let arguments = if request.params.is_null() {
+                    json!({})
+                } else {
+                    request.params.clone()
+                };
                 self.tools
                     .call(method, arguments)
                     .map(|r| r.to_json())
@@ -250,7 +259,10 @@ impl Server {
                 let names: Vec<&str> = self.tools.tools().iter().map(|t| t.name).collect();
                 RpcError::new(
                     ErrorCode::InvalidParams,
-                    format!("Unknown tool: {name}; available tools: {}", names.join(", ")),
+                    format!(
+                        "Unknown tool: {name}; available tools: {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }
@@ -259,9 +271,13 @@ impl Server {
 /// A message that carries `result` or `error` but no `method` is a client's reply; the server
 /// sends no requests, so it is ignored.
 fn is_response(message: &Value) -> bool {
-    message.get("method").is_none() && (message.get("result").is_some() || message.get("error").is_some())
+    message.get("method").is_none()
+        && (message.get("result").is_some() || message.get("error").is_some())
 }
 
 fn unknown_method(method: &str) -> RpcError {
-    RpcError::new(ErrorCode::MethodNotFound, format!("Unknown method '{method}'"))
+    RpcError::new(
+        ErrorCode::MethodNotFound,
+        format!("Unknown method '{method}'"),
+    )
 }

@@ -62,7 +62,9 @@ impl ComponentCache {
         let sha256 = hex(&Sha256::digest(wasm));
         let path = self.dir.as_ref().map(|dir| {
             let mut engine_hash = DefaultHasher::new();
-            engine.precompile_compatibility_hash().hash(&mut engine_hash);
+            engine
+                .precompile_compatibility_hash()
+                .hash(&mut engine_hash);
             dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash.finish()))
         });
         if let Some(path) = &path

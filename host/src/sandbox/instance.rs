@@ -90,7 +90,10 @@ impl ModelInstance {
             )));
         }
         self.store.data_mut().set_mode(mode);
-        let outcome = f(self.model.lightning_model_lightning_module(), &mut self.store);
+        let outcome = f(
+            self.model.lightning_model_lightning_module(),
+            &mut self.store,
+        );
         outcome.map_err(|e| {
             let error = classify(&self.store, self.budget, &e);
             self.broken = Some(error.to_string());
@@ -136,7 +139,9 @@ impl ModelInstance {
     ) -> Result<Tensor, SandboxError> {
         let (x, y) = (self.give(inputs)?, self.give(targets)?);
         let loss = self
-            .call(Mode::Train, |m, s| m.call_training_step(s, x, y, batch_index))?
+            .call(Mode::Train, |m, s| {
+                m.call_training_step(s, x, y, batch_index)
+            })?
             .map_err(SandboxError::Model)?;
         self.take(loss)
     }
@@ -149,8 +154,10 @@ impl ModelInstance {
         batch_index: u32,
     ) -> Result<(), SandboxError> {
         let (x, y) = (self.give(inputs)?, self.give(targets)?);
-        self.call(Mode::Eval, |m, s| m.call_validation_step(s, x, y, batch_index))?
-            .map_err(SandboxError::Model)
+        self.call(Mode::Eval, |m, s| {
+            m.call_validation_step(s, x, y, batch_index)
+        })?
+        .map_err(SandboxError::Model)
     }
 
     /// One test step (the guest logs its metrics).
@@ -166,7 +173,11 @@ impl ModelInstance {
     }
 
     /// One prediction step; returns the predictions.
-    pub fn predict_step(&mut self, inputs: Tensor, batch_index: u32) -> Result<Tensor, SandboxError> {
+    pub fn predict_step(
+        &mut self,
+        inputs: Tensor,
+        batch_index: u32,
+    ) -> Result<Tensor, SandboxError> {
         let x = self.give(inputs)?;
         let out = self
             .call(Mode::Eval, |m, s| m.call_predict_step(s, x, batch_index))?

@@ -2,11 +2,11 @@
 //! mode and logged metrics; and the implementation of the WIT imports on top of it.
 
 use super::bindings::{log, params, tensors};
-use super::output::{OutputTail, sandboxed_wasi};
 use super::limits::{GuestLimiter, LimitExceeded, Limits};
+use super::output::{OutputTail, sandboxed_wasi};
 use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
-use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// What a guest's tensor handle points at.
@@ -276,11 +276,17 @@ impl tensors::HostTensor for HostState {
         })
     }
 
-    fn to_f32(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Result<Vec<f32>, tensors::TensorError>> {
+    fn to_f32(
+        &mut self,
+        t: Resource<GuestTensor>,
+    ) -> wasmtime::Result<Result<Vec<f32>, tensors::TensorError>> {
         Ok(tensor::to_f32(&self.get(&t)?).map_err(wit_error))
     }
 
-    fn to_i64(&mut self, t: Resource<GuestTensor>) -> wasmtime::Result<Result<Vec<i64>, tensors::TensorError>> {
+    fn to_i64(
+        &mut self,
+        t: Resource<GuestTensor>,
+    ) -> wasmtime::Result<Result<Vec<i64>, tensors::TensorError>> {
         Ok(tensor::to_i64(&self.get(&t)?).map_err(wit_error))
     }
 
@@ -408,7 +414,11 @@ impl tensors::HostTensor for HostState {
         self.binary(a, b, tensor::equal)
     }
 
-    fn cross_entropy(&mut self, logits: Resource<GuestTensor>, targets: Resource<GuestTensor>) -> OpReply {
+    fn cross_entropy(
+        &mut self,
+        logits: Resource<GuestTensor>,
+        targets: Resource<GuestTensor>,
+    ) -> OpReply {
         self.binary(logits, targets, tensor::cross_entropy)
     }
 
@@ -423,7 +433,10 @@ impl tensors::HostTensor for HostState {
         } else if (0.0..1.0).contains(&p) {
             Ok(x)
         } else {
-            Err(TensorError::new("dropout", format!("p must be in [0, 1), got {p}")))
+            Err(TensorError::new(
+                "dropout",
+                format!("p must be in [0, 1), got {p}"),
+            ))
         };
         self.reply(outcome)
     }
@@ -473,7 +486,10 @@ impl HostState {
     fn check_parameter(&self, name: &str, shape: &[usize], init: Init) -> Result<(), TensorError> {
         const OP: &str = "parameter";
         if self.mode != Mode::Init {
-            return Err(TensorError::new(OP, "parameters can only be declared during init"));
+            return Err(TensorError::new(
+                OP,
+                "parameters can only be declared during init",
+            ));
         }
         let valid_name = !name.is_empty()
             && name.len() <= 128
@@ -492,11 +508,15 @@ impl HostState {
         if self.params.len() >= self.limits.max_parameters {
             return Err(TensorError::new(
                 OP,
-                format!("a model may declare at most {} parameters", self.limits.max_parameters),
+                format!(
+                    "a model may declare at most {} parameters",
+                    self.limits.max_parameters
+                ),
             ));
         }
         tensor::check_shape(OP, shape)?;
-        init.validate().map_err(|m| TensorError::new(OP, format!("{name}: {m}")))
+        init.validate()
+            .map_err(|m| TensorError::new(OP, format!("{name}: {m}")))
     }
 }
 

@@ -35,7 +35,10 @@ pub fn backward(loss: &Tensor) -> Result<Gradients, TensorError> {
     if loss.num_elements() != 1 {
         return Err(TensorError::new(
             OP,
-            format!("the loss must have one element, got shape {:?}", loss.shape()),
+            format!(
+                "the loss must have one element, got shape {:?}",
+                loss.shape()
+            ),
         ));
     }
     with_rank!(OP, loss.rank(), D => {
@@ -245,7 +248,12 @@ impl Optimizer {
     }
 
     /// One step of parameter `index`; returns the updated (trainable) parameter.
-    pub fn step(&mut self, index: usize, param: &Tensor, grad: Tensor) -> Result<Tensor, TensorError> {
+    pub fn step(
+        &mut self,
+        index: usize,
+        param: &Tensor,
+        grad: Tensor,
+    ) -> Result<Tensor, TensorError> {
         const OP: &str = "optimizer-step";
         if param.dtype() != DType::F32 || param.shape() != grad.shape() {
             return Err(TensorError::new(

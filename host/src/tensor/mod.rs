@@ -13,8 +13,8 @@ mod autodiff;
 mod ops;
 mod random;
 
-pub use burn::tensor::Device;
 pub use autodiff::*;
+pub use burn::tensor::Device;
 pub use ops::*;
 pub use random::{Init, Rng};
 

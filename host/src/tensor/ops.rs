@@ -18,7 +18,10 @@ pub fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize, TensorErr
     if shape.is_empty() || shape.len() > MAX_RANK {
         return Err(err(
             op,
-            format!("shape {shape:?} has rank {}, allowed 1 to {MAX_RANK}", shape.len()),
+            format!(
+                "shape {shape:?} has rank {}, allowed 1 to {MAX_RANK}",
+                shape.len()
+            ),
         ));
     }
     if shape.contains(&0) {
@@ -144,8 +147,12 @@ pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64)
 pub fn to_f32(t: &Tensor) -> Result<Vec<f32>, TensorError> {
     const OP: &str = "to-f32";
     let data = match t.dtype() {
-        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).into_data())?)?,
-        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?,
+        DType::F32 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).into_data())?)?
+        }
+        DType::I64 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
+        }
     };
     data.try_into_vec_as::<f32>()
         .map_err(|e| err(OP, format!("{e:?}")))
@@ -156,9 +163,11 @@ pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
     const OP: &str = "to-i64";
     match t.dtype() {
         DType::F32 => Ok(to_f32(t)?.into_iter().map(|v| v as i64).collect()),
-        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
-            .try_into_vec_as::<i64>()
-            .map_err(|e| err(OP, format!("{e:?}"))),
+        DType::I64 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
+                .try_into_vec_as::<i64>()
+                .map_err(|e| err(OP, format!("{e:?}")))
+        }
     }
 }
 
@@ -231,7 +240,10 @@ fn float_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tenso
     b.require_float(op)?;
     let shape = broadcast_shapes(op, &a.shape(), &b.shape())?;
     let rank = check_shape(op, &shape).map(|_| shape.len())?;
-    Ok((with_leading_ones(op, a, rank)?, with_leading_ones(op, b, rank)?))
+    Ok((
+        with_leading_ones(op, a, rank)?,
+        with_leading_ones(op, b, rank)?,
+    ))
 }
 
 macro_rules! binary_float_op {
@@ -377,7 +389,10 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult {
     out.extend([n, m]);
     check_shape(OP, &out)?;
     let rank = out.len();
-    let (a, b) = (with_leading_ones(OP, a, rank)?, with_leading_ones(OP, b, rank)?);
+    let (a, b) = (
+        with_leading_ones(OP, a, rank)?,
+        with_leading_ones(OP, b, rank)?,
+    );
     with_rank!(OP, rank, D => guarded(OP, || float_tensor::<D>(&a).matmul(float_tensor::<D>(&b)).into_bridge())?)
         .map(Tensor::from_bridge)
 }
@@ -396,8 +411,12 @@ pub fn transpose(t: &Tensor, dim0: i32, dim1: i32) -> OpResult {
     let shape = t.shape();
     let (d0, d1) = (dim_index(OP, dim0, &shape)?, dim_index(OP, dim1, &shape)?);
     let bridge = match t.dtype() {
-        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?,
-        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?,
+        DType::F32 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?
+        }
+        DType::I64 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).swap_dims(d0, d1).into_bridge())?)?
+        }
     };
     Ok(Tensor::from_bridge(bridge))
 }
@@ -426,7 +445,13 @@ pub fn reshape(t: &Tensor, shape: &[i64]) -> OpResult {
         .ok_or_else(|| err(OP, format!("shape {shape:?} is too large")))?;
     let to: Vec<usize> = shape
         .iter()
-        .map(|d| if *d == -1 { total / known.max(1) } else { *d as usize })
+        .map(|d| {
+            if *d == -1 {
+                total / known.max(1)
+            } else {
+                *d as usize
+            }
+        })
         .collect();
     if known == 0 || to.iter().product::<usize>() != total {
         return Err(err(
@@ -545,7 +570,10 @@ pub fn equal(a: &Tensor, b: &Tensor) -> OpResult {
     let out = broadcast_shapes(OP, &a.shape(), &b.shape())?;
     check_shape(OP, &out)?;
     let rank = out.len();
-    let (a, b) = (with_leading_ones(OP, a, rank)?, with_leading_ones(OP, b, rank)?);
+    let (a, b) = (
+        with_leading_ones(OP, a, rank)?,
+        with_leading_ones(OP, b, rank)?,
+    );
     let shape = Shape::from(out);
     let bridge = match a.dtype() {
         DType::F32 => with_rank!(OP, rank, D => guarded(OP, || {
@@ -637,10 +665,11 @@ pub fn dropout(device: &Device, t: &Tensor, p: f32, rng: &mut Rng) -> OpResult {
     mul(t, &mask)
 }
 
-/// The same values, cut from the autodiff graph.
+/// The same values, cut from the autodiff graph: no gradient flows through the result, not
+/// even to a parameter (Burn's `detach` alone keeps a leaf's `require_grad`).
 pub fn detach(t: &Tensor) -> Tensor {
     match t.dtype() {
-        DType::F32 => with_rank!("detach", t.rank(), D => float_tensor::<D>(t).detach().into_bridge())
+        DType::F32 => with_rank!("detach", t.rank(), D => float_tensor::<D>(t).detach().set_require_grad(false).into_bridge())
             .map(Tensor::from_bridge)
             .unwrap_or_else(|_| t.clone()),
         DType::I64 => t.clone(),
@@ -652,7 +681,10 @@ pub fn select_rows(device: &Device, t: &Tensor, indices: &[usize]) -> OpResult {
     const OP: &str = "select-rows";
     let rows = t.shape().first().copied().unwrap_or(0);
     if let Some(bad) = indices.iter().find(|i| **i >= rows) {
-        return Err(err(OP, format!("row {bad} is out of range for {rows} rows")));
+        return Err(err(
+            OP,
+            format!("row {bad} is out of range for {rows} rows"),
+        ));
     }
     let index = from_i64(
         device,
@@ -661,8 +693,12 @@ pub fn select_rows(device: &Device, t: &Tensor, indices: &[usize]) -> OpResult {
     )?;
     let index = int_tensor::<1>(&index);
     let bridge = match t.dtype() {
-        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?,
-        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?,
+        DType::F32 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?
+        }
+        DType::I64 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?
+        }
     };
     Ok(Tensor::from_bridge(bridge))
 }

@@ -36,10 +36,15 @@ impl Rng {
     pub fn dropout_mask(&mut self, count: usize, p: f32) -> Vec<f32> {
         let keep = 1.0 / (1.0 - p);
         (0..count)
-            .map(|_| if self.0.random::<f32>() < p { 0.0 } else { keep })
+            .map(|_| {
+                if self.0.random::<f32>() < p {
+                    0.0
+                } else {
+                    keep
+                }
+            })
             .collect()
     }
-
 }
 
 /// How a parameter's initial values are drawn.
@@ -144,7 +149,10 @@ mod tests {
         let mask = Rng::seeded(3).dropout_mask(10_000, 0.25);
         let zeros = mask.iter().filter(|v| **v == 0.0).count();
         assert!((2_000..3_000).contains(&zeros), "{zeros} zeros");
-        assert!(mask.iter().all(|v| *v == 0.0 || (*v - 4.0 / 3.0).abs() < 1e-6));
+        assert!(
+            mask.iter()
+                .all(|v| *v == 0.0 || (*v - 4.0 / 3.0).abs() < 1e-6)
+        );
     }
 
     #[test]

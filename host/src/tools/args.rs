@@ -28,7 +28,8 @@ pub fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, String> {
 
 /// The JSON Schema of `T`, for `tools/list`.
 pub fn schema<T: JsonSchema>() -> Value {
-    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_else(|_| serde_json::json!({"type": "object"}))
+    serde_json::to_value(schemars::schema_for!(T))
+        .unwrap_or_else(|_| serde_json::json!({"type": "object"}))
 }
 
 /// A model to build: a registered `_target_` and its hyperparameters.
@@ -169,7 +170,9 @@ impl TrainerArgs {
                 ));
             }
             Some(Devices::Named(other)) => {
-                return Err(format!("trainer.devices must be 1 or \"auto\", got {other:?}"));
+                return Err(format!(
+                    "trainer.devices must be 1 or \"auto\", got {other:?}"
+                ));
             }
         }
         let (accelerator, device) = resolve_accelerator(self.accelerator.unwrap_or_default())?;
@@ -178,10 +181,14 @@ impl TrainerArgs {
             max_steps,
             limit_train_batches: self
                 .limit_train_batches
-                .map_or(Ok(BatchLimit::default()), |l| l.resolve("limit_train_batches"))?,
+                .map_or(Ok(BatchLimit::default()), |l| {
+                    l.resolve("limit_train_batches")
+                })?,
             limit_val_batches: self
                 .limit_val_batches
-                .map_or(Ok(BatchLimit::default()), |l| l.resolve("limit_val_batches"))?,
+                .map_or(Ok(BatchLimit::default()), |l| {
+                    l.resolve("limit_val_batches")
+                })?,
             seed: self.seed.unwrap_or(0),
             accelerator,
             device,

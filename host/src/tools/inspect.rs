@@ -63,8 +63,14 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
             })?;
             let model = runtime.model(&spec.target)?;
             let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
-            let (instance, hyperparameters) =
-                build_model(runtime, &model, &spec, device, 0, runtime.limits().call_timeout)?;
+            let (instance, hyperparameters) = build_model(
+                runtime,
+                &model,
+                &spec,
+                device,
+                0,
+                runtime.limits().call_timeout,
+            )?;
             let total = num_parameters(&instance);
             if args.what == What::Model {
                 return Ok(json!({
@@ -97,7 +103,12 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
 fn summary_table(rows: &[(String, Vec<usize>, usize)]) -> String {
     let shape = |s: &[usize]| format!("{s:?}");
     let name_width = rows.iter().map(|r| r.0.len()).chain([4]).max().unwrap_or(4);
-    let shape_width = rows.iter().map(|r| shape(&r.1).len()).chain([5]).max().unwrap_or(5);
+    let shape_width = rows
+        .iter()
+        .map(|r| shape(&r.1).len())
+        .chain([5])
+        .max()
+        .unwrap_or(5);
     let index_width = rows.len().to_string().len();
     let mut out = String::new();
     let header = format!(

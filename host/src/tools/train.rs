@@ -54,9 +54,8 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
         options.seed,
         runtime.limits().train_timeout,
     )?;
-    let train = own_data(&mut instance, Split::Train, options.seed)?.ok_or_else(|| {
-        format!("{target} brings no training data of its own")
-    })?;
+    let train = own_data(&mut instance, Split::Train, options.seed)?
+        .ok_or_else(|| format!("{target} brings no training data of its own"))?;
     let val = own_data(&mut instance, Split::Validation, options.seed)?;
     let config = FitConfig {
         max_epochs: options.max_epochs,
@@ -64,8 +63,14 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
         limit_train_batches: options.limit_train_batches,
         limit_val_batches: options.limit_val_batches,
     };
-    let report = trainer::fit(&mut instance, &options.device, &config, &train, val.as_ref())
-        .map_err(|e| format!("{target}: training failed: {e}"))?;
+    let report = trainer::fit(
+        &mut instance,
+        &options.device,
+        &config,
+        &train,
+        val.as_ref(),
+    )
+    .map_err(|e| format!("{target}: training failed: {e}"))?;
     Ok(json!({
         "status": "completed",
         "model": {

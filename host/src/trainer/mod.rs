@@ -93,7 +93,8 @@ pub fn fit(
         global_step: 0,
         metrics: Metrics::new(),
     };
-    let steps_left = |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
+    let steps_left =
+        |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
     while report.epochs < config.max_epochs && steps_left(&report) {
         let mut epoch = MetricAccumulator::default();
         for index in 0..train_batches {

@@ -104,7 +104,11 @@ async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::
         let consumed = newline.map_or(take, |i| i + 1);
         reader.consume(consumed);
         if newline.is_some() {
-            return Ok(if too_long { Line::TooLong } else { Line::Message(line) });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Message(line)
+            });
         }
     }
 }

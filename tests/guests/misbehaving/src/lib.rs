@@ -36,7 +36,12 @@ impl LightningModule for Misbehaving {
         self.layer.forward(x)
     }
 
-    fn training_step(&mut self, inputs: Tensor, targets: Tensor, _batch_index: u32) -> Result<Tensor> {
+    fn training_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        _batch_index: u32,
+    ) -> Result<Tensor> {
         match self.mode.as_str() {
             "shape_mismatch" => {
                 let wrong = Tensor::ones(&[3, 2])?;

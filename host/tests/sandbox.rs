@@ -4,7 +4,7 @@
 use lightning_mcp::sandbox::{
     ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox, SandboxError, Split,
 };
-use lightning_mcp::tensor;
+use lightning_mcp::tensor::{self, Tensor};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,18 +45,25 @@ fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> Mod
         .unwrap_or_else(|e| panic!("instantiate: {e}"))
 }
 
-/// Builds the misbehaving model in `mode` and runs one training step.
-fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> SandboxError {
+/// Builds the misbehaving model in `mode` and runs one training step on its own data.
+fn step(
+    f: &Fixture,
+    mode: &str,
+    limits: &Limits,
+    budget: Duration,
+) -> Result<Tensor, SandboxError> {
     let mut model = instance(f, MISBEHAVING, limits, budget);
-    if let Err(e) = model.init(&format!(r#"{{"mode":"{mode}"}}"#)) {
-        return e;
-    }
+    model.init(&format!(r#"{{"mode":"{mode}"}}"#))?;
     let data = model
-        .dataset(Split::Train, 0)
-        .unwrap_or_else(|e| panic!("dataset: {e}"))
+        .dataset(Split::Train, 0)?
         .unwrap_or_else(|| panic!("no data"));
     let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
-    match model.training_step(data.inputs, targets, 0) {
+    model.training_step(data.inputs, targets, 0)
+}
+
+/// The error of one step in `mode`.
+fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> SandboxError {
+    match step(f, mode, limits, budget) {
         Ok(_) => panic!("mode {mode} trained without error"),
         Err(e) => e,
     }
@@ -64,18 +71,7 @@ fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> Sand
 
 /// A normal training step on the same registry: the host is unharmed.
 fn still_serves(f: &Fixture) {
-    let mut model = instance(f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
-    model
-        .init(r#"{"mode":"ok"}"#)
-        .unwrap_or_else(|e| panic!("init: {e}"));
-    let data = model
-        .dataset(Split::Train, 0)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no data"));
-    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
-    let loss = model
-        .training_step(data.inputs, targets, 0)
+    let loss = step(f, "ok", &Limits::default(), Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("a normal step failed after misbehaviour: {e}"));
     let value = tensor::to_f32(&loss).unwrap_or_default();
     assert!(value.first().is_some_and(|v| v.is_finite()), "{value:?}");

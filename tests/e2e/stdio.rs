@@ -451,3 +451,28 @@ fn the_same_seed_gives_the_same_numbers() {
     assert_eq!(first, run(&mut server, 2, 11));
     assert_ne!(first, run(&mut server, 3, 12));
 }
+
+#[test]
+fn a_long_training_does_not_block_other_requests() {
+    let mut server = StdioServer::start(&[]);
+    server.send_raw(
+        &json!({
+            "jsonrpc": "2.0", "id": "long", "method": "tools/call",
+            "params": {"name": "lightning.train", "arguments": {
+                "model": {"_target_": MLP, "hidden_dims": [256, 256]},
+                "trainer": {"max_epochs": 100},
+            }},
+        })
+        .to_string(),
+    );
+    server.send_raw(r#"{"jsonrpc":"2.0","id":"ping","method":"ping"}"#);
+    server.send_raw(r#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#);
+    let order: Vec<Value> = (0..3)
+        .map(|_| server.next_message().get("id").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        order.last(),
+        Some(&json!("long")),
+        "replies arrived as {order:?}"
+    );
+}

@@ -11,13 +11,22 @@ pub struct Dataset {
     batch_size: usize,
 }
 
-/// One batch of rows.
+/// One batch of rows with their targets.
 #[derive(Debug)]
-pub struct Batch {
+pub struct LabelledBatch {
+    /// The batch's index within the pass, as the guest's step hooks receive it.
+    pub index: u32,
     /// `[batch, ...]`.
     pub inputs: Tensor,
-    /// `[batch, ...]`, absent for predict data.
-    pub targets: Option<Tensor>,
+    /// `[batch, ...]`.
+    pub targets: Tensor,
+}
+
+impl LabelledBatch {
+    /// Number of samples in the batch.
+    pub fn size(&self) -> usize {
+        self.inputs.shape().first().copied().unwrap_or(0)
+    }
 }
 
 /// Why a dataset was refused.
@@ -69,23 +78,22 @@ impl Dataset {
         self.len() == 0
     }
 
-    /// Whether every sample has a target.
-    pub fn has_targets(&self) -> bool {
-        self.targets.is_some()
-    }
-
-    /// The batch size.
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
     /// Number of batches per pass (the last one may be smaller).
     pub fn num_batches(&self) -> usize {
         self.len().div_ceil(self.batch_size)
     }
 
-    /// Batch `index` (rows `index * batch_size ..`, the last batch may be smaller).
-    pub fn batch(&self, device: &Device, index: usize) -> Result<Batch, DataError> {
+    /// Batch `index` (rows `index * batch_size ..`; the last batch may be smaller), with its
+    /// targets; data without targets is an error.
+    pub fn labelled_batch(
+        &self,
+        device: &Device,
+        index: usize,
+    ) -> Result<LabelledBatch, DataError> {
+        let targets = self
+            .targets
+            .as_ref()
+            .ok_or_else(|| DataError::Invalid("the data has no targets".into()))?;
         let start = index.saturating_mul(self.batch_size);
         let end = self.len().min(start.saturating_add(self.batch_size));
         if start >= end {
@@ -95,14 +103,10 @@ impl Dataset {
             )));
         }
         let rows: Vec<usize> = (start..end).collect();
-        let rows = rows.as_slice();
-        Ok(Batch {
-            inputs: tensor::select_rows(device, &self.inputs, rows)?,
-            targets: self
-                .targets
-                .as_ref()
-                .map(|t| tensor::select_rows(device, t, rows))
-                .transpose()?,
+        Ok(LabelledBatch {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            inputs: tensor::select_rows(device, &self.inputs, &rows)?,
+            targets: tensor::select_rows(device, targets, &rows)?,
         })
     }
 }

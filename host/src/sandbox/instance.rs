@@ -4,7 +4,7 @@
 
 use super::bindings::{Model, ModelPre, module};
 use super::limits::{LimitExceeded, Limits};
-use super::state::{HostState, Mode, Parameter};
+use super::state::{GuestTensor, HostState, Mode, Parameter};
 use super::{EPOCH_TICK, SandboxError};
 use crate::tensor::{Device, OptimizerConfig, Tensor};
 use std::time::Duration;
@@ -102,7 +102,7 @@ impl ModelInstance {
     }
 
     /// Hands a host tensor to the guest.
-    fn give(&mut self, t: Tensor) -> Result<Resource<super::GuestTensor>, SandboxError> {
+    fn give(&mut self, t: Tensor) -> Result<Resource<GuestTensor>, SandboxError> {
         let budget = self.budget;
         self.store
             .data_mut()
@@ -111,7 +111,7 @@ impl ModelInstance {
     }
 
     /// Takes back a tensor the guest returned.
-    fn take(&mut self, handle: Resource<super::GuestTensor>) -> Result<Tensor, SandboxError> {
+    fn take(&mut self, handle: Resource<GuestTensor>) -> Result<Tensor, SandboxError> {
         let budget = self.budget;
         self.store
             .data_mut()
@@ -158,31 +158,6 @@ impl ModelInstance {
             m.call_validation_step(s, x, y, batch_index)
         })?
         .map_err(SandboxError::Model)
-    }
-
-    /// One test step (the guest logs its metrics).
-    pub fn test_step(
-        &mut self,
-        inputs: Tensor,
-        targets: Tensor,
-        batch_index: u32,
-    ) -> Result<(), SandboxError> {
-        let (x, y) = (self.give(inputs)?, self.give(targets)?);
-        self.call(Mode::Eval, |m, s| m.call_test_step(s, x, y, batch_index))?
-            .map_err(SandboxError::Model)
-    }
-
-    /// One prediction step; returns the predictions.
-    pub fn predict_step(
-        &mut self,
-        inputs: Tensor,
-        batch_index: u32,
-    ) -> Result<Tensor, SandboxError> {
-        let x = self.give(inputs)?;
-        let out = self
-            .call(Mode::Eval, |m, s| m.call_predict_step(s, x, batch_index))?
-            .map_err(SandboxError::Model)?;
-        self.take(out)
     }
 
     /// The optimizer the model asks for, checked for sane numbers.

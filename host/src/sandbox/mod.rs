@@ -18,7 +18,9 @@ pub use cache::ComponentCache;
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
 pub use registry::{ModelDescription, ModelRegistry, ModelSource, RegisteredModel};
-pub use state::{GuestTensor, HostState, Parameter};
+pub use state::Parameter;
+
+use state::HostState;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -85,11 +85,6 @@ impl HostState {
         self.mode = mode;
     }
 
-    /// The device tensors are created on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The declared parameters, in declaration order.
     pub fn parameters(&self) -> &[Parameter] {
         &self.params

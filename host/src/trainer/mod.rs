@@ -82,9 +82,8 @@ pub fn fit(
     train: &Dataset,
     val: Option<&Dataset>,
 ) -> Result<FitReport, TrainError> {
-    if !train.has_targets() {
-        return Err(DataError::Invalid("the training data has no targets".into()).into());
-    }
+    // Whatever the model logged while it was built or loaded its data is not a step's metric.
+    model.take_logged();
     let optimizer_config = model.configure_optimizers()?;
     let mut optimizer = Optimizer::new(&optimizer_config, model.parameters().len());
     let train_batches = config.limit_train_batches.apply(train.num_batches());
@@ -101,13 +100,15 @@ pub fn fit(
             if !steps_left(&report) {
                 break;
             }
-            let batch = train.batch(device, index)?;
-            let targets = batch
-                .targets
-                .ok_or_else(|| DataError::Invalid("a training batch has no targets".into()))?;
-            let size = batch.inputs.shape().first().copied().unwrap_or(0);
-            let batch_index = u32::try_from(index).unwrap_or(u32::MAX);
-            training_step(model, &mut optimizer, batch.inputs, targets, batch_index)?;
+            let batch = train.labelled_batch(device, index)?;
+            let size = batch.size();
+            training_step(
+                model,
+                &mut optimizer,
+                batch.inputs,
+                batch.targets,
+                batch.index,
+            )?;
             epoch.add(model.take_logged(), size);
             report.global_step += 1;
         }
@@ -152,13 +153,9 @@ pub fn validate(
 ) -> Result<Metrics, TrainError> {
     let mut pass = MetricAccumulator::default();
     for index in 0..limit.apply(data.num_batches()) {
-        let batch = data.batch(device, index)?;
-        let targets = batch
-            .targets
-            .ok_or_else(|| DataError::Invalid("a validation batch has no targets".into()))?;
-        let size = batch.inputs.shape().first().copied().unwrap_or(0);
-        let batch_index = u32::try_from(index).unwrap_or(u32::MAX);
-        model.validation_step(batch.inputs, targets, batch_index)?;
+        let batch = data.labelled_batch(device, index)?;
+        let size = batch.size();
+        model.validation_step(batch.inputs, batch.targets, batch.index)?;
         pass.add(model.take_logged(), size);
     }
     Ok(pass.finish())

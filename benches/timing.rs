@@ -1,4 +1,5 @@
-//! A small timing harness shared by the bench binaries: warm up, sample, report quantiles.
+//! A small timing harness shared by the bench binaries: warm up, sample variants in
+//! alternating rounds, report quantiles.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "median {:>9.3} ms   min {:>9.3} ms   p90 {:>9.3} ms   ({} samples)",
+            "median {:>8.3} ms   min {:>8.3} ms   p90 {:>8.3} ms   ({} samples)",
             ms(self.median),
             ms(self.min),
             ms(self.p90),
@@ -28,21 +29,38 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Runs `f` `warmup` times untimed, then `samples` times timed.
-pub fn measure(warmup: usize, samples: usize, mut f: impl FnMut()) -> Summary {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..samples.max(1))
-        .map(|_| {
-            let start = Instant::now();
+/// Times several variants in alternating rounds of `per_round` runs each, so that a machine
+/// whose load drifts during the run treats them alike. Returns one summary per variant.
+pub fn measure_interleaved(
+    warmup: usize,
+    rounds: usize,
+    per_round: usize,
+    variants: &mut [&mut dyn FnMut()],
+) -> Vec<Summary> {
+    for f in variants.iter_mut() {
+        for _ in 0..warmup {
             f();
-            start.elapsed()
-        })
-        .collect();
+        }
+    }
+    let mut times: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (f, samples) in variants.iter_mut().zip(times.iter_mut()) {
+            samples.extend((0..per_round).map(|_| time(f)));
+        }
+    }
+    times.into_iter().map(summarize).collect()
+}
+
+fn time(f: &mut impl FnMut()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn summarize(mut times: Vec<Duration>) -> Summary {
     times.sort();
     let at = |q: f64| {
-        let index = ((times.len() - 1) as f64 * q).round() as usize;
+        let index = ((times.len().saturating_sub(1)) as f64 * q).round() as usize;
         times.get(index).copied().unwrap_or_default()
     };
     Summary {

@@ -1,9 +1,15 @@
-//! One training step of an MLP 784-256-10 (ReLU, cross-entropy, Adam, batch 64): through the
-//! sandbox (the built-in MLP guest, every op a host call) versus the same math written
-//! directly against Burn with `burn::nn` and Burn's Adam. Both log the loss and the accuracy
-//! as scalars, as the guest does.
+//! One training step of an MLP 784-256-10 (ReLU, cross-entropy, Adam, batch 64), three ways:
+//! - through the sandbox: the built-in MLP guest, every op a host call;
+//! - the same math directly in Burn: PyTorch-layout weights `[out, in]`, `x @ Wᵀ + b`,
+//!   log-softmax + gather cross-entropy, Burn's Adam — the guest's exact computation;
+//! - idiomatic Burn: `burn::nn::Linear` (weights stored `[in, out]`, no transpose) and Burn's
+//!   cross-entropy loss.
 //!
-//! `cargo bench -p lightning-mcp --bench training_step`
+//! All three read the loss and the accuracy back as scalars, as the guest's logging does. The
+//! variants run in alternating rounds so that drifting machine load treats them alike.
+//!
+//! `cargo bench -p lightning-mcp --bench training_step` (`-- sandbox`, `-- same` or `-- nn`
+//! runs one variant, for a profiler)
 
 #![allow(clippy::expect_used)]
 
@@ -11,10 +17,11 @@
 mod timing;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use lightning_mcp::sandbox::{ComponentCache, Limits, ModelRegistry, Sandbox};
 use lightning_mcp::tensor::{self, Optimizer, Rng};
@@ -26,14 +33,18 @@ const BATCH: usize = 64;
 const INPUT: usize = 784;
 const HIDDEN: usize = 256;
 const CLASSES: usize = 10;
-const WARMUP: usize = 20;
-const SAMPLES: usize = 300;
 
 fn labels() -> Vec<i64> {
     (0..BATCH).map(|i| (i % CLASSES) as i64).collect()
 }
 
-fn sandboxed() -> timing::Summary {
+#[allow(deprecated)]
+fn burn_device() -> Device {
+    Device::ndarray().autodiff()
+}
+
+/// The built-in MLP guest, stepped by the host trainer.
+fn sandboxed() -> impl FnMut() {
     let sandbox = Sandbox::new().expect("sandbox");
     let registry = ModelRegistry::built_in(&sandbox, &ComponentCache::disabled()).expect("models");
     let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
@@ -58,23 +69,65 @@ fn sandboxed() -> timing::Summary {
     )
     .expect("x");
     let y = tensor::from_i64(&device, labels(), &[BATCH]).expect("y");
-    timing::measure(WARMUP, SAMPLES, || {
-        let loss = trainer::training_step(&mut model, &mut optimizer, x.clone(), y.clone(), 0)
-            .expect("step");
-        black_box((loss, model.take_logged()));
-    })
+    move || {
+        let _ = &sandbox;
+        trainer::training_step(&mut model, &mut optimizer, x.clone(), y.clone(), 0).expect("step");
+        black_box(model.take_logged());
+    }
+}
+
+/// The guest's exact math: PyTorch-layout weights `[out, in]`.
+#[derive(Module, Debug)]
+struct SameMathMlp {
+    w1: Param<Tensor<2>>,
+    b1: Param<Tensor<1>>,
+    w2: Param<Tensor<2>>,
+    b2: Param<Tensor<1>>,
+}
+
+fn same_math() -> impl FnMut() {
+    let device = burn_device();
+    let uniform = Distribution::Uniform(-0.03, 0.03);
+    let mut model = SameMathMlp {
+        w1: Param::from_tensor(Tensor::random([HIDDEN, INPUT], uniform, &device)),
+        b1: Param::from_tensor(Tensor::random([HIDDEN], uniform, &device)),
+        w2: Param::from_tensor(Tensor::random([CLASSES, HIDDEN], uniform, &device)),
+        b2: Param::from_tensor(Tensor::random([CLASSES], uniform, &device)),
+    };
+    let mut optimizer = AdamConfig::new().init();
+    let x = Tensor::<2>::random([BATCH, INPUT], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<1, Int>::from_data(labels().as_slice(), &device);
+    move || {
+        let h = relu(x.clone().matmul(model.w1.val().transpose()) + model.b1.val().unsqueeze());
+        let logits = h.matmul(model.w2.val().transpose()) + model.b2.val().unsqueeze();
+        let loss = log_softmax(logits.clone(), 1)
+            .gather(1, y.clone().reshape([BATCH, 1]))
+            .mean()
+            .neg();
+        let accuracy = logits
+            .argmax(1)
+            .squeeze_dim::<1>(1)
+            .equal(y.clone())
+            .float()
+            .mean();
+        black_box((
+            loss.clone().into_scalar::<f32>(),
+            accuracy.into_scalar::<f32>(),
+        ));
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
+    }
 }
 
 #[derive(Module, Debug)]
-struct NativeMlp {
+struct NnMlp {
     hidden: Linear,
     output: Linear,
 }
 
-fn native() -> timing::Summary {
-    #[allow(deprecated)]
-    let device = Device::ndarray().autodiff();
-    let mut model = NativeMlp {
+fn idiomatic() -> impl FnMut() {
+    let device = burn_device();
+    let mut model = NnMlp {
         hidden: LinearConfig::new(INPUT, HIDDEN).init(&device),
         output: LinearConfig::new(HIDDEN, CLASSES).init(&device),
     };
@@ -82,10 +135,8 @@ fn native() -> timing::Summary {
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let x = Tensor::<2>::random([BATCH, INPUT], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<1, Int>::from_data(labels().as_slice(), &device);
-    timing::measure(WARMUP, SAMPLES, || {
-        let logits = model.output.forward(burn::tensor::activation::relu(
-            model.hidden.forward(x.clone()),
-        ));
+    move || {
+        let logits = model.output.forward(relu(model.hidden.forward(x.clone())));
         let loss = loss_fn.forward(logits.clone(), y.clone());
         let accuracy = logits
             .argmax(1)
@@ -99,18 +150,35 @@ fn native() -> timing::Summary {
         ));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
-    })
+    }
 }
 
+/// `-- sandbox|same|nn` runs one variant 1000 times, untimed, for a profiler or `perf stat`.
 fn main() {
-    let sandbox = sandboxed();
-    let direct = native();
-    println!("MLP 784-256-10, batch {BATCH}, Adam, one training step (ndarray CPU backend)");
-    println!("  through the sandbox: {sandbox}");
-    println!("  Burn directly:       {direct}");
+    if let Some(only) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {
+        let mut step: Box<dyn FnMut()> = match only.as_str() {
+            "sandbox" => Box::new(sandboxed()),
+            "same" => Box::new(same_math()),
+            _ => Box::new(idiomatic()),
+        };
+        (0..1000).for_each(|_| step());
+        return;
+    }
+    let (mut sandbox, mut same, mut nn) = (sandboxed(), same_math(), idiomatic());
+    let results = timing::measure_interleaved(30, 20, 25, &mut [&mut sandbox, &mut same, &mut nn]);
+    let [sandbox, same, nn] = results.as_slice() else {
+        return;
+    };
+    println!("MLP 784-256-10, batch {BATCH}, Adam, one training step, ndarray CPU backend");
+    println!("  through the sandbox:        {sandbox}");
+    println!("  same math, Burn directly:   {same}");
+    println!("  idiomatic burn::nn:         {nn}");
+    let ratio =
+        |a: &timing::Summary, b: &timing::Summary| timing::ms(a.median) / timing::ms(b.median);
     println!(
-        "  ratio (median): {:.3}   throughput through the sandbox: {:.0} samples/s",
-        timing::ms(sandbox.median) / timing::ms(direct.median),
+        "  sandbox / same math: {:.3}   sandbox / burn::nn: {:.3}   sandbox throughput: {:.0} samples/s",
+        ratio(sandbox, same),
+        ratio(sandbox, nn),
         BATCH as f64 / sandbox.median.as_secs_f64()
     );
 }

@@ -337,11 +337,11 @@ fn check_gradients(name: &str, inputs: &[(&[f32], &[usize])], op: &Op<'_>) {
     let out = op(&tracked).unwrap_or_else(|e| panic!("{name}: {e}"));
     let loss = t::sum(&t::mul(&out, &weights).unwrap_or_else(|e| panic!("{e}")))
         .unwrap_or_else(|e| panic!("{e}"));
-    let grads = t::backward(&loss).unwrap_or_else(|e| panic!("{name}: backward: {e}"));
+    let mut grads = t::backward(&loss).unwrap_or_else(|e| panic!("{name}: backward: {e}"));
 
     let eps = 1e-2_f32;
     for (i, ((data, shape), x)) in inputs.iter().zip(&tracked).enumerate() {
-        let analytic = match t::grad(x, &grads).unwrap_or_else(|e| panic!("{e}")) {
+        let analytic = match t::take_grad(x, &mut grads).unwrap_or_else(|e| panic!("{e}")) {
             Some(g) => values(&g),
             None => vec![0.0; data.len()],
         };

@@ -222,9 +222,31 @@ impl ModelInstance {
         self.store.data().parameters()
     }
 
-    /// Replaces parameter `index`'s value.
-    pub fn set_parameter(&mut self, index: usize, value: Tensor) {
-        self.store.data_mut().set_parameter(index, value);
+    /// Replaces every parameter's value with `update(index, value)`, which owns the value so
+    /// that an optimizer can update it in place. If an update fails, that parameter is lost and
+    /// the instance refuses further calls.
+    pub fn update_parameters<E>(
+        &mut self,
+        mut update: impl FnMut(usize, Tensor) -> Result<Tensor, E>,
+    ) -> Result<(), E> {
+        let params = self.store.data_mut().take_parameters();
+        let mut updated = Vec::with_capacity(params.len());
+        let mut outcome = Ok(());
+        for (index, Parameter { name, value }) in params.into_iter().enumerate() {
+            if outcome.is_err() {
+                updated.push(Parameter { name, value });
+                continue;
+            }
+            match update(index, value) {
+                Ok(value) => updated.push(Parameter { name, value }),
+                Err(e) => {
+                    self.broken = Some(format!("updating parameter {name} failed"));
+                    outcome = Err(e);
+                }
+            }
+        }
+        self.store.data_mut().restore_parameters(updated);
+        outcome
     }
 
     /// The metrics logged since the last call.

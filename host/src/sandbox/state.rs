@@ -90,11 +90,14 @@ impl HostState {
         &self.params
     }
 
-    /// Replaces parameter `index`'s value (after an optimizer step).
-    pub fn set_parameter(&mut self, index: usize, value: Tensor) {
-        if let Some(p) = self.params.get_mut(index) {
-            p.value = value;
-        }
+    /// Takes the parameters out, so that an update can own their values.
+    pub fn take_parameters(&mut self) -> Vec<Parameter> {
+        std::mem::take(&mut self.params)
+    }
+
+    /// Puts (updated) parameters back.
+    pub fn restore_parameters(&mut self, params: Vec<Parameter>) {
+        self.params = params;
     }
 
     /// Takes the metrics logged since the last call.

@@ -53,12 +53,13 @@ pub fn backward(loss: &Tensor) -> Result<Gradients, TensorError> {
     })
 }
 
-/// The gradient of `param` in `grads`, if the loss depended on it.
-pub fn grad(param: &Tensor, grads: &Gradients) -> Result<Option<Tensor>, TensorError> {
+/// Takes the gradient of `param` out of `grads`, if the loss depended on it. Taking (not
+/// copying) it lets the optimizer update in place.
+pub fn take_grad(param: &Tensor, grads: &mut Gradients) -> Result<Option<Tensor>, TensorError> {
     const OP: &str = "grad";
     with_rank!(OP, param.rank(), D => guarded(OP, || {
         BurnTensor::<D>::from_bridge(param.bridge.clone())
-            .grad(&grads.0)
+            .grad_remove(&mut grads.0)
             .map(|g| Tensor::from_bridge(g.into_bridge()))
     })?)
 }
@@ -247,11 +248,12 @@ impl Optimizer {
         }
     }
 
-    /// One step of parameter `index`; returns the updated (trainable) parameter.
+    /// One step of parameter `index`; returns the updated (trainable) parameter. The parameter
+    /// is taken by value so that, when nothing else holds it, Burn updates it in place.
     pub fn step(
         &mut self,
         index: usize,
-        param: &Tensor,
+        param: Tensor,
         grad: Tensor,
     ) -> Result<Tensor, TensorError> {
         const OP: &str = "optimizer-step";
@@ -270,7 +272,7 @@ impl Optimizer {
             .get_mut(index)
             .ok_or_else(|| TensorError::new(OP, format!("no parameter {index}")))?;
         let rank = param.rank();
-        let inner = with_rank!(OP, rank, D => BurnTensor::<D>::from_bridge(param.bridge.clone()).inner().into_bridge())?;
+        let inner = with_rank!(OP, rank, D => BurnTensor::<D>::from_bridge(param.bridge).inner().into_bridge())?;
         let (updated, state) = guarded(OP, || {
             self.optimizer
                 .step_dyn(rank, self.lr, inner, grad.bridge, slot.take())

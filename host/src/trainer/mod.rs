@@ -124,24 +124,23 @@ pub fn fit(
 }
 
 /// One training step: the guest's `training-step` on a batch, backward from the loss it
-/// returns, and an optimizer step on every parameter the loss reaches. Returns the loss.
+/// returns, and an optimizer step on every parameter the loss reaches.
 pub fn training_step(
     model: &mut ModelInstance,
     optimizer: &mut Optimizer,
     inputs: Tensor,
     targets: Tensor,
     batch_index: u32,
-) -> Result<Tensor, TrainError> {
+) -> Result<(), TrainError> {
     let loss = model.training_step(inputs, targets, batch_index)?;
-    let grads = tensor::backward(&loss)?;
-    let params: Vec<Tensor> = model.parameters().iter().map(|p| p.value.clone()).collect();
-    for (index, param) in params.iter().enumerate() {
-        if let Some(grad) = tensor::grad(param, &grads)? {
-            let updated = optimizer.step(index, param, grad)?;
-            model.set_parameter(index, updated);
-        }
-    }
-    Ok(loss)
+    let mut grads = tensor::backward(&loss)?;
+    drop(loss);
+    model.update_parameters(
+        |index, param| match tensor::take_grad(&param, &mut grads)? {
+            Some(grad) => Ok(optimizer.step(index, param, grad)?),
+            None => Ok(param),
+        },
+    )
 }
 
 /// A validation pass: the guest's `validation-step` on each batch, metrics averaged.

@@ -46,7 +46,9 @@ fn burn_device() -> Device {
 /// The built-in MLP guest, stepped by the host trainer.
 fn sandboxed() -> impl FnMut() {
     let sandbox = Sandbox::new().expect("sandbox");
-    let registry = ModelRegistry::built_in(&sandbox, &ComponentCache::disabled()).expect("models");
+    let registry =
+        ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
+            .expect("models");
     let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
     let device = tensor::cpu_device();
     let mut model = mlp

@@ -15,11 +15,18 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ),
     ("guest-mlp", "MLP", "`lightning_mcp.models.mlp.MLP`."),
 ];
-const TESTING: &[(&str, &str, &str)] = &[(
-    "guest-misbehaving",
-    "MISBEHAVING",
-    "A model that misbehaves on request: bad shapes, stale handles, panics, loops.",
-)];
+const TESTING: &[(&str, &str, &str)] = &[
+    (
+        "guest-misbehaving",
+        "MISBEHAVING",
+        "A model that misbehaves on request: bad shapes, stale handles, panics, loops, bombs.",
+    ),
+    (
+        "guest-sleeper",
+        "SLEEPER",
+        "A model that imports WASI clocks to sleep, which the host must refuse to link.",
+    ),
+];
 
 fn main() {
     if let Err(e) = run() {

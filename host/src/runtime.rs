@@ -89,9 +89,10 @@ impl Runtime {
     fn load_registry(&self) -> Result<ModelRegistry, SandboxError> {
         let started = std::time::Instant::now();
         let sandbox = self.sandbox().map_err(SandboxError::Component)?;
-        let mut registry = ModelRegistry::built_in(sandbox, &self.config.cache)?;
+        let (cache, limits) = (&self.config.cache, &self.config.limits);
+        let mut registry = ModelRegistry::built_in(sandbox, cache, limits)?;
         if let Some(dir) = &self.config.models_dir {
-            registry.register_dir(sandbox, &self.config.cache, dir)?;
+            registry.register_dir(sandbox, cache, limits, dir)?;
         }
         tracing::info!(
             models = registry.models().count(),

@@ -4,7 +4,8 @@
 use lightning_mcp::sandbox::{
     ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox, SandboxError, Split,
 };
-use lightning_mcp::tensor::{self, Tensor};
+use lightning_mcp::tensor::{self, Optimizer};
+use lightning_mcp::trainer::{self, TrainError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::disabled();
-    let mut registry =
-        ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("built-ins: {e}"));
+    let mut registry = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
+        .unwrap_or_else(|e| panic!("built-ins: {e}"));
     registry
         .register(
             &sandbox,
             &cache,
+            &Limits::default(),
             lightning_mcp_guests::testing::MISBEHAVING,
             ModelSource::BuiltIn,
         )
@@ -45,24 +47,28 @@ fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> Mod
         .unwrap_or_else(|e| panic!("instantiate: {e}"))
 }
 
-/// Builds the misbehaving model in `mode` and runs one training step on its own data.
+/// Builds the misbehaving model in `mode` and runs one training step (guest step, backward,
+/// optimizer) on its own data; returns what the step logged.
 fn step(
     f: &Fixture,
     mode: &str,
     limits: &Limits,
     budget: Duration,
-) -> Result<Tensor, SandboxError> {
+) -> Result<Vec<(String, f32)>, TrainError> {
     let mut model = instance(f, MISBEHAVING, limits, budget);
     model.init(&format!(r#"{{"mode":"{mode}"}}"#))?;
     let data = model
         .dataset(Split::Train, 0)?
         .unwrap_or_else(|| panic!("no data"));
     let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
-    model.training_step(data.inputs, targets, 0)
+    let config = model.configure_optimizers()?;
+    let mut optimizer = Optimizer::new(&config, model.parameters().len());
+    trainer::training_step(&mut model, &mut optimizer, data.inputs, targets, 0)?;
+    Ok(model.take_logged())
 }
 
 /// The error of one step in `mode`.
-fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> SandboxError {
+fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> TrainError {
     match step(f, mode, limits, budget) {
         Ok(_) => panic!("mode {mode} trained without error"),
         Err(e) => e,
@@ -71,14 +77,17 @@ fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> Sand
 
 /// A normal training step on the same registry: the host is unharmed.
 fn still_serves(f: &Fixture) {
-    let loss = step(f, "ok", &Limits::default(), Duration::from_secs(30))
+    let logged = step(f, "ok", &Limits::default(), Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("a normal step failed after misbehaviour: {e}"));
-    let value = tensor::to_f32(&loss).unwrap_or_default();
-    assert!(value.first().is_some_and(|v| v.is_finite()), "{value:?}");
+    let loss = logged
+        .iter()
+        .find(|(name, _)| name == "train_loss")
+        .map(|(_, v)| *v);
+    assert!(loss.is_some_and(f32::is_finite), "{logged:?}");
 }
 
 #[track_caller]
-fn assert_mentions(e: &SandboxError, needles: &[&str]) {
+fn assert_mentions(e: &impl std::fmt::Display, needles: &[&str]) {
     let message = e.to_string();
     for needle in needles {
         assert!(
@@ -97,7 +106,10 @@ fn shape_mismatch_is_the_guests_error() {
         &Limits::default(),
         Duration::from_secs(30),
     );
-    assert!(matches!(e, SandboxError::Model(_)), "{e:?}");
+    assert!(
+        matches!(e, TrainError::Sandbox(SandboxError::Model(_))),
+        "{e:?}"
+    );
     assert_mentions(&e, &["matmul", "[16, 4]", "[3, 2]"]);
     still_serves(&f);
 }
@@ -111,7 +123,10 @@ fn a_stale_handle_traps_cleanly() {
         &Limits::default(),
         Duration::from_secs(30),
     );
-    assert!(matches!(e, SandboxError::Trap(_)), "{e:?}");
+    assert!(
+        matches!(e, TrainError::Sandbox(SandboxError::Trap(_))),
+        "{e:?}"
+    );
     assert_mentions(&e, &["the model trapped"]);
     still_serves(&f);
 }
@@ -146,7 +161,10 @@ fn an_infinite_loop_hits_the_deadline() {
         &Limits::default(),
         Duration::from_millis(300),
     );
-    assert!(matches!(e, SandboxError::Limit(_)), "{e:?}");
+    assert!(
+        matches!(e, TrainError::Sandbox(SandboxError::Limit(_))),
+        "{e:?}"
+    );
     assert_mentions(&e, &["time limit"]);
     still_serves(&f);
 }
@@ -176,6 +194,35 @@ fn a_host_memory_bomb_hits_the_tensor_limit() {
 }
 
 #[test]
+fn an_autodiff_graph_bomb_hits_the_tensor_limit() {
+    let f = fixture();
+    let limits = Limits {
+        max_tensor_bytes: 128 << 20,
+        ..Limits::default()
+    };
+    let e = misbehave(&f, "graph_bomb", &limits, Duration::from_secs(30));
+    assert_mentions(&e, &["host tensor memory limit of 128 MiB"]);
+    still_serves(&f);
+}
+
+#[test]
+fn a_guest_that_imports_clocks_is_refused() {
+    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let mut registry = ModelRegistry::default();
+    let e = registry
+        .register(
+            &sandbox,
+            &ComponentCache::disabled(),
+            &Limits::default(),
+            lightning_mcp_guests::testing::SLEEPER,
+            ModelSource::BuiltIn,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("a guest importing clocks was registered"));
+    assert_mentions(&e, &["not a lightning:model component", "wasi:clocks"]);
+}
+
+#[test]
 fn a_broken_instance_refuses_further_calls() {
     let f = fixture();
     let mut model = instance(&f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
@@ -200,12 +247,14 @@ fn a_broken_instance_refuses_further_calls() {
 fn registry_refuses_a_duplicate_target_and_non_components() {
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::disabled();
-    let mut registry =
-        ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("built-ins: {e}"));
+    let limits = Limits::default();
+    let mut registry = ModelRegistry::built_in(&sandbox, &cache, &limits)
+        .unwrap_or_else(|e| panic!("built-ins: {e}"));
     let dup = registry
         .register(
             &sandbox,
             &cache,
+            &limits,
             lightning_mcp_guests::MLP,
             ModelSource::BuiltIn,
         )
@@ -213,7 +262,13 @@ fn registry_refuses_a_duplicate_target_and_non_components() {
         .unwrap_or_else(|| panic!("a duplicate target was accepted"));
     assert!(dup.to_string().contains("already registered"), "{dup}");
     let junk = registry
-        .register(&sandbox, &cache, b"\0asm not really", ModelSource::BuiltIn)
+        .register(
+            &sandbox,
+            &cache,
+            &limits,
+            b"\0asm not really",
+            ModelSource::BuiltIn,
+        )
         .err()
         .unwrap_or_else(|| panic!("junk was accepted"));
     assert!(junk.to_string().contains("not a valid component"), "{junk}");
@@ -224,12 +279,14 @@ fn the_compile_cache_round_trips() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::at(dir.path());
-    let first = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
+    let first = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let files = std::fs::read_dir(dir.path())
         .map(Iterator::count)
         .unwrap_or(0);
     assert_eq!(files, lightning_mcp_guests::BUILT_IN.len());
-    let second = ModelRegistry::built_in(&sandbox, &cache).unwrap_or_else(|e| panic!("{e}"));
+    let second = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let targets = |r: &ModelRegistry| {
         r.models()
             .map(|m| (m.description.target.clone(), m.sha256.clone()))

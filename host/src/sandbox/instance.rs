@@ -6,7 +6,7 @@ use super::bindings::{Model, ModelPre, module};
 use super::limits::{LimitExceeded, Limits};
 use super::state::{GuestTensor, HostState, Mode, Parameter};
 use super::{EPOCH_TICK, SandboxError};
-use crate::tensor::{Device, OptimizerConfig, Tensor};
+use crate::tensor::{self, Device, OptimizerConfig, Tensor};
 use std::time::Duration;
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
@@ -144,6 +144,15 @@ impl ModelInstance {
             })?
             .map_err(SandboxError::Model)?;
         self.take(loss)
+    }
+
+    /// Ends a training step. When no backward pass consumed its autodiff graph (the step or
+    /// backward failed), frees the graph so that a failed step leaves nothing behind.
+    pub fn end_step(&mut self, graph_consumed: bool) {
+        let graph = self.store.data_mut().take_step_graph();
+        if !graph_consumed && let Err(e) = tensor::release_graph(&graph) {
+            tracing::warn!("releasing the graph of a failed step: {e}");
+        }
     }
 
     /// One validation step (the guest logs its metrics).

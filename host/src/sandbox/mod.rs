@@ -1,7 +1,8 @@
 //! The wasmtime sandbox that model components run in.
 //!
 //! One [`Sandbox`] owns the engine (with epoch interruption for wall-clock deadlines) and the
-//! linker that gives guests the `lightning:model` imports plus a WASI that grants nothing. A
+//! linker that gives guests the `lightning:model` imports plus a WASI that grants nothing (no
+//! clocks, randomness, files or network; stdout and stderr go to the log). A
 //! [`ModelRegistry`] compiles each component once and keeps its `InstancePre`; every request
 //! gets a fresh [`ModelInstance`] in its own store with its own [`Limits`], so a guest that
 //! traps or breaks a limit never affects another request.
@@ -10,9 +11,9 @@ mod bindings;
 mod cache;
 mod instance;
 mod limits;
-mod output;
 mod registry;
 mod state;
+mod wasi;
 
 pub use cache::ComponentCache;
 pub use instance::{ModelData, ModelInstance, Split};
@@ -68,8 +69,7 @@ impl Sandbox {
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| component_error("engine", &e))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| component_error("linker", &e))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| component_error("linker", &e))?;
         bindings::Model::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| component_error("linker", &e))?;
         let ticker = Arc::new(AtomicBool::new(true));

@@ -45,6 +45,56 @@ pub struct ModelDescription {
     pub hyperparameters: serde_json::Value,
 }
 
+/// Longest target or class name a model may declare.
+const MAX_NAME: usize = 200;
+/// Longest summary a model may declare.
+const MAX_SUMMARY: usize = 4096;
+
+impl ModelDescription {
+    /// Checks what a (possibly hostile) guest says about itself: a target of
+    /// `[A-Za-z0-9_.]`, bounded names and summary, default hyperparameters as a JSON object.
+    fn checked(raw: super::bindings::module::Description) -> Result<Self, SandboxError> {
+        let bad = |m: String| Err(SandboxError::Component(format!("describe: {m}")));
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= MAX_NAME
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        if !name_ok(&raw.target) {
+            return bad(format!(
+                "the target must be 1 to {MAX_NAME} characters of [A-Za-z0-9_.], got {:?}",
+                truncated(&raw.target)
+            ));
+        }
+        if !name_ok(&raw.class_name) {
+            return bad(format!(
+                "the class name must be 1 to {MAX_NAME} characters of [A-Za-z0-9_.], got {:?}",
+                truncated(&raw.class_name)
+            ));
+        }
+        if raw.summary.len() > MAX_SUMMARY {
+            return bad(format!("the summary is longer than {MAX_SUMMARY} bytes"));
+        }
+        let hyperparameters: serde_json::Value = match serde_json::from_str(&raw.hyperparameters) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) => return bad("default hyperparameters must be a JSON object".into()),
+            Err(e) => return bad(format!("default hyperparameters are not JSON: {e}")),
+        };
+        Ok(Self {
+            target: raw.target,
+            class_name: raw.class_name,
+            summary: raw.summary,
+            hyperparameters,
+        })
+    }
+}
+
+/// The first characters of `s`, for an error message.
+fn truncated(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 /// A compiled, described model, ready to instantiate.
 pub struct RegisteredModel {
     /// What the model says about itself.
@@ -87,10 +137,14 @@ pub struct ModelRegistry {
 
 impl ModelRegistry {
     /// The models compiled into the binary.
-    pub fn built_in(sandbox: &Sandbox, cache: &ComponentCache) -> Result<Self, SandboxError> {
+    pub fn built_in(
+        sandbox: &Sandbox,
+        cache: &ComponentCache,
+        limits: &Limits,
+    ) -> Result<Self, SandboxError> {
         let mut registry = Self::default();
         for wasm in lightning_mcp_guests::BUILT_IN {
-            registry.register(sandbox, cache, wasm, ModelSource::BuiltIn)?;
+            registry.register(sandbox, cache, limits, wasm, ModelSource::BuiltIn)?;
         }
         Ok(registry)
     }
@@ -101,6 +155,7 @@ impl ModelRegistry {
         &mut self,
         sandbox: &Sandbox,
         cache: &ComponentCache,
+        limits: &Limits,
         dir: &Path,
     ) -> Result<(), SandboxError> {
         let read = |e: std::io::Error| {
@@ -114,18 +169,26 @@ impl ModelRegistry {
         files.sort();
         for path in files {
             let wasm = std::fs::read(&path).map_err(read)?;
-            self.register(sandbox, cache, &wasm, ModelSource::File(path.clone()))
-                .map_err(|e| SandboxError::Component(format!("{}: {e}", path.display())))?;
+            self.register(
+                sandbox,
+                cache,
+                limits,
+                &wasm,
+                ModelSource::File(path.clone()),
+            )
+            .map_err(|e| SandboxError::Component(format!("{}: {e}", path.display())))?;
         }
         Ok(())
     }
 
-    /// Compiles (or loads from `cache`), links and describes one component, and registers it
-    /// under the target it declares. A target that is already registered is refused.
+    /// Compiles (or loads from `cache`), links and describes one component (within `limits`),
+    /// and registers it under the target it declares. A target that is already registered, or
+    /// a description out of bounds, is refused.
     pub fn register(
         &mut self,
         sandbox: &Sandbox,
         cache: &ComponentCache,
+        limits: &Limits,
         wasm: &[u8],
         source: ModelSource,
     ) -> Result<Arc<RegisteredModel>, SandboxError> {
@@ -140,26 +203,14 @@ impl ModelRegistry {
                 .map_err(link)?,
         )
         .map_err(link)?;
-        let limits = Limits::default();
         let mut probe = ModelInstance::new(
             &pre,
             crate::tensor::cpu_device(),
-            &limits,
+            limits,
             0,
             limits.call_timeout,
         )?;
-        let raw = probe.describe()?;
-        let hyperparameters = serde_json::from_str(&raw.hyperparameters).map_err(|e| {
-            SandboxError::Component(format!(
-                "describe: default hyperparameters are not JSON: {e}"
-            ))
-        })?;
-        let description = ModelDescription {
-            target: raw.target,
-            class_name: raw.class_name,
-            summary: raw.summary,
-            hyperparameters,
-        };
+        let description = ModelDescription::checked(probe.describe()?)?;
         if let Some(existing) = self.models.get(&description.target) {
             return Err(SandboxError::Component(format!(
                 "target {} is already registered ({})",

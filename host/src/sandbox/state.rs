@@ -3,7 +3,7 @@
 
 use super::bindings::{log, params, tensors};
 use super::limits::{GuestLimiter, LimitExceeded, Limits};
-use super::output::{OutputTail, sandboxed_wasi};
+use super::wasi::{OutputTail, sandboxed_wasi};
 use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
@@ -51,6 +51,8 @@ pub struct HostState {
     logged: Vec<(String, f32)>,
     live_bytes: usize,
     live_handles: usize,
+    graph_bytes: usize,
+    step_graph: Vec<Tensor>,
     stderr_tail: OutputTail,
 }
 
@@ -71,6 +73,8 @@ impl HostState {
             logged: Vec::new(),
             live_bytes: 0,
             live_handles: 0,
+            graph_bytes: 0,
+            step_graph: Vec::new(),
             stderr_tail,
         }
     }
@@ -113,10 +117,22 @@ impl HostState {
             .unwrap_or_default()
     }
 
-    /// Hands a host tensor to the guest as an owned handle.
+    /// Hands a host tensor to the guest as an owned handle. In a training step, a result that
+    /// is part of the autodiff graph is also remembered: the graph keeps it alive after the
+    /// guest drops its handle, until backward (or [`Self::take_step_graph`]) releases it.
     pub fn give(&mut self, t: Tensor) -> wasmtime::Result<Resource<GuestTensor>> {
         self.charge(t.size_in_bytes())?;
+        if self.mode == Mode::Train && tensor::is_tracked(&t) {
+            self.step_graph.push(t.clone());
+        }
         Ok(self.table.push(GuestTensor::Value(t))?)
+    }
+
+    /// Ends a training step: returns the tracked results it produced (for the caller to
+    /// release if no backward pass consumed them) and stops counting their memory.
+    pub fn take_step_graph(&mut self) -> Vec<Tensor> {
+        self.graph_bytes = 0;
+        std::mem::take(&mut self.step_graph)
     }
 
     /// Takes back a handle the guest returned, freeing its table slot.
@@ -129,7 +145,11 @@ impl HostState {
         self.live_handles = self.live_handles.saturating_sub(1);
         match entry {
             GuestTensor::Value(t) => {
-                self.live_bytes = self.live_bytes.saturating_sub(t.size_in_bytes());
+                let bytes = t.size_in_bytes();
+                self.live_bytes = self.live_bytes.saturating_sub(bytes);
+                if self.mode == Mode::Train && tensor::is_tracked(&t) {
+                    self.graph_bytes = self.graph_bytes.saturating_add(bytes);
+                }
                 Ok(t)
             }
             GuestTensor::Param(i) => self.param_value(i),
@@ -155,9 +175,11 @@ impl HostState {
         }
     }
 
+    /// Counts `bytes` more of live tensors (and one more handle) against the limits; memory the
+    /// current step's autodiff graph holds counts too.
     fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
         let total = self.live_bytes.saturating_add(bytes);
-        if total > self.limits.max_tensor_bytes {
+        if total.saturating_add(self.graph_bytes) > self.limits.max_tensor_bytes {
             return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
                 limit: self.limits.max_tensor_bytes,
             }));

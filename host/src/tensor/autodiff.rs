@@ -19,6 +19,30 @@ pub fn trainable(t: Tensor) -> Result<Tensor, TensorError> {
     .map(Tensor::from_bridge)
 }
 
+/// Whether `t` is part of an autodiff graph (a parameter or a result computed from one).
+pub fn is_tracked(t: &Tensor) -> bool {
+    t.dtype() == DType::F32
+        && with_rank!("is-tracked", t.rank(), D => BurnTensor::<D>::from_bridge(t.bridge.clone()).is_tracked())
+            .unwrap_or(false)
+}
+
+/// Frees the autodiff graph behind `tensors` when no backward pass will: runs one backward
+/// from the sum of them all, which consumes every node they reach, and drops the gradients.
+pub fn release_graph(tensors: &[Tensor]) -> Result<(), TensorError> {
+    let mut total: Option<Tensor> = None;
+    for t in tensors {
+        let part = super::sum(t)?;
+        total = Some(match total {
+            Some(acc) => super::add(&acc, &part)?,
+            None => part,
+        });
+    }
+    match total {
+        Some(root) if is_tracked(&root) => backward(&root).map(drop),
+        _ => Ok(()),
+    }
+}
+
 /// Gradients of one backward pass.
 pub struct Gradients(burn::tensor::Gradients);
 

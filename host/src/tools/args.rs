@@ -33,7 +33,7 @@ pub fn schema<T: JsonSchema>() -> Value {
 }
 
 /// A model to build: a registered `_target_` and its hyperparameters.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct ModelSpec {
     /// The registered model to build, e.g. `lightning_mcp.models.simple.SimpleClassifier`
     /// (`lightning.inspect` with `what: models` lists them). Never a path or an import.
@@ -72,7 +72,7 @@ pub enum Accelerator {
 }
 
 /// How many devices: a count (only 1 is supported) or `"auto"`.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Devices {
     /// A number of devices.
@@ -82,7 +82,7 @@ pub enum Devices {
 }
 
 /// A batch limit: an integer is a number of batches, a float a fraction of them.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum BatchLimitArg {
     /// A number of batches.
@@ -104,10 +104,11 @@ impl BatchLimitArg {
 }
 
 /// Trainer options, with PyTorch Lightning's names. Options not listed here are refused.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerArgs {
     /// Passes over the training data (Lightning's default: 1000).
+    #[schemars(range(min = 1, max = MAX_EPOCHS))]
     pub max_epochs: Option<u32>,
     /// Stop after this many optimizer steps; -1 (default) for no limit.
     pub max_steps: Option<i64>,

@@ -22,8 +22,7 @@ pub struct TrainArgs {
     /// The model to train.
     pub model: ModelSpec,
     /// Trainer options (PyTorch Lightning's names).
-    #[serde(default)]
-    pub trainer: TrainerArgs,
+    pub trainer: Option<TrainerArgs>,
 }
 
 pub(super) fn definition() -> ToolDefinition {
@@ -43,7 +42,7 @@ pub(super) fn definition() -> ToolDefinition {
 pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> {
     let started = Instant::now();
     let args: TrainArgs = args::parse(arguments)?;
-    let options = args.trainer.resolve()?;
+    let options = args.trainer.unwrap_or_default().resolve()?;
     let model = runtime.model(&args.model.target)?;
     let target = &model.description.target;
     let (mut instance, hyperparameters) = build_model(

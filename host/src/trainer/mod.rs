@@ -132,9 +132,12 @@ pub fn training_step(
     targets: Tensor,
     batch_index: u32,
 ) -> Result<(), TrainError> {
-    let loss = model.training_step(inputs, targets, batch_index)?;
-    let mut grads = tensor::backward(&loss)?;
-    drop(loss);
+    let backward = model
+        .training_step(inputs, targets, batch_index)
+        .map_err(TrainError::from)
+        .and_then(|loss| Ok(tensor::backward(&loss)?));
+    model.end_step(backward.is_ok());
+    let mut grads = backward?;
     model.update_parameters(
         |index, param| match tensor::take_grad(&param, &mut grads)? {
             Some(grad) => Ok(optimizer.step(index, param, grad)?),

@@ -8,7 +8,7 @@ use lightning_mcp_guest_sdk::wit::lightning::model::tensors::Tensor as RawTensor
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
     /// ok | shape_mismatch | stale_handle | panic | panic_in_init | infinite_loop |
-    /// memory_bomb | host_memory_bomb
+    /// memory_bomb | host_memory_bomb | graph_bomb
     mode: String,
 }
 
@@ -68,6 +68,14 @@ impl LightningModule for Misbehaving {
                 loop {
                     hoard.push(vec![1u8; 16 << 20]);
                     std::hint::black_box(&hoard);
+                }
+            }
+            "graph_bomb" => {
+                // Every result stays in the autodiff graph after its handle is dropped.
+                let wide = Tensor::ones(&[4, 1 << 20])?;
+                let mut x = self.layer.weight.matmul(&wide)?;
+                loop {
+                    x = x.exp()?;
                 }
             }
             "host_memory_bomb" => {

@@ -1,16 +1,51 @@
-//! The guest's WASI view of the world: no filesystem, network, environment or arguments;
-//! stdout and stderr go to the server log (never to the protocol's stdout), and the last
-//! bytes of stderr are kept to explain a trap (a Rust guest prints its panic message there).
+//! The guest's WASI: only what a Rust guest's standard library needs, granting nothing.
+//!
+//! Linked: `wasi:cli` environment (empty), arguments (none), exit, stdin (empty), stdout and
+//! stderr (to the server log, never to the protocol's stdout; the last bytes of stderr are kept
+//! to explain a trap — a Rust guest prints its panic message there), terminals (none); and
+//! `wasi:io` error, poll and streams. Not linked: clocks, random, filesystem, sockets. A
+//! component that imports them does not link, with an error naming the import. Without clocks
+//! no pollable can block, so a guest cannot sleep its way past its deadline, and without
+//! randomness or time a model is deterministic.
 
+use super::state::HostState;
 use bytes::Bytes;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
+use wasmtime_wasi::p2::bindings::{cli, sync::io as wasi_io};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiView};
+
+/// Adds the granted WASI interfaces to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let l = linker;
+    cli::environment::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::exit::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_input::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_output::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdin::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stdout::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    cli::terminal_stderr::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
+    wasi_io::error::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
+    wasi_io::poll::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
+    wasi_io::streams::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
+    Ok(())
+}
+
+/// The `wasi:io` host state: the store's resource table.
+struct GuestIo;
+
+impl HasData for GuestIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
 
 /// Bytes of guest stderr kept for error messages.
 const TAIL_BYTES: usize = 2048;
@@ -20,12 +55,11 @@ const MAX_LOGGED_LINES: usize = 200;
 /// The last bytes a guest wrote to stderr.
 pub type OutputTail = Arc<Mutex<String>>;
 
-/// A WASI context that grants nothing but log-bound stdout and stderr.
+/// The WASI context of one store: empty environment and stdin, log-bound stdout and stderr.
 pub fn sandboxed_wasi(stderr_tail: OutputTail) -> WasiCtx {
     WasiCtxBuilder::new()
         .stdout(GuestOutput::new("stdout", None))
         .stderr(GuestOutput::new("stderr", Some(stderr_tail)))
-        .allow_blocking_current_thread(true)
         .build()
 }
 

@@ -21,6 +21,10 @@ struct Cli {
     /// Compile components at every start instead of caching them.
     #[arg(long)]
     no_cache: bool,
+    /// Most model runs (trainings, model inspections) at once; more wait their turn
+    /// [default: the number of CPUs].
+    #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_runs: Option<u16>,
     /// Log filter for stderr, e.g. `info`, `debug`, `lightning_mcp=trace`.
     #[arg(long, env = "LIGHTNING_MCP_LOG", default_value = "info")]
     log: String,
@@ -42,10 +46,14 @@ async fn main() -> anyhow::Result<()> {
         (false, Some(dir)) => ComponentCache::at(dir),
         (false, None) => ComponentCache::user_default(),
     };
+    let defaults = RuntimeConfig::default();
     let server = lightning_mcp::server(RuntimeConfig {
         cache,
         models_dir: cli.models_dir,
-        ..RuntimeConfig::default()
+        max_concurrent_runs: cli
+            .max_concurrent_runs
+            .map_or(defaults.max_concurrent_runs, usize::from),
+        ..defaults
     });
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving MCP on stdio");
     lightning_mcp::transport::stdio::serve(server, tokio::io::stdin(), tokio::io::stdout())

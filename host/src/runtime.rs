@@ -8,10 +8,10 @@ use crate::sandbox::{
     ComponentCache, Limits, ModelRegistry, RegisteredModel, Sandbox, SandboxError,
 };
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 /// How to set up a [`Runtime`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Where compiled components are cached.
     pub cache: ComponentCache,
@@ -19,6 +19,19 @@ pub struct RuntimeConfig {
     pub models_dir: Option<PathBuf>,
     /// Limits of every run.
     pub limits: Limits,
+    /// Most model runs at once; further runs wait for a free slot.
+    pub max_concurrent_runs: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache: ComponentCache::default(),
+            models_dir: None,
+            limits: Limits::default(),
+            max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
 }
 
 /// The shared state of the tools.
@@ -26,6 +39,26 @@ pub struct Runtime {
     config: RuntimeConfig,
     sandbox: OnceLock<Result<Sandbox, String>>,
     registry: OnceLock<Result<ModelRegistry, String>>,
+    running: Mutex<usize>,
+    slot_freed: Condvar,
+}
+
+/// A slot among [`RuntimeConfig::max_concurrent_runs`], held while a model runs.
+#[derive(Debug)]
+pub struct RunSlot<'a> {
+    runtime: &'a Runtime,
+}
+
+impl Drop for RunSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .runtime
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        self.runtime.slot_freed.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -43,6 +76,8 @@ impl Runtime {
             config,
             sandbox: OnceLock::new(),
             registry: OnceLock::new(),
+            running: Mutex::new(0),
+            slot_freed: Condvar::new(),
         })
     }
 
@@ -59,6 +94,20 @@ impl Runtime {
         if let Err(e) = spawned {
             tracing::warn!("cannot load models in the background: {e}");
         }
+    }
+
+    /// Waits for a free run slot: at most [`RuntimeConfig::max_concurrent_runs`] models run at
+    /// once, so the per-run limits bound the whole server's memory.
+    pub fn run_slot(&self) -> RunSlot<'_> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        while *running >= self.config.max_concurrent_runs.max(1) {
+            running = self
+                .slot_freed
+                .wait(running)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *running += 1;
+        RunSlot { runtime: self }
     }
 
     /// The limits of every run.

@@ -350,6 +350,24 @@ fn bad_requests_are_clear_errors_and_the_server_goes_on() {
     assert_eq!(reply.pointer("/error/code"), Some(&json!(-32601)));
     let reply = server.request(&json!({"jsonrpc": "2.0", "id": 52, "method": "tools/call", "params": {"name": "lightning.train", "arguments": [1]}}));
     assert_eq!(reply.pointer("/error/code"), Some(&json!(-32602)));
+    let reply =
+        server.request(&json!({"jsonrpc": "2.0", "id": 54, "method": "ping", "params": [1, 2]}));
+    assert_eq!(
+        reply.pointer("/error/code"),
+        Some(&json!(-32602)),
+        "{reply}"
+    );
+    // A notification gets no reply, whatever its params; an id that is not a string or a
+    // number is answered with a null id.
+    server.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/whatever","params":[1]}"#);
+    server.send_raw(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#);
+    let reply = server.next_message();
+    assert_eq!(reply.get("id"), Some(&Value::Null), "{reply}");
+    assert_eq!(
+        reply.pointer("/error/code"),
+        Some(&json!(-32600)),
+        "{reply}"
+    );
     server.send_raw(r#"[{"jsonrpc":"2.0","id":53,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#);
     assert_eq!(
         server.next_message(),

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     MethodNotFound,
     /// The method's params are wrong (including an unknown tool).
     InvalidParams,
+    /// The server failed (a bug): the request could not be answered.
+    InternalError,
 }
 
 impl ErrorCode {
@@ -23,6 +25,7 @@ impl ErrorCode {
             Self::InvalidRequest => -32600,
             Self::MethodNotFound => -32601,
             Self::InvalidParams => -32602,
+            Self::InternalError => -32603,
         }
     }
 }
@@ -53,7 +56,8 @@ pub struct Request {
     pub id: Option<Value>,
     /// The method name.
     pub method: String,
-    /// The params (an object, or `Null` when absent).
+    /// The params: an object, an array (positional params, which no method here takes), or
+    /// `Null` when absent.
     pub params: Value,
     /// Whether the message carried `"jsonrpc": "2.0"`.
     pub is_jsonrpc: bool,
@@ -70,7 +74,11 @@ impl Request {
             ));
         };
         let id = object.remove("id");
-        let reply_id = id.clone().unwrap_or(Value::Null);
+        // An id that is not a string or a number cannot be echoed: the error reply says null.
+        let reply_id = match &id {
+            Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
+            _ => Value::Null,
+        };
         let fail = |message: String| {
             Err((
                 reply_id.clone(),
@@ -78,7 +86,7 @@ impl Request {
             ))
         };
         if let Some(id) = &id
-            && !matches!(id, Value::String(_) | Value::Number(_))
+            && reply_id.is_null()
         {
             return fail(format!("id must be a string or a number, got {id}"));
         }
@@ -94,16 +102,7 @@ impl Request {
         };
         let params = match object.remove("params") {
             None | Some(Value::Null) => Value::Null,
-            Some(p @ Value::Object(_)) => p,
-            Some(Value::Array(_)) => {
-                return Err((
-                    reply_id,
-                    RpcError::new(
-                        ErrorCode::InvalidParams,
-                        "params must be an object; positional params are not supported",
-                    ),
-                ));
-            }
+            Some(p @ (Value::Object(_) | Value::Array(_))) => p,
             Some(other) => return fail(format!("params must be an object, got {other}")),
         };
         Ok(Self {

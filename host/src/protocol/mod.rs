@@ -11,6 +11,7 @@ mod jsonrpc;
 pub use jsonrpc::{ErrorCode, Request, RpcError};
 
 use serde_json::{Value, json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// Protocol versions this server speaks, oldest first.
@@ -146,7 +147,15 @@ impl Server {
             Ok(request) => request,
             Err((id, e)) => return Some(jsonrpc::error(id, &e)),
         };
-        let outcome = self.dispatch(&request);
+        // A bug in a handler must not leave the client waiting for a reply that never comes.
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| self.dispatch(&request))).unwrap_or_else(|_| {
+                tracing::error!(method = %request.method, "request handler panicked");
+                Err(RpcError::new(
+                    ErrorCode::InternalError,
+                    format!("internal error while handling {}", request.method),
+                ))
+            });
         let id = request.id?;
         Some(match outcome {
             Ok(result) => jsonrpc::result(id, result),
@@ -155,6 +164,12 @@ impl Server {
     }
 
     fn dispatch(&self, request: &Request) -> Result<Value, RpcError> {
+        if request.params.is_array() {
+            return Err(RpcError::new(
+                ErrorCode::InvalidParams,
+                "params must be an object; positional params are not supported",
+            ));
+        }
         match request.method.as_str() {
             "initialize" => self.initialize(request),
             "ping" => Ok(json!({})),

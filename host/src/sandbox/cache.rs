@@ -2,8 +2,10 @@
 //! compatibility hash, so a restart deserializes (about 0.5 ms) instead of compiling
 //! (about 60 ms per model).
 //!
-//! The cache holds native code: its directory must be as trusted as the binary (it is created
-//! with mode 0700 under the user's cache dir).
+//! The cache holds native code, so it must be as trusted as the binary: the server creates
+//! its directory with mode 0700 and its files with 0600, and uses an existing directory or
+//! file only if it belongs to the server's user and no one else can write to it; otherwise it
+//! compiles without the cache.
 
 use super::SandboxError;
 use sha2::{Digest, Sha256};
@@ -67,10 +69,20 @@ impl ComponentCache {
                 .hash(&mut engine_hash);
             dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash.finish()))
         });
+        let path = path.filter(|path| match path.parent().map(trusted) {
+            Some(Ok(())) | None => true,
+            Some(Err(why)) => {
+                tracing::warn!("not using the compile cache {}: {why}", path.display());
+                false
+            }
+        });
         if let Some(path) = &path
             && path.is_file()
         {
-            match deserialize(engine, path) {
+            match trusted(path)
+                .map_err(wasmtime::Error::msg)
+                .and_then(|()| deserialize(engine, path))
+            {
                 Ok(component) => return Ok(Compiled { component, sha256 }),
                 Err(e) => tracing::warn!("recompiling {}: {e:#}", path.display()),
             }
@@ -96,6 +108,30 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize_file(engine, path) }
 }
 
+/// Whether `path` (if it exists) belongs to this process's user and no one else may write to
+/// it. Only checked on Linux, where `/proc/self` tells the user.
+fn trusted(path: &Path) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return Ok(());
+        };
+        let me = std::fs::metadata("/proc/self")
+            .map_err(|e| e.to_string())?
+            .uid();
+        if meta.uid() != me {
+            return Err(format!("{} belongs to another user", path.display()));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!("other users may write to {}", path.display()));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+    Ok(())
+}
+
 /// Writes `component` to `path` atomically (temp file, then rename).
 fn store(component: &Component, path: &Path) -> std::io::Result<()> {
     let bytes = component
@@ -107,7 +143,11 @@ fn store(component: &Component, path: &Path) -> std::io::Result<()> {
     create_private_dir(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&tmp)?, &bytes)?;
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })

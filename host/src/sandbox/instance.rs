@@ -214,6 +214,12 @@ impl ModelInstance {
         };
         let inputs = self.take(data.inputs)?;
         let targets = data.targets.map(|t| self.take(t)).transpose()?;
+        let bytes = inputs.size_in_bytes() + targets.as_ref().map_or(0, Tensor::size_in_bytes);
+        let budget = self.budget;
+        self.store
+            .data_mut()
+            .hold(bytes)
+            .map_err(|e| classify(&self.store, budget, &e))?;
         if data.batch_size == 0 {
             return Err(SandboxError::Model(format!(
                 "dataset({split:?}): batch size must be at least 1"

@@ -5,9 +5,13 @@ use super::bindings::{log, params, tensors};
 use super::limits::{GuestLimiter, LimitExceeded, Limits};
 use super::wasi::{OutputTail, sandboxed_wasi};
 use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
+use std::collections::BTreeSet;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Most distinct metric names one run may log.
+pub const MAX_METRIC_NAMES: usize = 256;
 
 /// What a guest's tensor handle points at.
 #[derive(Debug)]
@@ -49,6 +53,7 @@ pub struct HostState {
     rng: Rng,
     params: Vec<Parameter>,
     logged: Vec<(String, f32)>,
+    metric_names: BTreeSet<String>,
     live_bytes: usize,
     live_handles: usize,
     graph_bytes: usize,
@@ -71,6 +76,7 @@ impl HostState {
             rng: Rng::seeded(seed),
             params: Vec::new(),
             logged: Vec::new(),
+            metric_names: BTreeSet::new(),
             live_bytes: 0,
             live_handles: 0,
             graph_bytes: 0,
@@ -126,6 +132,19 @@ impl HostState {
             self.step_graph.push(t.clone());
         }
         Ok(self.table.push(GuestTensor::Value(t))?)
+    }
+
+    /// Keeps counting `bytes` of tensors the host took from the guest and holds for the rest
+    /// of the run (its datasets) against the tensor memory limit.
+    pub fn hold(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let total = self.live_bytes.saturating_add(bytes);
+        if total.saturating_add(self.graph_bytes) > self.limits.max_tensor_bytes {
+            return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
+                limit: self.limits.max_tensor_bytes,
+            }));
+        }
+        self.live_bytes = total;
+        Ok(())
     }
 
     /// Ends a training step: returns the tracked results it produced (for the caller to
@@ -232,8 +251,20 @@ fn wit_error(e: TensorError) -> tensors::TensorError {
     }
 }
 
-fn dims(shape: &[u32]) -> Vec<usize> {
-    shape.iter().map(|d| *d as usize).collect()
+/// A guest's shape as host dims; a rank above [`tensor::MAX_RANK`] is refused before anything
+/// is allocated for (or formatted from) a list the guest may have made huge.
+fn dims(op: &'static str, shape: &[u32]) -> Result<Vec<usize>, TensorError> {
+    if shape.len() > tensor::MAX_RANK {
+        return Err(TensorError::new(
+            op,
+            format!(
+                "the shape has rank {}, allowed 1 to {}",
+                shape.len(),
+                tensor::MAX_RANK
+            ),
+        ));
+    }
+    Ok(shape.iter().map(|d| *d as usize).collect())
 }
 
 impl WasiView for HostState {
@@ -251,32 +282,36 @@ impl tensors::Host for HostState {}
 
 impl tensors::HostTensor for HostState {
     fn from_f32(&mut self, data: Vec<f32>, shape: Vec<u32>) -> OpReply {
-        let outcome = tensor::from_f32(&self.device, data, &dims(&shape));
+        let outcome =
+            dims("from-f32", &shape).and_then(|shape| tensor::from_f32(&self.device, data, &shape));
         self.reply(outcome)
     }
 
     fn from_i64(&mut self, data: Vec<i64>, shape: Vec<u32>) -> OpReply {
-        let outcome = tensor::from_i64(&self.device, data, &dims(&shape));
+        let outcome =
+            dims("from-i64", &shape).and_then(|shape| tensor::from_i64(&self.device, data, &shape));
         self.reply(outcome)
     }
 
     fn zeros(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = tensor::zeros(&self.device, &dims(&shape));
+        let outcome = dims("zeros", &shape).and_then(|shape| tensor::zeros(&self.device, &shape));
         self.reply(outcome)
     }
 
     fn ones(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = tensor::ones(&self.device, &dims(&shape));
+        let outcome = dims("ones", &shape).and_then(|shape| tensor::ones(&self.device, &shape));
         self.reply(outcome)
     }
 
     fn randn(&mut self, shape: Vec<u32>, seed: u64) -> OpReply {
-        let outcome = tensor::randn(&self.device, &dims(&shape), seed);
+        let outcome =
+            dims("randn", &shape).and_then(|shape| tensor::randn(&self.device, &shape, seed));
         self.reply(outcome)
     }
 
     fn uniform(&mut self, shape: Vec<u32>, low: f32, high: f32, seed: u64) -> OpReply {
-        let outcome = tensor::uniform(&self.device, &dims(&shape), low, high, seed);
+        let outcome = dims("uniform", &shape)
+            .and_then(|shape| tensor::uniform(&self.device, &shape, low, high, seed));
         self.reply(outcome)
     }
 
@@ -474,7 +509,10 @@ impl tensors::HostTensor for HostState {
 impl params::Host for HostState {
     fn parameter(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
         const OP: &str = "parameter";
-        let shape = dims(&shape);
+        let shape = match dims(OP, &shape) {
+            Ok(shape) => shape,
+            Err(e) => return Ok(Err(wit_error(e))),
+        };
         let init = match init {
             params::Init::Zeros => Init::Zeros,
             params::Init::Ones => Init::Ones,
@@ -517,9 +555,10 @@ impl HostState {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
         if !valid_name {
+            let start: String = name.chars().take(64).collect();
             return Err(TensorError::new(
                 OP,
-                format!("name {name:?} must be 1 to 128 characters of [A-Za-z0-9_.]"),
+                format!("name {start:?} must be 1 to 128 characters of [A-Za-z0-9_.]"),
             ));
         }
         if self.params.iter().any(|p| p.name == name) {
@@ -559,9 +598,18 @@ impl log::Host for HostState {
 }
 
 impl HostState {
+    /// Records a logged value. Values past the per-step limit, names longer than 128 bytes and
+    /// names beyond the first [`MAX_METRIC_NAMES`] of the run are dropped.
     fn record(&mut self, name: String, value: f32) {
-        if self.logged.len() < self.limits.max_logged_per_step && name.len() <= 128 {
-            self.logged.push((name, value));
+        if self.logged.len() >= self.limits.max_logged_per_step || name.len() > 128 {
+            return;
         }
+        if !self.metric_names.contains(&name) {
+            if self.metric_names.len() >= MAX_METRIC_NAMES {
+                return;
+            }
+            self.metric_names.insert(name.clone());
+        }
+        self.logged.push((name, value));
     }
 }

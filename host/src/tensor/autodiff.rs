@@ -166,10 +166,17 @@ impl OptimizerConfig {
                 momentum,
                 dampening,
                 weight_decay,
+                nesterov,
                 ..
             } => {
                 in_unit("momentum", momentum)?;
                 in_unit("dampening", dampening)?;
+                if nesterov && (momentum == 0.0 || dampening != 0.0) {
+                    return Err(format!(
+                        "optimizer nesterov needs momentum > 0 and dampening 0 (as in PyTorch), \
+                         got momentum {momentum} and dampening {dampening}"
+                    ));
+                }
                 non_negative("weight_decay", weight_decay)
             }
             Self::Adam {

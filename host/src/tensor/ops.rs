@@ -424,6 +424,15 @@ pub fn transpose(t: &Tensor, dim0: i32, dim1: i32) -> OpResult {
 /// Same data in a new shape; one entry may be -1.
 pub fn reshape(t: &Tensor, shape: &[i64]) -> OpResult {
     const OP: &str = "reshape";
+    if shape.len() > MAX_RANK {
+        return Err(err(
+            OP,
+            format!(
+                "the new shape has rank {}, allowed 1 to {MAX_RANK}",
+                shape.len()
+            ),
+        ));
+    }
     let from = t.shape();
     let total = t.num_elements();
     let inferred: Vec<usize> = shape

@@ -25,10 +25,16 @@ impl Rng {
             .collect()
     }
 
-    /// `count` samples uniform in `[low, high)`.
+    /// `count` samples uniform in `[low, high)` (`low < high`, both finite). Computed in f64 so
+    /// that a range as wide as f32 allows cannot overflow, and kept strictly below `high`.
     pub fn uniform(&mut self, count: usize, low: f32, high: f32) -> Vec<f32> {
+        let (lo, hi) = (f64::from(low), f64::from(high));
+        let below_high = high.next_down().max(low);
         (0..count)
-            .map(|_| low + (high - low) * self.0.random::<f32>())
+            .map(|_| {
+                let r = self.0.random::<f64>();
+                ((lo * (1.0 - r) + hi * r) as f32).min(below_high)
+            })
             .collect()
     }
 
@@ -142,6 +148,18 @@ mod tests {
         let bound = 0.5; // sqrt(6 / 24)
         assert!(values.iter().all(|v| v.abs() <= bound));
         assert!(values.iter().any(|v| v.abs() > bound * 0.9));
+    }
+
+    #[test]
+    fn uniform_stays_in_range_even_for_extreme_bounds() {
+        let values = Rng::seeded(5).uniform(10_000, -3.0e38, 3.0e38);
+        assert!(
+            values
+                .iter()
+                .all(|v| v.is_finite() && (-3.0e38..3.0e38).contains(v))
+        );
+        let narrow = Rng::seeded(5).uniform(10_000, 1.0, 1.0 + f32::EPSILON);
+        assert!(narrow.iter().all(|v| *v == 1.0));
     }
 
     #[test]

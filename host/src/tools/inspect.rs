@@ -63,6 +63,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
             })?;
             let model = runtime.model(&spec.target)?;
             let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
+            let _slot = runtime.run_slot();
             let (instance, hyperparameters) = build_model(
                 runtime,
                 &model,

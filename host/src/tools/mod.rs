@@ -50,7 +50,8 @@ impl ToolProvider for Tools {
 }
 
 /// Instantiates `model` on `device` and builds it from `spec`'s hyperparameters; returns the
-/// instance and the resolved hyperparameters.
+/// instance and the resolved hyperparameters. Callers hold a [`Runtime::run_slot`] while the
+/// instance lives.
 fn build_model(
     runtime: &Runtime,
     model: &RegisteredModel,

@@ -45,6 +45,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
     let options = args.trainer.unwrap_or_default().resolve()?;
     let model = runtime.model(&args.model.target)?;
     let target = &model.description.target;
+    let _slot = runtime.run_slot();
     let (mut instance, hyperparameters) = build_model(
         runtime,
         &model,

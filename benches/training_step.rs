@@ -78,6 +78,17 @@ fn sandboxed() -> impl FnMut() {
     }
 }
 
+/// Reads the loss and the accuracy back as scalars, as the guest's logging does.
+fn read_back_metrics(logits: Tensor<2>, labels: Tensor<1, Int>, loss: Tensor<1>) {
+    let accuracy = logits
+        .argmax(1)
+        .squeeze_dim::<1>(1)
+        .equal(labels)
+        .float()
+        .mean();
+    black_box((loss.into_scalar::<f32>(), accuracy.into_scalar::<f32>()));
+}
+
 /// The guest's exact math: PyTorch-layout weights `[out, in]`.
 #[derive(Module, Debug)]
 struct SameMathMlp {
@@ -106,16 +117,7 @@ fn same_math() -> impl FnMut() {
             .gather(1, y.clone().reshape([BATCH, 1]))
             .mean()
             .neg();
-        let accuracy = logits
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(y.clone())
-            .float()
-            .mean();
-        black_box((
-            loss.clone().into_scalar::<f32>(),
-            accuracy.into_scalar::<f32>(),
-        ));
+        read_back_metrics(logits, y.clone(), loss.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
     }
@@ -140,16 +142,7 @@ fn idiomatic() -> impl FnMut() {
     move || {
         let logits = model.output.forward(relu(model.hidden.forward(x.clone())));
         let loss = loss_fn.forward(logits.clone(), y.clone());
-        let accuracy = logits
-            .argmax(1)
-            .squeeze_dim::<1>(1)
-            .equal(y.clone())
-            .float()
-            .mean();
-        black_box((
-            loss.clone().into_scalar::<f32>(),
-            accuracy.into_scalar::<f32>(),
-        ));
+        read_back_metrics(logits, y.clone(), loss.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
     }

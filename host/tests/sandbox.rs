@@ -86,6 +86,21 @@ fn still_serves(f: &Fixture) {
     assert!(loss.is_some_and(f32::is_finite), "{logged:?}");
 }
 
+/// Runs `mode` under `limits`: the step fails naming the limit, and the host goes on.
+fn hits_limit(mode: &str, limits: &Limits, message: &str) {
+    let f = fixture();
+    let e = misbehave(&f, mode, limits, Duration::from_secs(30));
+    assert_mentions(&e, &[message]);
+    still_serves(&f);
+}
+
+fn tensor_limit_128_mib() -> Limits {
+    Limits {
+        max_tensor_bytes: 128 << 20,
+        ..Limits::default()
+    }
+}
+
 #[track_caller]
 fn assert_mentions(e: &impl std::fmt::Display, needles: &[&str]) {
     let message = e.to_string();
@@ -171,38 +186,29 @@ fn an_infinite_loop_hits_the_deadline() {
 
 #[test]
 fn a_guest_memory_bomb_hits_the_memory_limit() {
-    let f = fixture();
     let limits = Limits {
         max_guest_memory: 64 << 20,
         ..Limits::default()
     };
-    let e = misbehave(&f, "memory_bomb", &limits, Duration::from_secs(30));
-    assert_mentions(&e, &["guest memory limit of 64 MiB"]);
-    still_serves(&f);
+    hits_limit("memory_bomb", &limits, "guest memory limit of 64 MiB");
 }
 
 #[test]
 fn a_host_memory_bomb_hits_the_tensor_limit() {
-    let f = fixture();
-    let limits = Limits {
-        max_tensor_bytes: 128 << 20,
-        ..Limits::default()
-    };
-    let e = misbehave(&f, "host_memory_bomb", &limits, Duration::from_secs(30));
-    assert_mentions(&e, &["host tensor memory limit of 128 MiB"]);
-    still_serves(&f);
+    hits_limit(
+        "host_memory_bomb",
+        &tensor_limit_128_mib(),
+        "host tensor memory limit of 128 MiB",
+    );
 }
 
 #[test]
 fn an_autodiff_graph_bomb_hits_the_tensor_limit() {
-    let f = fixture();
-    let limits = Limits {
-        max_tensor_bytes: 128 << 20,
-        ..Limits::default()
-    };
-    let e = misbehave(&f, "graph_bomb", &limits, Duration::from_secs(30));
-    assert_mentions(&e, &["host tensor memory limit of 128 MiB"]);
-    still_serves(&f);
+    hits_limit(
+        "graph_bomb",
+        &tensor_limit_128_mib(),
+        "host tensor memory limit of 128 MiB",
+    );
 }
 
 #[test]

@@ -227,7 +227,8 @@ fn losses_dropout_detach() {
     );
     let x = t::ones(&device(), &[1000]).unwrap_or_else(|e| panic!("{e}"));
     let dropped = values(
-        &t::dropout(&device(), &x, 0.5, &mut Rng::seeded(1)).unwrap_or_else(|e| panic!("{e}")),
+        &t::dropout(&device(), &x, 0.5, Some(&mut Rng::seeded(1)))
+            .unwrap_or_else(|e| panic!("{e}")),
     );
     let zeros = dropped.iter().filter(|v| **v == 0.0).count();
     assert!((400..600).contains(&zeros), "{zeros} of 1000 dropped");
@@ -301,7 +302,7 @@ fn misuse_is_an_error_not_a_panic() {
     );
     refused(t::equal(&a, &labels), "equal", &["dtypes differ"]);
     refused(
-        t::dropout(&d, &a, 1.0, &mut Rng::seeded(0)),
+        t::dropout(&d, &a, 1.0, Some(&mut Rng::seeded(0))),
         "dropout",
         &["[0, 1)"],
     );
@@ -483,7 +484,7 @@ grad_test!(grad_dropout, [(A, [2, 3])], |x| t::dropout(
     &device(),
     arg(x, 0),
     0.5,
-    &mut Rng::seeded(4)
+    Some(&mut Rng::seeded(4))
 ));
 
 #[test]

@@ -1,7 +1,7 @@
 //! Datasets and batching: a dataset is a pair of host tensors whose first dim is the sample;
 //! a batch is a run of consecutive rows.
 
-use crate::tensor::{self, Device, Tensor, TensorError};
+use crate::tensor::{self, Tensor, TensorError};
 
 /// Samples with optional targets, and the batch size to load them with.
 #[derive(Debug)]
@@ -85,11 +85,7 @@ impl Dataset {
 
     /// Batch `index` (rows `index * batch_size ..`; the last batch may be smaller), with its
     /// targets; data without targets is an error.
-    pub fn labelled_batch(
-        &self,
-        device: &Device,
-        index: usize,
-    ) -> Result<LabelledBatch, DataError> {
+    pub fn labelled_batch(&self, index: usize) -> Result<LabelledBatch, DataError> {
         let targets = self
             .targets
             .as_ref()
@@ -102,11 +98,10 @@ impl Dataset {
                 self.len()
             )));
         }
-        let rows: Vec<usize> = (start..end).collect();
         Ok(LabelledBatch {
             index: u32::try_from(index).unwrap_or(u32::MAX),
-            inputs: tensor::select_rows(device, &self.inputs, &rows)?,
-            targets: tensor::select_rows(device, targets, &rows)?,
+            inputs: tensor::rows(&self.inputs, start, end)?,
+            targets: tensor::rows(targets, start, end)?,
         })
     }
 }

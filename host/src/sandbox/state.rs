@@ -137,14 +137,7 @@ impl HostState {
     /// Keeps counting `bytes` of tensors the host took from the guest and holds for the rest
     /// of the run (its datasets) against the tensor memory limit.
     pub fn hold(&mut self, bytes: usize) -> wasmtime::Result<()> {
-        let total = self.live_bytes.saturating_add(bytes);
-        if total.saturating_add(self.graph_bytes) > self.limits.max_tensor_bytes {
-            return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
-                limit: self.limits.max_tensor_bytes,
-            }));
-        }
-        self.live_bytes = total;
-        Ok(())
+        self.reserve_bytes(bytes)
     }
 
     /// Ends a training step: returns the tracked results it produced (for the caller to
@@ -197,19 +190,25 @@ impl HostState {
     /// Counts `bytes` more of live tensors (and one more handle) against the limits; memory the
     /// current step's autodiff graph holds counts too.
     fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        if self.live_handles >= self.limits.max_handles {
+            return Err(wasmtime::Error::new(LimitExceeded::Handles {
+                limit: self.limits.max_handles,
+            }));
+        }
+        self.reserve_bytes(bytes)?;
+        self.live_handles += 1;
+        Ok(())
+    }
+
+    /// Counts `bytes` more of live tensor memory, refusing to pass the limit.
+    fn reserve_bytes(&mut self, bytes: usize) -> wasmtime::Result<()> {
         let total = self.live_bytes.saturating_add(bytes);
         if total.saturating_add(self.graph_bytes) > self.limits.max_tensor_bytes {
             return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
                 limit: self.limits.max_tensor_bytes,
             }));
         }
-        if self.live_handles >= self.limits.max_handles {
-            return Err(wasmtime::Error::new(LimitExceeded::Handles {
-                limit: self.limits.max_handles,
-            }));
-        }
         self.live_bytes = total;
-        self.live_handles += 1;
         Ok(())
     }
 
@@ -483,16 +482,8 @@ impl tensors::HostTensor for HostState {
 
     fn dropout(&mut self, t: Resource<GuestTensor>, p: f32) -> OpReply {
         let x = self.get(&t)?;
-        let outcome = if self.mode == Mode::Train {
-            tensor::dropout(&self.device, &x, p, &mut self.rng)
-        } else if (0.0..1.0).contains(&p) {
-            Ok(x)
-        } else {
-            Err(TensorError::new(
-                "dropout",
-                format!("p must be in [0, 1), got {p}"),
-            ))
-        };
+        let training = (self.mode == Mode::Train).then_some(&mut self.rng);
+        let outcome = tensor::dropout(&self.device, &x, p, training);
         self.reply(outcome)
     }
 

@@ -658,20 +658,22 @@ pub fn mse(prediction: &Tensor, target: &Tensor) -> OpResult {
     .map(Tensor::from_bridge)
 }
 
-/// Dropout with probability `p`, masks drawn from `rng`; the caller applies it only in
-/// training mode.
-pub fn dropout(device: &Device, t: &Tensor, p: f32, rng: &mut Rng) -> OpResult {
+/// Dropout with probability `p` in `[0, 1)`: with a random stream (a training step) each
+/// element is zeroed with probability `p` and the rest scaled by `1 / (1 - p)`; without one it
+/// is the identity.
+pub fn dropout(device: &Device, t: &Tensor, p: f32, training: Option<&mut Rng>) -> OpResult {
     const OP: &str = "dropout";
     t.require_float(OP)?;
     if !(0.0..1.0).contains(&p) {
         return Err(err(OP, format!("p must be in [0, 1), got {p}")));
     }
-    if p == 0.0 {
-        return Ok(t.clone());
+    match training {
+        Some(rng) if p > 0.0 => {
+            let mask = from_f32(device, rng.dropout_mask(t.num_elements(), p), &t.shape())?;
+            mul(t, &mask)
+        }
+        _ => Ok(t.clone()),
     }
-    let shape = t.shape();
-    let mask = from_f32(device, rng.dropout_mask(t.num_elements(), p), &shape)?;
-    mul(t, &mask)
 }
 
 /// The same values, cut from the autodiff graph: no gradient flows through the result, not
@@ -685,28 +687,23 @@ pub fn detach(t: &Tensor) -> Tensor {
     }
 }
 
-/// Rows `indices` of `t` along dim 0 (for batching).
-pub fn select_rows(device: &Device, t: &Tensor, indices: &[usize]) -> OpResult {
-    const OP: &str = "select-rows";
-    let rows = t.shape().first().copied().unwrap_or(0);
-    if let Some(bad) = indices.iter().find(|i| **i >= rows) {
+/// Rows `start..end` of `t` (along dim 0), for batching.
+pub fn rows(t: &Tensor, start: usize, end: usize) -> OpResult {
+    const OP: &str = "rows";
+    let shape = t.shape();
+    let count = shape.first().copied().unwrap_or(0);
+    if start >= end || end > count {
         return Err(err(
             OP,
-            format!("row {bad} is out of range for {rows} rows"),
+            format!("rows {start}..{end} are out of range for shape {shape:?}"),
         ));
     }
-    let index = from_i64(
-        device,
-        indices.iter().map(|i| *i as i64).collect(),
-        &[indices.len()],
-    )?;
-    let index = int_tensor::<1>(&index);
     let bridge = match t.dtype() {
         DType::F32 => {
-            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?
+            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).narrow(0, start, end - start).into_bridge())?)?
         }
         DType::I64 => {
-            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).select(0, index.clone()).into_bridge())?)?
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).narrow(0, start, end - start).into_bridge())?)?
         }
     };
     Ok(Tensor::from_bridge(bridge))

@@ -63,14 +63,8 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
         limit_train_batches: options.limit_train_batches,
         limit_val_batches: options.limit_val_batches,
     };
-    let report = trainer::fit(
-        &mut instance,
-        &options.device,
-        &config,
-        &train,
-        val.as_ref(),
-    )
-    .map_err(|e| format!("{target}: training failed: {e}"))?;
+    let report = trainer::fit(&mut instance, &config, &train, val.as_ref())
+        .map_err(|e| format!("{target}: training failed: {e}"))?;
     Ok(json!({
         "status": "completed",
         "model": {

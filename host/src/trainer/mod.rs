@@ -7,7 +7,7 @@ pub use metrics::{MetricAccumulator, Metrics};
 
 use crate::data::{DataError, Dataset};
 use crate::sandbox::{ModelInstance, SandboxError};
-use crate::tensor::{self, Device, Optimizer, Tensor, TensorError};
+use crate::tensor::{self, Optimizer, Tensor, TensorError};
 
 /// How many batches of a pass to run: a count, or a fraction of the batches (Lightning's
 /// `limit_*_batches`).
@@ -31,7 +31,9 @@ impl BatchLimit {
         match self {
             Self::Count(n) => n.min(available),
             Self::Fraction(f) if f <= 0.0 => 0,
-            Self::Fraction(f) => ((available as f64 * f).floor() as usize).clamp(1, available),
+            Self::Fraction(f) => ((available as f64 * f).floor() as usize)
+                .max(1)
+                .min(available),
         }
     }
 }
@@ -77,7 +79,6 @@ pub enum TrainError {
 /// Trains `model` on `train`, validating on `val` after each epoch.
 pub fn fit(
     model: &mut ModelInstance,
-    device: &Device,
     config: &FitConfig,
     train: &Dataset,
     val: Option<&Dataset>,
@@ -100,7 +101,7 @@ pub fn fit(
             if !steps_left(&report) {
                 break;
             }
-            let batch = train.labelled_batch(device, index)?;
+            let batch = train.labelled_batch(index)?;
             let size = batch.size();
             training_step(
                 model,
@@ -116,7 +117,7 @@ pub fn fit(
         if let Some(val) = val {
             report
                 .metrics
-                .extend(validate(model, device, val, config.limit_val_batches)?);
+                .extend(validate(model, val, config.limit_val_batches)?);
         }
         report.epochs += 1;
     }
@@ -149,13 +150,12 @@ pub fn training_step(
 /// A validation pass: the guest's `validation-step` on each batch, metrics averaged.
 pub fn validate(
     model: &mut ModelInstance,
-    device: &Device,
     data: &Dataset,
     limit: BatchLimit,
 ) -> Result<Metrics, TrainError> {
     let mut pass = MetricAccumulator::default();
     for index in 0..limit.apply(data.num_batches()) {
-        let batch = data.labelled_batch(device, index)?;
+        let batch = data.labelled_batch(index)?;
         let size = batch.size();
         model.validation_step(batch.inputs, batch.targets, batch.index)?;
         pass.add(model.take_logged(), size);
@@ -175,5 +175,6 @@ mod tests {
         assert_eq!(BatchLimit::Fraction(0.25).apply(8), 2);
         assert_eq!(BatchLimit::Fraction(0.01).apply(8), 1);
         assert_eq!(BatchLimit::Fraction(0.0).apply(8), 0);
+        assert_eq!(BatchLimit::Fraction(0.5).apply(0), 0);
     }
 }

@@ -23,6 +23,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Distribution, Int, Tensor};
+use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{ComponentCache, Limits, ModelRegistry, Sandbox};
 use lightning_mcp::tensor::{self, Optimizer, Rng};
 use lightning_mcp::trainer;
@@ -57,6 +58,7 @@ fn sandboxed() -> impl FnMut() {
             &Limits::default(),
             0,
             Duration::from_secs(3600),
+            CancelToken::new(),
         )
         .expect("instance");
     model

@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cancel;
 pub mod data;
 pub mod protocol;
 pub mod runtime;
@@ -23,6 +24,9 @@ use std::sync::Arc;
 pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
     name: "lightning-mcp",
     version: env!("CARGO_PKG_VERSION"),
+    instructions: "Train, evaluate and inspect neural-network models that run sandboxed as \
+        WebAssembly components. Start with lightning.inspect {\"what\": \"models\"} to see the \
+        registered model targets.",
 };
 
 /// An MCP server with the lightning tools on a runtime built from `config`; models start

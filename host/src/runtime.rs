@@ -8,7 +8,7 @@ use crate::sandbox::{
     ComponentCache, Limits, ModelRegistry, RegisteredModel, Sandbox, SandboxError,
 };
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -19,7 +19,7 @@ pub struct RuntimeConfig {
     pub models_dir: Option<PathBuf>,
     /// Limits of every run.
     pub limits: Limits,
-    /// Most model runs at once; further runs wait for a free slot.
+    /// Most model runs at once; further runs are refused as busy.
     pub max_concurrent_runs: usize,
 }
 
@@ -40,7 +40,6 @@ pub struct Runtime {
     sandbox: OnceLock<Result<Sandbox, String>>,
     registry: OnceLock<Result<ModelRegistry, String>>,
     running: Mutex<usize>,
-    slot_freed: Condvar,
 }
 
 /// A slot among [`RuntimeConfig::max_concurrent_runs`], held while a model runs.
@@ -57,7 +56,6 @@ impl Drop for RunSlot<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *running = running.saturating_sub(1);
-        self.runtime.slot_freed.notify_one();
     }
 }
 
@@ -77,7 +75,6 @@ impl Runtime {
             sandbox: OnceLock::new(),
             registry: OnceLock::new(),
             running: Mutex::new(0),
-            slot_freed: Condvar::new(),
         })
     }
 
@@ -96,18 +93,25 @@ impl Runtime {
         }
     }
 
-    /// Waits for a free run slot: at most [`RuntimeConfig::max_concurrent_runs`] models run at
-    /// once, so the per-run limits bound the whole server's memory.
-    pub fn run_slot(&self) -> RunSlot<'_> {
+    /// Takes a run slot, or says the server is busy: at most
+    /// [`RuntimeConfig::max_concurrent_runs`] models run at once, so the per-run limits bound
+    /// the whole server's memory.
+    pub fn run_slot(&self) -> Result<RunSlot<'_>, String> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        while *running >= self.config.max_concurrent_runs.max(1) {
-            running = self
-                .slot_freed
-                .wait(running)
-                .unwrap_or_else(PoisonError::into_inner);
+        let max = self.config.max_concurrent_runs.max(1);
+        if *running >= max {
+            return Err(format!(
+                "the server is busy: {running} model runs are in progress, the most it allows \
+                 at once (--max-concurrent-runs {max}); retry when one finishes"
+            ));
         }
         *running += 1;
-        RunSlot { runtime: self }
+        Ok(RunSlot { runtime: self })
+    }
+
+    /// How many model runs are in progress.
+    pub fn runs_in_progress(&self) -> usize {
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The limits of every run.

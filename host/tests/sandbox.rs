@@ -1,6 +1,7 @@
 //! Hostile guests: each misbehaviour is a clean error naming what happened, and the same
 //! sandbox and registry then serve a normal model.
 
+use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{
     ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox, SandboxError, Split,
 };
@@ -43,7 +44,7 @@ fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> Mod
         .map(Arc::clone)
         .unwrap_or_else(|| panic!("{target} is not registered"));
     model
-        .instantiate(tensor::cpu_device(), limits, 7, budget)
+        .instantiate(tensor::cpu_device(), limits, 7, budget, CancelToken::new())
         .unwrap_or_else(|e| panic!("instantiate: {e}"))
 }
 
@@ -181,6 +182,51 @@ fn an_infinite_loop_hits_the_deadline() {
         "{e:?}"
     );
     assert_mentions(&e, &["time limit"]);
+    still_serves(&f);
+}
+
+#[test]
+fn cancelling_stops_a_guest_that_never_returns() {
+    let f = fixture();
+    let model = f
+        .registry
+        .get(MISBEHAVING)
+        .unwrap_or_else(|| panic!("{MISBEHAVING} is not registered"));
+    let cancel = CancelToken::new();
+    let mut model = model
+        .instantiate(
+            tensor::cpu_device(),
+            &Limits::default(),
+            7,
+            Duration::from_secs(600),
+            cancel.clone(),
+        )
+        .unwrap_or_else(|e| panic!("instantiate: {e}"));
+    model
+        .init(r#"{"mode":"infinite_loop"}"#)
+        .unwrap_or_else(|e| panic!("init: {e}"));
+    let data = model
+        .dataset(Split::Train, 0)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no data"));
+    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    let config = model
+        .configure_optimizers()
+        .unwrap_or_else(|e| panic!("optimizer: {e}"));
+    let mut optimizer = Optimizer::new(&config, model.parameters().len());
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.cancel();
+    });
+    let e = trainer::training_step(&mut model, &mut optimizer, data.inputs, targets, 0)
+        .err()
+        .unwrap_or_else(|| panic!("an endless step returned"));
+    let _ = canceller.join();
+    assert!(
+        matches!(e, TrainError::Sandbox(SandboxError::Cancelled(_))),
+        "{e:?}"
+    );
     still_serves(&f);
 }
 

@@ -494,3 +494,198 @@ fn a_long_training_does_not_block_other_requests() {
         "replies arrived as {order:?}"
     );
 }
+
+/// The environment's count of model runs and live instances.
+fn resources_in_use(server: &mut StdioServer, id: u64) -> (Value, Value) {
+    let env = server.call_tool(id, "lightning.inspect", json!({"what": "environment"}));
+    let env = structured(&env);
+    (
+        env.get("runs_in_progress").cloned().unwrap_or_default(),
+        env.get("model_instances_alive")
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn progress_and_log_messages_come_before_the_result() {
+    let mut server = StdioServer::start(&[]);
+    server.request(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                           "params": {"protocolVersion": "2025-11-25"}}));
+    let level = server.request(
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel",
+                                       "params": {"level": "info"}}),
+    );
+    assert_eq!(level.get("result"), Some(&json!({})));
+    let bad_level = server.request(&json!({"jsonrpc": "2.0", "id": 3,
+        "method": "logging/setLevel", "params": {"level": "loud"}}));
+    assert_eq!(bad_level.pointer("/error/code"), Some(&json!(-32602)));
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                "params": {"name": "lightning.train", "_meta": {"progressToken": "tok"},
+                           "arguments": simple(json!({"max_epochs": 4}))}})
+        .to_string(),
+    );
+    let mut progress = Vec::new();
+    let mut logs = Vec::new();
+    let result = loop {
+        let message = server.next_message();
+        match message.get("method").and_then(Value::as_str) {
+            Some("notifications/progress") => progress.push(message),
+            Some("notifications/message") => logs.push(message),
+            _ => break message,
+        }
+    };
+    assert_eq!(result.get("id"), Some(&json!(4)));
+    let steps = number(&result, "/result/structuredContent/trainer/global_step");
+    assert!(
+        progress.len() >= 4,
+        "one progress per epoch at least: {progress:?}"
+    );
+    let values: Vec<f64> = progress
+        .iter()
+        .map(|p| number(p, "/params/progress"))
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w.first() < w.get(1)),
+        "{values:?}"
+    );
+    assert_eq!(values.last(), Some(&steps));
+    for p in &progress {
+        assert_eq!(p.pointer("/params/progressToken"), Some(&json!("tok")));
+        assert_eq!(number(p, "/params/total"), steps);
+        let message = p
+            .pointer("/params/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            message.contains("epoch") && message.contains("train_loss"),
+            "{message}"
+        );
+    }
+    assert!(
+        logs.len() >= 5,
+        "a start message and one per epoch: {logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l.pointer("/params/level") == Some(&json!("info")))
+    );
+    // Without a progress token or a log level, a call sends nothing but its result.
+    let mut quiet = StdioServer::start(&[]);
+    quiet.send_raw(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "lightning.train", "arguments": simple(json!({"max_epochs": 2}))}})
+        .to_string(),
+    );
+    assert_eq!(quiet.next_message().get("id"), Some(&json!(1)));
+}
+
+#[test]
+fn cancelling_stops_a_training_and_frees_it() {
+    let mut server = StdioServer::start(&[]);
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
+                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
+                           "arguments": simple(json!({"max_epochs": 1_000_000}))}})
+        .to_string(),
+    );
+    let first = server.next_message();
+    assert_eq!(
+        first.get("method"),
+        Some(&json!("notifications/progress")),
+        "{first}"
+    );
+    let (runs, alive) = resources_in_use(&mut server, 10);
+    assert_eq!((runs, alive), (json!(1), json!(1)));
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": "long", "reason": "enough"}})
+        .to_string(),
+    );
+    let mut id = 11;
+    loop {
+        let (runs, alive) = resources_in_use(&mut server, id);
+        if (runs.clone(), alive.clone()) == (json!(0), json!(0)) {
+            break;
+        }
+        assert!(
+            id < 500,
+            "the cancelled training still runs: {runs} runs, {alive} instances"
+        );
+        id += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The cancelled request is never answered; the server goes on.
+    let pong = server.request(&json!({"jsonrpc": "2.0", "id": "after", "method": "ping"}));
+    assert_eq!(pong.get("result"), Some(&json!({})));
+    assert!(server.finish());
+}
+
+#[test]
+fn a_full_server_says_it_is_busy() {
+    let mut server = StdioServer::start(&["--max-concurrent-runs", "1"]);
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
+                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
+                           "arguments": simple(json!({"max_epochs": 1_000_000}))}})
+        .to_string(),
+    );
+    let first = server.next_message();
+    assert_eq!(first.get("method"), Some(&json!("notifications/progress")));
+    let busy = server.call_tool(2, "lightning.train", simple(json!({"max_epochs": 1})));
+    let message = tool_error(&busy);
+    assert!(
+        message.contains("busy") && message.contains("--max-concurrent-runs 1"),
+        "{message}"
+    );
+    server.send_raw(
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"long"}}"#,
+    );
+}
+
+#[test]
+fn the_stateless_era_works_over_stdio() {
+    let mut server = StdioServer::start(&[]);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let discover = server.request(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+                                          "params": {"_meta": meta}}),
+    );
+    assert_eq!(
+        discover.pointer("/result/resultType"),
+        Some(&json!("complete"))
+    );
+    assert!(discover.pointer("/result/ttlMs").is_some());
+    assert_eq!(
+        discover.pointer("/result/_meta/io.modelcontextprotocol~1serverInfo/name"),
+        Some(&json!("lightning-mcp"))
+    );
+    let call = server.request(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"_meta": meta, "name": "lightning.inspect", "arguments": {"what": "models"}}}));
+    assert_eq!(call.pointer("/result/resultType"), Some(&json!("complete")));
+    assert_eq!(call.pointer("/result/isError"), Some(&json!(false)));
+    let ping = server.request(&json!({"jsonrpc": "2.0", "id": 3, "method": "ping",
+                                      "params": {"_meta": meta}}));
+    assert_eq!(ping.pointer("/error/code"), Some(&json!(-32601)));
+    let no_caps = server.request(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}));
+    assert_eq!(no_caps.pointer("/error/code"), Some(&json!(-32602)));
+    let future = server.request(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}}));
+    assert_eq!(future.pointer("/error/code"), Some(&json!(-32022)));
+    assert_eq!(
+        future.pointer("/error/data/requested"),
+        Some(&json!("2099-01-01"))
+    );
+    // The Python project's stdio example, slash spelling and all.
+    let legacy = server.request(
+        &json!({"id": "1", "method": "lightning/inspect", "params": {"what": "environment"}}),
+    );
+    assert_eq!(
+        legacy.pointer("/result/structuredContent/lightning_mcp"),
+        Some(&json!(env!("CARGO_PKG_VERSION")))
+    );
+}

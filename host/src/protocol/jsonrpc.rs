@@ -15,6 +15,15 @@ pub enum ErrorCode {
     InvalidParams,
     /// The server failed (a bug): the request could not be answered.
     InternalError,
+    /// An HTTP header disagrees with the body, or a required header is missing (2026-07-28).
+    HeaderMismatch,
+    /// The request needs a client capability the client did not declare (2026-07-28).
+    MissingRequiredClientCapability,
+    /// The request's protocol version is not one this server speaks (2026-07-28).
+    UnsupportedProtocolVersion,
+    /// The client cancelled the request (answered only where a reply must be sent anyway,
+    /// e.g. an HTTP response already under way).
+    RequestCancelled,
 }
 
 impl ErrorCode {
@@ -26,6 +35,10 @@ impl ErrorCode {
             Self::MethodNotFound => -32601,
             Self::InvalidParams => -32602,
             Self::InternalError => -32603,
+            Self::HeaderMismatch => -32020,
+            Self::MissingRequiredClientCapability => -32021,
+            Self::UnsupportedProtocolVersion => -32022,
+            Self::RequestCancelled => -32800,
         }
     }
 }
@@ -37,6 +50,8 @@ pub struct RpcError {
     pub code: ErrorCode,
     /// A message naming the problem.
     pub message: String,
+    /// Details for the client to act on, e.g. the supported versions.
+    pub data: Option<Box<Value>>,
 }
 
 impl RpcError {
@@ -45,7 +60,14 @@ impl RpcError {
         Self {
             code,
             message: message.into(),
+            data: None,
         }
+    }
+
+    /// The same error with `data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(Box::new(data));
+        self
     }
 }
 
@@ -129,9 +151,9 @@ pub fn result(id: Value, result: Value) -> Value {
 
 /// An error reply.
 pub fn error(id: Value, error: &RpcError) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": error.code.code(), "message": error.message },
-    })
+    let mut body = json!({ "code": error.code.code(), "message": error.message });
+    if let (Some(data), Value::Object(body)) = (&error.data, &mut body) {
+        body.insert("data".into(), Value::clone(data));
+    }
+    json!({ "jsonrpc": "2.0", "id": id, "error": body })
 }

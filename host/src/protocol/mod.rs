@@ -1,24 +1,37 @@
 //! The MCP server over JSON-RPC 2.0, independent of transport and of what the tools do.
 //!
-//! [`Server::handle_text`] takes one message (a stdio line, an HTTP body) and returns the
-//! reply, if any. It answers the lifecycle methods itself and hands `tools/call` — and the
-//! legacy form, where the tool name is the method and there is no `jsonrpc` field — to a
-//! [`ToolProvider`]. Three kinds of failure stay apart: a protocol error is a JSON-RPC
-//! `error`; a tool's bad arguments or failed run is a result with `isError: true`.
+//! A transport opens a [`Session`] per client (a stdio connection, an HTTP session, or one
+//! stateless HTTP request), hands it each message with [`Session::receive`] in arrival order,
+//! and runs what it received with [`Received::run`], forwarding the notifications a request
+//! sends (progress, log messages) before its reply. The session answers the lifecycle
+//! methods of every version from 2024-11-05 to the stateless 2026-07-28 itself and hands
+//! `tools/call` — and the legacy form, where the tool name is the method and there is no
+//! `jsonrpc` field — to a [`ToolProvider`]. Three kinds of failure stay apart: a protocol
+//! error is a JSON-RPC `error`; a tool's bad arguments or failed run is a result with
+//! `isError: true`.
 
+mod context;
+mod dispatch;
 mod jsonrpc;
+mod session;
+mod version;
 
+pub use context::{CallContext, LogLevel, Notify};
 pub use jsonrpc::{ErrorCode, Request, RpcError};
+pub use session::{Received, Session};
+pub use version::{
+    DEFAULT_VERSION, INITIALIZE_VERSIONS, META_CLIENT_CAPABILITIES, META_LOG_LEVEL,
+    META_PROTOCOL_VERSION, RequestMeta, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
+    supported, unsupported,
+};
 
 use serde_json::{Value, json};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// Protocol versions this server speaks, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-
-/// The version a client that names none gets.
-pub const DEFAULT_VERSION: &str = "2024-11-05";
+/// Writes an error reply to request `id`.
+pub fn error_reply(id: Value, error: &RpcError) -> Value {
+    jsonrpc::error(id, error)
+}
 
 /// A tool as `tools/list` shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +44,8 @@ pub struct ToolDefinition {
     pub description: &'static str,
     /// JSON Schema of the arguments.
     pub input_schema: Value,
+    /// JSON Schema of a successful result's `structuredContent`, where it has a fixed shape.
+    pub output_schema: Option<Value>,
 }
 
 /// The outcome of a tool call: structured figures, or an error an agent can act on.
@@ -70,28 +85,59 @@ impl CallToolResult {
     }
 }
 
+/// The schema of a tool's `structuredContent`: its success shape, or the failure shape of
+/// [`CallToolResult::error`] (clients validate error results too). The success schema's
+/// `$defs` move to the root so that its references still resolve.
+fn success_or_failure(success: &Value) -> Value {
+    let mut success = success.clone();
+    let mut root = json!({ "type": "object" });
+    if let (Value::Object(success), Value::Object(root)) = (&mut success, &mut root) {
+        for key in ["$schema", "$defs"] {
+            if let Some(value) = success.remove(key) {
+                root.insert(key.into(), value);
+            }
+        }
+    }
+    let failure = json!({
+        "type": "object",
+        "properties": {
+            "status": { "const": "failed" },
+            "error": { "type": "string", "description": "What went wrong, naming the cause." },
+        },
+        "required": ["status", "error"],
+    });
+    if let Value::Object(root) = &mut root {
+        root.insert("anyOf".into(), json!([success, failure]));
+    }
+    root
+}
+
 /// The tools a server offers.
 pub trait ToolProvider: Send + Sync {
     /// Every tool, in the order `tools/list` shows them.
     fn tools(&self) -> Vec<ToolDefinition>;
-    /// Runs tool `name` with `arguments`; `None` when there is no such tool.
-    fn call(&self, name: &str, arguments: Value) -> Option<CallToolResult>;
+    /// Runs tool `name` with `arguments`, reporting through `ctx`; `None` when there is no
+    /// such tool.
+    fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult>;
 }
 
-/// Name and version reported in `initialize`.
+/// Name and version reported to clients.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerInfo {
     /// Server name.
     pub name: &'static str,
     /// Server version.
     pub version: &'static str,
+    /// Guidance for the agent using the server.
+    pub instructions: &'static str,
 }
 
-/// The transport-independent MCP server.
+/// The transport-independent MCP server: what every session shares.
 #[derive(Clone)]
 pub struct Server {
     info: ServerInfo,
     tools: Arc<dyn ToolProvider>,
+    definitions: Arc<Vec<ToolDefinition>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -105,194 +151,63 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server offering `tools`.
     pub fn new(info: ServerInfo, tools: Arc<dyn ToolProvider>) -> Self {
-        Self { info, tools }
-    }
-
-    /// Handles one message (a request, a notification or a batch of them) and returns the
-    /// reply to send, if any.
-    pub fn handle_text(&self, text: &str) -> Option<String> {
-        let reply = match serde_json::from_str::<Value>(text) {
-            Ok(message) => self.handle(message),
-            Err(e) => Some(jsonrpc::error(
-                Value::Null,
-                &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")),
-            )),
-        };
-        reply.map(|r| r.to_string())
-    }
-
-    /// Handles one parsed message.
-    pub fn handle(&self, message: Value) -> Option<Value> {
-        match message {
-            Value::Array(batch) if batch.is_empty() => Some(jsonrpc::error(
-                Value::Null,
-                &RpcError::new(ErrorCode::InvalidRequest, "an empty batch is not a request"),
-            )),
-            Value::Array(batch) => {
-                let replies: Vec<Value> = batch
-                    .into_iter()
-                    .filter_map(|m| self.handle_one(m))
-                    .collect();
-                (!replies.is_empty()).then_some(Value::Array(replies))
-            }
-            message => self.handle_one(message),
+        let definitions = Arc::new(tools.tools());
+        Self {
+            info,
+            tools,
+            definitions,
         }
     }
 
-    fn handle_one(&self, message: Value) -> Option<Value> {
-        if is_response(&message) {
-            return None;
-        }
-        let request = match Request::parse(message) {
-            Ok(request) => request,
-            Err((id, e)) => return Some(jsonrpc::error(id, &e)),
-        };
-        // A bug in a handler must not leave the client waiting for a reply that never comes.
-        let outcome =
-            catch_unwind(AssertUnwindSafe(|| self.dispatch(&request))).unwrap_or_else(|_| {
-                tracing::error!(method = %request.method, "request handler panicked");
-                Err(RpcError::new(
-                    ErrorCode::InternalError,
-                    format!("internal error while handling {}", request.method),
-                ))
-            });
-        let id = request.id?;
-        Some(match outcome {
-            Ok(result) => jsonrpc::result(id, result),
-            Err(e) => jsonrpc::error(id, &e),
-        })
+    /// A new session, speaking [`DEFAULT_VERSION`] until `initialize` negotiates another.
+    pub fn session(&self) -> Arc<Session> {
+        Session::new(self.clone(), DEFAULT_VERSION)
     }
 
-    fn dispatch(&self, request: &Request) -> Result<Value, RpcError> {
-        if request.params.is_array() {
-            return Err(RpcError::new(
-                ErrorCode::InvalidParams,
-                "params must be an object; positional params are not supported",
-            ));
-        }
-        match request.method.as_str() {
-            "initialize" => self.initialize(request),
-            "ping" => Ok(json!({})),
-            "tools/list" => Ok(self.list_tools()),
-            "tools/call" => self.call_tool(request),
-            method if method.starts_with("notifications/") => Ok(Value::Null),
-            // The legacy form: the tool name as the method, params as the arguments.
-            method if !request.is_jsonrpc || self.has_tool(method) => {
-                let arguments = if request.params.is_null() {
-                    json!({})
-                } else {
-                    request.params.clone()
-                };
-                self.tools
-                    .call(method, arguments)
-                    .map(|r| r.to_json())
-                    .ok_or_else(|| unknown_method(method))
-            }
-            method => Err(unknown_method(method)),
-        }
+    /// Name, version and instructions.
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
     }
 
-    fn has_tool(&self, name: &str) -> bool {
-        self.tools.tools().iter().any(|t| t.name == name)
+    fn instructions(&self) -> &'static str {
+        self.info.instructions
     }
 
-    fn initialize(&self, request: &Request) -> Result<Value, RpcError> {
-        let params = request.params_object();
-        let version = match params.get("protocolVersion") {
-            None | Some(Value::Null) => DEFAULT_VERSION,
-            Some(Value::String(asked)) => SUPPORTED_VERSIONS
-                .iter()
-                .find(|v| *v == asked)
-                .or(SUPPORTED_VERSIONS.last())
-                .copied()
-                .unwrap_or(DEFAULT_VERSION),
-            Some(other) => {
-                return Err(RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!("protocolVersion must be a string, got {other}"),
-                ));
-            }
-        };
-        Ok(json!({
-            "protocolVersion": version,
-            "capabilities": { "tools": { "listChanged": false } },
-            "serverInfo": { "name": self.info.name, "version": self.info.version },
-            "instructions": "Train, evaluate and inspect neural-network models that run sandboxed \
-                as WebAssembly components. Start with lightning.inspect {\"what\": \"models\"} to \
-                see the registered model targets.",
-        }))
+    /// The tool names, in `tools/list` order.
+    pub fn tool_names(&self) -> Vec<&'static str> {
+        self.definitions.iter().map(|t| t.name).collect()
+    }
+
+    /// The tool a legacy-form method names: its name (`lightning.train`) or the Python
+    /// project's spelling with a slash (`lightning/train`).
+    fn tool_for_method(&self, method: &str) -> Option<&'static str> {
+        self.definitions
+            .iter()
+            .find(|t| t.name == method || t.name == method.replace('/', "."))
+            .map(|t| t.name)
+    }
+
+    fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
+        self.tools.call(name, arguments, ctx)
     }
 
     fn list_tools(&self) -> Value {
         let tools: Vec<Value> = self
-            .tools
-            .tools()
-            .into_iter()
+            .definitions
+            .iter()
             .map(|t| {
-                json!({
+                let mut tool = json!({
                     "name": t.name,
                     "title": t.title,
                     "description": t.description,
                     "inputSchema": t.input_schema,
-                })
+                });
+                if let (Some(schema), Value::Object(tool)) = (&t.output_schema, &mut tool) {
+                    tool.insert("outputSchema".into(), success_or_failure(schema));
+                }
+                tool
             })
             .collect();
         json!({ "tools": tools })
     }
-
-    fn call_tool(&self, request: &Request) -> Result<Value, RpcError> {
-        let params = request.params_object();
-        let name = match params.get("name") {
-            Some(Value::String(name)) => name,
-            Some(other) => {
-                return Err(RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!("tools/call params.name must be a string, got {other}"),
-                ));
-            }
-            None => {
-                return Err(RpcError::new(
-                    ErrorCode::InvalidParams,
-                    "tools/call needs params.name",
-                ));
-            }
-        };
-        let arguments = match params.get("arguments") {
-            None | Some(Value::Null) => json!({}),
-            Some(args @ Value::Object(_)) => args.clone(),
-            Some(other) => {
-                return Err(RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!("tools/call params.arguments must be an object, got {other}"),
-                ));
-            }
-        };
-        self.tools
-            .call(name, arguments)
-            .map(|r| r.to_json())
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.tools.tools().iter().map(|t| t.name).collect();
-                RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!(
-                        "Unknown tool: {name}; available tools: {}",
-                        names.join(", ")
-                    ),
-                )
-            })
-    }
-}
-
-/// A message that carries `result` or `error` but no `method` is a client's reply; the server
-/// sends no requests, so it is ignored.
-fn is_response(message: &Value) -> bool {
-    message.get("method").is_none()
-        && (message.get("result").is_some() || message.get("error").is_some())
-}
-
-fn unknown_method(method: &str) -> RpcError {
-    RpcError::new(
-        ErrorCode::MethodNotFound,
-        format!("Unknown method '{method}'"),
-    )
 }

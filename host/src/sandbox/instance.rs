@@ -2,14 +2,15 @@
 //! guest's `lightning-module` exports that turn traps and limit breaches into
 //! [`SandboxError`]s.
 
+use super::SandboxError;
 use super::bindings::{Model, ModelPre, module};
 use super::limits::{LimitExceeded, Limits};
 use super::state::{GuestTensor, HostState, Mode, Parameter};
-use super::{EPOCH_TICK, SandboxError};
+use crate::cancel::{CancelToken, Cancelled};
 use crate::tensor::{self, Device, OptimizerConfig, Tensor};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, UpdateDeadline};
 
 /// A data split, as the guest's `dataset` hook knows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,14 +40,12 @@ pub struct ModelData {
 pub struct ModelInstance {
     store: Store<HostState>,
     model: Model,
-    budget: Duration,
     broken: Option<String>,
 }
 
 impl std::fmt::Debug for ModelInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelInstance")
-            .field("budget", &self.budget)
             .field("broken", &self.broken)
             .finish_non_exhaustive()
     }
@@ -54,26 +53,39 @@ impl std::fmt::Debug for ModelInstance {
 
 impl ModelInstance {
     /// Instantiates `pre` in a fresh store whose wall-clock deadline is `budget` from now.
+    /// At every engine tick while the guest runs, the store checks the deadline and `cancel`.
     pub(crate) fn new(
         pre: &ModelPre<HostState>,
         device: Device,
         limits: &Limits,
         seed: u64,
         budget: Duration,
+        cancel: CancelToken,
     ) -> Result<Self, SandboxError> {
         let mut store = Store::new(pre.engine(), HostState::new(device, limits.clone(), seed));
         store.limiter(|state| state.limiter());
-        let ticks = budget.as_millis() / EPOCH_TICK.as_millis().max(1) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // A budget too long to represent is no deadline at all.
+        let deadline = Instant::now().checked_add(budget);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.is_cancelled() {
+                return Err(Cancelled.into());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(LimitExceeded::Deadline {
+                    seconds: budget.as_secs(),
+                }
+                .into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         let model = match pre.instantiate(&mut store) {
             Ok(model) => model,
-            Err(e) => return Err(classify(&store, budget, &e)),
+            Err(e) => return Err(classify(&store, &e)),
         };
         Ok(Self {
             store,
             model,
-            budget,
             broken: None,
         })
     }
@@ -95,7 +107,7 @@ impl ModelInstance {
             &mut self.store,
         );
         outcome.map_err(|e| {
-            let error = classify(&self.store, self.budget, &e);
+            let error = classify(&self.store, &e);
             self.broken = Some(error.to_string());
             error
         })
@@ -103,20 +115,18 @@ impl ModelInstance {
 
     /// Hands a host tensor to the guest.
     fn give(&mut self, t: Tensor) -> Result<Resource<GuestTensor>, SandboxError> {
-        let budget = self.budget;
         self.store
             .data_mut()
             .give(t)
-            .map_err(|e| classify(&self.store, budget, &e))
+            .map_err(|e| classify(&self.store, &e))
     }
 
     /// Takes back a tensor the guest returned.
     fn take(&mut self, handle: Resource<GuestTensor>) -> Result<Tensor, SandboxError> {
-        let budget = self.budget;
         self.store
             .data_mut()
             .take(handle)
-            .map_err(|e| classify(&self.store, budget, &e))
+            .map_err(|e| classify(&self.store, &e))
     }
 
     /// The guest's static description.
@@ -215,11 +225,10 @@ impl ModelInstance {
         let inputs = self.take(data.inputs)?;
         let targets = data.targets.map(|t| self.take(t)).transpose()?;
         let bytes = inputs.size_in_bytes() + targets.as_ref().map_or(0, Tensor::size_in_bytes);
-        let budget = self.budget;
         self.store
             .data_mut()
             .hold(bytes)
-            .map_err(|e| classify(&self.store, budget, &e))?;
+            .map_err(|e| classify(&self.store, &e))?;
         if data.batch_size == 0 {
             return Err(SandboxError::Model(format!(
                 "dataset({split:?}): batch size must be at least 1"
@@ -271,14 +280,12 @@ impl ModelInstance {
 }
 
 /// Names what went wrong in a failed guest call: a limit, the deadline, a panic or a trap.
-fn classify(store: &Store<HostState>, budget: Duration, e: &wasmtime::Error) -> SandboxError {
+fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> SandboxError {
     if let Some(limit) = e.downcast_ref::<LimitExceeded>() {
         return SandboxError::Limit(limit.clone());
     }
-    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return SandboxError::Limit(LimitExceeded::Deadline {
-            seconds: budget.as_secs(),
-        });
+    if e.downcast_ref::<Cancelled>().is_some() {
+        return SandboxError::Cancelled(Cancelled);
     }
     let tail = store.data().stderr_tail();
     match tail.lines().rev().find(|l| l.contains("panicked")) {

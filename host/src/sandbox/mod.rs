@@ -19,8 +19,9 @@ pub use cache::ComponentCache;
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
 pub use registry::{ModelDescription, ModelRegistry, ModelSource, RegisteredModel};
-pub use state::Parameter;
+pub use state::{Parameter, live_instances};
 
+use crate::cancel::Cancelled;
 use state::HostState;
 
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub enum SandboxError {
     /// The component could not be compiled, linked or described.
     #[error("{0}")]
     Component(String),
+    /// The run was cancelled while the guest ran.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 /// The engine and linker shared by every model.

@@ -8,6 +8,7 @@ use super::instance::ModelInstance;
 use super::limits::Limits;
 use super::state::HostState;
 use super::{Sandbox, SandboxError};
+use crate::cancel::CancelToken;
 use crate::tensor::Device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -117,15 +118,17 @@ impl std::fmt::Debug for RegisteredModel {
 }
 
 impl RegisteredModel {
-    /// A fresh instance in its own store, with a wall-clock `budget`.
+    /// A fresh instance in its own store, with a wall-clock `budget`, stopped when `cancel`
+    /// is.
     pub fn instantiate(
         &self,
         device: Device,
         limits: &Limits,
         seed: u64,
         budget: Duration,
+        cancel: CancelToken,
     ) -> Result<ModelInstance, SandboxError> {
-        ModelInstance::new(&self.pre, device, limits, seed, budget)
+        ModelInstance::new(&self.pre, device, limits, seed, budget, cancel)
     }
 }
 
@@ -209,6 +212,7 @@ impl ModelRegistry {
             limits,
             0,
             limits.call_timeout,
+            CancelToken::new(),
         )?;
         let description = ModelDescription::checked(probe.describe()?)?;
         if let Some(existing) = self.models.get(&description.target) {

@@ -6,6 +6,7 @@ use super::limits::{GuestLimiter, LimitExceeded, Limits};
 use super::wasi::{OutputTail, sandboxed_wasi};
 use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -61,9 +62,26 @@ pub struct HostState {
     stderr_tail: OutputTail,
 }
 
+/// How many model stores exist: each holds its instance's tensors, parameters and guest
+/// memory, all freed when it is dropped.
+static LIVE_STORES: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of model instances alive in the process (for `inspect environment`, and to
+/// check that a cancelled or failed run released its memory).
+pub fn live_instances() -> usize {
+    LIVE_STORES.load(Ordering::Relaxed)
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        LIVE_STORES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl HostState {
     /// Fresh state: no handles, no parameters, `Init` mode.
     pub fn new(device: Device, limits: Limits, seed: u64) -> Self {
+        LIVE_STORES.fetch_add(1, Ordering::Relaxed);
         let stderr_tail = OutputTail::default();
         let wasi = sandboxed_wasi(stderr_tail.clone());
         Self {

@@ -3,7 +3,7 @@
 
 use super::args::{self, Accelerator, ModelSpec, resolve_accelerator};
 use super::{build_model, num_parameters};
-use crate::protocol::ToolDefinition;
+use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -47,10 +47,12 @@ pub(super) fn definition() -> ToolDefinition {
             platform, backends, devices, cuda_available/mps_available; what=models: every \
             registered model target with its description and default hyperparameters.",
         input_schema: args::schema::<InspectArgs>(),
+        // The result's shape depends on `what`.
+        output_schema: None,
     }
 }
 
-pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> {
+pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Result<Value, String> {
     let args: InspectArgs = args::parse(arguments)?;
     match args.what {
         What::Environment => Ok(environment(runtime)),
@@ -63,7 +65,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
             })?;
             let model = runtime.model(&spec.target)?;
             let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
-            let _slot = runtime.run_slot();
+            let _slot = runtime.run_slot()?;
             let (instance, hyperparameters) = build_model(
                 runtime,
                 &model,
@@ -71,6 +73,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
                 device,
                 0,
                 runtime.limits().call_timeout,
+                ctx.cancel_token(),
             )?;
             let total = num_parameters(&instance);
             if args.what == What::Model {
@@ -162,6 +165,8 @@ fn environment(runtime: &Runtime) -> Value {
             "train_timeout_seconds": runtime.limits().train_timeout.as_secs(),
         },
         "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
+        "runs_in_progress": runtime.runs_in_progress(),
+        "model_instances_alive": crate::sandbox::live_instances(),
     })
 }
 

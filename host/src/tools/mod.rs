@@ -9,7 +9,8 @@ mod train;
 
 pub use args::{Accelerator, ModelSpec, TrainerArgs};
 
-use crate::protocol::{CallToolResult, ToolDefinition, ToolProvider};
+use crate::cancel::CancelToken;
+use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
 use crate::sandbox::{ModelInstance, RegisteredModel};
 use serde_json::Value;
@@ -33,10 +34,10 @@ impl ToolProvider for Tools {
         vec![train::definition(), inspect::definition()]
     }
 
-    fn call(&self, name: &str, arguments: Value) -> Option<CallToolResult> {
+    fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
         let outcome = match name {
-            train::NAME => train::run(&self.runtime, arguments),
-            inspect::NAME => inspect::run(&self.runtime, arguments),
+            train::NAME => train::run(&self.runtime, arguments, ctx),
+            inspect::NAME => inspect::run(&self.runtime, arguments, ctx),
             _ => return None,
         };
         Some(match outcome {
@@ -59,10 +60,11 @@ fn build_model(
     device: crate::tensor::Device,
     seed: u64,
     budget: std::time::Duration,
+    cancel: &CancelToken,
 ) -> Result<(ModelInstance, Value), String> {
     let target = &model.description.target;
     let mut instance = model
-        .instantiate(device, runtime.limits(), seed, budget)
+        .instantiate(device, runtime.limits(), seed, budget, cancel.clone())
         .map_err(|e| format!("{target}: {e}"))?;
     let resolved = instance
         .init(&spec.hyperparameters_json())

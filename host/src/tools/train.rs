@@ -3,14 +3,14 @@
 use super::args::{self, ModelSpec, TrainerArgs};
 use super::{build_model, num_parameters};
 use crate::data::Dataset;
-use crate::protocol::ToolDefinition;
+use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{ModelData, ModelInstance, Split};
-use crate::trainer::{self, FitConfig};
+use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use std::time::Instant;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::time::{Duration, Instant};
 
 /// The tool's name.
 pub const NAME: &str = "lightning.train";
@@ -25,6 +25,54 @@ pub struct TrainArgs {
     pub trainer: Option<TrainerArgs>,
 }
 
+/// What a successful `lightning.train` returns (its `structuredContent`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrainOutput {
+    /// `completed`.
+    pub status: &'static str,
+    /// The model trained.
+    pub model: TrainedModel,
+    /// The trainer settings used and where the fit ended.
+    pub trainer: TrainerReport,
+    /// Per-epoch means of the last epoch's logged values (`train_loss`, ...) and of the last
+    /// validation (`val_loss`, `val_acc`, ...).
+    pub metrics: Metrics,
+    /// Wall-clock time of the whole call.
+    pub duration_seconds: f64,
+}
+
+/// The model part of a training result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrainedModel {
+    /// The model's class name.
+    pub class: String,
+    /// The registered target.
+    pub target: String,
+    /// Total parameter elements.
+    pub num_parameters: usize,
+    /// The hyperparameters the model resolved (given ones plus defaults).
+    pub hyperparameters: Map<String, Value>,
+}
+
+/// The trainer part of a training result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TrainerReport {
+    /// Epochs asked for.
+    pub max_epochs: u32,
+    /// Step limit, `-1` for none.
+    pub max_steps: i64,
+    /// The accelerator used.
+    pub accelerator: &'static str,
+    /// Devices used.
+    pub devices: u32,
+    /// The seed of initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Epochs run.
+    pub current_epoch: u32,
+    /// Optimizer steps taken.
+    pub global_step: u64,
+}
+
 pub(super) fn definition() -> ToolDefinition {
     ToolDefinition {
         name: NAME,
@@ -34,18 +82,21 @@ pub(super) fn definition() -> ToolDefinition {
             (max_epochs, max_steps, limit_train_batches, limit_val_batches, seed, accelerator, \
             devices), validating after each epoch. Returns status, model.class, \
             model.num_parameters, model.hyperparameters, trainer settings and metrics \
-            (train_loss, val_loss, val_acc, ...: per-epoch means of the last epoch).",
+            (train_loss, val_loss, val_acc, ...: per-epoch means of the last epoch). Send \
+            _meta.progressToken for progress after every epoch; cancel with \
+            notifications/cancelled.",
         input_schema: args::schema::<TrainArgs>(),
+        output_schema: Some(args::schema::<TrainOutput>()),
     }
 }
 
-pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> {
+pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Result<Value, String> {
     let started = Instant::now();
     let args: TrainArgs = args::parse(arguments)?;
     let options = args.trainer.unwrap_or_default().resolve()?;
     let model = runtime.model(&args.model.target)?;
     let target = &model.description.target;
-    let _slot = runtime.run_slot();
+    let _slot = runtime.run_slot()?;
     let (mut instance, hyperparameters) = build_model(
         runtime,
         &model,
@@ -53,6 +104,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
         options.device.clone(),
         options.seed,
         runtime.limits().train_timeout,
+        ctx.cancel_token(),
     )?;
     let train = own_data(&mut instance, Split::Train, options.seed)?
         .ok_or_else(|| format!("{target} brings no training data of its own"))?;
@@ -63,28 +115,115 @@ pub(super) fn run(runtime: &Runtime, arguments: Value) -> Result<Value, String> 
         limit_train_batches: options.limit_train_batches,
         limit_val_batches: options.limit_val_batches,
     };
-    let report = trainer::fit(&mut instance, &config, &train, val.as_ref())
-        .map_err(|e| format!("{target}: training failed: {e}"))?;
-    Ok(json!({
-        "status": "completed",
-        "model": {
-            "class": model.description.class_name,
-            "target": target,
-            "num_parameters": num_parameters(&instance),
-            "hyperparameters": hyperparameters,
+    let num_parameters = num_parameters(&instance);
+    ctx.log(
+        LogLevel::Info,
+        NAME,
+        json!(format!(
+            "training {target} ({num_parameters} parameters) on {}, seed {}",
+            options.accelerator, options.seed
+        )),
+    );
+    let mut reporter = Reporter::new(ctx);
+    let report = trainer::fit(&mut instance, &config, &train, val.as_ref(), &mut reporter)
+        .map_err(|e| match e {
+            TrainError::Cancelled(_) => format!("{target}: training cancelled"),
+            e => format!("{target}: training failed: {e}"),
+        })?;
+    let Value::Object(hyperparameters) = hyperparameters else {
+        return Err(format!(
+            "{target}: the model's hyperparameters are not an object"
+        ));
+    };
+    let output = TrainOutput {
+        status: "completed",
+        model: TrainedModel {
+            class: model.description.class_name.clone(),
+            target: target.clone(),
+            num_parameters,
+            hyperparameters,
         },
-        "trainer": {
-            "max_epochs": options.max_epochs,
-            "max_steps": options.max_steps.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-            "accelerator": options.accelerator,
-            "devices": 1,
-            "seed": options.seed,
-            "current_epoch": report.epochs,
-            "global_step": report.global_step,
+        trainer: TrainerReport {
+            max_epochs: options.max_epochs,
+            max_steps: options
+                .max_steps
+                .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+            accelerator: options.accelerator,
+            devices: 1,
+            seed: options.seed,
+            current_epoch: report.epochs,
+            global_step: report.global_step,
         },
-        "metrics": report.metrics,
-        "duration_seconds": started.elapsed().as_secs_f64(),
-    }))
+        metrics: report.metrics,
+        duration_seconds: started.elapsed().as_secs_f64(),
+    };
+    serde_json::to_value(output).map_err(|e| format!("{target}: cannot write the result: {e}"))
+}
+
+/// Turns the fit's progress into MCP notifications: progress after every epoch (and at most
+/// every [`STEP_PROGRESS_INTERVAL`] within one), a log message per epoch, and the caller's
+/// cancellation.
+struct Reporter<'a, 'b> {
+    ctx: &'a CallContext<'b>,
+    last_sent: Instant,
+}
+
+/// The shortest time between two progress notifications inside an epoch.
+const STEP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+impl<'a, 'b> Reporter<'a, 'b> {
+    fn new(ctx: &'a CallContext<'b>) -> Self {
+        Self {
+            ctx,
+            last_sent: Instant::now(),
+        }
+    }
+
+    fn send(&mut self, progress: &FitProgress, message: String) {
+        self.ctx.progress(
+            progress.global_step as f64,
+            Some(progress.total_steps as f64),
+            &message,
+        );
+        self.last_sent = Instant::now();
+    }
+}
+
+impl FitObserver for Reporter<'_, '_> {
+    fn cancelled(&self) -> bool {
+        self.ctx.is_cancelled()
+    }
+
+    fn step_end(&mut self, progress: &FitProgress) {
+        if self.ctx.wants_progress() && self.last_sent.elapsed() >= STEP_PROGRESS_INTERVAL {
+            let message = format!(
+                "epoch {}/{}: step {}/{}",
+                progress.epoch + 1,
+                progress.max_epochs,
+                progress.global_step,
+                progress.total_steps
+            );
+            self.send(progress, message);
+        }
+    }
+
+    fn epoch_end(&mut self, progress: &FitProgress, metrics: &Metrics) {
+        let figures: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+        let message = format!(
+            "epoch {}/{} done, step {}/{}: {}",
+            progress.epoch + 1,
+            progress.max_epochs,
+            progress.global_step,
+            progress.total_steps,
+            figures.join(" ")
+        );
+        self.ctx.log(
+            LogLevel::Info,
+            NAME,
+            json!({ "epoch": progress.epoch, "global_step": progress.global_step, "metrics": metrics }),
+        );
+        self.send(progress, message);
+    }
 }
 
 /// The model's own data for `split` as a [`Dataset`], if it brings any.

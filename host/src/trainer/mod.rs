@@ -5,6 +5,7 @@ mod metrics;
 
 pub use metrics::{MetricAccumulator, Metrics};
 
+use crate::cancel::Cancelled;
 use crate::data::{DataError, Dataset};
 use crate::sandbox::{ModelInstance, SandboxError};
 use crate::tensor::{self, Optimizer, Tensor, TensorError};
@@ -62,6 +63,34 @@ pub struct FitReport {
     pub metrics: Metrics,
 }
 
+/// Where a fit stands, as an observer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FitProgress {
+    /// The epoch running (0-based).
+    pub epoch: u32,
+    /// Epochs planned.
+    pub max_epochs: u32,
+    /// Optimizer steps taken so far.
+    pub global_step: u64,
+    /// Optimizer steps planned: epochs × batches per epoch, capped by `max_steps`.
+    pub total_steps: u64,
+}
+
+/// Watches a fit: told after every step and epoch, asked before every batch whether to stop.
+pub trait FitObserver {
+    /// Whether the fit must stop now (it then fails with [`TrainError::Cancelled`]).
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// A training step finished.
+    fn step_end(&mut self, _progress: &FitProgress) {}
+    /// An epoch finished, validation included; `metrics` are the fit's latest metrics.
+    fn epoch_end(&mut self, _progress: &FitProgress, _metrics: &Metrics) {}
+}
+
+/// An observer that watches nothing and never stops a fit.
+impl FitObserver for () {}
+
 /// Why a fit failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -74,14 +103,19 @@ pub enum TrainError {
     /// The data could not be batched.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The observer asked the fit to stop.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
-/// Trains `model` on `train`, validating on `val` after each epoch.
+/// Trains `model` on `train`, validating on `val` after each epoch, telling `observer` how it
+/// goes.
 pub fn fit(
     model: &mut ModelInstance,
     config: &FitConfig,
     train: &Dataset,
     val: Option<&Dataset>,
+    observer: &mut dyn FitObserver,
 ) -> Result<FitReport, TrainError> {
     // Whatever the model logged while it was built or loaded its data is not a step's metric.
     model.take_logged();
@@ -93,6 +127,14 @@ pub fn fit(
         global_step: 0,
         metrics: Metrics::new(),
     };
+    let planned = u64::from(config.max_epochs).saturating_mul(train_batches as u64);
+    let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
+    let progress = |report: &FitReport| FitProgress {
+        epoch: report.epochs,
+        max_epochs: config.max_epochs,
+        global_step: report.global_step,
+        total_steps,
+    };
     let steps_left =
         |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
     while report.epochs < config.max_epochs && steps_left(&report) {
@@ -100,6 +142,9 @@ pub fn fit(
         for index in 0..train_batches {
             if !steps_left(&report) {
                 break;
+            }
+            if observer.cancelled() {
+                return Err(Cancelled.into());
             }
             let batch = train.labelled_batch(index)?;
             let size = batch.size();
@@ -112,13 +157,15 @@ pub fn fit(
             )?;
             epoch.add(model.take_logged(), size);
             report.global_step += 1;
+            observer.step_end(&progress(&report));
         }
         report.metrics.extend(epoch.finish());
         if let Some(val) = val {
             report
                 .metrics
-                .extend(validate(model, val, config.limit_val_batches)?);
+                .extend(validate(model, val, config.limit_val_batches, &*observer)?);
         }
+        observer.epoch_end(&progress(&report), &report.metrics);
         report.epochs += 1;
     }
     Ok(report)
@@ -147,14 +194,19 @@ pub fn training_step(
     )
 }
 
-/// A validation pass: the guest's `validation-step` on each batch, metrics averaged.
+/// A validation pass: the guest's `validation-step` on each batch, metrics averaged; stops
+/// when `observer` says so.
 pub fn validate(
     model: &mut ModelInstance,
     data: &Dataset,
     limit: BatchLimit,
+    observer: &dyn FitObserver,
 ) -> Result<Metrics, TrainError> {
     let mut pass = MetricAccumulator::default();
     for index in 0..limit.apply(data.num_batches()) {
+        if observer.cancelled() {
+            return Err(Cancelled.into());
+        }
         let batch = data.labelled_batch(index)?;
         let size = batch.size();
         model.validation_step(batch.inputs, batch.targets, batch.index)?;

@@ -1,3 +1,4 @@
-//! Transports: how messages reach the [`Server`](crate::protocol::Server).
+//! The wire: MCP over stdio and over Streamable HTTP.
 
+pub mod http;
 pub mod stdio;

@@ -1,12 +1,15 @@
-//! MCP over stdio: one JSON message per line in, one per line out.
+//! MCP over stdio: one JSON message per line in, one per line out; the connection is one
+//! session.
 //!
-//! Each message is handled on the blocking pool, so a long training never holds up a `ping`
-//! or `tools/list` that arrives after it; replies are written whole, one per line, in the
-//! order they finish. At end of input the server finishes the requests in flight, then
-//! returns. Nothing but protocol messages is ever written to the output.
+//! Messages are received in order (so a `notifications/cancelled` finds the request it
+//! names) and each is run on the blocking pool, so a long training never holds up a `ping`
+//! or `tools/list` that arrives after it. Replies and notifications are written whole, one per
+//! line; a request's notifications come before its reply. At end of input the server
+//! finishes the requests in flight, then returns. Nothing but protocol messages is ever
+//! written to the output.
 
 use crate::protocol::Server;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -29,6 +32,7 @@ where
         }
         Ok::<_, std::io::Error>(())
     });
+    let session = server.session();
     let mut reader = BufReader::new(input);
     let mut in_flight = JoinSet::new();
     loop {
@@ -46,15 +50,21 @@ where
                 let _ = replies.send(reply.to_string());
             }
             Line::Message(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let text = String::from_utf8_lossy(&bytes);
                 if text.trim().is_empty() {
                     continue;
                 }
-                let server = server.clone();
+                let received = session.receive_text(&text);
+                if !received.expects_reply() {
+                    continue;
+                }
                 let replies = replies.clone();
                 in_flight.spawn_blocking(move || {
-                    if let Some(reply) = server.handle_text(&text) {
-                        let _ = replies.send(reply);
+                    let notify = |message: Value| {
+                        let _ = replies.send(message.to_string());
+                    };
+                    if let Some(reply) = received.run(&notify) {
+                        let _ = replies.send(reply.to_string());
                     }
                 });
             }

@@ -1,0 +1,175 @@
+//! What a tool call gets besides its arguments: cancellation, progress and log notifications
+//! for the client that made the call.
+
+use crate::cancel::CancelToken;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+/// Where a call's notifications go: the transport sends them to the caller, before the reply.
+pub type Notify<'a> = &'a (dyn Fn(Value) + Send + Sync);
+
+/// MCP log levels (syslog's), least severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Detailed debugging information.
+    Debug,
+    /// Normal operation: a training started, an epoch finished.
+    Info,
+    /// Normal but significant.
+    Notice,
+    /// Something went wrong but the work goes on.
+    Warning,
+    /// The work failed.
+    Error,
+    /// Critical conditions.
+    Critical,
+    /// Action must be taken immediately.
+    Alert,
+    /// The system is unusable.
+    Emergency,
+}
+
+/// The context of one tool call.
+pub struct CallContext<'a> {
+    cancel: CancelToken,
+    progress_token: Option<Value>,
+    last_progress: Mutex<Option<f64>>,
+    log_level: Option<LogLevel>,
+    notify: Notify<'a>,
+}
+
+impl std::fmt::Debug for CallContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("progress_token", &self.progress_token)
+            .field("log_level", &self.log_level)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CallContext<'a> {
+    /// A context whose notifications go to `notify`: progress when the caller gave a
+    /// `progress_token`, log messages at `log_level` and above when it set one.
+    pub fn new(
+        cancel: CancelToken,
+        progress_token: Option<Value>,
+        log_level: Option<LogLevel>,
+        notify: Notify<'a>,
+    ) -> Self {
+        Self {
+            cancel,
+            progress_token,
+            last_progress: Mutex::new(None),
+            log_level,
+            notify,
+        }
+    }
+
+    /// A context that reports nothing and is never cancelled (in-process callers, tests).
+    pub fn detached() -> CallContext<'static> {
+        CallContext::new(CancelToken::new(), None, None, &|_| {})
+    }
+
+    /// The call's cancellation token.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// Whether the caller cancelled the call.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Whether the caller asked for progress.
+    pub fn wants_progress(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// Sends `notifications/progress` if the caller asked for progress and `progress` is
+    /// above the last value sent (MCP requires it to increase).
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
+        let Some(token) = &self.progress_token else {
+            return;
+        };
+        let mut last = self
+            .last_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|last| progress <= last) || !progress.is_finite() {
+            return;
+        }
+        *last = Some(progress);
+        let mut params =
+            json!({ "progressToken": token, "progress": progress, "message": message });
+        if let (Some(total), Value::Object(params)) = (total, &mut params) {
+            params.insert("total".into(), json!(total));
+        }
+        (self.notify)(json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": params,
+        }));
+    }
+
+    /// Whether a message at `level` would be sent.
+    pub fn logs(&self, level: LogLevel) -> bool {
+        self.log_level.is_some_and(|min| level >= min)
+    }
+
+    /// Sends `notifications/message` from `logger` if the caller's log level lets `level`
+    /// through.
+    pub fn log(&self, level: LogLevel, logger: &str, data: Value) {
+        if self.logs(level) {
+            (self.notify)(json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/message",
+                "params": { "level": level, "logger": logger, "data": data },
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_only_increases_and_needs_a_token() {
+        let sent = Mutex::new(Vec::new());
+        let notify = |m: Value| sent.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+        let ctx = CallContext::new(CancelToken::new(), Some(json!("t")), None, &notify);
+        for p in [1.0, 1.0, 0.5, 2.0, f64::NAN] {
+            ctx.progress(p, Some(2.0), "m");
+        }
+        let quiet = CallContext::new(CancelToken::new(), None, None, &notify);
+        quiet.progress(3.0, None, "m");
+        let sent = sent.into_inner().unwrap_or_default();
+        let values: Vec<&Value> = sent
+            .iter()
+            .filter_map(|m| m.pointer("/params/progress"))
+            .collect();
+        assert_eq!(values, [&json!(1.0), &json!(2.0)]);
+        let first = sent.first().map(|m| &m["params"]);
+        assert_eq!(first.map(|p| &p["progressToken"]), Some(&json!("t")));
+        assert_eq!(first.map(|p| &p["total"]), Some(&json!(2.0)));
+    }
+
+    #[test]
+    fn log_level_filters_messages() {
+        let sent = Mutex::new(0);
+        let notify = |_: Value| *sent.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let ctx = CallContext::new(CancelToken::new(), None, Some(LogLevel::Info), &notify);
+        ctx.log(LogLevel::Debug, "t", json!("no"));
+        ctx.log(LogLevel::Info, "t", json!("yes"));
+        ctx.log(LogLevel::Error, "t", json!("yes"));
+        CallContext::new(CancelToken::new(), None, None, &notify).log(
+            LogLevel::Emergency,
+            "t",
+            json!("no level set: nothing"),
+        );
+        assert_eq!(sent.into_inner().unwrap_or_default(), 2);
+    }
+}

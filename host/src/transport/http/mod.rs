@@ -1,0 +1,154 @@
+//! MCP over Streamable HTTP on hyper: `POST /mcp` answered with JSON or, when the client
+//! accepts it and the call streams notifications, Server-Sent Events; `DELETE /mcp` closes a
+//! session; `GET /mcp` is 405 (this server starts no streams of its own); `GET /healthz` for
+//! orchestrators.
+//!
+//! Every request is checked before it is read: `Host` and `Origin` (DNS rebinding), the bearer
+//! token when one is set, the body size. Stateful clients (2024-11-05 … 2025-11-25) get an
+//! `Mcp-Session-Id` at `initialize`; a request naming an unknown or closed session gets 404.
+//! Requests without a session — stateless 2026-07-28 clients, the legacy form, curl — are
+//! answered on their own. Closing a response stream cancels its requests. On shutdown the
+//! server stops accepting, cancels what runs and lets the replies go out.
+
+mod access;
+mod service;
+mod sessions;
+
+pub use access::AllowedHosts;
+
+use crate::protocol::Server;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use service::Service;
+use sessions::Sessions;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How the HTTP server runs.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Host names requests may address (`Host`, `Origin`).
+    pub allowed_hosts: AllowedHosts,
+    /// The bearer token every request must carry, if set.
+    pub auth_token: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest a request may run before it is cancelled.
+    pub request_timeout: Duration,
+    /// Most open sessions.
+    pub max_sessions: usize,
+    /// A session unused this long is closed.
+    pub session_idle_timeout: Duration,
+    /// How long shutdown waits for replies to go out.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: AllowedHosts::new([]),
+            auth_token: None,
+            max_body_bytes: 16 << 20,
+            request_timeout: Duration::from_secs(3600),
+            max_sessions: 1024,
+            session_idle_timeout: Duration::from_secs(3600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `server` on `listener` until `shutdown` completes, then shuts down gracefully.
+pub async fn serve(
+    server: Server,
+    listener: TcpListener,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop, stopping) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let service = Arc::new(Service {
+        sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
+        server,
+        config,
+        stopping,
+    });
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = service.clone();
+                let connection = http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| {
+                        let service = service.clone();
+                        async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+                    }),
+                );
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: cancelling running requests");
+    let _ = stop.send(true);
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {grace:?}; closing them");
+    }
+    Ok(())
+}
+
+/// Binds `host:port` and serves until SIGINT or SIGTERM.
+pub async fn run(server: Server, host: &str, port: u16, config: HttpConfig) -> std::io::Result<()> {
+    let listener = TcpListener::bind((host, port)).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving MCP over HTTP at /mcp");
+    serve(server, listener, config, shutdown_signal()).await
+}
+
+/// Completes at SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

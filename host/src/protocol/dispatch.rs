@@ -1,17 +1,37 @@
 //! The MCP methods: lifecycle, discovery, logging, tools, and the legacy form.
 
+use super::ServerInfo;
 use super::context::{LogLevel, Notify};
 use super::jsonrpc::{ErrorCode, RpcError};
 use super::session::{Pending, Session};
 use super::version::{self, META_SERVER_INFO, SUPPORTED_VERSIONS};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// How long a stateless client may cache `server/discover` and `tools/list` (the tool list
 /// never changes while the server runs).
 const LIST_TTL_MS: u64 = 3_600_000;
 
+/// What a request answers: a result built for it, or one shared by every request.
+pub(super) enum Answer {
+    /// A result of this request, to be completed for its version with [`finish`].
+    Fresh(Value),
+    /// A complete result built and written once (the tool list).
+    Shared(Arc<str>),
+}
+
 /// Runs one request.
-pub(super) fn dispatch(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
+pub(super) fn dispatch(pending: &Pending, notify: Notify<'_>) -> Result<Answer, RpcError> {
+    let stateless = version::is_stateless(pending.version);
+    if pending.request.method == "tools/list" {
+        return Ok(Answer::Shared(
+            pending.session.server().tool_list(stateless),
+        ));
+    }
+    method(pending, notify).map(Answer::Fresh)
+}
+
+fn method(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
     let request = &pending.request;
     let server = pending.session.server();
     let stateless = version::is_stateless(pending.version);
@@ -20,7 +40,6 @@ pub(super) fn dispatch(pending: &Pending, notify: Notify<'_>) -> Result<Value, R
         "initialize" if !stateless => initialize(pending),
         "ping" if !stateless => Ok(json!({})),
         "logging/setLevel" if !stateless => set_level(pending),
-        "tools/list" => Ok(cached(server.list_tools(), stateless)),
         "tools/call" => call_tool(pending, notify),
         // The legacy form: the tool name as the method (`lightning.train`, or
         // `lightning/train` as the Python project's examples write it), params as arguments.
@@ -53,11 +72,10 @@ pub(super) fn dispatch(pending: &Pending, notify: Notify<'_>) -> Result<Value, R
 
 /// Completes a result for the version it is answered in: stateless results say
 /// `resultType` and name the server.
-pub(super) fn finish(mut result: Value, version: &str, session: &Session) -> Value {
+pub(super) fn finish(mut result: Value, version: &str, info: &ServerInfo) -> Value {
     if version::is_stateless(version)
         && let Value::Object(fields) = &mut result
     {
-        let info = session.server().info();
         fields.insert("resultType".into(), json!("complete"));
         let meta = fields.entry("_meta").or_insert_with(|| json!({}));
         if let Value::Object(meta) = meta {
@@ -71,7 +89,7 @@ pub(super) fn finish(mut result: Value, version: &str, session: &Session) -> Val
 }
 
 /// Adds the stateless era's caching hints to a list result.
-fn cached(mut result: Value, stateless: bool) -> Value {
+pub(super) fn cached(mut result: Value, stateless: bool) -> Value {
     if stateless && let Value::Object(fields) = &mut result {
         fields.insert("ttlMs".into(), json!(LIST_TTL_MS));
         fields.insert("cacheScope".into(), json!("public"));

@@ -1,5 +1,6 @@
 //! JSON-RPC 2.0 messages: what a request looks like, how replies and errors are written.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// JSON-RPC error codes used by this server.
@@ -144,9 +145,76 @@ impl Request {
     }
 }
 
-/// A success reply.
-pub fn result(id: Value, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+/// A reply, serialized and ready to send: one message or a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    text: String,
+    error_code: Option<i64>,
+}
+
+/// A success reply, borrowing its parts so that a shared result is written without a copy.
+#[derive(Serialize)]
+struct Success<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: &'a Value,
+}
+
+impl Reply {
+    /// The success reply to request `id`.
+    pub fn success(id: &Value, result: &Value) -> Self {
+        let text = serde_json::to_string(&Success {
+            jsonrpc: "2.0",
+            id,
+            result,
+        })
+        .unwrap_or_default();
+        Self {
+            text,
+            error_code: None,
+        }
+    }
+
+    /// The success reply to request `id` with a result already written as JSON.
+    pub fn success_written(id: &Value, result: &str) -> Self {
+        let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+        Self {
+            text: format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+            error_code: None,
+        }
+    }
+
+    /// The error reply to request `id`.
+    pub fn error(id: Value, e: &RpcError) -> Self {
+        Self {
+            text: error(id, e).to_string(),
+            error_code: Some(e.code.code()),
+        }
+    }
+
+    /// The replies of a batch, as one JSON array.
+    pub fn batch(replies: &[Reply]) -> Self {
+        let parts: Vec<&str> = replies.iter().map(|r| r.text.as_str()).collect();
+        Self {
+            text: format!("[{}]", parts.join(",")),
+            error_code: None,
+        }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The JSON text, owned.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
+    /// The error code of a single error reply.
+    pub fn error_code(&self) -> Option<i64> {
+        self.error_code
+    }
 }
 
 /// An error reply.

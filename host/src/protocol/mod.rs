@@ -17,7 +17,7 @@ mod session;
 mod version;
 
 pub use context::{CallContext, LogLevel, Notify};
-pub use jsonrpc::{ErrorCode, Request, RpcError};
+pub use jsonrpc::{ErrorCode, Reply, Request, RpcError};
 pub use session::{Received, Session};
 pub use version::{
     DEFAULT_VERSION, INITIALIZE_VERSIONS, META_CLIENT_CAPABILITIES, META_LOG_LEVEL,
@@ -27,11 +27,6 @@ pub use version::{
 
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// Writes an error reply to request `id`.
-pub fn error_reply(id: Value, error: &RpcError) -> Value {
-    jsonrpc::error(id, error)
-}
 
 /// A tool as `tools/list` shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,6 +133,9 @@ pub struct Server {
     info: ServerInfo,
     tools: Arc<dyn ToolProvider>,
     definitions: Arc<Vec<ToolDefinition>>,
+    /// The `tools/list` result of the stateful and of the stateless era, built and written
+    /// once: the tools never change while the server runs.
+    tool_lists: [Arc<str>; 2],
 }
 
 impl std::fmt::Debug for Server {
@@ -151,11 +149,18 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server offering `tools`.
     pub fn new(info: ServerInfo, tools: Arc<dyn ToolProvider>) -> Self {
-        let definitions = Arc::new(tools.tools());
+        let definitions = tools.tools();
+        let list = tool_list(&definitions);
+        let stateless = dispatch::finish(
+            dispatch::cached(list.clone(), true),
+            STATELESS_VERSION,
+            &info,
+        );
         Self {
             info,
             tools,
-            definitions,
+            definitions: Arc::new(definitions),
+            tool_lists: [&list, &stateless].map(|v| Arc::from(v.to_string())),
         }
     }
 
@@ -180,7 +185,7 @@ impl Server {
 
     /// The tool a legacy-form method names: its name (`lightning.train`) or the Python
     /// project's spelling with a slash (`lightning/train`).
-    fn tool_for_method(&self, method: &str) -> Option<&'static str> {
+    pub(crate) fn tool_for_method(&self, method: &str) -> Option<&'static str> {
         self.definitions
             .iter()
             .find(|t| t.name == method || t.name == method.replace('/', "."))
@@ -191,23 +196,32 @@ impl Server {
         self.tools.call(name, arguments, ctx)
     }
 
-    fn list_tools(&self) -> Value {
-        let tools: Vec<Value> = self
-            .definitions
-            .iter()
-            .map(|t| {
-                let mut tool = json!({
-                    "name": t.name,
-                    "title": t.title,
-                    "description": t.description,
-                    "inputSchema": t.input_schema,
-                });
-                if let (Some(schema), Value::Object(tool)) = (&t.output_schema, &mut tool) {
-                    tool.insert("outputSchema".into(), success_or_failure(schema));
-                }
-                tool
-            })
-            .collect();
-        json!({ "tools": tools })
+    fn tool_list(&self, stateless: bool) -> Arc<str> {
+        let [stateful, stateless_list] = &self.tool_lists;
+        if stateless {
+            stateless_list.clone()
+        } else {
+            stateful.clone()
+        }
     }
+}
+
+/// The `tools/list` result for `definitions`.
+fn tool_list(definitions: &[ToolDefinition]) -> Value {
+    let tools: Vec<Value> = definitions
+        .iter()
+        .map(|t| {
+            let mut tool = json!({
+                "name": t.name,
+                "title": t.title,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+            });
+            if let (Some(schema), Value::Object(tool)) = (&t.output_schema, &mut tool) {
+                tool.insert("outputSchema".into(), success_or_failure(schema));
+            }
+            tool
+        })
+        .collect();
+    json!({ "tools": tools })
 }

@@ -7,7 +7,8 @@
 //! possibly on another thread, sending the requests' notifications before their replies.
 
 use super::context::{CallContext, LogLevel, Notify};
-use super::jsonrpc::{self, ErrorCode, Request, RpcError};
+use super::dispatch::Answer;
+use super::jsonrpc::{ErrorCode, Reply, Request, RpcError};
 use super::version::{self, RequestMeta};
 use super::{Server, dispatch};
 use crate::cancel::CancelToken;
@@ -87,7 +88,7 @@ impl Session {
     pub fn receive_text(self: &Arc<Self>, text: &str) -> Received {
         match serde_json::from_str::<Value>(text) {
             Ok(message) => self.receive(message),
-            Err(e) => Received::ready(jsonrpc::error(
+            Err(e) => Received::ready(Reply::error(
                 Value::Null,
                 &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")),
             )),
@@ -97,7 +98,7 @@ impl Session {
     /// Takes one parsed message (or batch): applies notifications, registers requests.
     pub fn receive(self: &Arc<Self>, message: Value) -> Received {
         match message {
-            Value::Array(batch) if batch.is_empty() => Received::ready(jsonrpc::error(
+            Value::Array(batch) if batch.is_empty() => Received::ready(Reply::error(
                 Value::Null,
                 &RpcError::new(ErrorCode::InvalidRequest, "an empty batch is not a request"),
             )),
@@ -122,7 +123,7 @@ impl Session {
         }
         let request = match Request::parse(message) {
             Ok(request) => request,
-            Err((id, e)) => return Some(Item::Ready(jsonrpc::error(id, &e))),
+            Err((id, e)) => return Some(Item::Ready(Reply::error(id, &e))),
         };
         let id = match (&request.id, request.is_jsonrpc) {
             (Some(id), _) => id.clone(),
@@ -133,7 +134,7 @@ impl Session {
                 return None;
             }
         };
-        let fail = |e: RpcError| Some(Item::Ready(jsonrpc::error(id.clone(), &e)));
+        let fail = |e: RpcError| Some(Item::Ready(Reply::error(id.clone(), &e)));
         if request.params.is_array() {
             return fail(RpcError::new(
                 ErrorCode::InvalidParams,
@@ -247,7 +248,13 @@ impl Pending {
         )
     }
 
-    fn run(self, notify: Notify<'_>) -> Option<Value> {
+    /// Whether this request runs a tool (`tools/call`, or a tool name as the method).
+    fn calls_tool(&self) -> bool {
+        let method = self.request.method.as_str();
+        method == "tools/call" || self.session.server().tool_for_method(method).is_some()
+    }
+
+    fn run(self, notify: Notify<'_>) -> Option<Reply> {
         // A bug in a handler must not leave the client waiting for a reply that never comes.
         let outcome = catch_unwind(AssertUnwindSafe(|| dispatch::dispatch(&self, notify)))
             .unwrap_or_else(|_| {
@@ -263,18 +270,19 @@ impl Pending {
         }
         drop(self.guard);
         Some(match outcome {
-            Ok(result) => jsonrpc::result(
-                self.id,
-                dispatch::finish(result, self.version, &self.session),
-            ),
-            Err(e) => jsonrpc::error(self.id, &e),
+            Ok(Answer::Fresh(result)) => {
+                let info = self.session.server().info();
+                Reply::success(&self.id, &dispatch::finish(result, self.version, info))
+            }
+            Ok(Answer::Shared(result)) => Reply::success_written(&self.id, &result),
+            Err(e) => Reply::error(self.id, &e),
         })
     }
 }
 
 enum Item {
     /// The reply is known already (a malformed request).
-    Ready(Value),
+    Ready(Reply),
     /// A request to run.
     Call(Box<Pending>),
 }
@@ -295,7 +303,7 @@ impl std::fmt::Debug for Received {
 }
 
 impl Received {
-    fn ready(reply: Value) -> Self {
+    fn ready(reply: Reply) -> Self {
         Self {
             items: vec![Item::Ready(reply)],
             batch: false,
@@ -330,6 +338,15 @@ impl Received {
             .collect()
     }
 
+    /// Whether running may take a while: it calls a tool. Everything else (lifecycle, lists,
+    /// malformed messages) is answered in microseconds and may run on the caller's thread.
+    pub fn calls_tools(&self) -> bool {
+        self.items.iter().any(|item| match item {
+            Item::Call(p) => p.calls_tool(),
+            Item::Ready(_) => false,
+        })
+    }
+
     /// Whether running may send notifications before the reply: a request asked for
     /// progress, or log messages are enabled for it.
     pub fn may_notify(&self) -> bool {
@@ -341,8 +358,8 @@ impl Received {
 
     /// Runs the requests (blocking), sending their notifications to `notify`; returns the
     /// reply: one message, a batch of them, or nothing when every request was cancelled.
-    pub fn run(self, notify: Notify<'_>) -> Option<Value> {
-        let replies: Vec<Value> = self
+    pub fn run(self, notify: Notify<'_>) -> Option<Reply> {
+        let replies: Vec<Reply> = self
             .items
             .into_iter()
             .filter_map(|item| match item {
@@ -351,7 +368,7 @@ impl Received {
             })
             .collect();
         if self.batch {
-            (!replies.is_empty()).then_some(Value::Array(replies))
+            (!replies.is_empty()).then(|| Reply::batch(&replies))
         } else {
             replies.into_iter().next()
         }

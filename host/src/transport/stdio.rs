@@ -58,13 +58,19 @@ where
                 if !received.expects_reply() {
                     continue;
                 }
+                if !received.calls_tools() {
+                    if let Some(reply) = received.run(&|_| {}) {
+                        let _ = replies.send(reply.into_text());
+                    }
+                    continue;
+                }
                 let replies = replies.clone();
                 in_flight.spawn_blocking(move || {
                     let notify = |message: Value| {
-                        let _ = replies.send(message.to_string());
+                        let _ = replies.send(serde_json::to_string(&message).unwrap_or_default());
                     };
                     if let Some(reply) = received.run(&notify) {
-                        let _ = replies.send(reply.to_string());
+                        let _ = replies.send(reply.into_text());
                     }
                 });
             }

@@ -91,6 +91,10 @@ pub async fn serve(
                         continue;
                     }
                 };
+                // Replies and progress events go out as soon as they are written.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
+                }
                 let service = service.clone();
                 let connection = http1::Builder::new().serve_connection(
                     TokioIo::new(stream),

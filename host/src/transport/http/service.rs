@@ -5,7 +5,7 @@ use super::access::{self, Accepts};
 use super::sessions::Sessions;
 use crate::cancel::CancelToken;
 use crate::protocol::{
-    self, ErrorCode, META_PROTOCOL_VERSION, Received, RpcError, Server, Session,
+    self, ErrorCode, META_PROTOCOL_VERSION, Received, Reply, RpcError, Server, Session,
 };
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -43,7 +43,7 @@ impl Service {
     pub(super) async fn handle(self: Arc<Self>, request: http::Request<Incoming>) -> Response {
         let path = request.uri().path();
         if path == "/healthz" && request.method() == Method::GET {
-            return json_response(StatusCode::OK, &json!({ "status": "ok" }));
+            return json_response(StatusCode::OK, json!({ "status": "ok" }).to_string());
         }
         if path != "/mcp" {
             return plain(StatusCode::NOT_FOUND, "not found: the MCP endpoint is /mcp");
@@ -178,7 +178,13 @@ impl Service {
         } else {
             None
         };
-        let mut response = if accepts.sse && (received.may_notify() || !accepts.json) {
+        let mut response = if !received.calls_tools() && accepts.json {
+            // Lifecycle and list requests take microseconds: no need for the blocking pool.
+            match received.run(&|_| {}) {
+                Some(reply) => reply_response(&reply, stateless),
+                None => empty(StatusCode::ACCEPTED),
+            }
+        } else if accepts.sse && (received.may_notify() || !accepts.json) {
             self.stream(received, stateless)
         } else {
             self.answer(received, stateless).await
@@ -205,7 +211,7 @@ impl Service {
             Err(e) => cancelled_reply(&ids, &e),
         };
         match reply {
-            Some(reply) => json_response(status_of(&reply, stateless), &reply),
+            Some(reply) => reply_response(&reply, stateless),
             None => empty(StatusCode::ACCEPTED),
         }
     }
@@ -218,7 +224,9 @@ impl Service {
         let notifications = events.clone();
         let worker = tokio::task::spawn_blocking(move || {
             received.run(&|message: Value| {
-                let _ = notifications.send(sse_event(&message));
+                let _ = notifications.send(sse_event(
+                    &serde_json::to_string(&message).unwrap_or_default(),
+                ));
             })
         });
         let service = self.clone();
@@ -226,7 +234,7 @@ impl Service {
         tokio::spawn(async move {
             let reply = service.supervise(worker, &supervised).await;
             if let Some(reply) = reply.unwrap_or_else(|e| cancelled_reply(&ids, &e)) {
-                let _ = events.send(sse_event(&reply));
+                let _ = events.send(sse_event(reply.text()));
             }
         });
         // The body owns the guard: dropping the stream (the client closed it) cancels.
@@ -248,9 +256,9 @@ impl Service {
     /// Waits for `worker`, cancelling its requests past the time limit or at shutdown.
     async fn supervise(
         &self,
-        mut worker: tokio::task::JoinHandle<Option<Value>>,
+        mut worker: tokio::task::JoinHandle<Option<Reply>>,
         tokens: &[CancelToken],
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Reply>, String> {
         let mut stopping = self.stopping.clone();
         let limit = self.config.request_timeout;
         let stopped = tokio::select! {
@@ -280,19 +288,19 @@ impl Drop for CancelOnDrop {
 
 /// The reply to requests that were stopped (`why`) before they answered: `None` when the
 /// message held no request with an id.
-fn cancelled_reply(ids: &[Value], why: &str) -> Option<Value> {
+fn cancelled_reply(ids: &[Value], why: &str) -> Option<Reply> {
     let error = RpcError::new(
         ErrorCode::RequestCancelled,
         format!("request cancelled: {why}"),
     );
-    let replies: Vec<Value> = ids
+    let replies: Vec<Reply> = ids
         .iter()
-        .map(|id| protocol::error_reply(id.clone(), &error))
+        .map(|id| Reply::error(id.clone(), &error))
         .collect();
     match replies.len() {
         0 => None,
         1 => replies.into_iter().next(),
-        _ => Some(Value::Array(replies)),
+        _ => Some(Reply::batch(&replies)),
     }
 }
 
@@ -395,9 +403,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The HTTP status of a reply: 200, except that the stateless era maps errors to statuses
 /// (unknown method 404, invalid request or params 400) and a parse error is always 400.
-fn status_of(reply: &Value, stateless: bool) -> StatusCode {
-    let code = reply.pointer("/error/code").and_then(Value::as_i64);
-    match code {
+fn status_of(reply: &Reply, stateless: bool) -> StatusCode {
+    match reply.error_code() {
         Some(-32700) => StatusCode::BAD_REQUEST,
         Some(-32601) if stateless => StatusCode::NOT_FOUND,
         Some(-32600 | -32602 | -32020 | -32021 | -32022) if stateless => StatusCode::BAD_REQUEST,
@@ -405,17 +412,21 @@ fn status_of(reply: &Value, stateless: bool) -> StatusCode {
     }
 }
 
-fn sse_event(message: &Value) -> Bytes {
+fn sse_event(message: &str) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
 fn rpc_error(status: StatusCode, id: Value, error: &RpcError) -> Response {
-    json_response(status, &protocol::error_reply(id, error))
+    json_response(status, Reply::error(id, error).into_text())
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+fn reply_response(reply: &Reply, stateless: bool) -> Response {
+    json_response(status_of(reply, stateless), reply.text().to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
     let mut response = http::Response::new(
-        Full::new(Bytes::from(body.to_string()))
+        Full::new(Bytes::from(body))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );

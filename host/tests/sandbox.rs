@@ -185,6 +185,17 @@ fn an_infinite_loop_hits_the_deadline() {
     still_serves(&f);
 }
 
+/// The inputs and targets of a model's own training data.
+fn own_training_data(model: &mut ModelInstance) -> (tensor::Tensor, tensor::Tensor) {
+    let data = model
+        .dataset(Split::Train, 0)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no data"));
+    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    (data.inputs, targets)
+}
+
 #[test]
 fn cancelling_stops_a_guest_that_never_returns() {
     let f = fixture();
@@ -205,12 +216,7 @@ fn cancelling_stops_a_guest_that_never_returns() {
     model
         .init(r#"{"mode":"infinite_loop"}"#)
         .unwrap_or_else(|e| panic!("init: {e}"));
-    let data = model
-        .dataset(Split::Train, 0)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no data"));
-    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    let (inputs, targets) = own_training_data(&mut model);
     let config = model
         .configure_optimizers()
         .unwrap_or_else(|e| panic!("optimizer: {e}"));
@@ -219,7 +225,7 @@ fn cancelling_stops_a_guest_that_never_returns() {
         std::thread::sleep(Duration::from_millis(200));
         cancel.cancel();
     });
-    let e = trainer::training_step(&mut model, &mut optimizer, data.inputs, targets, 0)
+    let e = trainer::training_step(&mut model, &mut optimizer, inputs, targets, 0)
         .err()
         .unwrap_or_else(|| panic!("an endless step returned"));
     let _ = canceller.join();
@@ -281,13 +287,8 @@ fn a_broken_instance_refuses_further_calls() {
     model
         .init(r#"{"mode":"panic"}"#)
         .unwrap_or_else(|e| panic!("init: {e}"));
-    let data = model
-        .dataset(Split::Train, 0)
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no data"));
-    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
-    assert!(model.training_step(data.inputs, targets, 0).is_err());
+    let (inputs, targets) = own_training_data(&mut model);
+    assert!(model.training_step(inputs, targets, 0).is_err());
     let again = model
         .dataset(Split::Train, 0)
         .err()

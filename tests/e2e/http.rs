@@ -80,6 +80,22 @@ fn wait_until_idle(port: u16) {
     }
 }
 
+/// `initialize` at `version`; returns the reply and the session id it issued.
+fn initialize(port: u16, version: &str) -> (http_support::Response, String) {
+    let reply = post(
+        port,
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": version, "capabilities": {},
+                           "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    let session = reply
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("initialize issued no Mcp-Session-Id"))
+        .to_string();
+    (reply, session)
+}
+
 #[test]
 fn the_python_projects_curl_examples_work_unchanged() {
     let server = HttpServer::start(&[]);
@@ -142,18 +158,8 @@ fn the_python_projects_curl_examples_work_unchanged() {
 fn sessions_are_issued_enforced_and_closed() {
     let server = HttpServer::start(&[]);
     let port = server.port;
-    let init = post(
-        port,
-        &[],
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                           "clientInfo": {"name": "e2e", "version": "1"}}}),
-    );
+    let (init, session) = initialize(port, "2025-11-25");
     assert_eq!(init.status, 200);
-    let session = init
-        .header("mcp-session-id")
-        .unwrap_or_else(|| panic!("initialize issued no Mcp-Session-Id"))
-        .to_string();
     assert!(session.bytes().all(|b| (0x21..=0x7e).contains(&b)));
     assert_eq!(
         init.json().pointer("/result/protocolVersion"),

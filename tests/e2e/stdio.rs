@@ -581,9 +581,9 @@ fn progress_and_log_messages_come_before_the_result() {
     assert_eq!(quiet.next_message().get("id"), Some(&json!(1)));
 }
 
-#[test]
-fn cancelling_stops_a_training_and_frees_it() {
-    let mut server = StdioServer::start(&[]);
+/// Starts a training that would run for days (request id `long`) and waits for its first
+/// progress notification.
+fn start_long_training(server: &mut StdioServer) {
     server.send_raw(
         &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
                 "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
@@ -596,6 +596,12 @@ fn cancelling_stops_a_training_and_frees_it() {
         Some(&json!("notifications/progress")),
         "{first}"
     );
+}
+
+#[test]
+fn cancelling_stops_a_training_and_frees_it() {
+    let mut server = StdioServer::start(&[]);
+    start_long_training(&mut server);
     let (runs, alive) = resources_in_use(&mut server, 10);
     assert_eq!((runs, alive), (json!(1), json!(1)));
     server.send_raw(
@@ -625,14 +631,7 @@ fn cancelling_stops_a_training_and_frees_it() {
 #[test]
 fn a_full_server_says_it_is_busy() {
     let mut server = StdioServer::start(&["--max-concurrent-runs", "1"]);
-    server.send_raw(
-        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
-                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
-                           "arguments": simple(json!({"max_epochs": 1_000_000}))}})
-        .to_string(),
-    );
-    let first = server.next_message();
-    assert_eq!(first.get("method"), Some(&json!("notifications/progress")));
+    start_long_training(&mut server);
     let busy = server.call_tool(2, "lightning.train", simple(json!({"max_epochs": 1})));
     let message = tool_error(&busy);
     assert!(

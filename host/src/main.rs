@@ -88,19 +88,25 @@ fn main() -> anyhow::Result<()> {
             allowed_hosts: AllowedHosts::new(
                 std::iter::once(cli.host.clone()).chain(cli.allowed_hosts.iter().cloned()),
             ),
-            auth_token: cli.auth_token.clone().filter(|t| !t.is_empty()),
+            auth_token: cli.auth_token.clone(),
             max_body_bytes: cli.max_body_bytes,
             request_timeout: Duration::from_secs(cli.request_timeout),
             ..HttpConfig::default()
         };
-        tokio::runtime::Builder::new_multi_thread()
+        let grace = config.shutdown_grace;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?
-            .block_on(lightning_mcp::transport::http::run(
-                server, &cli.host, cli.port, config,
-            ))
-            .with_context(|| format!("HTTP server on {}:{} failed", cli.host, cli.port))
+            .build()?;
+        let served = runtime.block_on(lightning_mcp::transport::http::run(
+            server, &cli.host, cli.port, config,
+        ));
+        // Cancelled runs stop within a step; do not wait forever for one that does not.
+        runtime.shutdown_timeout(grace);
+        served.with_context(|| format!("HTTP server on {}:{} failed", cli.host, cli.port))
     } else {
+        if cli.auth_token.is_some() {
+            tracing::warn!("--auth-token / LIGHTNING_MCP_TOKEN only applies to --http; ignored");
+        }
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving MCP on stdio");
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

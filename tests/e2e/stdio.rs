@@ -679,6 +679,26 @@ fn the_stateless_era_works_over_stdio() {
         future.pointer("/error/data/requested"),
         Some(&json!("2099-01-01"))
     );
+    // A stateful version in `_meta` is served as the stateful era, not refused.
+    let stateful = server.request(&json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18"}}}));
+    assert!(stateful.pointer("/result/tools/0").is_some(), "{stateful}");
+    assert!(stateful.pointer("/result/resultType").is_none());
+    // Ids that cannot be echoed exactly, and oversized batches, are invalid requests.
+    server.send_raw(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#);
+    let float_id = server.next_message();
+    assert_eq!(float_id.pointer("/error/code"), Some(&json!(-32600)), "{float_id}");
+    assert_eq!(float_id.get("id"), Some(&Value::Null));
+    let pings: Vec<Value> = (0..129)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))
+        .collect();
+    server.send_raw(&Value::Array(pings).to_string());
+    let too_many = server.next_message();
+    assert_eq!(
+        too_many.pointer("/error/code"),
+        Some(&json!(-32600)),
+        "{too_many}"
+    );
     // The Python project's stdio example, slash spelling and all.
     let legacy = server.request(
         &json!({"id": "1", "method": "lightning/inspect", "params": {"what": "environment"}}),

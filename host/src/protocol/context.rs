@@ -68,11 +68,6 @@ impl<'a> CallContext<'a> {
         }
     }
 
-    /// A context that reports nothing and is never cancelled (in-process callers, tests).
-    pub fn detached() -> CallContext<'static> {
-        CallContext::new(CancelToken::new(), None, None, &|_| {})
-    }
-
     /// The call's cancellation token.
     pub fn cancel_token(&self) -> &CancelToken {
         &self.cancel

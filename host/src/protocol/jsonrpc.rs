@@ -1,7 +1,7 @@
 //! JSON-RPC 2.0 messages: what a request looks like, how replies and errors are written.
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// JSON-RPC error codes used by this server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,11 +97,7 @@ impl Request {
             ));
         };
         let id = object.remove("id");
-        // An id that is not a string or a number cannot be echoed: the error reply says null.
-        let reply_id = match &id {
-            Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
-            _ => Value::Null,
-        };
+        let reply_id = id.as_ref().map_or(Value::Null, echo_id);
         let fail = |message: String| {
             Err((
                 reply_id.clone(),
@@ -111,7 +107,7 @@ impl Request {
         if let Some(id) = &id
             && reply_id.is_null()
         {
-            return fail(format!("id must be a string or a number, got {id}"));
+            return fail(format!("id must be a string or an integer, got {id}"));
         }
         let is_jsonrpc = match object.remove("jsonrpc") {
             None => false,
@@ -135,13 +131,15 @@ impl Request {
             is_jsonrpc,
         })
     }
+}
 
-    /// The params as an object (empty when absent).
-    pub fn params_object(&self) -> Map<String, Value> {
-        match &self.params {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        }
+/// The id to echo in a reply to a request whose id is `id`: a string, or an integer that
+/// round-trips exactly; anything else cannot be echoed, and the reply says null.
+pub fn echo_id(id: &Value) -> Value {
+    match id {
+        Value::String(_) => id.clone(),
+        Value::Number(n) if n.is_i64() || n.is_u64() => id.clone(),
+        _ => Value::Null,
     }
 }
 
@@ -149,7 +147,7 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     text: String,
-    error_code: Option<i64>,
+    error: Option<ErrorCode>,
 }
 
 /// A success reply, borrowing its parts so that a shared result is written without a copy.
@@ -163,24 +161,29 @@ struct Success<'a> {
 impl Reply {
     /// The success reply to request `id`.
     pub fn success(id: &Value, result: &Value) -> Self {
-        let text = serde_json::to_string(&Success {
+        match serde_json::to_string(&Success {
             jsonrpc: "2.0",
             id,
             result,
-        })
-        .unwrap_or_default();
-        Self {
-            text,
-            error_code: None,
+        }) {
+            Ok(text) => Self { text, error: None },
+            Err(e) => Self::error(
+                id.clone(),
+                &RpcError::new(
+                    ErrorCode::InternalError,
+                    format!("cannot write the result: {e}"),
+                ),
+            ),
         }
     }
 
     /// The success reply to request `id` with a result already written as JSON.
     pub fn success_written(id: &Value, result: &str) -> Self {
+        // An id (a string or an integer) always serialises.
         let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
         Self {
             text: format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
-            error_code: None,
+            error: None,
         }
     }
 
@@ -188,7 +191,7 @@ impl Reply {
     pub fn error(id: Value, e: &RpcError) -> Self {
         Self {
             text: error(id, e).to_string(),
-            error_code: Some(e.code.code()),
+            error: Some(e.code),
         }
     }
 
@@ -197,7 +200,7 @@ impl Reply {
         let parts: Vec<&str> = replies.iter().map(|r| r.text.as_str()).collect();
         Self {
             text: format!("[{}]", parts.join(",")),
-            error_code: None,
+            error: None,
         }
     }
 
@@ -212,13 +215,13 @@ impl Reply {
     }
 
     /// The error code of a single error reply.
-    pub fn error_code(&self) -> Option<i64> {
-        self.error_code
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.error
     }
 }
 
 /// An error reply.
-pub fn error(id: Value, error: &RpcError) -> Value {
+fn error(id: Value, error: &RpcError) -> Value {
     let mut body = json!({ "code": error.code.code(), "message": error.message });
     if let (Some(data), Value::Object(body)) = (&error.data, &mut body) {
         body.insert("data".into(), Value::clone(data));

@@ -17,11 +17,10 @@ mod session;
 mod version;
 
 pub use context::{CallContext, LogLevel, Notify};
-pub use jsonrpc::{ErrorCode, Reply, Request, RpcError};
+pub use jsonrpc::{ErrorCode, Reply, Request, RpcError, echo_id};
 pub use session::{Received, Session};
 pub use version::{
-    DEFAULT_VERSION, INITIALIZE_VERSIONS, META_CLIENT_CAPABILITIES, META_LOG_LEVEL,
-    META_PROTOCOL_VERSION, RequestMeta, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
+    DEFAULT_VERSION, META_PROTOCOL_VERSION, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
     supported, unsupported,
 };
 

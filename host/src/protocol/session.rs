@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 128;
+
 /// One client's state.
 pub struct Session {
     server: Server,
@@ -77,6 +80,11 @@ impl Session {
         lock(&self.state).log_level
     }
 
+    /// How many requests are running.
+    pub fn requests_in_flight(&self) -> usize {
+        lock(&self.in_flight).len()
+    }
+
     /// Cancels every request in flight (the client went away).
     pub fn cancel_all(&self) {
         for token in lock(&self.in_flight).values() {
@@ -101,6 +109,16 @@ impl Session {
             Value::Array(batch) if batch.is_empty() => Received::ready(Reply::error(
                 Value::Null,
                 &RpcError::new(ErrorCode::InvalidRequest, "an empty batch is not a request"),
+            )),
+            Value::Array(batch) if batch.len() > MAX_BATCH => Received::ready(Reply::error(
+                Value::Null,
+                &RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "a batch holds at most {MAX_BATCH} messages, this one {}",
+                        batch.len()
+                    ),
+                ),
             )),
             Value::Array(batch) => Received {
                 items: batch.into_iter().filter_map(|m| self.item(m)).collect(),
@@ -148,7 +166,10 @@ impl Session {
         let session_version = self.version();
         let stateless = request.is_jsonrpc
             && (request.method == "server/discover"
-                || meta.protocol_version.is_some()
+                || meta
+                    .protocol_version
+                    .as_deref()
+                    .is_some_and(version::asks_stateless)
                 || version::is_stateless(session_version));
         let version = if stateless {
             match meta.require_stateless() {
@@ -255,6 +276,10 @@ impl Pending {
     }
 
     fn run(self, notify: Notify<'_>) -> Option<Reply> {
+        // Cancelled while it waited for a thread: not started, not answered.
+        if self.token.is_cancelled() {
+            return None;
+        }
         // A bug in a handler must not leave the client waiting for a reply that never comes.
         let outcome = catch_unwind(AssertUnwindSafe(|| dispatch::dispatch(&self, notify)))
             .unwrap_or_else(|_| {

@@ -37,9 +37,15 @@ pub fn supported(asked: &str) -> Option<&'static str> {
     SUPPORTED_VERSIONS.iter().copied().find(|v| *v == asked)
 }
 
-/// Whether `version` belongs to the stateless era.
+/// Whether `version` is a stateless-era version this server speaks.
 pub fn is_stateless(version: &str) -> bool {
-    version >= STATELESS_VERSION
+    supported(version).is_some_and(|v| v >= STATELESS_VERSION)
+}
+
+/// Whether a request naming `version` in its `_meta` asks for the stateless era: any version
+/// but the ones `initialize` negotiates (an unknown one is then refused as unsupported).
+pub fn asks_stateless(version: &str) -> bool {
+    !INITIALIZE_VERSIONS.contains(&version)
 }
 
 /// The version `initialize` answers: the client's when it is a stateful version this server
@@ -71,8 +77,6 @@ pub fn unsupported(requested: &str) -> RpcError {
 /// What a request's `params._meta` says.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestMeta {
-    /// The `_meta` object, if the request had one.
-    pub present: bool,
     /// `progressToken`: the caller wants progress notifications under this token.
     pub progress_token: Option<Value>,
     /// The stateless era's protocol version.
@@ -133,7 +137,6 @@ impl RequestMeta {
             })?),
         };
         Ok(Self {
-            present: true,
             progress_token,
             protocol_version,
             client_capabilities,

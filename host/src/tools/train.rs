@@ -5,7 +5,7 @@ use super::{build_model, num_parameters};
 use crate::data::Dataset;
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{ModelData, ModelInstance, Split};
+use crate::sandbox::{ModelData, ModelInstance, SandboxError, Split};
 use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -127,7 +127,9 @@ pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Res
     let mut reporter = Reporter::new(ctx);
     let report = trainer::fit(&mut instance, &config, &train, val.as_ref(), &mut reporter)
         .map_err(|e| match e {
-            TrainError::Cancelled(_) => format!("{target}: training cancelled"),
+            TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
+                format!("{target}: training cancelled")
+            }
             e => format!("{target}: training failed: {e}"),
         })?;
     let Value::Object(hyperparameters) = hyperparameters else {
@@ -195,7 +197,12 @@ impl FitObserver for Reporter<'_, '_> {
     }
 
     fn step_end(&mut self, progress: &FitProgress) {
-        if self.ctx.wants_progress() && self.last_sent.elapsed() >= STEP_PROGRESS_INTERVAL {
+        // The epoch's last step is reported by `epoch_end`, with the epoch's metrics.
+        let last_of_epoch = progress.batch >= progress.batches;
+        if !last_of_epoch
+            && self.ctx.wants_progress()
+            && self.last_sent.elapsed() >= STEP_PROGRESS_INTERVAL
+        {
             let message = format!(
                 "epoch {}/{}: step {}/{}",
                 progress.epoch + 1,

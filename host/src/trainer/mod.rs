@@ -74,6 +74,10 @@ pub struct FitProgress {
     pub global_step: u64,
     /// Optimizer steps planned: epochs × batches per epoch, capped by `max_steps`.
     pub total_steps: u64,
+    /// Training batches done in this epoch.
+    pub batch: usize,
+    /// Training batches per epoch.
+    pub batches: usize,
 }
 
 /// Watches a fit: told after every step and epoch, asked before every batch whether to stop.
@@ -129,11 +133,13 @@ pub fn fit(
     };
     let planned = u64::from(config.max_epochs).saturating_mul(train_batches as u64);
     let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
-    let progress = |report: &FitReport| FitProgress {
+    let progress = |report: &FitReport, batch: usize| FitProgress {
         epoch: report.epochs,
         max_epochs: config.max_epochs,
         global_step: report.global_step,
         total_steps,
+        batch,
+        batches: train_batches,
     };
     let steps_left =
         |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
@@ -157,7 +163,7 @@ pub fn fit(
             )?;
             epoch.add(model.take_logged(), size);
             report.global_step += 1;
-            observer.step_end(&progress(&report));
+            observer.step_end(&progress(&report, index + 1));
         }
         report.metrics.extend(epoch.finish());
         if let Some(val) = val {
@@ -165,7 +171,7 @@ pub fn fit(
                 .metrics
                 .extend(validate(model, val, config.limit_val_batches, &*observer)?);
         }
-        observer.epoch_end(&progress(&report), &report.metrics);
+        observer.epoch_end(&progress(&report, train_batches), &report.metrics);
         report.epochs += 1;
     }
     Ok(report)

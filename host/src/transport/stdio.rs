@@ -8,8 +8,8 @@
 //! finishes the requests in flight, then returns. Nothing but protocol messages is ever
 //! written to the output.
 
-use crate::protocol::Server;
-use serde_json::{Value, json};
+use crate::protocol::{ErrorCode, Reply, RpcError, Server};
+use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -17,37 +17,48 @@ use tokio::task::JoinSet;
 /// Largest message accepted (bytes in one line).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
+/// Messages waiting for a client that reads slowly.
+const OUTPUT_BUFFER: usize = 1024;
+
 /// Serves `server` on `input` and `output` until `input` ends.
 pub async fn serve<R, W>(server: Server, input: R, mut output: W) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (replies, mut outbox) = mpsc::unbounded_channel::<String>();
-    let writer = tokio::spawn(async move {
-        while let Some(reply) = outbox.recv().await {
-            output.write_all(reply.as_bytes()).await?;
-            output.write_all(b"\n").await?;
-            output.flush().await?;
-        }
-        Ok::<_, std::io::Error>(())
-    });
     let session = server.session();
+    let (replies, mut outbox) = mpsc::channel::<String>(OUTPUT_BUFFER);
+    let writer = {
+        let session = session.clone();
+        tokio::spawn(async move {
+            while let Some(reply) = outbox.recv().await {
+                let written = async {
+                    output.write_all(reply.as_bytes()).await?;
+                    output.write_all(b"\n").await?;
+                    output.flush().await
+                };
+                if let Err(e) = written.await {
+                    // Nobody reads the replies any more: stop the work that would produce them.
+                    session.cancel_all();
+                    return Err(e);
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+    };
     let mut reader = BufReader::new(input);
     let mut in_flight = JoinSet::new();
     loop {
         match next_line(&mut reader, MAX_MESSAGE_BYTES).await? {
             Line::Eof => break,
             Line::TooLong => {
-                let reply = json!({
-                    "jsonrpc": "2.0",
-                    "id": null,
-                    "error": {
-                        "code": -32600,
-                        "message": format!("the message exceeds the limit of {MAX_MESSAGE_BYTES} bytes"),
-                    },
-                });
-                let _ = replies.send(reply.to_string());
+                let error = RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the message exceeds the limit of {MAX_MESSAGE_BYTES} bytes"),
+                );
+                let _ = replies
+                    .send(Reply::error(Value::Null, &error).into_text())
+                    .await;
             }
             Line::Message(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
@@ -60,17 +71,21 @@ where
                 }
                 if !received.calls_tools() {
                     if let Some(reply) = received.run(&|_| {}) {
-                        let _ = replies.send(reply.into_text());
+                        let _ = replies.send(reply.into_text()).await;
                     }
                     continue;
                 }
                 let replies = replies.clone();
                 in_flight.spawn_blocking(move || {
+                    // A client that reads slower than a training notifies loses
+                    // notifications, never replies.
                     let notify = |message: Value| {
-                        let _ = replies.send(serde_json::to_string(&message).unwrap_or_default());
+                        if let Ok(text) = serde_json::to_string(&message) {
+                            let _ = replies.try_send(text);
+                        }
                     };
                     if let Some(reply) = received.run(&notify) {
-                        let _ = replies.send(reply.into_text());
+                        let _ = replies.blocking_send(reply.into_text());
                     }
                 });
             }

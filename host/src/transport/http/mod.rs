@@ -19,7 +19,7 @@ pub use access::AllowedHosts;
 use crate::protocol::Server;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use service::Service;
 use sessions::Sessions;
@@ -27,7 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// How the HTTP server runs.
 #[derive(Clone, Debug)]
@@ -46,6 +46,10 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// How long shutdown waits for replies to go out.
     pub shutdown_grace: Duration,
+    /// Most connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, and its body.
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +62,8 @@ impl Default for HttpConfig {
             max_sessions: 1024,
             session_idle_timeout: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
+            max_connections: 1024,
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -71,6 +77,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let grace = config.shutdown_grace;
+    let read_timeout = config.read_timeout;
+    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let service = Arc::new(Service {
         sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
         server,
@@ -80,8 +88,14 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At the connection limit, accept nothing until a connection closes.
+        let next = async {
+            let permit = connections.clone().acquire_owned().await;
+            (permit, listener.accept().await)
+        };
         tokio::select! {
-            accepted = listener.accept() => {
+            (permit, accepted) = next => {
+                let Ok(permit) = permit else { break };
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -96,7 +110,10 @@ pub async fn serve(
                     tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
                 }
                 let service = service.clone();
-                let connection = http1::Builder::new().serve_connection(
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(read_timeout)
+                    .serve_connection(
                     TokioIo::new(stream),
                     service_fn(move |request| {
                         let service = service.clone();
@@ -108,6 +125,7 @@ pub async fn serve(
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,

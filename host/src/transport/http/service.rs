@@ -28,6 +28,8 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
+/// Notifications an event stream holds for a client that reads slowly.
+const EVENT_BUFFER: usize = 256;
 
 /// What every request shares.
 pub(super) struct Service {
@@ -111,7 +113,19 @@ impl Service {
             );
         }
         let limit = self.config.max_body_bytes;
-        let body = match Limited::new(body, limit).collect().await {
+        let read_timeout = self.config.read_timeout;
+        let Ok(body) =
+            tokio::time::timeout(read_timeout, Limited::new(body, limit).collect()).await
+        else {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "request timeout: the body took over {} s",
+                    read_timeout.as_secs()
+                ),
+            );
+        };
+        let body = match body {
             Ok(body) => body.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return plain(
@@ -165,36 +179,41 @@ impl Service {
         if !received.expects_reply() {
             return empty(StatusCode::ACCEPTED);
         }
-        let session_id = if initialize {
-            match self.sessions.open(session.clone()) {
-                Some(id) => Some(id),
-                None => {
-                    return plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many open sessions; close one (DELETE /mcp) or retry later",
-                    );
-                }
-            }
-        } else {
-            None
-        };
-        let mut response = if !received.calls_tools() && accepts.json {
+        if !received.calls_tools() {
             // Lifecycle and list requests take microseconds: no need for the blocking pool.
-            match received.run(&|_| {}) {
-                Some(reply) => reply_response(&reply, stateless),
-                None => empty(StatusCode::ACCEPTED),
+            let Some(reply) = received.run(&|_| {}) else {
+                return empty(StatusCode::ACCEPTED);
+            };
+            // A session exists once `initialize` succeeded.
+            let session_id = match initialize && reply.error_code().is_none() {
+                true => match self.sessions.open(session) {
+                    Some(id) => Some(id),
+                    None => {
+                        return plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too many sessions in use; close one (DELETE /mcp) or retry later",
+                        );
+                    }
+                },
+                false => None,
+            };
+            let mut response = if accepts.json {
+                reply_response(&reply, stateless)
+            } else {
+                event_stream(stream::iter([Ok(Frame::data(sse_event(reply.text())))]))
+            };
+            if let Some(id) = session_id
+                && let Ok(value) = HeaderValue::from_str(&id)
+            {
+                response.headers_mut().insert(SESSION_HEADER, value);
             }
-        } else if accepts.sse && (received.may_notify() || !accepts.json) {
-            self.stream(received, stateless)
+            return response;
+        }
+        if accepts.sse && (received.may_notify() || !accepts.json) {
+            self.stream(received)
         } else {
             self.answer(received, stateless).await
-        };
-        if let Some(id) = session_id
-            && let Ok(value) = HeaderValue::from_str(&id)
-        {
-            response.headers_mut().insert(SESSION_HEADER, value);
         }
-        response
     }
 
     /// Runs `received` and answers with one JSON body.
@@ -217,16 +236,18 @@ impl Service {
     }
 
     /// Runs `received` and answers with an event stream: its notifications, then its reply.
-    fn stream(self: &Arc<Self>, received: Received, _stateless: bool) -> Response {
+    /// A client that reads slower than a training notifies loses notifications (the stream
+    /// holds at most [`EVENT_BUFFER`]), never the reply.
+    fn stream(self: &Arc<Self>, received: Received) -> Response {
         let ids = received.request_ids();
         let tokens = received.cancel_tokens();
-        let (events, outbox) = mpsc::unbounded_channel::<Bytes>();
+        let (events, outbox) = mpsc::channel::<Bytes>(EVENT_BUFFER);
         let notifications = events.clone();
         let worker = tokio::task::spawn_blocking(move || {
             received.run(&|message: Value| {
-                let _ = notifications.send(sse_event(
-                    &serde_json::to_string(&message).unwrap_or_default(),
-                ));
+                if let Ok(text) = serde_json::to_string(&message) {
+                    let _ = notifications.try_send(sse_event(&text));
+                }
             })
         });
         let service = self.clone();
@@ -234,23 +255,17 @@ impl Service {
         tokio::spawn(async move {
             let reply = service.supervise(worker, &supervised).await;
             if let Some(reply) = reply.unwrap_or_else(|e| cancelled_reply(&ids, &e)) {
-                let _ = events.send(sse_event(reply.text()));
+                let _ = events.send(sse_event(reply.text())).await;
             }
         });
         // The body owns the guard: dropping the stream (the client closed it) cancels.
-        let body = stream::unfold(
+        event_stream(stream::unfold(
             (outbox, CancelOnDrop(tokens)),
             |(mut outbox, guard)| async move {
                 let event = outbox.recv().await?;
-                Some((Ok::<_, Infallible>(Frame::data(event)), (outbox, guard)))
+                Some((Ok(Frame::data(event)), (outbox, guard)))
             },
-        );
-        let mut response = http::Response::new(UnsyncBoxBody::new(StreamBody::new(body)));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        response
+        ))
     }
 
     /// Waits for `worker`, cancelling its requests past the time limit or at shutdown.
@@ -275,6 +290,18 @@ impl Service {
             Err(e) => Err(format!("internal error: {e}")),
         }
     }
+}
+
+/// A `text/event-stream` response whose events come from `events`.
+fn event_stream(
+    events: impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static,
+) -> Response {
+    let mut response = http::Response::new(UnsyncBoxBody::new(StreamBody::new(events)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 /// Cancels requests when dropped (harmless once they have finished).
@@ -394,7 +421,7 @@ fn body_version(message: &Value) -> Option<&str> {
 
 /// The id of a single request, for an error reply.
 fn request_id(message: &Value) -> Value {
-    message.get("id").cloned().unwrap_or(Value::Null)
+    message.get("id").map_or(Value::Null, protocol::echo_id)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -404,10 +431,17 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The HTTP status of a reply: 200, except that the stateless era maps errors to statuses
 /// (unknown method 404, invalid request or params 400) and a parse error is always 400.
 fn status_of(reply: &Reply, stateless: bool) -> StatusCode {
+    use ErrorCode::*;
     match reply.error_code() {
-        Some(-32700) => StatusCode::BAD_REQUEST,
-        Some(-32601) if stateless => StatusCode::NOT_FOUND,
-        Some(-32600 | -32602 | -32020 | -32021 | -32022) if stateless => StatusCode::BAD_REQUEST,
+        Some(ParseError) => StatusCode::BAD_REQUEST,
+        Some(MethodNotFound) if stateless => StatusCode::NOT_FOUND,
+        Some(
+            InvalidRequest
+            | InvalidParams
+            | HeaderMismatch
+            | MissingRequiredClientCapability
+            | UnsupportedProtocolVersion,
+        ) if stateless => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     }
 }

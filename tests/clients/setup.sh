@@ -2,17 +2,27 @@
 # Installs the official MCP clients the client tests drive, pinned, into DIR:
 #   DIR/venv          Python SDK `mcp` (requirements.txt)
 #   DIR/node_modules  MCP Inspector, the conformance suite and Node 22 (package-lock.json)
-# Idempotent: reinstalls only when the pins change. Needs python3 (with venv) and npm.
+# Idempotent: reinstalls only when the pins change. Needs python3 (with venv) and npm; on
+# Debian it installs them when missing (as root, or with sudo).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:?usage: setup.sh DIR}
 mkdir -p "$dir"
-for tool in python3 npm; do
-    command -v "$tool" >/dev/null || {
-        echo "setup.sh: $tool is required for the client tests (Debian: apt-get install python3-venv npm)" >&2
+
+missing=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    if command -v apt-get >/dev/null && $sudo true 2>/dev/null; then
+        $sudo apt-get update -q >&2
+        $sudo apt-get install -y -q "${missing[@]}" >&2
+    else
+        echo "setup.sh: the client tests need ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
         exit 1
-    }
-done
+    fi
+fi
 
 stamp() { cat "$@" | sha256sum | cut -d' ' -f1; }
 

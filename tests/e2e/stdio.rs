@@ -687,7 +687,11 @@ fn the_stateless_era_works_over_stdio() {
     // Ids that cannot be echoed exactly, and oversized batches, are invalid requests.
     server.send_raw(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#);
     let float_id = server.next_message();
-    assert_eq!(float_id.pointer("/error/code"), Some(&json!(-32600)), "{float_id}");
+    assert_eq!(
+        float_id.pointer("/error/code"),
+        Some(&json!(-32600)),
+        "{float_id}"
+    );
     assert_eq!(float_id.get("id"), Some(&Value::Null));
     let pings: Vec<Value> = (0..129)
         .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))

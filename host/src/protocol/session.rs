@@ -341,44 +341,35 @@ impl Received {
         !self.items.is_empty()
     }
 
+    /// The requests to run.
+    fn calls(&self) -> impl Iterator<Item = &Pending> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Call(pending) => Some(&**pending),
+            Item::Ready(_) => None,
+        })
+    }
+
     /// The ids of the requests to run.
     pub fn request_ids(&self) -> Vec<Value> {
-        self.items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Call(p) => Some(p.id.clone()),
-                Item::Ready(_) => None,
-            })
-            .collect()
+        self.calls().map(|p| p.id.clone()).collect()
     }
 
     /// The tokens that cancel the requests (for a transport whose client went away).
     pub fn cancel_tokens(&self) -> Vec<CancelToken> {
-        self.items
-            .iter()
-            .filter_map(|item| match item {
-                Item::Call(p) => Some(p.token.clone()),
-                Item::Ready(_) => None,
-            })
-            .collect()
+        self.calls().map(|p| p.token.clone()).collect()
     }
 
     /// Whether running may take a while: it calls a tool. Everything else (lifecycle, lists,
     /// malformed messages) is answered in microseconds and may run on the caller's thread.
     pub fn calls_tools(&self) -> bool {
-        self.items.iter().any(|item| match item {
-            Item::Call(p) => p.calls_tool(),
-            Item::Ready(_) => false,
-        })
+        self.calls().any(Pending::calls_tool)
     }
 
     /// Whether running may send notifications before the reply: a request asked for
     /// progress, or log messages are enabled for it.
     pub fn may_notify(&self) -> bool {
-        self.items.iter().any(|item| match item {
-            Item::Call(p) => p.meta.progress_token.is_some() || p.log_level.is_some(),
-            Item::Ready(_) => false,
-        })
+        self.calls()
+            .any(|p| p.meta.progress_token.is_some() || p.log_level.is_some())
     }
 
     /// Runs the requests (blocking), sending their notifications to `notify`; returns the

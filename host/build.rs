@@ -7,7 +7,8 @@ fn main() {
     // Read at run time: a build script binary may be reused from a checkout elsewhere.
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let lock = Path::new(&manifest_dir).join("../Cargo.lock");
-    println!("cargo::rerun-if-changed={}", lock.display());
+    // Relative to this package, so that a build reused from another checkout watches this one.
+    println!("cargo::rerun-if-changed=../Cargo.lock");
     let text = std::fs::read_to_string(&lock).unwrap_or_default();
     for (package, var) in [
         ("wasmtime", "LIGHTNING_MCP_WASMTIME_VERSION"),

@@ -42,6 +42,8 @@ fn run() -> Result<(), String> {
         .nth(2)
         .ok_or("workspace root not found")?
         .to_path_buf();
+    // Relative to this package, so that a build reused from a checkout elsewhere (cargo does
+    // not hash a path package's location) watches this checkout's sources, not that one's.
     for watched in [
         "wit",
         "guest-sdk",
@@ -50,7 +52,7 @@ fn run() -> Result<(), String> {
         "tests/guests",
         "Cargo.lock",
     ] {
-        println!("cargo::rerun-if-changed={}", root.join(watched).display());
+        println!("cargo::rerun-if-changed=../../{watched}");
     }
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);

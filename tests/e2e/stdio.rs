@@ -712,3 +712,56 @@ fn the_stateless_era_works_over_stdio() {
         Some(&json!(env!("CARGO_PKG_VERSION")))
     );
 }
+
+#[test]
+fn what_a_model_prints_reaches_the_client_as_log_messages() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("misbehaving.wasm"),
+        lightning_mcp_guests::testing::MISBEHAVING,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut server = StdioServer::start(&["--models-dir", &dir_arg]);
+    let level = server.request(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel",
+                                       "params": {"level": "info"}}),
+    );
+    assert_eq!(level.get("result"), Some(&json!({})));
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "lightning.train", "arguments": {
+                    "model": {"_target_": "lightning_mcp.testing.Misbehaving", "mode": "chatty"},
+                    "trainer": {"max_epochs": 1, "limit_val_batches": 0}}}})
+        .to_string(),
+    );
+    let mut printed = Vec::new();
+    let result = loop {
+        let message = server.next_message();
+        if message.get("method") != Some(&json!("notifications/message")) {
+            break message;
+        }
+        if message.pointer("/params/logger") == Some(&json!("model")) {
+            printed.push((
+                message
+                    .pointer("/params/level")
+                    .cloned()
+                    .unwrap_or_default(),
+                message.pointer("/params/data").cloned().unwrap_or_default(),
+            ));
+        }
+    };
+    assert_eq!(
+        result.pointer("/result/isError"),
+        Some(&json!(false)),
+        "{result}"
+    );
+    assert!(
+        printed.contains(&(json!("info"), json!("step 0: hello from the guest"))),
+        "{printed:?}"
+    );
+    assert!(
+        printed.contains(&(json!("warning"), json!("step 0: a warning from the guest"))),
+        "{printed:?}"
+    );
+}

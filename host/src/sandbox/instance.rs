@@ -6,6 +6,7 @@ use super::SandboxError;
 use super::bindings::{Model, ModelPre, module};
 use super::limits::{LimitExceeded, Limits};
 use super::state::{GuestTensor, HostState, Mode, Parameter};
+use super::wasi::GuestLine;
 use crate::cancel::{CancelToken, Cancelled};
 use crate::tensor::{self, Device, OptimizerConfig, Tensor};
 use std::time::{Duration, Instant};
@@ -276,6 +277,12 @@ impl ModelInstance {
     /// The metrics logged since the last call.
     pub fn take_logged(&mut self) -> Vec<(String, f32)> {
         self.store.data_mut().take_logged()
+    }
+
+    /// The lines the guest printed since the last call (at most 200 per stream over the
+    /// instance's life).
+    pub fn take_output(&mut self) -> Vec<GuestLine> {
+        self.store.data_mut().take_guest_output()
     }
 }
 

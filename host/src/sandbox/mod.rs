@@ -20,6 +20,7 @@ pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
 pub use registry::{ModelDescription, ModelRegistry, ModelSource, RegisteredModel};
 pub use state::{Parameter, live_instances};
+pub use wasi::GuestLine;
 
 use crate::cancel::Cancelled;
 use state::HostState;

@@ -3,7 +3,7 @@
 
 use super::bindings::{log, params, tensors};
 use super::limits::{GuestLimiter, LimitExceeded, Limits};
-use super::wasi::{OutputTail, sandboxed_wasi};
+use super::wasi::{GuestLine, GuestLines, OutputTail, sandboxed_wasi};
 use crate::tensor::{self, DType, Device, Init, Rng, Tensor, TensorError};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +60,7 @@ pub struct HostState {
     graph_bytes: usize,
     step_graph: Vec<Tensor>,
     stderr_tail: OutputTail,
+    guest_lines: GuestLines,
 }
 
 /// How many model stores exist: each holds its instance's tensors, parameters and guest
@@ -83,7 +84,8 @@ impl HostState {
     pub fn new(device: Device, limits: Limits, seed: u64) -> Self {
         LIVE_STORES.fetch_add(1, Ordering::Relaxed);
         let stderr_tail = OutputTail::default();
-        let wasi = sandboxed_wasi(stderr_tail.clone());
+        let guest_lines = GuestLines::default();
+        let wasi = sandboxed_wasi(stderr_tail.clone(), guest_lines.clone());
         Self {
             table: ResourceTable::new(),
             wasi,
@@ -100,6 +102,7 @@ impl HostState {
             graph_bytes: 0,
             step_graph: Vec::new(),
             stderr_tail,
+            guest_lines,
         }
     }
 
@@ -131,6 +134,14 @@ impl HostState {
     /// Takes the metrics logged since the last call.
     pub fn take_logged(&mut self) -> Vec<(String, f32)> {
         std::mem::take(&mut self.logged)
+    }
+
+    /// The lines the guest printed since the last call.
+    pub fn take_guest_output(&mut self) -> Vec<GuestLine> {
+        self.guest_lines
+            .lock()
+            .map(|mut lines| std::mem::take(&mut *lines))
+            .unwrap_or_default()
     }
 
     /// The last lines the guest wrote to stderr (its panic message, typically).

@@ -55,20 +55,36 @@ const MAX_LOGGED_LINES: usize = 200;
 /// The last bytes a guest wrote to stderr.
 pub type OutputTail = Arc<Mutex<String>>;
 
-/// The WASI context of one store: empty environment and stdin, log-bound stdout and stderr.
-pub fn sandboxed_wasi(stderr_tail: OutputTail) -> WasiCtx {
+/// A line a guest printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestLine {
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The line, without its newline.
+    pub text: String,
+}
+
+/// The lines a guest printed and the server logged (at most [`MAX_LOGGED_LINES`] per
+/// stream), waiting to be taken by whoever reports them to the client.
+pub type GuestLines = Arc<Mutex<Vec<GuestLine>>>;
+
+/// The WASI context of one store: empty environment and stdin, log-bound stdout and stderr
+/// whose logged lines also go to `lines`.
+pub fn sandboxed_wasi(stderr_tail: OutputTail, lines: GuestLines) -> WasiCtx {
     WasiCtxBuilder::new()
-        .stdout(GuestOutput::new("stdout", None))
-        .stderr(GuestOutput::new("stderr", Some(stderr_tail)))
+        .stdout(GuestOutput::new("stdout", None, lines.clone()))
+        .stderr(GuestOutput::new("stderr", Some(stderr_tail), lines))
         .build()
 }
 
-/// One guest output stream: complete lines go to `tracing` under the `guest` target.
+/// One guest output stream: complete lines go to `tracing` under the `guest` target, and to
+/// the instance's [`GuestLines`].
 #[derive(Clone)]
 struct GuestOutput {
     name: &'static str,
     shared: Arc<Mutex<Lines>>,
     tail: Option<OutputTail>,
+    lines: GuestLines,
 }
 
 #[derive(Default)]
@@ -78,11 +94,12 @@ struct Lines {
 }
 
 impl GuestOutput {
-    fn new(name: &'static str, tail: Option<OutputTail>) -> Self {
+    fn new(name: &'static str, tail: Option<OutputTail>, lines: GuestLines) -> Self {
         Self {
             name,
             shared: Arc::default(),
             tail,
+            lines,
         }
     }
 
@@ -107,8 +124,14 @@ impl GuestOutput {
             let line: Vec<u8> = lines.partial.drain(..=end).collect();
             lines.logged += 1;
             if lines.logged <= MAX_LOGGED_LINES {
-                let text = String::from_utf8_lossy(&line);
-                tracing::info!(target: "guest", stream = self.name, "{}", text.trim_end());
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                tracing::info!(target: "guest", stream = self.name, "{text}");
+                if let Ok(mut pending) = self.lines.lock() {
+                    pending.push(GuestLine {
+                        stream: self.name,
+                        text,
+                    });
+                }
             } else if lines.logged == MAX_LOGGED_LINES + 1 {
                 tracing::warn!(target: "guest", stream = self.name, "further guest output is not logged");
             }

@@ -5,7 +5,7 @@ use super::{build_model, num_parameters};
 use crate::data::Dataset;
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{ModelData, ModelInstance, SandboxError, Split};
+use crate::sandbox::{GuestLine, ModelData, ModelInstance, SandboxError, Split};
 use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -170,6 +170,9 @@ struct Reporter<'a, 'b> {
     last_sent: Instant,
 }
 
+/// The logger name of what the model prints.
+const MODEL_LOGGER: &str = "model";
+
 /// The shortest time between two progress notifications inside an epoch.
 const STEP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -211,6 +214,16 @@ impl FitObserver for Reporter<'_, '_> {
                 progress.total_steps
             );
             self.send(progress, message);
+        }
+    }
+
+    fn model_output(&mut self, lines: Vec<GuestLine>) {
+        for line in lines {
+            let level = match line.stream {
+                "stderr" => LogLevel::Warning,
+                _ => LogLevel::Info,
+            };
+            self.ctx.log(level, MODEL_LOGGER, json!(line.text));
         }
     }
 

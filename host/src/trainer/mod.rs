@@ -7,7 +7,7 @@ pub use metrics::{MetricAccumulator, Metrics};
 
 use crate::cancel::Cancelled;
 use crate::data::{DataError, Dataset};
-use crate::sandbox::{ModelInstance, SandboxError};
+use crate::sandbox::{GuestLine, ModelInstance, SandboxError};
 use crate::tensor::{self, Optimizer, Tensor, TensorError};
 
 /// How many batches of a pass to run: a count, or a fraction of the batches (Lightning's
@@ -90,6 +90,16 @@ pub trait FitObserver {
     fn step_end(&mut self, _progress: &FitProgress) {}
     /// An epoch finished, validation included; `metrics` are the fit's latest metrics.
     fn epoch_end(&mut self, _progress: &FitProgress, _metrics: &Metrics) {}
+    /// The model printed these lines (told after each step and validation pass).
+    fn model_output(&mut self, _lines: Vec<GuestLine>) {}
+}
+
+/// Tells `observer` what `model` printed since the last call, if anything.
+fn forward_output(model: &mut ModelInstance, observer: &mut dyn FitObserver) {
+    let lines = model.take_output();
+    if !lines.is_empty() {
+        observer.model_output(lines);
+    }
 }
 
 /// An observer that watches nothing and never stops a fit.
@@ -121,8 +131,10 @@ pub fn fit(
     val: Option<&Dataset>,
     observer: &mut dyn FitObserver,
 ) -> Result<FitReport, TrainError> {
-    // Whatever the model logged while it was built or loaded its data is not a step's metric.
+    // Whatever the model logged while it was built or loaded its data is not a step's metric;
+    // what it printed then is reported now.
     model.take_logged();
+    forward_output(model, observer);
     let optimizer_config = model.configure_optimizers()?;
     let mut optimizer = Optimizer::new(&optimizer_config, model.parameters().len());
     let train_batches = config.limit_train_batches.apply(train.num_batches());
@@ -163,6 +175,7 @@ pub fn fit(
             )?;
             epoch.add(model.take_logged(), size);
             report.global_step += 1;
+            forward_output(model, observer);
             observer.step_end(&progress(&report, index + 1));
         }
         report.metrics.extend(epoch.finish());

@@ -8,7 +8,7 @@ use lightning_mcp_guest_sdk::wit::lightning::model::tensors::Tensor as RawTensor
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
     /// ok | shape_mismatch | stale_handle | panic | panic_in_init | infinite_loop |
-    /// memory_bomb | host_memory_bomb | graph_bomb
+    /// memory_bomb | host_memory_bomb | graph_bomb | chatty (prints every step)
     mode: String,
 }
 
@@ -40,9 +40,16 @@ impl LightningModule for Misbehaving {
         &mut self,
         inputs: Tensor,
         targets: Tensor,
-        _batch_index: u32,
+        batch_index: u32,
     ) -> Result<Tensor> {
         match self.mode.as_str() {
+            "chatty" => {
+                println!("step {batch_index}: hello from the guest");
+                eprintln!("step {batch_index}: a warning from the guest");
+                let loss = self.forward(&inputs)?.cross_entropy(&targets)?;
+                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+                Ok(loss)
+            }
             "shape_mismatch" => {
                 let wrong = Tensor::ones(&[3, 2])?;
                 inputs.matmul(&wrong)

@@ -1,7 +1,7 @@
 //! lightning-mcp: an MCP server that trains and inspects neural networks defined as untrusted
 //! WebAssembly components, with every tensor op executed on the host by Burn.
 //!
-//! The layers, from the wire inwards: [`transport`] (stdio) feeds [`protocol`] (JSON-RPC and
+//! The layers, from the wire inwards: [`transport`] (stdio, Streamable HTTP) feeds [`protocol`] (JSON-RPC and
 //! the MCP lifecycle, knowing nothing of models), which calls [`tools`]; tools run on the
 //! shared [`runtime`]: the [`sandbox`] (wasmtime, the model registry, limits), the
 //! [`trainer`] loop over [`data`], and [`tensor`], the only module that sees Burn.

@@ -134,6 +134,22 @@ fn inspector(target: &[&str], args: &[&str], expected_exit: i32) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or(Value::Null)
 }
 
+/// Calls `lightning.train` with `arguments` (JSON) through the Inspector CLI.
+fn inspector_train(target: &[&str], arguments: &str, expected_exit: i32) -> Value {
+    inspector(
+        target,
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "lightning.train",
+            "--tool-args-json",
+            arguments,
+        ],
+        expected_exit,
+    )
+}
+
 fn inspector_session(target: &[&str]) {
     let list = inspector(target, &["--method", "tools/list"], 0);
     let names: Vec<&str> = list
@@ -162,36 +178,14 @@ fn inspector_session(target: &[&str]) {
     let arguments = json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3},
                            "trainer": {"max_epochs": 1}})
     .to_string();
-    let train = inspector(
-        target,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "lightning.train",
-            "--tool-args-json",
-            &arguments,
-        ],
-        0,
-    );
+    let train = inspector_train(target, &arguments, 0);
     assert_eq!(
         train.pointer("/result/structuredContent/status"),
         Some(&json!("completed")),
         "{train}"
     );
     // A failed call is an isError result (exit 5 with the result on stdout).
-    let bad = inspector(
-        target,
-        &[
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "lightning.train",
-            "--tool-args-json",
-            "{\"model\":{}}",
-        ],
-        5,
-    );
+    let bad = inspector_train(target, "{\"model\":{}}", 5);
     assert_eq!(bad.pointer("/result/isError"), Some(&json!(true)), "{bad}");
 }
 

@@ -1,6 +1,7 @@
 //! What a tool call gets besides its arguments: cancellation, progress and log notifications
 //! for the client that made the call.
 
+use super::jsonrpc::{ErrorCode, RpcError};
 use crate::cancel::CancelToken;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -29,6 +30,21 @@ pub enum LogLevel {
     Alert,
     /// The system is unusable.
     Emergency,
+}
+
+impl LogLevel {
+    /// Reads a level from `value`; the error, for `field`, lists the levels.
+    pub fn parse(value: &Value, field: &str) -> Result<Self, RpcError> {
+        serde_json::from_value(value.clone()).map_err(|_| {
+            RpcError::new(
+                ErrorCode::InvalidParams,
+                format!(
+                    "{field} must be one of debug, info, notice, warning, error, critical, \
+                     alert, emergency; got {value}"
+                ),
+            )
+        })
+    }
 }
 
 /// The context of one tool call.

@@ -28,13 +28,12 @@ pub(super) fn dispatch(pending: &Pending, notify: Notify<'_>) -> Result<Answer, 
             pending.session.server().tool_list(stateless),
         ));
     }
-    method(pending, notify).map(Answer::Fresh)
+    method(pending, notify, stateless).map(Answer::Fresh)
 }
 
-fn method(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
+fn method(pending: &Pending, notify: Notify<'_>, stateless: bool) -> Result<Value, RpcError> {
     let request = &pending.request;
     let server = pending.session.server();
-    let stateless = version::is_stateless(pending.version);
     match request.method.as_str() {
         "server/discover" => Ok(discover(&pending.session)),
         "initialize" if !stateless => initialize(pending),
@@ -50,10 +49,15 @@ fn method(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
                     params => without_meta(params),
                 };
                 let ctx = pending.context(notify);
-                Ok(server
+                server
                     .call(tool, arguments, &ctx)
                     .map(|r| r.to_json())
-                    .unwrap_or_default())
+                    .ok_or_else(|| {
+                        RpcError::new(
+                            ErrorCode::InternalError,
+                            format!("tool {tool} is listed but not provided"),
+                        )
+                    })
             }
             _ => Err(RpcError::new(
                 ErrorCode::MethodNotFound,
@@ -140,15 +144,7 @@ fn set_level(pending: &Pending) -> Result<Value, RpcError> {
         .get("level")
         .cloned()
         .unwrap_or_default();
-    let level: LogLevel = serde_json::from_value(level.clone()).map_err(|_| {
-        RpcError::new(
-            ErrorCode::InvalidParams,
-            format!(
-                "logging/setLevel params.level must be one of debug, info, notice, warning, \
-                 error, critical, alert, emergency; got {level}"
-            ),
-        )
-    })?;
+    let level = LogLevel::parse(&level, "logging/setLevel params.level")?;
     pending.session.set_log_level(level);
     Ok(json!({}))
 }

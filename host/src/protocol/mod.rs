@@ -187,7 +187,13 @@ impl Server {
     pub(crate) fn tool_for_method(&self, method: &str) -> Option<&'static str> {
         self.definitions
             .iter()
-            .find(|t| t.name == method || t.name == method.replace('/', "."))
+            .find(|t| {
+                t.name.len() == method.len()
+                    && t.name
+                        .bytes()
+                        .zip(method.bytes())
+                        .all(|(n, m)| n == m || (n == b'.' && m == b'/'))
+            })
             .map(|t| t.name)
     }
 

@@ -74,6 +74,25 @@ pub fn unsupported(requested: &str) -> RpcError {
     .with_data(json!({ "supported": SUPPORTED_VERSIONS, "requested": requested }))
 }
 
+/// `_meta[key]` read by `pick`; absent is `None`, a value `pick` refuses is an
+/// invalid-params error saying it must be `expected`.
+fn meta_field<T>(
+    meta: &Map<String, Value>,
+    key: &str,
+    expected: &str,
+    pick: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, RpcError> {
+    match meta.get(key) {
+        None => Ok(None),
+        Some(value) => pick(value).map(Some).ok_or_else(|| {
+            RpcError::new(
+                ErrorCode::InvalidParams,
+                format!("params._meta[{key:?}] must be {expected}, got {value}"),
+            )
+        }),
+    }
+}
+
 /// What a request's `params._meta` says.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestMeta {
@@ -97,44 +116,25 @@ impl RequestMeta {
         let Value::Object(meta) = meta else {
             return invalid(format!("params._meta must be an object, got {meta}"));
         };
-        let progress_token = match meta.get("progressToken") {
-            None | Some(Value::Null) => None,
-            Some(token @ (Value::String(_) | Value::Number(_))) => Some(token.clone()),
-            Some(other) => {
-                return invalid(format!(
-                    "params._meta.progressToken must be a string or a number, got {other}"
-                ));
-            }
-        };
-        let protocol_version = match meta.get(META_PROTOCOL_VERSION) {
-            None => None,
-            Some(Value::String(v)) => Some(v.clone()),
-            Some(other) => {
-                return invalid(format!(
-                    "params._meta[{META_PROTOCOL_VERSION:?}] must be a string, got {other}"
-                ));
-            }
-        };
-        let client_capabilities = match meta.get(META_CLIENT_CAPABILITIES) {
-            None => None,
-            Some(Value::Object(c)) => Some(c.clone()),
-            Some(other) => {
-                return invalid(format!(
-                    "params._meta[{META_CLIENT_CAPABILITIES:?}] must be an object, got {other}"
-                ));
-            }
-        };
+        let progress_token =
+            meta_field(meta, "progressToken", "a string or a number", |v| match v {
+                Value::Null => Some(None),
+                Value::String(_) | Value::Number(_) => Some(Some(v.clone())),
+                _ => None,
+            })?
+            .flatten();
+        let protocol_version = meta_field(meta, META_PROTOCOL_VERSION, "a string", |v| {
+            v.as_str().map(String::from)
+        })?;
+        let client_capabilities = meta_field(meta, META_CLIENT_CAPABILITIES, "an object", |v| {
+            v.as_object().cloned()
+        })?;
         let log_level = match meta.get(META_LOG_LEVEL) {
             None => None,
-            Some(level) => Some(serde_json::from_value(level.clone()).map_err(|_| {
-                RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!(
-                        "params._meta[{META_LOG_LEVEL:?}] must be one of debug, info, notice, \
-                         warning, error, critical, alert, emergency; got {level}"
-                    ),
-                )
-            })?),
+            Some(level) => Some(LogLevel::parse(
+                level,
+                &format!("params._meta[{META_LOG_LEVEL:?}]"),
+            )?),
         };
         Ok(Self {
             progress_token,

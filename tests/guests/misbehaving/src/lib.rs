@@ -46,9 +46,7 @@ impl LightningModule for Misbehaving {
             "chatty" => {
                 println!("step {batch_index}: hello from the guest");
                 eprintln!("step {batch_index}: a warning from the guest");
-                let loss = self.forward(&inputs)?.cross_entropy(&targets)?;
-                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-                Ok(loss)
+                self.loss(&inputs, &targets)
             }
             "shape_mismatch" => {
                 let wrong = Tensor::ones(&[3, 2])?;
@@ -91,11 +89,7 @@ impl LightningModule for Misbehaving {
                     hoard.push(Tensor::zeros(&[4096, 4096])?);
                 }
             }
-            _ => {
-                let loss = self.forward(&inputs)?.cross_entropy(&targets)?;
-                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-                Ok(loss)
-            }
+            _ => self.loss(&inputs, &targets),
         }
     }
 
@@ -109,6 +103,15 @@ impl LightningModule for Misbehaving {
             },
             batch_size: 8,
         }))
+    }
+}
+
+impl Misbehaving {
+    /// The well-behaved step: cross-entropy of the forward pass, logged as `train_loss`.
+    fn loss(&mut self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let loss = self.forward(inputs)?.cross_entropy(targets)?;
+        lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+        Ok(loss)
     }
 }
 

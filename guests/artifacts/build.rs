@@ -26,6 +26,26 @@ const TESTING: &[(&str, &str, &str)] = &[
         "SLEEPER",
         "A model that imports WASI clocks to sleep, which the host must refuse to link.",
     ),
+    (
+        "guest-file-reader",
+        "FILE_READER",
+        "A model that reads a host file, which the host must refuse to link.",
+    ),
+    (
+        "guest-socket-opener",
+        "SOCKET_OPENER",
+        "A model that opens a network connection, which the host must not allow.",
+    ),
+    (
+        "guest-broken-describe",
+        "BROKEN_DESCRIBE",
+        "A model whose `describe` traps, which the host must refuse to register.",
+    ),
+    (
+        "guest-old-world",
+        "OLD_WORLD",
+        "A component of an older `lightning:model` world, which the host must refuse.",
+    ),
 ];
 
 fn main() {

@@ -10,6 +10,7 @@
 
 pub mod cancel;
 pub mod data;
+pub mod files;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;

@@ -3,8 +3,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use lightning_mcp::runtime::RuntimeConfig;
-use lightning_mcp::sandbox::ComponentCache;
+use lightning_mcp::files::ConfinedDir;
+use lightning_mcp::runtime::{RuntimeConfig, UploadLimits};
+use lightning_mcp::sandbox::{ComponentCache, Limits};
 use lightning_mcp::transport::http::{AllowedHosts, HttpConfig};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,9 +55,98 @@ struct Cli {
     /// [default: the number of CPUs].
     #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_runs: Option<u16>,
+    /// Offer `lightning.register`, which uploads model components (base64) to run.
+    #[arg(long, env = "LIGHTNING_MCP_ALLOW_REGISTER")]
+    allow_register: bool,
+    /// Largest uploaded component, in bytes.
+    #[arg(long, default_value_t = UploadLimits::default().max_bytes, requires = "allow_register")]
+    max_register_bytes: usize,
+    /// Most uploaded models registered at once.
+    #[arg(long, default_value_t = UploadLimits::default().max_models, requires = "allow_register")]
+    max_uploaded_models: usize,
+    /// Directory data files are read from; requests name paths under it.
+    #[arg(long, env = "LIGHTNING_MCP_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Directory checkpoints are written to; requests name paths under it.
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_CHECKPOINT_DIR",
+        default_value = "checkpoints"
+    )]
+    checkpoint_dir: PathBuf,
+    #[command(flatten)]
+    limits: LimitFlags,
     /// Log filter for stderr, e.g. `info`, `debug`, `lightning_mcp=trace`.
     #[arg(long, env = "LIGHTNING_MCP_LOG", default_value = "info")]
     log: String,
+}
+
+/// The limits of every model run; a request's `limits` may lower each, never raise it.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits of every model run")]
+struct LimitFlags {
+    /// Largest guest linear memory, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_guest_memory >> 20)]
+    max_guest_memory_mib: usize,
+    /// Largest sum of the host tensors one run holds (live tensors, datasets, autodiff graph),
+    /// in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_tensor_bytes >> 20)]
+    max_tensor_memory_mib: usize,
+    /// Most tensor handles a model may hold at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_handles)]
+    max_tensor_handles: usize,
+    /// Highest tensor rank (at most 6).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_tensor_rank)]
+    max_tensor_rank: usize,
+    /// Most elements of one tensor (at most 2^26).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_tensor_elements)]
+    max_tensor_elements: usize,
+    /// Most elements of one guest table.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_table_elements)]
+    max_table_elements: usize,
+    /// Most core instances one component may create.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_instances)]
+    max_instances: usize,
+    /// Wall-clock budget of a call that does not train (building a model to inspect it), in
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().call_timeout.as_secs())]
+    call_timeout: u64,
+    /// Wall-clock budget of a training run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().train_timeout.as_secs())]
+    train_timeout: u64,
+    /// Most optimizer steps one training run may plan.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_total_steps)]
+    max_total_steps: u64,
+    /// Largest batch.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_batch_size)]
+    max_batch_size: usize,
+    /// Most samples in one dataset.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_dataset_samples)]
+    max_dataset_samples: usize,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> anyhow::Result<Limits> {
+        let limits = Limits {
+            max_guest_memory: self.max_guest_memory_mib.saturating_mul(1 << 20),
+            max_tensor_bytes: self.max_tensor_memory_mib.saturating_mul(1 << 20),
+            max_handles: self.max_tensor_handles,
+            max_tensor_rank: self.max_tensor_rank,
+            max_tensor_elements: self.max_tensor_elements,
+            max_table_elements: self.max_table_elements,
+            max_instances: self.max_instances,
+            call_timeout: Duration::from_secs(self.call_timeout),
+            train_timeout: Duration::from_secs(self.train_timeout),
+            max_total_steps: self.max_total_steps,
+            max_batch_size: self.max_batch_size,
+            max_dataset_samples: self.max_dataset_samples,
+            ..Limits::default()
+        };
+        limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid limit: {e}"))?;
+        Ok(limits)
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,10 +168,16 @@ fn main() -> anyhow::Result<()> {
     let server = lightning_mcp::server(RuntimeConfig {
         cache,
         models_dir: cli.models_dir.clone(),
+        limits: cli.limits.limits()?,
         max_concurrent_runs: cli
             .max_concurrent_runs
             .map_or(defaults.max_concurrent_runs, usize::from),
-        ..defaults
+        uploads: cli.allow_register.then_some(UploadLimits {
+            max_bytes: cli.max_register_bytes,
+            max_models: cli.max_uploaded_models,
+        }),
+        data_dir: ConfinedDir::new(cli.data_dir.clone(), "--data-dir"),
+        checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), "--checkpoint-dir"),
     });
     if cli.http {
         let config = HttpConfig {

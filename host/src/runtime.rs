@@ -1,14 +1,18 @@
-//! What every tool call shares: the sandbox, the model registry, the limits.
+//! What every tool call shares: the sandbox, the model registry, the limits, the directories
+//! files may live in.
 //!
 //! Compiling the model components takes tens of milliseconds (a few hundred µs from the
 //! on-disk cache), so the registry loads in the background when the server starts and the
-//! first tool call that needs it waits for it; `initialize` never does.
+//! first tool call that needs it waits for it; `initialize` never does. Uploaded models join
+//! the registry while the server runs: compiled outside its lock, inserted under it.
 
+use crate::files::ConfinedDir;
 use crate::sandbox::{
-    ComponentCache, Limits, ModelRegistry, RegisteredModel, Sandbox, SandboxError,
+    ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel, Sandbox,
+    SandboxError,
 };
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -21,6 +25,30 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Most model runs at once; further runs are refused as busy.
     pub max_concurrent_runs: usize,
+    /// Whether and how clients may upload models (`lightning.register`); off when `None`.
+    pub uploads: Option<UploadLimits>,
+    /// Where data files are read from.
+    pub data_dir: ConfinedDir,
+    /// Where checkpoints are written.
+    pub checkpoint_dir: ConfinedDir,
+}
+
+/// How much clients may upload with `lightning.register`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Largest component, in bytes.
+    pub max_bytes: usize,
+    /// Most uploaded models registered at once.
+    pub max_models: usize,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 << 20,
+            max_models: 64,
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -30,6 +58,9 @@ impl Default for RuntimeConfig {
             models_dir: None,
             limits: Limits::default(),
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+            uploads: None,
+            data_dir: ConfinedDir::new("data", "--data-dir"),
+            checkpoint_dir: ConfinedDir::new("checkpoints", "--checkpoint-dir"),
         }
     }
 }
@@ -38,7 +69,7 @@ impl Default for RuntimeConfig {
 pub struct Runtime {
     config: RuntimeConfig,
     sandbox: OnceLock<Result<Sandbox, String>>,
-    registry: OnceLock<Result<ModelRegistry, String>>,
+    registry: OnceLock<Result<RwLock<ModelRegistry>, String>>,
     running: Mutex<usize>,
 }
 
@@ -124,6 +155,21 @@ impl Runtime {
         &self.config.cache
     }
 
+    /// What clients may upload, if uploads are on.
+    pub fn uploads(&self) -> Option<UploadLimits> {
+        self.config.uploads
+    }
+
+    /// Where data files are read from.
+    pub fn data_dir(&self) -> &ConfinedDir {
+        &self.config.data_dir
+    }
+
+    /// Where checkpoints are written.
+    pub fn checkpoint_dir(&self) -> &ConfinedDir {
+        &self.config.checkpoint_dir
+    }
+
     fn sandbox(&self) -> Result<&Sandbox, String> {
         self.sandbox
             .get_or_init(|| Sandbox::new().map_err(|e| e.to_string()))
@@ -132,11 +178,63 @@ impl Runtime {
     }
 
     /// Every registered model (waits for loading to finish).
-    pub fn registry(&self) -> Result<&ModelRegistry, String> {
+    pub fn registry(&self) -> Result<RwLockReadGuard<'_, ModelRegistry>, String> {
+        Ok(self
+            .loaded_registry()?
+            .read()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn loaded_registry(&self) -> Result<&RwLock<ModelRegistry>, String> {
         self.registry
-            .get_or_init(|| self.load_registry().map_err(|e| e.to_string()))
+            .get_or_init(|| {
+                self.load_registry()
+                    .map(RwLock::new)
+                    .map_err(|e| e.to_string())
+            })
             .as_ref()
             .map_err(|e| format!("the model registry failed to load: {e}"))
+    }
+
+    /// Compiles an uploaded component and registers it under the target it declares (see
+    /// [`ModelRegistry::insert`] for taken targets).
+    pub fn register_upload(
+        &self,
+        wasm: &[u8],
+        replace: bool,
+    ) -> Result<(Arc<RegisteredModel>, Insertion), String> {
+        let uploads = self
+            .config
+            .uploads
+            .ok_or("uploading models is off: start the server with --allow-register")?;
+        if wasm.len() > uploads.max_bytes {
+            return Err(format!(
+                "the component is {} bytes, above the upload limit of {} bytes \
+                 (--max-register-bytes)",
+                wasm.len(),
+                uploads.max_bytes
+            ));
+        }
+        let registry = self.loaded_registry()?;
+        let sandbox = self.sandbox()?;
+        let model = ModelRegistry::compile(
+            sandbox,
+            &self.config.cache,
+            &self.config.limits,
+            wasm,
+            ModelSource::Upload,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut registry = registry.write().unwrap_or_else(PoisonError::into_inner);
+        let taken = registry.get(&model.description.target).is_some();
+        if !taken && registry.uploads() >= uploads.max_models {
+            return Err(format!(
+                "{} uploaded models are registered, the most this server keeps \
+                 (--max-uploaded-models); replace one instead",
+                uploads.max_models
+            ));
+        }
+        registry.insert(model, replace).map_err(|e| e.to_string())
     }
 
     fn load_registry(&self) -> Result<ModelRegistry, SandboxError> {
@@ -145,10 +243,11 @@ impl Runtime {
         let (cache, limits) = (&self.config.cache, &self.config.limits);
         let mut registry = ModelRegistry::built_in(sandbox, cache, limits)?;
         if let Some(dir) = &self.config.models_dir {
-            registry.register_dir(sandbox, cache, limits, dir)?;
+            registry.register_dir(sandbox, cache, limits, dir);
         }
         tracing::info!(
             models = registry.models().count(),
+            refused = registry.rejected().len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "models loaded"
         );

@@ -160,7 +160,7 @@ fn a_panic_reports_the_guests_message() {
     );
     let e = misbehave(
         &f,
-        "panic_in_init",
+        "panic_in:init",
         &Limits::default(),
         Duration::from_secs(30),
     );
@@ -277,7 +277,13 @@ fn a_guest_that_imports_clocks_is_refused() {
         )
         .err()
         .unwrap_or_else(|| panic!("a guest importing clocks was registered"));
-    assert_mentions(&e, &["not a lightning:model component", "wasi:clocks"]);
+    assert_mentions(
+        &e,
+        &[
+            "not a component of world lightning:model/model@0.1.0",
+            "wasi:clocks",
+        ],
+    );
 }
 
 #[test]

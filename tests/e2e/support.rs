@@ -1,5 +1,8 @@
 //! Drives the built `lightning-mcp` binary over stdio, one JSON message per line.
 
+// Shared by several test binaries; each uses part of it.
+#![allow(dead_code)]
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -45,6 +48,11 @@ impl StdioServer {
             lines,
             _cache: cache,
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Writes one raw line.

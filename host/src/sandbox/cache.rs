@@ -132,7 +132,7 @@ fn trusted(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `component` to `path` atomically (temp file, then rename).
+/// Writes `component` to `path` atomically, readable by this user only.
 fn store(component: &Component, path: &Path) -> std::io::Result<()> {
     let bytes = component
         .serialize()
@@ -141,16 +141,7 @@ fn store(component: &Component, path: &Path) -> std::io::Result<()> {
         .parent()
         .ok_or_else(|| std::io::Error::other("cache path has no parent"))?;
     create_private_dir(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(&tmp)?, &bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    crate::files::write_atomic(path, &bytes, 0o600)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

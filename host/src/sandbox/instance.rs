@@ -73,10 +73,7 @@ impl ModelInstance {
                 return Err(Cancelled.into());
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(LimitExceeded::Deadline {
-                    seconds: budget.as_secs(),
-                }
-                .into());
+                return Err(LimitExceeded::Deadline { budget }.into());
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -235,10 +232,29 @@ impl ModelInstance {
                 "dataset({split:?}): batch size must be at least 1"
             )));
         }
+        let limits = self.store.data().limits();
+        let (batch_size, samples) = (
+            data.batch_size as usize,
+            inputs.shape().first().copied().unwrap_or(0),
+        );
+        if batch_size > limits.max_batch_size {
+            return Err(LimitExceeded::BatchSize {
+                size: batch_size,
+                limit: limits.max_batch_size,
+            }
+            .into());
+        }
+        if samples > limits.max_dataset_samples {
+            return Err(LimitExceeded::DatasetSamples {
+                samples,
+                limit: limits.max_dataset_samples,
+            }
+            .into());
+        }
         Ok(Some(ModelData {
             inputs,
             targets,
-            batch_size: data.batch_size as usize,
+            batch_size,
         }))
     }
 
@@ -295,10 +311,23 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> SandboxError {
         return SandboxError::Cancelled(Cancelled);
     }
     let tail = store.data().stderr_tail();
-    match tail.lines().rev().find(|l| l.contains("panicked")) {
-        Some(_) => SandboxError::Trap(format!("the model panicked: {}", panic_message(&tail))),
-        None if tail.is_empty() => SandboxError::Trap(format!("the model trapped: {e:#}")),
-        None => SandboxError::Trap(format!("the model trapped: {e:#} (stderr: {tail})")),
+    if tail.lines().any(|l| l.contains("panicked")) {
+        return SandboxError::Trap(format!("the model panicked: {}", panic_message(&tail)));
+    }
+    let what = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::StackOverflow) => {
+            "the model overflowed its call stack (too deep recursion)".to_string()
+        }
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "the model trapped: it executed `unreachable`".to_string()
+        }
+        Some(trap) => format!("the model trapped: {trap}"),
+        None => format!("the model trapped: {}", e.root_cause()),
+    };
+    if tail.is_empty() {
+        SandboxError::Trap(what)
+    } else {
+        SandboxError::Trap(format!("{what} (stderr: {tail})"))
     }
 }
 

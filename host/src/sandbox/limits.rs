@@ -1,44 +1,109 @@
 //! Hard limits of one sandboxed run, and the error that names the limit a guest hit.
+//!
+//! Every limit has a name — the key a request's `limits` object uses to lower it, and (with
+//! `--max-` in front, `_` as `-`) the server flag that sets it — and every error names the
+//! limit and its value.
 
+use crate::tensor;
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
-/// Most table elements, instances, tables and memories one component may create.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-const MAX_INSTANCES: usize = 32;
+/// Most tables and memories one component may create (a Rust guest uses one of each per core
+/// module).
 const MAX_TABLES: usize = 32;
-const MAX_MEMORIES: usize = 4;
+const MAX_MEMORIES: usize = 32;
 
-/// What one model instance may use. Every field has a safe default.
+/// What one model run may use. Every field has a safe default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest guest linear memory, in bytes.
+    /// Largest guest linear memory, in bytes (`guest_memory_mib`).
     pub max_guest_memory: usize,
-    /// Largest sum of the bytes of the tensors a guest holds on the host.
+    /// Most elements of one guest table (`table_elements`).
+    pub max_table_elements: usize,
+    /// Most core instances one component may create (`instances`).
+    pub max_instances: usize,
+    /// Largest sum of the bytes of the tensors a guest holds on the host: its live tensors,
+    /// its datasets and its training step's autodiff graph (`tensor_memory_mib`).
     pub max_tensor_bytes: usize,
-    /// Most tensor handles a guest may hold at once.
+    /// Most tensor handles a guest may hold at once (`tensor_handles`).
     pub max_handles: usize,
+    /// Highest tensor rank (`tensor_rank`), at most [`tensor::MAX_RANK`].
+    pub max_tensor_rank: usize,
+    /// Most elements of one tensor (`tensor_elements`), at most [`tensor::MAX_ELEMENTS`].
+    pub max_tensor_elements: usize,
     /// Most parameters a model may declare.
     pub max_parameters: usize,
     /// Most metrics a guest may log in one step (the rest are dropped).
     pub max_logged_per_step: usize,
-    /// Wall-clock budget of a request that does not train (inspect, describe).
+    /// Wall-clock budget of a request that does not train (`timeout_seconds`).
     pub call_timeout: Duration,
-    /// Wall-clock budget of a whole training run.
+    /// Wall-clock budget of a whole training run (`timeout_seconds`).
     pub train_timeout: Duration,
+    /// Most optimizer steps one training run may plan (`total_steps`).
+    pub max_total_steps: u64,
+    /// Largest batch (`batch_size`).
+    pub max_batch_size: usize,
+    /// Most samples in one dataset (`dataset_samples`).
+    pub max_dataset_samples: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_guest_memory: 256 << 20,
+            max_table_elements: 100_000,
+            max_instances: 32,
             max_tensor_bytes: 2 << 30,
             max_handles: 65_536,
+            max_tensor_rank: tensor::MAX_RANK,
+            max_tensor_elements: tensor::MAX_ELEMENTS,
             max_parameters: 4_096,
             max_logged_per_step: 256,
             call_timeout: Duration::from_secs(60),
             train_timeout: Duration::from_secs(6 * 3600),
+            max_total_steps: 10_000_000,
+            max_batch_size: 65_536,
+            max_dataset_samples: 10_000_000,
         }
+    }
+}
+
+impl Limits {
+    /// Checks that every limit is at least 1 and within what this build can do.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("guest memory", self.max_guest_memory),
+            ("table elements", self.max_table_elements),
+            ("instances", self.max_instances),
+            ("tensor memory", self.max_tensor_bytes),
+            ("tensor handles", self.max_handles),
+            ("tensor rank", self.max_tensor_rank),
+            ("tensor elements", self.max_tensor_elements),
+            ("batch size", self.max_batch_size),
+            ("dataset samples", self.max_dataset_samples),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("the {name} limit must be at least 1"));
+        }
+        if self.max_total_steps == 0 {
+            return Err("the total steps limit must be at least 1".into());
+        }
+        if self.call_timeout.is_zero() || self.train_timeout.is_zero() {
+            return Err("timeouts must be at least 1 s".into());
+        }
+        if self.max_tensor_rank > tensor::MAX_RANK {
+            return Err(format!(
+                "the tensor rank limit is at most {} in this build",
+                tensor::MAX_RANK
+            ));
+        }
+        if self.max_tensor_elements > tensor::MAX_ELEMENTS {
+            return Err(format!(
+                "the tensor elements limit is at most {} in this build",
+                tensor::MAX_ELEMENTS
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -47,6 +112,8 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLimiter {
     max_memory: usize,
+    max_table_elements: usize,
+    max_instances: usize,
 }
 
 impl GuestLimiter {
@@ -54,6 +121,8 @@ impl GuestLimiter {
     pub fn new(limits: &Limits) -> Self {
         Self {
             max_memory: limits.max_guest_memory,
+            max_table_elements: limits.max_table_elements,
+            max_instances: limits.max_instances,
         }
     }
 }
@@ -80,9 +149,9 @@ impl ResourceLimiter for GuestLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > MAX_TABLE_ELEMENTS {
+        if desired > self.max_table_elements {
             return Err(LimitExceeded::TableElements {
-                limit: MAX_TABLE_ELEMENTS,
+                limit: self.max_table_elements,
             }
             .into());
         }
@@ -90,7 +159,7 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        self.max_instances
     }
 
     fn tables(&self) -> usize {
@@ -102,37 +171,72 @@ impl ResourceLimiter for GuestLimiter {
     }
 }
 
-/// A limit a guest ran into; the request that hit it fails with this message.
+/// A limit a run ran into; the request that hit it fails with this message, which names the
+/// limit (as a request's `limits` key) and its value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
     /// The guest's linear memory would exceed [`Limits::max_guest_memory`].
-    #[error("the model exceeded the guest memory limit of {} MiB", limit >> 20)]
+    #[error("the model exceeded the guest memory limit of {} MiB (guest_memory_mib)", limit >> 20)]
     GuestMemory {
         /// The limit, in bytes.
         limit: usize,
     },
-    /// A guest table would exceed its element limit.
-    #[error("the model exceeded the limit of {limit} table elements")]
+    /// A guest table would exceed [`Limits::max_table_elements`].
+    #[error("the model exceeded the limit of {limit} table elements (table_elements)")]
     TableElements {
         /// The limit.
         limit: usize,
     },
     /// The guest's host tensors would exceed [`Limits::max_tensor_bytes`].
-    #[error("the model exceeded the host tensor memory limit of {} MiB", limit >> 20)]
+    #[error(
+        "the model exceeded the host tensor memory limit of {} MiB (tensor_memory_mib)",
+        limit >> 20
+    )]
     TensorMemory {
         /// The limit, in bytes.
         limit: usize,
     },
     /// The guest holds [`Limits::max_handles`] tensor handles already.
-    #[error("the model exceeded the limit of {limit} live tensor handles")]
+    #[error("the model exceeded the limit of {limit} live tensor handles (tensor_handles)")]
     Handles {
         /// The limit.
         limit: usize,
     },
     /// The request ran past its wall-clock budget.
-    #[error("the model ran past the time limit of {seconds} s")]
+    #[error(
+        "the model ran past the time limit of {} s (timeout_seconds)",
+        budget.as_secs_f64()
+    )]
     Deadline {
-        /// The budget, in seconds.
-        seconds: u64,
+        /// The budget.
+        budget: Duration,
+    },
+    /// A training run plans more optimizer steps than [`Limits::max_total_steps`].
+    #[error(
+        "the run plans {planned} optimizer steps (epochs × batches, capped by max_steps), \
+         above the limit of {limit} (total_steps): lower trainer.max_epochs or set \
+         trainer.max_steps"
+    )]
+    TotalSteps {
+        /// Steps the run would take.
+        planned: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A data loader asks for batches larger than [`Limits::max_batch_size`].
+    #[error("a batch size of {size} is above the limit of {limit} (batch_size)")]
+    BatchSize {
+        /// The batch size asked for.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A dataset has more samples than [`Limits::max_dataset_samples`].
+    #[error("a dataset of {samples} samples is above the limit of {limit} (dataset_samples)")]
+    DatasetSamples {
+        /// The dataset's samples.
+        samples: usize,
+        /// The limit.
+        limit: usize,
     },
 }

@@ -18,7 +18,9 @@ mod wasi;
 pub use cache::ComponentCache;
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
-pub use registry::{ModelDescription, ModelRegistry, ModelSource, RegisteredModel};
+pub use registry::{
+    Insertion, ModelDescription, ModelRegistry, ModelSource, RegisteredModel, Rejected, WORLD,
+};
 pub use state::{Parameter, live_instances};
 pub use wasi::GuestLine;
 

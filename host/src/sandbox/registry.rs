@@ -22,6 +22,8 @@ pub enum ModelSource {
     BuiltIn,
     /// A `.wasm` file from the models directory.
     File(PathBuf),
+    /// Uploaded with `lightning.register`.
+    Upload,
 }
 
 impl std::fmt::Display for ModelSource {
@@ -29,6 +31,7 @@ impl std::fmt::Display for ModelSource {
         match self {
             Self::BuiltIn => f.write_str("built-in"),
             Self::File(path) => write!(f, "{}", path.display()),
+            Self::Upload => f.write_str("upload"),
         }
     }
 }
@@ -44,6 +47,24 @@ pub struct ModelDescription {
     pub summary: String,
     /// Default hyperparameters (a JSON object).
     pub hyperparameters: serde_json::Value,
+}
+
+/// The world every model component must target.
+pub const WORLD: &str = "lightning:model/model@0.1.0";
+
+/// The interfaces of [`WORLD`] a model imports.
+const MODEL_IMPORTS: [&str; 3] = [
+    "lightning:model/tensors@0.1.0",
+    "lightning:model/params@0.1.0",
+    "lightning:model/log@0.1.0",
+];
+
+/// Whether the sandbox links import `name`.
+fn granted(name: &str) -> bool {
+    MODEL_IMPORTS.contains(&name)
+        || super::wasi::GRANTED
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
 /// Longest target or class name a model may declare.
@@ -132,10 +153,31 @@ impl RegisteredModel {
     }
 }
 
-/// Every model a server can run, by target.
+/// A file of the models directory that could not be registered, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The file (or the directory, if it could not be read).
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// What [`ModelRegistry::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insertion {
+    /// A new target.
+    Added,
+    /// An uploaded model under the same target was replaced.
+    Replaced,
+    /// The same component was uploaded before; nothing changed.
+    Unchanged,
+}
+
+/// Every model a server can run, by target, and the files that were refused.
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     models: BTreeMap<String, Arc<RegisteredModel>>,
+    rejected: Vec<Rejected>,
 }
 
 impl ModelRegistry {
@@ -152,41 +194,61 @@ impl ModelRegistry {
         Ok(registry)
     }
 
-    /// Registers every `*.wasm` in `dir` (sorted by name); a file that is not a valid model
-    /// is an error naming the file.
+    /// Registers every `*.wasm` in `dir` (sorted by name). A file that is not a valid model,
+    /// or whose target is taken, is logged and kept in [`Self::rejected`] with the reason; the
+    /// other models are unaffected.
     pub fn register_dir(
         &mut self,
         sandbox: &Sandbox,
         cache: &ComponentCache,
         limits: &Limits,
         dir: &Path,
-    ) -> Result<(), SandboxError> {
-        let read = |e: std::io::Error| {
-            SandboxError::Component(format!("cannot read models dir {}: {e}", dir.display()))
+    ) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.reject(dir, format!("cannot read the models directory: {e}"));
+                return;
+            }
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(read)?
+        let mut files: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|ext| ext == "wasm") && p.is_file())
             .collect();
         files.sort();
         for path in files {
-            let wasm = std::fs::read(&path).map_err(read)?;
-            self.register(
-                sandbox,
-                cache,
-                limits,
-                &wasm,
-                ModelSource::File(path.clone()),
-            )
-            .map_err(|e| SandboxError::Component(format!("{}: {e}", path.display())))?;
+            let registered = std::fs::read(&path)
+                .map_err(|e| SandboxError::Component(format!("cannot read it: {e}")))
+                .and_then(|wasm| {
+                    self.register(
+                        sandbox,
+                        cache,
+                        limits,
+                        &wasm,
+                        ModelSource::File(path.clone()),
+                    )
+                });
+            match registered {
+                Ok(model) => tracing::info!(
+                    target = model.description.target,
+                    path = %path.display(),
+                    "registered a model from the models directory"
+                ),
+                Err(e) => self.reject(&path, e.to_string()),
+            }
         }
-        Ok(())
     }
 
-    /// Compiles (or loads from `cache`), links and describes one component (within `limits`),
-    /// and registers it under the target it declares. A target that is already registered, or
-    /// a description out of bounds, is refused.
+    fn reject(&mut self, path: &Path, error: String) {
+        tracing::error!(path = %path.display(), "model refused: {error}");
+        self.rejected.push(Rejected {
+            path: path.to_path_buf(),
+            error,
+        });
+    }
+
+    /// Compiles, links, describes and registers one component; see [`Self::compile`] and
+    /// [`Self::insert`].
     pub fn register(
         &mut self,
         sandbox: &Sandbox,
@@ -195,9 +257,37 @@ impl ModelRegistry {
         wasm: &[u8],
         source: ModelSource,
     ) -> Result<Arc<RegisteredModel>, SandboxError> {
+        let model = Self::compile(sandbox, cache, limits, wasm, source)?;
+        self.insert(model, false).map(|(model, _)| model)
+    }
+
+    /// Compiles (or loads from `cache`) and links one component of world
+    /// `lightning:model/model`, and asks it to describe itself (within `limits`). A component
+    /// of another world is an error naming the import or export that does not match.
+    pub fn compile(
+        sandbox: &Sandbox,
+        cache: &ComponentCache,
+        limits: &Limits,
+        wasm: &[u8],
+        source: ModelSource,
+    ) -> Result<RegisteredModel, SandboxError> {
         let compiled = cache.load_or_compile(sandbox.engine(), wasm)?;
         let link = |e: wasmtime::Error| {
-            SandboxError::Component(format!("not a lightning:model component: {e:#}"))
+            let component_type = compiled.component.component_type();
+            let ungranted: Vec<&str> = component_type
+                .imports(sandbox.engine())
+                .map(|(name, _)| name)
+                .filter(|name| !granted(name))
+                .collect();
+            SandboxError::Component(if ungranted.is_empty() {
+                format!("not a component of world {WORLD}: {}", e.root_cause())
+            } else {
+                format!(
+                    "not a component of world {WORLD}: it imports {}, which the sandbox does \
+                     not grant (a model gets no clocks, randomness, files or network)",
+                    ungranted.join(", ")
+                )
+            })
         };
         let pre = ModelPre::new(
             sandbox
@@ -214,22 +304,52 @@ impl ModelRegistry {
             limits.call_timeout,
             CancelToken::new(),
         )?;
-        let description = ModelDescription::checked(probe.describe()?)?;
-        if let Some(existing) = self.models.get(&description.target) {
-            return Err(SandboxError::Component(format!(
-                "target {} is already registered ({})",
-                description.target, existing.source
-            )));
-        }
-        let model = Arc::new(RegisteredModel {
+        let description = probe
+            .describe()
+            .map_err(|e| SandboxError::Component(format!("describe failed: {e}")))
+            .and_then(ModelDescription::checked)?;
+        Ok(RegisteredModel {
             description,
             source,
             sha256: compiled.sha256,
             pre,
-        });
-        self.models
-            .insert(model.description.target.clone(), model.clone());
-        Ok(model)
+        })
+    }
+
+    /// Registers `model` under the target it declares. A taken target is refused, except
+    /// that an upload may replace an upload when `replace` is set, and uploading the same
+    /// component again changes nothing.
+    pub fn insert(
+        &mut self,
+        model: RegisteredModel,
+        replace: bool,
+    ) -> Result<(Arc<RegisteredModel>, Insertion), SandboxError> {
+        let target = model.description.target.clone();
+        let insertion = match self.models.get(&target) {
+            None => Insertion::Added,
+            Some(existing) => {
+                let uploads =
+                    existing.source == ModelSource::Upload && model.source == ModelSource::Upload;
+                if uploads && existing.sha256 == model.sha256 {
+                    return Ok((existing.clone(), Insertion::Unchanged));
+                }
+                if !(uploads && replace) {
+                    let hint = if uploads {
+                        "; pass replace: true to replace it"
+                    } else {
+                        ""
+                    };
+                    return Err(SandboxError::Component(format!(
+                        "target {target} is already registered ({}){hint}",
+                        existing.source
+                    )));
+                }
+                Insertion::Replaced
+            }
+        };
+        let model = Arc::new(model);
+        self.models.insert(target, model.clone());
+        Ok((model, insertion))
     }
 
     /// The model registered under `target`.
@@ -240,5 +360,18 @@ impl ModelRegistry {
     /// Every registered model, by target.
     pub fn models(&self) -> impl Iterator<Item = &Arc<RegisteredModel>> {
         self.models.values()
+    }
+
+    /// The files of the models directory that were refused.
+    pub fn rejected(&self) -> &[Rejected] {
+        &self.rejected
+    }
+
+    /// How many registered models were uploaded.
+    pub fn uploads(&self) -> usize {
+        self.models
+            .values()
+            .filter(|m| m.source == ModelSource::Upload)
+            .count()
     }
 }

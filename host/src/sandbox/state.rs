@@ -106,6 +106,11 @@ impl HostState {
         }
     }
 
+    /// The limits of this run.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The wasmtime resource limiter for this store.
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
@@ -231,25 +236,89 @@ impl HostState {
 
     /// Counts `bytes` more of live tensor memory, refusing to pass the limit.
     fn reserve_bytes(&mut self, bytes: usize) -> wasmtime::Result<()> {
-        let total = self.live_bytes.saturating_add(bytes);
-        if total.saturating_add(self.graph_bytes) > self.limits.max_tensor_bytes {
-            return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
-                limit: self.limits.max_tensor_bytes,
-            }));
-        }
-        self.live_bytes = total;
+        self.check_room(bytes)?;
+        self.live_bytes = self.live_bytes.saturating_add(bytes);
         Ok(())
     }
 
-    /// Turns an op's outcome into what the guest receives.
+    /// Turns an op's outcome into what the guest receives: a result above the run's rank or
+    /// element limit is refused (and freed) like any invalid op.
     fn reply(
         &mut self,
         outcome: Result<Tensor, TensorError>,
     ) -> wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>> {
-        match outcome {
+        let checked = outcome.and_then(|t| {
+            self.check_size("result", &t.shape())?;
+            Ok(t)
+        });
+        match checked {
             Ok(t) => Ok(Ok(self.give(t)?)),
             Err(e) => Ok(Err(wit_error(e))),
         }
+    }
+
+    /// Checks a shape against the run's rank and element limits; returns its element count.
+    fn check_size(&self, op: &'static str, shape: &[usize]) -> Result<usize, TensorError> {
+        let max_rank = self.limits.max_tensor_rank;
+        if shape.len() > max_rank {
+            return Err(TensorError::new(
+                op,
+                format!(
+                    "shape {shape:?} has rank {}, above the limit of {max_rank} (tensor_rank)",
+                    shape.len()
+                ),
+            ));
+        }
+        let max = self.limits.max_tensor_elements;
+        shape
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .filter(|n| *n <= max)
+            .ok_or_else(|| {
+                TensorError::new(
+                    op,
+                    format!(
+                        "shape {shape:?} is above the limit of {max} elements per tensor \
+                         (tensor_elements)"
+                    ),
+                )
+            })
+    }
+
+    /// Checks a tensor the guest asks to create, before anything is allocated for it: its
+    /// shape against the rank and element limits (an error the guest sees) and its bytes
+    /// against the tensor memory left (a limit that ends the run).
+    fn new_tensor(
+        &self,
+        op: &'static str,
+        shape: &[u32],
+        dtype: DType,
+    ) -> wasmtime::Result<Result<Vec<usize>, TensorError>> {
+        let dims = match dims(op, shape).and_then(|d| self.check_size(op, &d).map(|n| (d, n))) {
+            Ok(checked) => checked,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (dims, elements) = dims;
+        let width = match dtype {
+            DType::F32 => 4,
+            DType::I64 => 8,
+        };
+        self.check_room(elements.saturating_mul(width))?;
+        Ok(Ok(dims))
+    }
+
+    /// Fails with the tensor memory limit if `bytes` more would not fit.
+    fn check_room(&self, bytes: usize) -> wasmtime::Result<()> {
+        let total = self
+            .live_bytes
+            .saturating_add(self.graph_bytes)
+            .saturating_add(bytes);
+        if total > self.limits.max_tensor_bytes {
+            return Err(wasmtime::Error::new(LimitExceeded::TensorMemory {
+                limit: self.limits.max_tensor_bytes,
+            }));
+        }
+        Ok(())
     }
 
     fn unary(
@@ -310,36 +379,50 @@ impl tensors::Host for HostState {}
 
 impl tensors::HostTensor for HostState {
     fn from_f32(&mut self, data: Vec<f32>, shape: Vec<u32>) -> OpReply {
-        let outcome =
-            dims("from-f32", &shape).and_then(|shape| tensor::from_f32(&self.device, data, &shape));
+        let outcome = match self.new_tensor("from-f32", &shape, DType::F32)? {
+            Ok(shape) => tensor::from_f32(&self.device, data, &shape),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
     fn from_i64(&mut self, data: Vec<i64>, shape: Vec<u32>) -> OpReply {
-        let outcome =
-            dims("from-i64", &shape).and_then(|shape| tensor::from_i64(&self.device, data, &shape));
+        let outcome = match self.new_tensor("from-i64", &shape, DType::I64)? {
+            Ok(shape) => tensor::from_i64(&self.device, data, &shape),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
     fn zeros(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = dims("zeros", &shape).and_then(|shape| tensor::zeros(&self.device, &shape));
+        let outcome = match self.new_tensor("zeros", &shape, DType::F32)? {
+            Ok(shape) => tensor::zeros(&self.device, &shape),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
     fn ones(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = dims("ones", &shape).and_then(|shape| tensor::ones(&self.device, &shape));
+        let outcome = match self.new_tensor("ones", &shape, DType::F32)? {
+            Ok(shape) => tensor::ones(&self.device, &shape),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
     fn randn(&mut self, shape: Vec<u32>, seed: u64) -> OpReply {
-        let outcome =
-            dims("randn", &shape).and_then(|shape| tensor::randn(&self.device, &shape, seed));
+        let outcome = match self.new_tensor("randn", &shape, DType::F32)? {
+            Ok(shape) => tensor::randn(&self.device, &shape, seed),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
     fn uniform(&mut self, shape: Vec<u32>, low: f32, high: f32, seed: u64) -> OpReply {
-        let outcome = dims("uniform", &shape)
-            .and_then(|shape| tensor::uniform(&self.device, &shape, low, high, seed));
+        let outcome = match self.new_tensor("uniform", &shape, DType::F32)? {
+            Ok(shape) => tensor::uniform(&self.device, &shape, low, high, seed),
+            Err(e) => Err(e),
+        };
         self.reply(outcome)
     }
 
@@ -529,7 +612,7 @@ impl tensors::HostTensor for HostState {
 impl params::Host for HostState {
     fn parameter(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
         const OP: &str = "parameter";
-        let shape = match dims(OP, &shape) {
+        let shape = match self.new_tensor(OP, &shape, DType::F32)? {
             Ok(shape) => shape,
             Err(e) => return Ok(Err(wit_error(e))),
         };

@@ -21,6 +21,10 @@ use wasmtime_wasi::p2::bindings::{cli, sync::io as wasi_io};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiView};
 
+/// The WASI packages whose interfaces [`add_to_linker`] grants (those a Rust guest's standard
+/// library imports from them).
+pub const GRANTED: [&str; 2] = ["wasi:cli/", "wasi:io/"];
+
 /// Adds the granted WASI interfaces to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let l = linker;

@@ -1,20 +1,30 @@
 //! Argument types shared by the tools, parsed with serde (errors name the field) and described
 //! with schemars (so the schema `tools/list` shows cannot drift from the parser).
 
+use super::bounds::Bounds;
+use crate::sandbox::Limits;
 use crate::tensor::{self, Device};
 use crate::trainer::BatchLimit;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 /// Largest `max_epochs`.
 pub const MAX_EPOCHS: u32 = 1_000_000;
 /// Largest `max_steps`.
 pub const MAX_STEPS: i64 = 1_000_000_000;
 
-/// Parses tool arguments into `T`; the error names the offending field.
+/// Parses tool arguments into `T` after checking them against [`Bounds::ARGUMENTS`]; the
+/// error names the offending field.
 pub fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, String> {
+    parse_within(arguments, &Bounds::ARGUMENTS)
+}
+
+/// Parses tool arguments into `T` after checking them against `bounds`.
+pub fn parse_within<T: DeserializeOwned>(arguments: Value, bounds: &Bounds) -> Result<T, String> {
+    bounds.check(&arguments)?;
     serde_path_to_error::deserialize(arguments).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -209,5 +219,117 @@ pub fn resolve_accelerator(accelerator: Accelerator) -> Result<(&'static str, De
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         )),
+    }
+}
+
+/// Limits a request sets for its own run: each may lower the server's limit, never raise it.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsArg {
+    /// Wall-clock budget of this call, in seconds (fractions allowed).
+    pub timeout_seconds: Option<f64>,
+    /// Largest guest linear memory, in MiB.
+    pub guest_memory_mib: Option<u64>,
+    /// Largest sum of the host tensors the model holds (live tensors, datasets, the autodiff
+    /// graph of a step), in MiB.
+    pub tensor_memory_mib: Option<u64>,
+    /// Most tensor handles the model may hold at once.
+    pub tensor_handles: Option<u64>,
+    /// Highest tensor rank.
+    pub tensor_rank: Option<u64>,
+    /// Most elements of one tensor.
+    pub tensor_elements: Option<u64>,
+    /// Most elements of one guest table.
+    pub table_elements: Option<u64>,
+    /// Most core instances the component may create.
+    pub instances: Option<u64>,
+    /// Most optimizer steps the run may plan.
+    pub total_steps: Option<u64>,
+    /// Largest batch.
+    pub batch_size: Option<u64>,
+    /// Most samples in one dataset.
+    pub dataset_samples: Option<u64>,
+}
+
+impl LimitsArg {
+    /// The server's `limits` lowered by this request. A value of 0, or above the server's,
+    /// is an error naming the limit; `timeout_seconds` lowers the training budget when
+    /// `training`, else the call budget.
+    pub fn apply(&self, server: &Limits, training: bool) -> Result<Limits, String> {
+        fn lower(name: &str, asked: Option<u64>, max: usize, unit: u64) -> Result<usize, String> {
+            let Some(asked) = asked else {
+                return Ok(max);
+            };
+            let max_in_units = max as u64 / unit;
+            if asked == 0 || asked > max_in_units {
+                return Err(format!(
+                    "limits.{name} must be between 1 and the server's limit of {max_in_units}, \
+                     got {asked}; a request may lower a limit, never raise it"
+                ));
+            }
+            Ok(usize::try_from(asked.saturating_mul(unit)).unwrap_or(max))
+        }
+        const MIB: u64 = 1 << 20;
+        let mut limits = server.clone();
+        limits.max_guest_memory = lower(
+            "guest_memory_mib",
+            self.guest_memory_mib,
+            server.max_guest_memory,
+            MIB,
+        )?;
+        limits.max_tensor_bytes = lower(
+            "tensor_memory_mib",
+            self.tensor_memory_mib,
+            server.max_tensor_bytes,
+            MIB,
+        )?;
+        limits.max_handles = lower("tensor_handles", self.tensor_handles, server.max_handles, 1)?;
+        limits.max_tensor_rank = lower("tensor_rank", self.tensor_rank, server.max_tensor_rank, 1)?;
+        limits.max_tensor_elements = lower(
+            "tensor_elements",
+            self.tensor_elements,
+            server.max_tensor_elements,
+            1,
+        )?;
+        limits.max_table_elements = lower(
+            "table_elements",
+            self.table_elements,
+            server.max_table_elements,
+            1,
+        )?;
+        limits.max_instances = lower("instances", self.instances, server.max_instances, 1)?;
+        limits.max_batch_size = lower("batch_size", self.batch_size, server.max_batch_size, 1)?;
+        limits.max_dataset_samples = lower(
+            "dataset_samples",
+            self.dataset_samples,
+            server.max_dataset_samples,
+            1,
+        )?;
+        if let Some(asked) = self.total_steps {
+            if asked == 0 || asked > server.max_total_steps {
+                return Err(format!(
+                    "limits.total_steps must be between 1 and the server's limit of {}, got \
+                     {asked}; a request may lower a limit, never raise it",
+                    server.max_total_steps
+                ));
+            }
+            limits.max_total_steps = asked;
+        }
+        if let Some(seconds) = self.timeout_seconds {
+            let budget = if training {
+                &mut limits.train_timeout
+            } else {
+                &mut limits.call_timeout
+            };
+            let max = budget.as_secs_f64();
+            if !(seconds > 0.0 && seconds <= max) {
+                return Err(format!(
+                    "limits.timeout_seconds must be above 0 and at most the server's limit of \
+                     {max} s, got {seconds}; a request may lower a limit, never raise it"
+                ));
+            }
+            *budget = Duration::from_secs_f64(seconds);
+        }
+        Ok(limits)
     }
 }

@@ -1,10 +1,11 @@
 //! `lightning.inspect`: a model's size and hyperparameters, a per-parameter summary table, the
 //! environment (versions, backends, devices) or the registered models.
 
-use super::args::{self, Accelerator, ModelSpec, resolve_accelerator};
+use super::args::{self, Accelerator, LimitsArg, ModelSpec, resolve_accelerator};
 use super::{build_model, num_parameters};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
+use crate::sandbox::Limits;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,6 +36,46 @@ pub struct InspectArgs {
     pub what: What,
     /// The model, for `what: model` and `what: summary`.
     pub model: Option<ModelSpec>,
+    /// Limits of building the model, each at most the server's.
+    pub limits: Option<LimitsArg>,
+}
+
+/// A checked `lightning.inspect` call.
+#[derive(Debug)]
+pub struct Request {
+    subject: Subject,
+    limits: Limits,
+}
+
+/// What a checked call inspects.
+#[derive(Debug)]
+enum Subject {
+    Environment,
+    Models,
+    Model(ModelSpec),
+    Summary(ModelSpec),
+}
+
+/// Parses and checks `lightning.inspect` arguments against the server's `limits`.
+pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+    let args: InspectArgs = args::parse(arguments)?;
+    let subject = match (args.what, args.model) {
+        (What::Environment, _) => Subject::Environment,
+        (What::Models, _) => Subject::Models,
+        (What::Model, Some(spec)) => Subject::Model(spec),
+        (What::Summary, Some(spec)) => Subject::Summary(spec),
+        (What::Model | What::Summary, None) => {
+            return Err(
+                "invalid arguments: model: `what: model` and `what: summary` need a \
+                 `model` with a `_target_`"
+                    .to_string(),
+            );
+        }
+    };
+    Ok(Request {
+        subject,
+        limits: args.limits.unwrap_or_default().apply(limits, false)?,
+    })
 }
 
 pub(super) fn definition() -> ToolDefinition {
@@ -52,55 +93,49 @@ pub(super) fn definition() -> ToolDefinition {
     }
 }
 
-pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Result<Value, String> {
-    let args: InspectArgs = args::parse(arguments)?;
-    match args.what {
-        What::Environment => Ok(environment(runtime)),
-        What::Models => models(runtime),
-        What::Model | What::Summary => {
-            let spec = args.model.ok_or_else(|| {
-                "invalid arguments: model: `what: model` and `what: summary` need a `model` \
-                 with a `_target_`"
-                    .to_string()
-            })?;
-            let model = runtime.model(&spec.target)?;
-            let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
-            let _slot = runtime.run_slot()?;
-            let (instance, hyperparameters) = build_model(
-                runtime,
-                &model,
-                &spec,
-                device,
-                0,
-                runtime.limits().call_timeout,
-                ctx.cancel_token(),
-            )?;
-            let total = num_parameters(&instance);
-            if args.what == What::Model {
-                return Ok(json!({
-                    "class": model.description.class_name,
-                    "target": model.description.target,
-                    "num_parameters": total,
-                    "trainable_parameters": total,
-                    "hyperparameters": hyperparameters,
-                }));
-            }
-            let rows: Vec<(String, Vec<usize>, usize)> = instance
-                .parameters()
-                .iter()
-                .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
-                .collect();
-            Ok(json!({
-                "class": model.description.class_name,
-                "num_parameters": total,
-                "summary": summary_table(&rows),
-                "parameters": rows
-                    .iter()
-                    .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
-                    .collect::<Vec<_>>(),
-            }))
-        }
+pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+    let (spec, summary) = match request.subject {
+        Subject::Environment => return Ok(environment(runtime)),
+        Subject::Models => return models(runtime),
+        Subject::Model(spec) => (spec, false),
+        Subject::Summary(spec) => (spec, true),
+    };
+    let model = runtime.model(&spec.target)?;
+    let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
+    let _slot = runtime.run_slot()?;
+    let (instance, hyperparameters) = build_model(
+        &model,
+        &spec,
+        device,
+        &request.limits,
+        0,
+        request.limits.call_timeout,
+        ctx.cancel_token(),
+    )?;
+    let total = num_parameters(&instance);
+    if !summary {
+        return Ok(json!({
+            "class": model.description.class_name,
+            "target": model.description.target,
+            "num_parameters": total,
+            "trainable_parameters": total,
+            "hyperparameters": hyperparameters,
+        }));
     }
+    let rows: Vec<(String, Vec<usize>, usize)> = instance
+        .parameters()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
+        .collect();
+    Ok(json!({
+        "class": model.description.class_name,
+        "num_parameters": total,
+        "summary": summary_table(&rows),
+        "parameters": rows
+            .iter()
+            .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 /// A Lightning-style `ModelSummary` table.
@@ -157,13 +192,13 @@ fn environment(runtime: &Runtime) -> Value {
         },
         "cuda_available": false,
         "mps_available": false,
-        "limits": {
-            "max_guest_memory_bytes": runtime.limits().max_guest_memory,
-            "max_tensor_bytes": runtime.limits().max_tensor_bytes,
-            "max_live_tensor_handles": runtime.limits().max_handles,
-            "call_timeout_seconds": runtime.limits().call_timeout.as_secs(),
-            "train_timeout_seconds": runtime.limits().train_timeout.as_secs(),
-        },
+        "limits": limits_json(runtime.limits()),
+        "uploads": runtime.uploads().map(|u| json!({
+            "max_bytes": u.max_bytes,
+            "max_models": u.max_models,
+        })),
+        "data_dir": runtime.data_dir().root().display().to_string(),
+        "checkpoint_dir": runtime.checkpoint_dir().root().display().to_string(),
         "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
         "runs_in_progress": runtime.runs_in_progress(),
         "model_instances_alive": crate::sandbox::live_instances(),
@@ -185,5 +220,30 @@ fn models(runtime: &Runtime) -> Result<Value, String> {
             })
         })
         .collect();
-    Ok(json!({ "count": models.len(), "models": models }))
+    let rejected: Vec<Value> = registry
+        .rejected()
+        .iter()
+        .map(|r| json!({"path": r.path.display().to_string(), "error": r.error}))
+        .collect();
+    Ok(json!({ "count": models.len(), "models": models, "rejected": rejected }))
+}
+
+/// The server's run limits under the names a request's `limits` uses.
+fn limits_json(limits: &Limits) -> Value {
+    json!({
+        "timeout_seconds": {
+            "call": limits.call_timeout.as_secs_f64(),
+            "train": limits.train_timeout.as_secs_f64(),
+        },
+        "guest_memory_mib": limits.max_guest_memory >> 20,
+        "tensor_memory_mib": limits.max_tensor_bytes >> 20,
+        "tensor_handles": limits.max_handles,
+        "tensor_rank": limits.max_tensor_rank,
+        "tensor_elements": limits.max_tensor_elements,
+        "table_elements": limits.max_table_elements,
+        "instances": limits.max_instances,
+        "total_steps": limits.max_total_steps,
+        "batch_size": limits.max_batch_size,
+        "dataset_samples": limits.max_dataset_samples,
+    })
 }

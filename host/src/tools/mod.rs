@@ -1,18 +1,22 @@
-//! The MCP tools, one module each, behind one [`ToolProvider`]: `lightning.train` and
-//! `lightning.inspect`. A tool parses its arguments into typed structs (whose schema
-//! `tools/list` shows), runs on the shared [`Runtime`], and returns the Python project's
-//! result shapes.
+//! The MCP tools, one module each, behind one [`ToolProvider`]: `lightning.train`,
+//! `lightning.inspect` and, when uploads are on, `lightning.register`. A call is parsed first
+//! — arguments within [`Bounds`], into typed structs (whose schema `tools/list` shows), limits
+//! resolved — then run on the shared [`Runtime`], returning the Python project's result
+//! shapes.
 
 mod args;
+mod bounds;
 mod inspect;
+mod register;
 mod train;
 
-pub use args::{Accelerator, ModelSpec, TrainerArgs};
+pub use args::{Accelerator, LimitsArg, ModelSpec, TrainerArgs};
+pub use bounds::Bounds;
 
 use crate::cancel::CancelToken;
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
-use crate::sandbox::{ModelInstance, RegisteredModel};
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -22,24 +26,60 @@ pub struct Tools {
     runtime: Arc<Runtime>,
 }
 
+/// A tool call whose arguments parsed and passed every check, ready to run.
+#[derive(Debug)]
+pub enum ParsedCall {
+    /// `lightning.train`.
+    Train(Box<train::Request>),
+    /// `lightning.inspect`.
+    Inspect(inspect::Request),
+    /// `lightning.register`.
+    Register(register::Request),
+}
+
 impl Tools {
     /// Tools that run on `runtime`.
     pub fn new(runtime: Arc<Runtime>) -> Self {
         Self { runtime }
     }
+
+    /// Parses and checks the arguments of tool `name`: `None` for a tool this server does not
+    /// offer, else the call ready to run or an error naming the offending field.
+    pub fn parse(&self, name: &str, arguments: Value) -> Option<Result<ParsedCall, String>> {
+        let limits = self.runtime.limits();
+        Some(match name {
+            train::NAME => train::parse(arguments, limits).map(|r| ParsedCall::Train(Box::new(r))),
+            inspect::NAME => inspect::parse(arguments, limits).map(ParsedCall::Inspect),
+            register::NAME => {
+                let uploads = self.runtime.uploads()?;
+                register::parse(arguments, uploads).map(ParsedCall::Register)
+            }
+            _ => return None,
+        })
+    }
+
+    fn run(&self, call: ParsedCall, ctx: &CallContext) -> Result<Value, String> {
+        match call {
+            ParsedCall::Train(request) => train::run(&self.runtime, *request, ctx),
+            ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
+            ParsedCall::Register(request) => register::run(&self.runtime, request),
+        }
+    }
 }
 
 impl ToolProvider for Tools {
     fn tools(&self) -> Vec<ToolDefinition> {
-        vec![train::definition(), inspect::definition()]
+        let mut tools = vec![train::definition(), inspect::definition()];
+        if let Some(uploads) = self.runtime.uploads() {
+            tools.push(register::definition(uploads));
+        }
+        tools
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
-        let outcome = match name {
-            train::NAME => train::run(&self.runtime, arguments, ctx),
-            inspect::NAME => inspect::run(&self.runtime, arguments, ctx),
-            _ => return None,
-        };
+        let outcome = self
+            .parse(name, arguments)?
+            .and_then(|call| self.run(call, ctx));
         Some(match outcome {
             Ok(result) => CallToolResult::success(result),
             Err(message) => {
@@ -50,21 +90,21 @@ impl ToolProvider for Tools {
     }
 }
 
-/// Instantiates `model` on `device` and builds it from `spec`'s hyperparameters; returns the
-/// instance and the resolved hyperparameters. Callers hold a [`Runtime::run_slot`] while the
-/// instance lives.
+/// Instantiates `model` on `device` within `limits` (and wall-clock `budget`) and builds it
+/// from `spec`'s hyperparameters; returns the instance and the resolved hyperparameters.
+/// Callers hold a [`Runtime::run_slot`] while the instance lives.
 fn build_model(
-    runtime: &Runtime,
     model: &RegisteredModel,
     spec: &ModelSpec,
     device: crate::tensor::Device,
+    limits: &Limits,
     seed: u64,
     budget: std::time::Duration,
     cancel: &CancelToken,
 ) -> Result<(ModelInstance, Value), String> {
     let target = &model.description.target;
     let mut instance = model
-        .instantiate(device, runtime.limits(), seed, budget, cancel.clone())
+        .instantiate(device, limits, seed, budget, cancel.clone())
         .map_err(|e| format!("{target}: {e}"))?;
     let resolved = instance
         .init(&spec.hyperparameters_json())

@@ -1,11 +1,11 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
-use super::args::{self, ModelSpec, TrainerArgs};
+use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::{build_model, num_parameters};
 use crate::data::Dataset;
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, ModelData, ModelInstance, SandboxError, Split};
+use crate::sandbox::{GuestLine, Limits, ModelData, ModelInstance, SandboxError, Split};
 use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,27 @@ pub struct TrainArgs {
     pub model: ModelSpec,
     /// Trainer options (PyTorch Lightning's names).
     pub trainer: Option<TrainerArgs>,
+    /// Limits of this run, each at most the server's (`lightning.inspect` `environment`
+    /// shows them); `timeout_seconds` bounds the whole training.
+    pub limits: Option<LimitsArg>,
+}
+
+/// A checked `lightning.train` call.
+#[derive(Debug)]
+pub struct Request {
+    model: ModelSpec,
+    options: TrainerOptions,
+    limits: Limits,
+}
+
+/// Parses and checks `lightning.train` arguments against the server's `limits`.
+pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+    let args: TrainArgs = args::parse(arguments)?;
+    Ok(Request {
+        options: args.trainer.unwrap_or_default().resolve()?,
+        limits: args.limits.unwrap_or_default().apply(limits, true)?,
+        model: args.model,
+    })
 }
 
 /// What a successful `lightning.train` returns (its `structuredContent`).
@@ -90,20 +111,23 @@ pub(super) fn definition() -> ToolDefinition {
     }
 }
 
-pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Result<Value, String> {
+pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
     let started = Instant::now();
-    let args: TrainArgs = args::parse(arguments)?;
-    let options = args.trainer.unwrap_or_default().resolve()?;
-    let model = runtime.model(&args.model.target)?;
+    let Request {
+        model: spec,
+        options,
+        limits,
+    } = request;
+    let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
     let _slot = runtime.run_slot()?;
     let (mut instance, hyperparameters) = build_model(
-        runtime,
         &model,
-        &args.model,
+        &spec,
         options.device.clone(),
+        &limits,
         options.seed,
-        runtime.limits().train_timeout,
+        limits.train_timeout,
         ctx.cancel_token(),
     )?;
     let train = own_data(&mut instance, Split::Train, options.seed)?
@@ -114,6 +138,7 @@ pub(super) fn run(runtime: &Runtime, arguments: Value, ctx: &CallContext) -> Res
         max_steps: options.max_steps,
         limit_train_batches: options.limit_train_batches,
         limit_val_batches: options.limit_val_batches,
+        max_total_steps: limits.max_total_steps,
     };
     let num_parameters = num_parameters(&instance);
     ctx.log(

@@ -7,7 +7,7 @@ pub use metrics::{MetricAccumulator, Metrics};
 
 use crate::cancel::Cancelled;
 use crate::data::{DataError, Dataset};
-use crate::sandbox::{GuestLine, ModelInstance, SandboxError};
+use crate::sandbox::{GuestLine, LimitExceeded, ModelInstance, SandboxError};
 use crate::tensor::{self, Optimizer, Tensor, TensorError};
 
 /// How many batches of a pass to run: a count, or a fraction of the batches (Lightning's
@@ -50,6 +50,8 @@ pub struct FitConfig {
     pub limit_train_batches: BatchLimit,
     /// Validation batches per validation pass.
     pub limit_val_batches: BatchLimit,
+    /// Most optimizer steps the fit may plan; more is refused before it starts.
+    pub max_total_steps: u64,
 }
 
 /// How a fit ended.
@@ -117,6 +119,12 @@ pub enum TrainError {
     /// The data could not be batched.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The fit would break a limit of the run.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+    /// A training step returned something that is not a finite scalar loss.
+    #[error("{0}")]
+    Loss(String),
     /// The observer asked the fit to stop.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
@@ -145,6 +153,13 @@ pub fn fit(
     };
     let planned = u64::from(config.max_epochs).saturating_mul(train_batches as u64);
     let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
+    if total_steps > config.max_total_steps {
+        return Err(LimitExceeded::TotalSteps {
+            planned: total_steps,
+            limit: config.max_total_steps,
+        }
+        .into());
+    }
     let progress = |report: &FitReport, batch: usize| FitProgress {
         epoch: report.epochs,
         max_epochs: config.max_epochs,
@@ -191,7 +206,8 @@ pub fn fit(
 }
 
 /// One training step: the guest's `training-step` on a batch, backward from the loss it
-/// returns, and an optimizer step on every parameter the loss reaches.
+/// returns — which must be a finite scalar — and an optimizer step on every parameter the
+/// loss reaches.
 pub fn training_step(
     model: &mut ModelInstance,
     optimizer: &mut Optimizer,
@@ -202,7 +218,10 @@ pub fn training_step(
     let backward = model
         .training_step(inputs, targets, batch_index)
         .map_err(TrainError::from)
-        .and_then(|loss| Ok(tensor::backward(&loss)?));
+        .and_then(|loss| {
+            check_loss(&loss, batch_index)?;
+            Ok(tensor::backward(&loss)?)
+        });
     model.end_step(backward.is_ok());
     let mut grads = backward?;
     model.update_parameters(
@@ -211,6 +230,24 @@ pub fn training_step(
             None => Ok(param),
         },
     )
+}
+
+/// Refuses a loss that is not one finite number: nothing sensible can be learnt from it.
+fn check_loss(loss: &Tensor, batch_index: u32) -> Result<(), TrainError> {
+    if loss.num_elements() != 1 {
+        return Err(TrainError::Loss(format!(
+            "training_step must return a scalar loss, got a tensor of shape {:?} (batch {batch_index})",
+            loss.shape()
+        )));
+    }
+    let value = tensor::to_scalar("loss", loss)?;
+    if !value.is_finite() {
+        return Err(TrainError::Loss(format!(
+            "training_step returned a loss of {value} (batch {batch_index}): training diverged \
+             or the model computes an invalid loss; try a lower learning rate"
+        )));
+    }
+    Ok(())
 }
 
 /// A validation pass: the guest's `validation-step` on each batch, metrics averaged; stops

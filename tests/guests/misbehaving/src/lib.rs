@@ -1,5 +1,7 @@
-//! A hostile model for the sandbox tests. `mode` picks how it misbehaves in `training_step`
-//! (or in `init` for `panic_in_init`); `ok` trains like a linear classifier.
+//! A hostile model for the sandbox tests. `mode` picks how it misbehaves (mostly in
+//! `training_step`); `ok` trains like a linear classifier. `panic_in:HOOK` and
+//! `unreachable_in:HOOK` fail in that hook: `init`, `dataset`, `configure_optimizers`,
+//! `training_step` or `validation_step`.
 
 use lightning_mcp_guest_sdk::prelude::*;
 use lightning_mcp_guest_sdk::wit::lightning::model::tensors::Tensor as RawTensor;
@@ -7,8 +9,10 @@ use lightning_mcp_guest_sdk::wit::lightning::model::tensors::Tensor as RawTensor
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
-    /// ok | shape_mismatch | stale_handle | panic | panic_in_init | infinite_loop |
-    /// memory_bomb | host_memory_bomb | graph_bomb | chatty (prints every step)
+    /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
+    /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
+    /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
+    /// panic_in:HOOK | unreachable_in:HOOK
     mode: String,
 }
 
@@ -17,15 +21,30 @@ struct Misbehaving {
     layer: Linear,
 }
 
+/// Panics or executes `unreachable` if `mode` asks for it in `hook`.
+fn fail_in(mode: &str, hook: &str) {
+    match mode.split_once(':') {
+        Some(("panic_in", h)) if h == hook => panic!("misbehaving model panicked in {hook}"),
+        Some(("unreachable_in", h)) if h == hook => core::arch::wasm32::unreachable(),
+        _ => {}
+    }
+}
+
+/// Recurses until the call stack runs out.
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    std::hint::black_box(recurse(std::hint::black_box(depth + 1))).wrapping_add(1)
+}
+
 impl LightningModule for Misbehaving {
     type Hyperparameters = Hyperparameters;
     const TARGET: &'static str = "lightning_mcp.testing.Misbehaving";
     const SUMMARY: &'static str = "Test model that misbehaves on request.";
 
     fn new(h: &Hyperparameters) -> Result<Self> {
-        if h.mode == "panic_in_init" {
-            panic!("misbehaving model panicked in init");
-        }
+        fail_in(&h.mode, "init");
         Ok(Self {
             mode: h.mode.clone(),
             layer: LinearConfig::new(4, 3).init("layer")?,
@@ -42,10 +61,22 @@ impl LightningModule for Misbehaving {
         targets: Tensor,
         batch_index: u32,
     ) -> Result<Tensor> {
+        fail_in(&self.mode, "training_step");
         match self.mode.as_str() {
             "chatty" => {
                 println!("step {batch_index}: hello from the guest");
                 eprintln!("step {batch_index}: a warning from the guest");
+                self.loss(&inputs, &targets)
+            }
+            "flood" => {
+                let line = "x".repeat(1 << 20);
+                for _ in 0..8 {
+                    print!("{line}");
+                }
+                for i in 0..20_000 {
+                    println!("flood line {i}");
+                    eprintln!("flood line {i}");
+                }
                 self.loss(&inputs, &targets)
             }
             "shape_mismatch" => {
@@ -61,6 +92,13 @@ impl LightningModule for Misbehaving {
                 let _ = stale.relu();
                 Err(Error::new("a stale handle was accepted"))
             }
+            "forged_handle" => {
+                // SAFETY: deliberately not: a handle this instance was never given (another
+                // run's handles live in another store, so any number is one of these).
+                let forged = unsafe { RawTensor::from_handle(0x7fff_0000) };
+                let _ = forged.relu();
+                Err(Error::new("a forged handle was accepted"))
+            }
             "panic" => panic!("misbehaving model panicked on purpose"),
             "infinite_loop" => {
                 let mut x: u64 = 0;
@@ -68,6 +106,11 @@ impl LightningModule for Misbehaving {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
             }
+            "host_call_loop" => loop {
+                let t = Tensor::ones(&[2])?;
+                std::hint::black_box(t.relu()?);
+            },
+            "deep_recursion" => Err(Error::new(format!("recursed {} deep", recurse(0)))),
             "memory_bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
@@ -89,11 +132,40 @@ impl LightningModule for Misbehaving {
                     hoard.push(Tensor::zeros(&[4096, 4096])?);
                 }
             }
+            "giant_tensor" => Tensor::zeros(&[1 << 16, 1 << 16]),
+            "giant_from_data" => {
+                let values = vec![0.5f32; 12 << 20];
+                Tensor::from_f32(&values, &[values.len()])
+            }
+            "nan_loss" => self.loss(&inputs, &targets)?.mul_scalar(f32::NAN),
+            "non_scalar_loss" => self.forward(&inputs),
+            "read_env" => {
+                let visible = std::env::vars().count();
+                match std::env::var("HOME") {
+                    Ok(home) => Err(Error::new(format!("read HOME={home}"))),
+                    Err(e) => Err(Error::new(format!(
+                        "the environment is unavailable: HOME: {e}; {visible} variables visible"
+                    ))),
+                }
+            }
             _ => self.loss(&inputs, &targets),
         }
     }
 
+    fn validation_step(&mut self, inputs: Tensor, targets: Tensor, _: u32) -> Result<()> {
+        fail_in(&self.mode, "validation_step");
+        let logits = self.forward(&inputs)?;
+        lightning_mcp_guest_sdk::log::log_tensor("val_loss", &logits.cross_entropy(&targets)?)?;
+        lightning_mcp_guest_sdk::log::log_tensor("val_acc", &logits.accuracy(&targets)?)
+    }
+
+    fn configure_optimizers(&self) -> Optimizer {
+        fail_in(&self.mode, "configure_optimizers");
+        Optimizer::adam(1e-3)
+    }
+
     fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<Dataset>> {
+        fail_in(&self.mode, "dataset");
         let labels: Vec<i64> = (0..16).map(|i| i % 3).collect();
         Ok(Some(Dataset {
             inputs: Tensor::randn(&[16, 4], seed)?,

@@ -1,0 +1,151 @@
+//! `lightning.register`: uploads a model component (base64) and registers it under the target
+//! it declares. Offered only when the server runs with `--allow-register`.
+
+use super::args;
+use super::bounds::Bounds;
+use crate::protocol::ToolDefinition;
+use crate::runtime::{Runtime, UploadLimits};
+use crate::sandbox::Insertion;
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The tool's name.
+pub const NAME: &str = "lightning.register";
+
+/// Arguments of `lightning.register`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterArgs {
+    /// The component (`.wasm` of world `lightning:model/model@0.1.0`), base64-encoded
+    /// (standard alphabet, padded).
+    pub component: String,
+    /// Replace a model uploaded earlier under the same target (default false). Built-in
+    /// models and models from the models directory are never replaced.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// A checked `lightning.register` call: the decoded component.
+#[derive(Debug)]
+pub struct Request {
+    wasm: Vec<u8>,
+    replace: bool,
+}
+
+/// What a successful `lightning.register` returns.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RegisterOutput {
+    /// `registered` (new target), `replaced` (an earlier upload replaced) or `unchanged`
+    /// (this component was registered already).
+    pub status: &'static str,
+    /// The target to train it with (`model._target_`).
+    pub target: String,
+    /// The model's class name.
+    pub class: String,
+    /// Its description.
+    pub description: String,
+    /// Its default hyperparameters.
+    pub hyperparameters: Map<String, Value>,
+    /// `upload`.
+    pub source: String,
+    /// Hex SHA-256 of the component.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size_bytes: usize,
+}
+
+pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
+    ToolDefinition {
+        name: NAME,
+        title: "Register a model component",
+        description: "Uploads a model: a WebAssembly component of world \
+            lightning:model/model@0.1.0, base64-encoded in `component` (at most the server's \
+            upload limit, see lightning.inspect environment). It is checked, compiled and \
+            registered under the target its `describe` declares; then lightning.train and \
+            lightning.inspect accept that target. A target that is taken is refused, except \
+            that `replace: true` replaces an earlier upload. Uploaded models run in the same \
+            sandbox, with the same limits, as every model, and last until the server stops.",
+        input_schema: upload_schema(uploads),
+        output_schema: Some(args::schema::<RegisterOutput>()),
+    }
+}
+
+/// The input schema, with the size limit on `component`.
+fn upload_schema(uploads: UploadLimits) -> Value {
+    let mut schema = args::schema::<RegisterArgs>();
+    if let Some(component) = schema.pointer_mut("/properties/component")
+        && let Some(object) = component.as_object_mut()
+    {
+        object.insert(
+            "maxLength".into(),
+            Value::from(base64_len(uploads.max_bytes)),
+        );
+    }
+    schema
+}
+
+/// Length of the padded base64 of `bytes` bytes.
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3).saturating_mul(4)
+}
+
+/// Parses `lightning.register` arguments: the base64's length is checked before it is
+/// decoded (the decoded size when it is registered).
+pub(super) fn parse(arguments: Value, uploads: UploadLimits) -> Result<Request, String> {
+    let bounds = Bounds {
+        max_string: base64_len(uploads.max_bytes).max(Bounds::ARGUMENTS.max_string),
+        ..Bounds::ARGUMENTS
+    };
+    let args: RegisterArgs = args::parse_within(arguments, &bounds).map_err(|e| {
+        if e.contains("component: a string of") {
+            format!(
+                "{e} (the base64 of a {} byte upload limit, --max-register-bytes)",
+                uploads.max_bytes
+            )
+        } else {
+            e
+        }
+    })?;
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(args.component.trim())
+        .map_err(|e| format!("invalid arguments: component: not base64: {e}"))?;
+    Ok(Request {
+        wasm,
+        replace: args.replace,
+    })
+}
+
+pub(super) fn run(runtime: &Runtime, request: Request) -> Result<Value, String> {
+    // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
+    let _slot = runtime.run_slot()?;
+    let (model, insertion) = runtime
+        .register_upload(&request.wasm, request.replace)
+        .map_err(|e| format!("the component was not registered: {e}"))?;
+    let hyperparameters = match &model.description.hyperparameters {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    tracing::info!(
+        target = model.description.target,
+        sha256 = model.sha256,
+        ?insertion,
+        "model uploaded"
+    );
+    let output = RegisterOutput {
+        status: match insertion {
+            Insertion::Added => "registered",
+            Insertion::Replaced => "replaced",
+            Insertion::Unchanged => "unchanged",
+        },
+        target: model.description.target.clone(),
+        class: model.description.class_name.clone(),
+        description: model.description.summary.clone(),
+        hyperparameters,
+        source: model.source.to_string(),
+        sha256: model.sha256.clone(),
+        size_bytes: request.wasm.len(),
+    };
+    serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))
+}

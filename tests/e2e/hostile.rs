@@ -1,0 +1,562 @@
+//! End-to-end: the hostile-guest corpus through the built server over stdio. Each hostile
+//! request runs while a normal training runs beside it; the hostile one fails with a message
+//! naming what it did, the neighbour gets exactly the numbers it gets alone, and the server
+//! answers `ping` afterwards. Also: components the models directory must refuse, uploads
+//! with `lightning.register`, and limits a request may lower but never raise.
+
+#[path = "support.rs"]
+mod support;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+use support::{StdioServer, structured, tool_error};
+
+const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
+const MLP: &str = "lightning_mcp.models.mlp.MLP";
+
+/// A models directory with every test guest, good and bad, and a copy of a built-in.
+fn models_dir() -> tempfile::TempDir {
+    use lightning_mcp_guests::testing;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, wasm) in [
+        ("misbehaving.wasm", testing::MISBEHAVING),
+        ("sleeper.wasm", testing::SLEEPER),
+        ("file-reader.wasm", testing::FILE_READER),
+        ("socket-opener.wasm", testing::SOCKET_OPENER),
+        ("broken-describe.wasm", testing::BROKEN_DESCRIBE),
+        ("old-world.wasm", testing::OLD_WORLD),
+        ("mlp-copy.wasm", lightning_mcp_guests::MLP),
+    ] {
+        std::fs::write(dir.path().join(name), wasm).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
+/// The server on `dir`, with a 64 MiB guest memory limit.
+fn start(dir: &tempfile::TempDir, extra: &[&str]) -> StdioServer {
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let mut args = vec![
+        "--models-dir",
+        &dir_arg,
+        "--max-guest-memory-mib",
+        "64",
+        "--max-concurrent-runs",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    StdioServer::start(&args)
+}
+
+/// The neighbour: a normal MLP training with a fixed seed.
+fn neighbour() -> Value {
+    json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 3, "seed": 11}})
+}
+
+fn call(id: u64, name: &str, arguments: &Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": arguments}})
+}
+
+/// Sends every request at once and collects their results by id (in the order given), with
+/// the time each took.
+fn concurrently(server: &mut StdioServer, requests: &[Value]) -> Vec<(Value, Duration)> {
+    let started = Instant::now();
+    for request in requests {
+        server.send_raw(&request.to_string());
+    }
+    let mut results: Vec<Option<(Value, Duration)>> = vec![None; requests.len()];
+    while results.iter().any(Option::is_none) {
+        let message = server.next_message();
+        let Some(index) = requests
+            .iter()
+            .position(|r| r.get("id") == message.get("id"))
+        else {
+            continue;
+        };
+        let result = message
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("not a tool result: {message}"));
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some((result, started.elapsed()));
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+fn ping(server: &mut StdioServer, id: u64) {
+    let pong = server.request(&json!({"jsonrpc": "2.0", "id": id, "method": "ping"}));
+    assert_eq!(pong.get("result"), Some(&json!({})), "{pong}");
+}
+
+/// Resident and peak memory of the server, in MiB, from /proc.
+fn memory_mib(server: &StdioServer) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb >> 10)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[test]
+fn no_hostile_guest_harms_its_neighbour_or_the_server() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let alone = concurrently(&mut server, &[call(1, "lightning.train", &neighbour())]);
+    let reference = alone
+        .first()
+        .and_then(|(r, _)| structured(r).get("metrics").cloned())
+        .unwrap_or_else(|| panic!("no reference run"));
+
+    // (mode, the request's own limits, what the error must say)
+    let mut corpus: Vec<(String, Value, Vec<&str>)> = vec![
+        (
+            "infinite_loop".into(),
+            json!({"timeout_seconds": 1}),
+            vec!["time limit of 1 s", "timeout_seconds"],
+        ),
+        (
+            "host_call_loop".into(),
+            json!({"timeout_seconds": 1}),
+            vec!["time limit of 1 s"],
+        ),
+        (
+            "memory_bomb".into(),
+            json!({}),
+            vec!["guest memory limit of 64 MiB", "guest_memory_mib"],
+        ),
+        (
+            "deep_recursion".into(),
+            json!({}),
+            vec!["overflowed its call stack"],
+        ),
+        (
+            "host_memory_bomb".into(),
+            json!({"tensor_memory_mib": 64}),
+            vec!["host tensor memory limit of 64 MiB"],
+        ),
+        (
+            "graph_bomb".into(),
+            json!({"tensor_memory_mib": 64}),
+            vec!["host tensor memory limit of 64 MiB"],
+        ),
+        (
+            "giant_from_data".into(),
+            json!({"tensor_memory_mib": 16}),
+            vec!["host tensor memory limit of 16 MiB", "tensor_memory_mib"],
+        ),
+        (
+            "giant_tensor".into(),
+            json!({}),
+            vec!["zeros", "[65536, 65536]", "tensor_elements"],
+        ),
+        ("stale_handle".into(), json!({}), vec!["the model trapped"]),
+        ("forged_handle".into(), json!({}), vec!["the model trapped"]),
+        (
+            "shape_mismatch".into(),
+            json!({}),
+            vec!["matmul", "[8, 4]", "[3, 2]"],
+        ),
+        (
+            "panic".into(),
+            json!({}),
+            vec!["the model panicked", "panicked on purpose"],
+        ),
+        (
+            "read_env".into(),
+            json!({}),
+            vec!["environment is unavailable", "0 variables visible"],
+        ),
+        ("nan_loss".into(), json!({}), vec!["loss of NaN"]),
+        (
+            "non_scalar_loss".into(),
+            json!({}),
+            vec!["scalar loss", "[8, 3]"],
+        ),
+    ];
+    for hook in [
+        "init",
+        "dataset",
+        "configure_optimizers",
+        "training_step",
+        "validation_step",
+    ] {
+        corpus.push((
+            format!("panic_in:{hook}"),
+            json!({}),
+            vec!["the model panicked", "panicked in"],
+        ));
+        corpus.push((
+            format!("unreachable_in:{hook}"),
+            json!({}),
+            vec!["the model trapped: it executed `unreachable`"],
+        ));
+    }
+
+    let (baseline_rss, _) = memory_mib(&server);
+    let mut id = 10;
+    for (mode, limits, expected) in &corpus {
+        let hostile = json!({"model": {"_target_": MISBEHAVING, "mode": mode},
+                             "trainer": {"max_epochs": 1}, "limits": limits});
+        let results = concurrently(
+            &mut server,
+            &[
+                call(id, "lightning.train", &neighbour()),
+                call(id + 1, "lightning.train", &hostile),
+            ],
+        );
+        let [(beside, _), (failed, took)] = results.as_slice() else {
+            panic!("two results expected");
+        };
+        let message = tool_error(failed);
+        for needle in expected {
+            assert!(
+                message.contains(needle),
+                "{mode}: {message:?} lacks {needle:?}"
+            );
+        }
+        if limits.get("timeout_seconds").is_some() {
+            assert!(
+                *took >= Duration::from_secs(1) && *took < Duration::from_secs(5),
+                "{mode}: the deadline of 1 s fired after {took:?}"
+            );
+        }
+        assert_eq!(
+            structured(beside).get("metrics"),
+            Some(&reference),
+            "{mode}: the neighbour's numbers changed"
+        );
+        ping(&mut server, id + 2);
+        id += 3;
+    }
+
+    // Everything the corpus held was freed: no instance is left, memory is bounded.
+    let env = server.call_tool(id, "lightning.inspect", json!({"what": "environment"}));
+    let env = structured(&env);
+    assert_eq!(env.get("model_instances_alive"), Some(&json!(0)), "{env}");
+    assert_eq!(env.get("runs_in_progress"), Some(&json!(0)), "{env}");
+    let (rss, peak) = memory_mib(&server);
+    assert!(
+        rss < baseline_rss + 256 && peak < 2048,
+        "server memory: {baseline_rss} MiB before, {rss} MiB after, {peak} MiB at peak"
+    );
+}
+
+#[test]
+fn a_flood_of_output_is_truncated_and_the_server_stays_responsive() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let level = server.request(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel",
+                                       "params": {"level": "info"}}),
+    );
+    assert_eq!(level.get("result"), Some(&json!({})));
+    let flood = json!({"model": {"_target_": MISBEHAVING, "mode": "flood"},
+                       "trainer": {"max_epochs": 1, "limit_val_batches": 0}});
+    server.send_raw(&call(2, "lightning.train", &flood).to_string());
+    let mut printed = 0;
+    let result = loop {
+        let message = server.next_message();
+        if message.get("id") == Some(&json!(2)) {
+            break message;
+        }
+        if message.pointer("/params/logger") == Some(&json!("model")) {
+            printed += 1;
+        }
+    };
+    assert_eq!(
+        result.pointer("/result/isError"),
+        Some(&json!(false)),
+        "{result}"
+    );
+    // 2 steps × 40,000 lines were printed; at most 200 per stream reach the log.
+    assert!(
+        (200..=400).contains(&printed),
+        "{printed} model lines were forwarded"
+    );
+    ping(&mut server, 3);
+}
+
+/// The `rejected` entry of `inspect models` for `file`.
+fn rejection(models: &Value, file: &str) -> String {
+    models
+        .get("rejected")
+        .and_then(Value::as_array)
+        .and_then(|r| {
+            r.iter().find(|r| {
+                r.get("path")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.ends_with(file))
+            })
+        })
+        .and_then(|r| r.get("error"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{file} was not rejected: {models}"))
+        .to_string()
+}
+
+#[test]
+fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let result = server.call_tool(1, "lightning.inspect", json!({"what": "models"}));
+    let models = structured(&result);
+
+    let misbehaving = models
+        .get("models")
+        .and_then(Value::as_array)
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m.get("target") == Some(&json!(MISBEHAVING)))
+        })
+        .unwrap_or_else(|| panic!("{MISBEHAVING} is not registered: {models}"));
+    let path = dir.path().join("misbehaving.wasm");
+    assert_eq!(
+        misbehaving.get("source"),
+        Some(&json!(path.display().to_string()))
+    );
+    let sha = Sha256::digest(lightning_mcp_guests::testing::MISBEHAVING);
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(misbehaving.get("sha256"), Some(&json!(hex)));
+
+    for (file, needles) in [
+        (
+            "sleeper.wasm",
+            &["it imports", "wasi:clocks/monotonic-clock"][..],
+        ),
+        (
+            "file-reader.wasm",
+            &["wasi:filesystem/preopens", "does not grant"],
+        ),
+        (
+            "socket-opener.wasm",
+            &["wasi:sockets/tcp", "does not grant"],
+        ),
+        (
+            "old-world.wasm",
+            &["lightning:model/model@0.1.0", "lightning-module@0.1.0"],
+        ),
+        ("broken-describe.wasm", &["describe failed", "unreachable"]),
+        ("mlp-copy.wasm", &["already registered (built-in)"]),
+    ] {
+        let error = rejection(models, file);
+        for needle in needles {
+            assert!(error.contains(needle), "{file}: {error:?} lacks {needle:?}");
+        }
+    }
+    // The refused files harmed nothing: a model from the directory trains.
+    let ok =
+        json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 2}});
+    let trained = server.call_tool(2, "lightning.train", ok);
+    assert_eq!(
+        structured(&trained).get("status"),
+        Some(&json!("completed"))
+    );
+}
+
+#[test]
+fn a_request_may_lower_limits_but_never_raise_them() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let mlp = |limits: Value| json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 2}, "limits": limits});
+    let cases = [
+        (
+            json!({"guest_memory_mib": 65}),
+            "limits.guest_memory_mib must be between 1 and the server's limit of 64, got 65",
+        ),
+        (
+            json!({"timeout_seconds": 0}),
+            "limits.timeout_seconds must be above 0",
+        ),
+        (
+            json!({"tensor_rank": 7}),
+            "limits.tensor_rank must be between 1 and the server's limit of 6",
+        ),
+        (json!({"guest_memory": 1}), "unknown field `guest_memory`"),
+        (
+            json!({"total_steps": 10}),
+            "the run plans 32 optimizer steps",
+        ),
+        (
+            json!({"batch_size": 16}),
+            "a batch size of 32 is above the limit of 16 (batch_size)",
+        ),
+        (
+            json!({"dataset_samples": 100}),
+            "a dataset of 512 samples is above the limit of 100",
+        ),
+        (
+            json!({"tensor_elements": 100}),
+            "above the limit of 100 elements per tensor (tensor_elements)",
+        ),
+    ];
+    for (id, (limits, expected)) in (1..).zip(cases) {
+        let message = tool_error(&server.call_tool(id, "lightning.train", mlp(limits)));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let lowered = server.call_tool(
+        20,
+        "lightning.train",
+        mlp(json!({"total_steps": 32, "batch_size": 32, "timeout_seconds": 60})),
+    );
+    assert_eq!(
+        structured(&lowered).get("status"),
+        Some(&json!("completed"))
+    );
+
+    // Out-of-range and oversized arguments name the field.
+    let cases = [
+        (
+            json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 1e15}}),
+            "trainer.max_epochs",
+        ),
+        (
+            json!({"model": {"_target_": MLP, "hidden_dims": vec![1; 2_000_000]}}),
+            "model.hidden_dims: an array of 2000000 elements",
+        ),
+        (
+            json!({"model": {"_target_": "x".repeat(100_000)}}),
+            "model._target_: a string of 100000 bytes",
+        ),
+        (
+            json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 2, "gpus": 1}}),
+            "unknown field `gpus`",
+        ),
+    ];
+    for (id, (arguments, expected)) in (30..).zip(cases) {
+        let message = tool_error(&server.call_tool(id, "lightning.train", arguments));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let message = tool_error(&server.call_tool(
+        40,
+        "lightning.train",
+        json!({"model": {"_target_": MLP, "x": deep}}),
+    ));
+    assert!(
+        message.contains("nested deeper than 32 levels"),
+        "{message}"
+    );
+    ping(&mut server, 41);
+}
+
+fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn models_are_uploaded_with_register_only_when_allowed() {
+    let mut plain = StdioServer::start(&[]);
+    let refused = plain.request(&call(
+        1,
+        "lightning.register",
+        &json!({"component": "AA=="}),
+    ));
+    assert_eq!(
+        refused.pointer("/error/code"),
+        Some(&json!(-32602)),
+        "{refused}"
+    );
+
+    let mut server = StdioServer::start(&["--allow-register", "--max-register-bytes", "400000"]);
+    let list = server.request(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let register = list
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .and_then(|t| {
+            t.iter()
+                .find(|t| t.get("name") == Some(&json!("lightning.register")))
+        })
+        .unwrap_or_else(|| panic!("no lightning.register in {list}"));
+    assert_eq!(
+        register.pointer("/inputSchema/properties/component/maxLength"),
+        Some(&json!(533_336))
+    );
+
+    let upload = |server: &mut StdioServer, id: u64, wasm: &[u8], replace: bool| {
+        server.call_tool(
+            id,
+            "lightning.register",
+            json!({"component": base64(wasm), "replace": replace}),
+        )
+    };
+    let misbehaving = lightning_mcp_guests::testing::MISBEHAVING;
+    let first = upload(&mut server, 2, misbehaving, false);
+    let first = structured(&first);
+    assert_eq!(first.get("status"), Some(&json!("registered")), "{first}");
+    assert_eq!(first.get("target"), Some(&json!(MISBEHAVING)));
+    assert_eq!(first.get("source"), Some(&json!("upload")));
+    assert_eq!(first.get("size_bytes"), Some(&json!(misbehaving.len())));
+    let again = upload(&mut server, 3, misbehaving, false);
+    assert_eq!(structured(&again).get("status"), Some(&json!("unchanged")));
+
+    let ok =
+        json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 2}});
+    let trained = server.call_tool(4, "lightning.train", ok);
+    assert_eq!(
+        structured(&trained).get("status"),
+        Some(&json!("completed"))
+    );
+    let models = server.call_tool(5, "lightning.inspect", json!({"what": "models"}));
+    let sources: Vec<(Value, Value)> = structured(&models)
+        .get("models")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .map(|m| {
+                    (
+                        m.get("target").cloned().unwrap_or_default(),
+                        m.get("source").cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        sources.contains(&(json!(MISBEHAVING), json!("upload"))),
+        "{sources:?}"
+    );
+    assert!(
+        sources.contains(&(json!(MLP), json!("built-in"))),
+        "{sources:?}"
+    );
+
+    let cases: [(&[u8], &str); 4] = [
+        (
+            lightning_mcp_guests::MLP,
+            "target lightning_mcp.models.mlp.MLP is already registered (built-in)",
+        ),
+        (b"\0asm not really", "not a valid component"),
+        (lightning_mcp_guests::testing::SLEEPER, "wasi:clocks"),
+        (
+            lightning_mcp_guests::testing::OLD_WORLD,
+            "lightning-module@0.1.0",
+        ),
+    ];
+    for (id, (wasm, expected)) in (10..).zip(cases) {
+        let message = tool_error(&upload(&mut server, id, wasm, false));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let message = tool_error(&server.call_tool(
+        20,
+        "lightning.register",
+        json!({"component": "not base64!"}),
+    ));
+    assert!(message.contains("component: not base64"), "{message}");
+    let too_big = "A".repeat(600_000);
+    let message =
+        tool_error(&server.call_tool(21, "lightning.register", json!({"component": too_big})));
+    assert!(message.contains("--max-register-bytes"), "{message}");
+    ping(&mut server, 22);
+}

@@ -490,3 +490,61 @@ fn a_header_that_disagrees_with_the_body_is_refused() {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json().pointer("/error/code"), Some(&json!(-32020)));
 }
+
+#[test]
+fn many_simultaneous_trainings_all_complete_or_are_told_the_server_is_busy() {
+    let server = HttpServer::start(&["--max-concurrent-runs", "2"]);
+    let port = server.port;
+    const CLIENTS: u64 = 16;
+    let replies: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                scope.spawn(move || {
+                    post_stateless(
+                        port,
+                        i,
+                        "tools/call",
+                        json!({"name": "lightning.train", "arguments": {
+                            "model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3},
+                            "trainer": {"max_epochs": 200, "seed": 5}}}),
+                    )
+                    .json()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| panic!("a client panicked")))
+            .collect()
+    });
+    let mut completed = Vec::new();
+    let mut busy = 0;
+    for (i, reply) in (0..).zip(&replies) {
+        assert_eq!(reply.get("id"), Some(&json!(i)), "{reply}");
+        let result = reply
+            .get("result")
+            .unwrap_or_else(|| panic!("no result: {reply}"));
+        if result.get("isError") == Some(&json!(true)) {
+            let error = result
+                .pointer("/structuredContent/error")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            assert!(error.contains("the server is busy"), "{error}");
+            busy += 1;
+        } else {
+            completed.push(result.pointer("/structuredContent/metrics").cloned());
+        }
+    }
+    assert_eq!(
+        completed.len() + busy,
+        CLIENTS as usize,
+        "a request was lost"
+    );
+    assert!(!completed.is_empty(), "nothing completed");
+    // Same seed, same numbers, however many ran beside each other.
+    assert!(
+        completed.windows(2).all(|w| w.first() == w.get(1)),
+        "{completed:?}"
+    );
+    wait_until_idle(port);
+}

@@ -130,9 +130,11 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let train = own_data(&mut instance, Split::Train, options.seed)?
+    let train = own_data(&mut instance, Split::Train, options.seed)
+        .map_err(|e| format!("{target}: {e}"))?
         .ok_or_else(|| format!("{target} brings no training data of its own"))?;
-    let val = own_data(&mut instance, Split::Validation, options.seed)?;
+    let val = own_data(&mut instance, Split::Validation, options.seed)
+        .map_err(|e| format!("{target}: {e}"))?;
     let config = FitConfig {
         max_epochs: options.max_epochs,
         max_steps: options.max_steps,

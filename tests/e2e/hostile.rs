@@ -397,6 +397,18 @@ fn a_request_may_lower_limits_but_never_raise_them() {
             json!({"tensor_elements": 100}),
             "above the limit of 100 elements per tensor (tensor_elements)",
         ),
+        (
+            json!({"instances": 1}),
+            "more than the limit of 1 core instances (instances)",
+        ),
+        (
+            json!({"table_elements": 1}),
+            "the limit of 1 table elements (table_elements)",
+        ),
+        (
+            json!({"tensor_handles": 3}),
+            "the limit of 3 live tensor handles (tensor_handles)",
+        ),
     ];
     for (id, (limits, expected)) in (1..).zip(cases) {
         let message = tool_error(&server.call_tool(id, "lightning.train", mlp(limits)));

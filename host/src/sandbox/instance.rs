@@ -310,6 +310,15 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> SandboxError {
     if e.downcast_ref::<Cancelled>().is_some() {
         return SandboxError::Cancelled(Cancelled);
     }
+    // wasmtime refuses instances past `ResourceLimiter::instances` with an error of its own.
+    if e.root_cause()
+        .to_string()
+        .contains("instance count too high")
+    {
+        return SandboxError::Limit(LimitExceeded::Instances {
+            limit: store.data().limits().max_instances,
+        });
+    }
     let tail = store.data().stderr_tail();
     if tail.lines().any(|l| l.contains("panicked")) {
         return SandboxError::Trap(format!("the model panicked: {}", panic_message(&tail)));

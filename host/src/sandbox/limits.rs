@@ -187,6 +187,12 @@ pub enum LimitExceeded {
         /// The limit.
         limit: usize,
     },
+    /// The component would create more than [`Limits::max_instances`] core instances.
+    #[error("the model needs more than the limit of {limit} core instances (instances)")]
+    Instances {
+        /// The limit.
+        limit: usize,
+    },
     /// The guest's host tensors would exceed [`Limits::max_tensor_bytes`].
     #[error(
         "the model exceeded the host tensor memory limit of {} MiB (tensor_memory_mib)",

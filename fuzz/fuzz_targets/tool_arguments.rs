@@ -1,0 +1,37 @@
+//! Arbitrary JSON as the arguments of each tool, through the real parser: bounds, serde,
+//! trainer options, limits, base64. Nothing may panic; an error must name what is wrong.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lightning_mcp::runtime::{Runtime, RuntimeConfig, UploadLimits};
+use lightning_mcp::tools::Tools;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+const TOOLS: [&str; 3] = ["lightning.train", "lightning.inspect", "lightning.register"];
+
+fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        Tools::new(Runtime::new(RuntimeConfig {
+            uploads: Some(UploadLimits::default()),
+            ..RuntimeConfig::default()
+        }))
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(arguments) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    let name = TOOLS[usize::from(*first) % TOOLS.len()];
+    match tools().parse(name, arguments) {
+        Some(Ok(_)) => {}
+        Some(Err(message)) => assert!(!message.is_empty(), "an empty error"),
+        None => panic!("{name} is a tool of this server"),
+    }
+});

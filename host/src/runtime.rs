@@ -87,6 +87,22 @@ impl Drop for RunSlot<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *running = running.saturating_sub(1);
+        drop(running);
+        release_freed_memory();
+    }
+}
+
+/// Hands the memory a finished run freed back to the system. glibc keeps freed heap pages
+/// (and raises its mmap threshold after a large free, so later large tensors come from the
+/// heap too); without this, one run that came near its tensor limit would leave the process
+/// that much larger for good.
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages of glibc's heaps to the kernel; it has no
+    // preconditions and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

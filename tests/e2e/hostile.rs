@@ -512,6 +512,20 @@ fn models_are_uploaded_with_register_only_when_allowed() {
     assert_eq!(first.get("size_bytes"), Some(&json!(misbehaving.len())));
     let again = upload(&mut server, 3, misbehaving, false);
     assert_eq!(structured(&again).get("status"), Some(&json!("unchanged")));
+    // A new build of the same model (here: one more custom section) replaces it only when
+    // asked to.
+    let mut rebuilt = misbehaving.to_vec();
+    rebuilt.extend_from_slice(&[0x00, 0x03, 0x01, b'v', b'2']);
+    let message = tool_error(&upload(&mut server, 6, &rebuilt, false));
+    assert!(
+        message.contains("already registered (upload); pass replace: true"),
+        "{message}"
+    );
+    let replaced = upload(&mut server, 7, &rebuilt, true);
+    assert_eq!(
+        structured(&replaced).get("status"),
+        Some(&json!("replaced"))
+    );
 
     let ok =
         json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 2}});
@@ -571,4 +585,26 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         tool_error(&server.call_tool(21, "lightning.register", json!({"component": too_big})));
     assert!(message.contains("--max-register-bytes"), "{message}");
     ping(&mut server, 22);
+}
+
+#[test]
+fn a_guest_looping_over_host_calls_alone_does_not_grow_the_server() {
+    // Burn records every op in a process-wide graph that only a backward pass sweeps; with no
+    // training beside it, only the host's own sweeps keep this loop from growing the server.
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let ok =
+        json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 1}});
+    let warm = server.call_tool(1, "lightning.train", ok);
+    assert_eq!(structured(&warm).get("status"), Some(&json!("completed")));
+    let (before, _) = memory_mib(&server);
+    let looping = json!({"model": {"_target_": MISBEHAVING, "mode": "host_call_loop"},
+                         "trainer": {"max_epochs": 1}, "limits": {"timeout_seconds": 2}});
+    let message = tool_error(&server.call_tool(2, "lightning.train", looping));
+    assert!(message.contains("time limit of 2 s"), "{message}");
+    let (after, peak) = memory_mib(&server);
+    assert!(
+        peak < before + 64,
+        "the server grew from {before} MiB to a peak of {peak} MiB ({after} MiB after)"
+    );
 }

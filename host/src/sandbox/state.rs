@@ -14,6 +14,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Most distinct metric names one run may log.
 pub const MAX_METRIC_NAMES: usize = 256;
 
+/// Tensors handed to a guest between two sweeps of the autodiff graph's records (see
+/// [`tensor::sweep_graph`]): bounds what a guest that never trains can make the host keep.
+const OPS_PER_GRAPH_SWEEP: u32 = 4096;
+
 /// What a guest's tensor handle points at.
 #[derive(Debug)]
 pub enum GuestTensor {
@@ -59,6 +63,7 @@ pub struct HostState {
     live_handles: usize,
     graph_bytes: usize,
     step_graph: Vec<Tensor>,
+    ops_since_sweep: u32,
     stderr_tail: OutputTail,
     guest_lines: GuestLines,
 }
@@ -101,6 +106,7 @@ impl HostState {
             live_handles: 0,
             graph_bytes: 0,
             step_graph: Vec::new(),
+            ops_since_sweep: 0,
             stderr_tail,
             guest_lines,
         }
@@ -162,6 +168,13 @@ impl HostState {
     /// guest drops its handle, until backward (or [`Self::take_step_graph`]) releases it.
     pub fn give(&mut self, t: Tensor) -> wasmtime::Result<Resource<GuestTensor>> {
         self.charge(t.size_in_bytes())?;
+        self.ops_since_sweep += 1;
+        if self.ops_since_sweep >= OPS_PER_GRAPH_SWEEP {
+            self.ops_since_sweep = 0;
+            if let Err(e) = tensor::sweep_graph(&self.device) {
+                tracing::warn!("sweeping the autodiff graph: {e}");
+            }
+        }
         if self.mode == Mode::Train && tensor::is_tracked(&t) {
             self.step_graph.push(t.clone());
         }

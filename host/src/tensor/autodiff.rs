@@ -43,6 +43,18 @@ pub fn release_graph(tensors: &[Tensor]) -> Result<(), TensorError> {
     }
 }
 
+/// Frees the autodiff bookkeeping of tensors that no longer exist.
+///
+/// Burn's autodiff backend records every op in a process-wide graph — untracked ones too — and
+/// sweeps the records of dropped tensors only when a backward pass runs. Code that computes
+/// without ever running backward (a validation pass, a guest looping over host calls) would
+/// grow that graph without bound; this runs a backward pass on a throwaway one-element tensor,
+/// whose sweep frees every record no live tensor needs.
+pub fn sweep_graph(device: &super::Device) -> Result<(), TensorError> {
+    let leaf = trainable(super::from_f32(device, vec![0.0], &[1])?)?;
+    backward(&super::sum(&leaf)?).map(drop)
+}
+
 /// Gradients of one backward pass.
 pub struct Gradients(burn::tensor::Gradients);
 

@@ -74,11 +74,11 @@ struct Cli {
         default_value = "checkpoints"
     )]
     checkpoint_dir: PathBuf,
-    #[command(flatten)]
-    limits: LimitFlags,
     /// Log filter for stderr, e.g. `info`, `debug`, `lightning_mcp=trace`.
     #[arg(long, env = "LIGHTNING_MCP_LOG", default_value = "info")]
     log: String,
+    #[command(flatten)]
+    limits: LimitFlags,
 }
 
 /// The limits of every model run; a request's `limits` may lower each, never raise it.

@@ -278,8 +278,16 @@ impl Runtime {
                 .models()
                 .map(|m| m.description.target.as_str())
                 .collect();
+            let refused = match registry.rejected().len() {
+                0 => String::new(),
+                n => format!(
+                    " ({n} file(s) of the models directory were refused: lightning.inspect \
+                     `what: models` lists them with the reason)"
+                ),
+            };
             format!(
-                "model._target_ {target:?} is not a registered model; registered models: {}",
+                "model._target_ {target:?} is not a registered model; registered models: \
+                 {}{refused}",
                 known.join(", ")
             )
         })

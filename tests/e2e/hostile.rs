@@ -352,6 +352,13 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
             assert!(error.contains(needle), "{file}: {error:?} lacks {needle:?}");
         }
     }
+    // Asking for a refused model says where to look.
+    let refused = json!({"model": {"_target_": "lightning_mcp.testing.FileReader"}});
+    let message = tool_error(&server.call_tool(3, "lightning.train", refused));
+    assert!(
+        message.contains("is not a registered model") && message.contains("6 file(s)"),
+        "{message}"
+    );
     // The refused files harmed nothing: a model from the directory trains.
     let ok =
         json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 2}});

@@ -9,7 +9,7 @@
 use crate::files::ConfinedDir;
 use crate::sandbox::{
     ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel, Sandbox,
-    SandboxError,
+    SandboxError, sha256_hex,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
@@ -232,10 +232,32 @@ impl Runtime {
             ));
         }
         let registry = self.loaded_registry()?;
-        let sandbox = self.sandbox()?;
+        let full = || {
+            format!(
+                "{} uploaded models are registered, the most this server keeps \
+                 (--max-uploaded-models); to replace one, pass replace: true",
+                uploads.max_models
+            )
+        };
+        let is_full = |r: &ModelRegistry| r.uploads() >= uploads.max_models;
+        {
+            let current = registry.read().unwrap_or_else(PoisonError::into_inner);
+            let sha256 = sha256_hex(wasm);
+            if let Some(same) = current
+                .models()
+                .find(|m| m.source == ModelSource::Upload && m.sha256 == sha256)
+            {
+                return Ok((same.clone(), Insertion::Unchanged));
+            }
+            // Only a replacement can succeed on a full server: refuse the rest unread.
+            if !replace && is_full(&current) {
+                return Err(full());
+            }
+        }
+        // Compiled in memory only: strangers' uploads never fill the on-disk cache.
         let model = ModelRegistry::compile(
-            sandbox,
-            &self.config.cache,
+            self.sandbox()?,
+            &ComponentCache::disabled(),
             &self.config.limits,
             wasm,
             ModelSource::Upload,
@@ -243,12 +265,8 @@ impl Runtime {
         .map_err(|e| e.to_string())?;
         let mut registry = registry.write().unwrap_or_else(PoisonError::into_inner);
         let taken = registry.get(&model.description.target).is_some();
-        if !taken && registry.uploads() >= uploads.max_models {
-            return Err(format!(
-                "{} uploaded models are registered, the most this server keeps \
-                 (--max-uploaded-models); replace one instead",
-                uploads.max_models
-            ));
+        if !taken && is_full(&registry) {
+            return Err(full());
         }
         registry.insert(model, replace).map_err(|e| e.to_string())
     }

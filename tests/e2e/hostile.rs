@@ -488,7 +488,13 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         "{refused}"
     );
 
-    let mut server = StdioServer::start(&["--allow-register", "--max-register-bytes", "400000"]);
+    let mut server = StdioServer::start(&[
+        "--allow-register",
+        "--max-register-bytes",
+        "400000",
+        "--max-uploaded-models",
+        "1",
+    ]);
     let list = server.request(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     let register = list
         .pointer("/result/tools")
@@ -525,7 +531,8 @@ fn models_are_uploaded_with_register_only_when_allowed() {
     rebuilt.extend_from_slice(&[0x00, 0x03, 0x01, b'v', b'2']);
     let message = tool_error(&upload(&mut server, 6, &rebuilt, false));
     assert!(
-        message.contains("already registered (upload); pass replace: true"),
+        message.contains("1 uploaded models are registered, the most this server keeps")
+            && message.contains("pass replace: true"),
         "{message}"
     );
     let replaced = upload(&mut server, 7, &rebuilt, true);
@@ -577,8 +584,9 @@ fn models_are_uploaded_with_register_only_when_allowed() {
             "lightning-module@0.1.0",
         ),
     ];
+    // (With `replace`, so that the full server compiles and checks them.)
     for (id, (wasm, expected)) in (10..).zip(cases) {
-        let message = tool_error(&upload(&mut server, id, wasm, false));
+        let message = tool_error(&upload(&mut server, id, wasm, true));
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
     }
     let message = tool_error(&server.call_tool(

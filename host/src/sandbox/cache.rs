@@ -61,7 +61,7 @@ impl ComponentCache {
     /// The compiled form of `wasm`: from the cache when present and valid, else compiled now
     /// (and stored for next time).
     pub fn load_or_compile(&self, engine: &Engine, wasm: &[u8]) -> Result<Compiled, SandboxError> {
-        let sha256 = hex(&Sha256::digest(wasm));
+        let sha256 = sha256_hex(wasm);
         let path = self.dir.as_ref().map(|dir| {
             let mut engine_hash = DefaultHasher::new();
             engine
@@ -150,6 +150,11 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
+}
+
+/// Lowercase hex SHA-256 of `bytes`: how a component is known in the cache and the registry.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -1,8 +1,8 @@
 //! Hard limits of one sandboxed run, and the error that names the limit a guest hit.
 //!
 //! Every limit has a name — the key a request's `limits` object uses to lower it, and (with
-//! `--max-` in front, `_` as `-`) the server flag that sets it — and every error names the
-//! limit and its value.
+//! `--max-` in front, `_` as `-`) the server flag that sets it; `timeout_seconds` is set by
+//! `--call-timeout` and `--train-timeout` — and every error names the limit and its value.
 
 use crate::tensor;
 use std::time::Duration;
@@ -88,8 +88,11 @@ impl Limits {
         if self.max_total_steps == 0 {
             return Err("the total steps limit must be at least 1".into());
         }
-        if self.call_timeout.is_zero() || self.train_timeout.is_zero() {
-            return Err("timeouts must be at least 1 s".into());
+        const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+        for timeout in [self.call_timeout, self.train_timeout] {
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err("timeouts must be between 1 s and a year".into());
+            }
         }
         if self.max_tensor_rank > tensor::MAX_RANK {
             return Err(format!(

@@ -15,7 +15,7 @@ mod registry;
 mod state;
 mod wasi;
 
-pub use cache::ComponentCache;
+pub use cache::{ComponentCache, sha256_hex};
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
 pub use registry::{

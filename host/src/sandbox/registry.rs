@@ -71,6 +71,8 @@ fn granted(name: &str) -> bool {
 const MAX_NAME: usize = 200;
 /// Longest summary a model may declare.
 const MAX_SUMMARY: usize = 4096;
+/// Longest default hyperparameters (JSON) a model may declare.
+const MAX_HYPERPARAMETERS: usize = 64 << 10;
 
 impl ModelDescription {
     /// Checks what a (possibly hostile) guest says about itself: a target of
@@ -97,6 +99,11 @@ impl ModelDescription {
         }
         if raw.summary.len() > MAX_SUMMARY {
             return bad(format!("the summary is longer than {MAX_SUMMARY} bytes"));
+        }
+        if raw.hyperparameters.len() > MAX_HYPERPARAMETERS {
+            return bad(format!(
+                "the default hyperparameters are longer than {MAX_HYPERPARAMETERS} bytes"
+            ));
         }
         let hyperparameters: serde_json::Value = match serde_json::from_str(&raw.hyperparameters) {
             Ok(v @ serde_json::Value::Object(_)) => v,

@@ -14,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Most distinct metric names one run may log.
 pub const MAX_METRIC_NAMES: usize = 256;
 
-/// Tensors handed to a guest between two sweeps of the autodiff graph's records (see
+/// Ops a guest runs between two sweeps of the autodiff graph's records (see
 /// [`tensor::sweep_graph`]): bounds what a guest that never trains can make the host keep.
 const OPS_PER_GRAPH_SWEEP: u32 = 4096;
 
@@ -168,13 +168,6 @@ impl HostState {
     /// guest drops its handle, until backward (or [`Self::take_step_graph`]) releases it.
     pub fn give(&mut self, t: Tensor) -> wasmtime::Result<Resource<GuestTensor>> {
         self.charge(t.size_in_bytes())?;
-        self.ops_since_sweep += 1;
-        if self.ops_since_sweep >= OPS_PER_GRAPH_SWEEP {
-            self.ops_since_sweep = 0;
-            if let Err(e) = tensor::sweep_graph(&self.device) {
-                tracing::warn!("sweeping the autodiff graph: {e}");
-            }
-        }
         if self.mode == Mode::Train && tensor::is_tracked(&t) {
             self.step_graph.push(t.clone());
         }
@@ -260,6 +253,7 @@ impl HostState {
         &mut self,
         outcome: Result<Tensor, TensorError>,
     ) -> wasmtime::Result<Result<Resource<GuestTensor>, tensors::TensorError>> {
+        self.count_op();
         let checked = outcome.and_then(|t| {
             self.check_size("result", &t.shape())?;
             Ok(t)
@@ -267,6 +261,18 @@ impl HostState {
         match checked {
             Ok(t) => Ok(Ok(self.give(t)?)),
             Err(e) => Ok(Err(wit_error(e))),
+        }
+    }
+
+    /// Counts one op (whatever its outcome: Burn recorded it either way) and sweeps the
+    /// autodiff records every [`OPS_PER_GRAPH_SWEEP`] ops.
+    fn count_op(&mut self) {
+        self.ops_since_sweep += 1;
+        if self.ops_since_sweep >= OPS_PER_GRAPH_SWEEP {
+            self.ops_since_sweep = 0;
+            if let Err(e) = tensor::sweep_graph(&self.device) {
+                tracing::warn!("sweeping the autodiff graph: {e}");
+            }
         }
     }
 
@@ -301,7 +307,7 @@ impl HostState {
     /// Checks a tensor the guest asks to create, before anything is allocated for it: its
     /// shape against the rank and element limits (an error the guest sees) and its bytes
     /// against the tensor memory left (a limit that ends the run).
-    fn new_tensor(
+    fn check_new_tensor(
         &self,
         op: &'static str,
         shape: &[u32],
@@ -368,7 +374,7 @@ fn dims(op: &'static str, shape: &[u32]) -> Result<Vec<usize>, TensorError> {
         return Err(TensorError::new(
             op,
             format!(
-                "the shape has rank {}, allowed 1 to {}",
+                "the shape has rank {}, above the limit of {} (tensor_rank)",
                 shape.len(),
                 tensor::MAX_RANK
             ),
@@ -392,7 +398,7 @@ impl tensors::Host for HostState {}
 
 impl tensors::HostTensor for HostState {
     fn from_f32(&mut self, data: Vec<f32>, shape: Vec<u32>) -> OpReply {
-        let outcome = match self.new_tensor("from-f32", &shape, DType::F32)? {
+        let outcome = match self.check_new_tensor("from-f32", &shape, DType::F32)? {
             Ok(shape) => tensor::from_f32(&self.device, data, &shape),
             Err(e) => Err(e),
         };
@@ -400,7 +406,7 @@ impl tensors::HostTensor for HostState {
     }
 
     fn from_i64(&mut self, data: Vec<i64>, shape: Vec<u32>) -> OpReply {
-        let outcome = match self.new_tensor("from-i64", &shape, DType::I64)? {
+        let outcome = match self.check_new_tensor("from-i64", &shape, DType::I64)? {
             Ok(shape) => tensor::from_i64(&self.device, data, &shape),
             Err(e) => Err(e),
         };
@@ -408,7 +414,7 @@ impl tensors::HostTensor for HostState {
     }
 
     fn zeros(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = match self.new_tensor("zeros", &shape, DType::F32)? {
+        let outcome = match self.check_new_tensor("zeros", &shape, DType::F32)? {
             Ok(shape) => tensor::zeros(&self.device, &shape),
             Err(e) => Err(e),
         };
@@ -416,7 +422,7 @@ impl tensors::HostTensor for HostState {
     }
 
     fn ones(&mut self, shape: Vec<u32>) -> OpReply {
-        let outcome = match self.new_tensor("ones", &shape, DType::F32)? {
+        let outcome = match self.check_new_tensor("ones", &shape, DType::F32)? {
             Ok(shape) => tensor::ones(&self.device, &shape),
             Err(e) => Err(e),
         };
@@ -424,7 +430,7 @@ impl tensors::HostTensor for HostState {
     }
 
     fn randn(&mut self, shape: Vec<u32>, seed: u64) -> OpReply {
-        let outcome = match self.new_tensor("randn", &shape, DType::F32)? {
+        let outcome = match self.check_new_tensor("randn", &shape, DType::F32)? {
             Ok(shape) => tensor::randn(&self.device, &shape, seed),
             Err(e) => Err(e),
         };
@@ -432,7 +438,7 @@ impl tensors::HostTensor for HostState {
     }
 
     fn uniform(&mut self, shape: Vec<u32>, low: f32, high: f32, seed: u64) -> OpReply {
-        let outcome = match self.new_tensor("uniform", &shape, DType::F32)? {
+        let outcome = match self.check_new_tensor("uniform", &shape, DType::F32)? {
             Ok(shape) => tensor::uniform(&self.device, &shape, low, high, seed),
             Err(e) => Err(e),
         };
@@ -625,7 +631,7 @@ impl tensors::HostTensor for HostState {
 impl params::Host for HostState {
     fn parameter(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
         const OP: &str = "parameter";
-        let shape = match self.new_tensor(OP, &shape, DType::F32)? {
+        let shape = match self.check_new_tensor(OP, &shape, DType::F32)? {
             Ok(shape) => shape,
             Err(e) => return Ok(Err(wit_error(e))),
         };

@@ -328,7 +328,8 @@ impl LimitsArg {
                      {max} s, got {seconds}; a request may lower a limit, never raise it"
                 ));
             }
-            *budget = Duration::from_secs_f64(seconds);
+            *budget = Duration::try_from_secs_f64(seconds)
+                .map_err(|e| format!("limits.timeout_seconds: {seconds} is not a duration: {e}"))?;
         }
         Ok(limits)
     }

@@ -1,5 +1,5 @@
-//! Size bounds on tool arguments, checked before they are parsed or handed to a model: how
-//! deep the JSON nests, how long its strings, arrays and objects are. An argument out of
+//! Size bounds on tool arguments, checked before they are parsed into typed arguments or
+//! handed to a model: how deep the JSON nests, how long its strings, arrays and objects are. An argument out of
 //! bounds is an error naming its path.
 
 use serde_json::Value;

@@ -9,7 +9,14 @@ use lightning_mcp::tools::Tools;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-const TOOLS: [&str; 3] = ["lightning.train", "lightning.inspect", "lightning.register"];
+const TOOLS: [&str; 6] = [
+    "lightning.train",
+    "lightning.inspect",
+    "lightning.register",
+    "lightning.validate",
+    "lightning.test",
+    "lightning.predict",
+];
 
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();

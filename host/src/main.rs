@@ -107,11 +107,11 @@ struct LimitFlags {
     /// Most core instances one component may create.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_instances)]
     max_instances: usize,
-    /// Wall-clock budget of a call that does not train (building a model to inspect it), in
-    /// seconds.
+    /// Wall-clock budget of building a model to inspect it (and of a `describe` when a model is
+    /// registered), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().call_timeout.as_secs())]
     call_timeout: u64,
-    /// Wall-clock budget of a training run, in seconds.
+    /// Wall-clock budget of a training, validation, test or prediction run, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().train_timeout.as_secs())]
     train_timeout: u64,
     /// Most optimizer steps one training run may plan.

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// Every tool a server without `--allow-register` lists, in order.
+const TOOLS: [&str; 5] = [
+    "lightning.train",
+    "lightning.validate",
+    "lightning.test",
+    "lightning.predict",
+    "lightning.inspect",
+];
+
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 
 /// Where the pinned clients are installed.
@@ -157,7 +166,7 @@ fn inspector_session(target: &[&str]) {
         .and_then(Value::as_array)
         .map(|t| t.iter().filter_map(|t| t.get("name")?.as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, ["lightning.train", "lightning.inspect"], "{list}");
+    assert_eq!(names, TOOLS, "{list}");
     let env = inspector(
         target,
         &[

@@ -10,6 +10,15 @@ use support::{StdioServer, number, structured, tool_error};
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
 
+/// Every tool a server without `--allow-register` lists, in order.
+const TOOLS: [&str; 5] = [
+    "lightning.train",
+    "lightning.validate",
+    "lightning.test",
+    "lightning.predict",
+    "lightning.inspect",
+];
+
 fn simple(trainer: Value) -> Value {
     json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3}, "trainer": trainer})
 }
@@ -69,7 +78,7 @@ fn initialize_negotiates_and_lists_tools() {
         .iter()
         .filter_map(|t| t.get("name")?.as_str())
         .collect();
-    assert_eq!(names, ["lightning.train", "lightning.inspect"]);
+    assert_eq!(names, TOOLS);
     for tool in &tools {
         assert_eq!(
             tool.pointer("/inputSchema/type"),
@@ -716,4 +725,93 @@ fn what_a_model_prints_reaches_the_client_as_log_messages() {
         printed.contains(&(json!("warning"), json!("step 0: a warning from the guest"))),
         "{printed:?}"
     );
+}
+
+#[test]
+fn validate_test_and_predict_run_lightnings_loops() {
+    let mut server = StdioServer::start(&[]);
+    let model = json!({"_target_": SIMPLE, "input_dim": 4, "num_classes": 3});
+
+    let validated = server.call_tool(
+        1,
+        "lightning.validate",
+        json!({"model": model, "trainer": {"seed": 3}}),
+    );
+    let validated = structured(&validated);
+    assert_eq!(validated.get("status"), Some(&json!("completed")));
+    assert_eq!(
+        validated.pointer("/model/class"),
+        Some(&json!("SimpleClassifier"))
+    );
+    assert_eq!(validated.pointer("/model/num_parameters"), Some(&json!(15)));
+    // 32 validation samples in batches of 8.
+    assert_eq!(validated.get("num_batches"), Some(&json!(4)));
+    let val_acc = number(validated, "/metrics/val_acc");
+    assert!((0.0..=1.0).contains(&val_acc), "{validated}");
+    assert!(number(validated, "/metrics/val_loss") > 0.0, "{validated}");
+    // The same seed gives the same numbers.
+    let again = server.call_tool(
+        2,
+        "lightning.validate",
+        json!({"model": model, "trainer": {"seed": 3}}),
+    );
+    assert_eq!(structured(&again).get("metrics"), validated.get("metrics"));
+
+    let tested = server.call_tool(
+        3,
+        "lightning.test",
+        json!({"model": model, "trainer": {"limit_test_batches": 2}}),
+    );
+    let tested = structured(&tested);
+    assert_eq!(tested.get("num_batches"), Some(&json!(2)));
+    let keys: Vec<&String> = tested
+        .get("metrics")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["test_acc", "test_loss"], "{tested}");
+
+    let predicted = server.call_tool(4, "lightning.predict", json!({"model": model}));
+    let predicted = structured(&predicted);
+    // 16 prediction samples in batches of 8, each a row of 3 logits.
+    assert_eq!(predicted.get("num_batches"), Some(&json!(2)));
+    let batches = predicted
+        .get("predictions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(batches.len(), 2, "{predicted}");
+    for batch in &batches {
+        let rows = batch.as_array().cloned().unwrap_or_default();
+        assert_eq!(rows.len(), 8, "{batch}");
+        for row in rows {
+            let logits = row.as_array().cloned().unwrap_or_default();
+            assert_eq!(logits.len(), 3, "{row}");
+            assert!(
+                logits
+                    .iter()
+                    .all(|v| v.as_f64().is_some_and(f64::is_finite))
+            );
+        }
+    }
+    let limited = server.call_tool(
+        5,
+        "lightning.predict",
+        json!({"model": model, "trainer": {"limit_predict_batches": 0.5}}),
+    );
+    assert_eq!(structured(&limited).get("num_batches"), Some(&json!(1)));
+
+    // Errors name what is wrong.
+    let message = tool_error(&server.call_tool(
+        6,
+        "lightning.test",
+        json!({"model": model, "trainer": {"limit_test_batches": 2.5}}),
+    ));
+    assert!(message.contains("trainer.limit_test_batches"), "{message}");
+    let message = tool_error(&server.call_tool(
+        7,
+        "lightning.validate",
+        json!({"model": {"_target_": "nope"}}),
+    ));
+    assert!(message.contains("not a registered model"), "{message}");
 }

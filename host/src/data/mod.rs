@@ -22,6 +22,11 @@ pub struct LabelledBatch {
     pub targets: Tensor,
 }
 
+/// A batch number as the guest's `u32` batch index.
+fn batch_index(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
 impl LabelledBatch {
     /// Number of samples in the batch.
     pub fn size(&self) -> usize {
@@ -90,6 +95,22 @@ impl Dataset {
             .targets
             .as_ref()
             .ok_or_else(|| DataError::Invalid("the data has no targets".into()))?;
+        let (start, end) = self.rows_of(index)?;
+        Ok(LabelledBatch {
+            index: batch_index(index),
+            inputs: tensor::rows(&self.inputs, start, end)?,
+            targets: tensor::rows(targets, start, end)?,
+        })
+    }
+
+    /// The inputs of batch `index`, and its index as the guest's step hooks receive it.
+    pub fn inputs_batch(&self, index: usize) -> Result<(u32, Tensor), DataError> {
+        let (start, end) = self.rows_of(index)?;
+        Ok((batch_index(index), tensor::rows(&self.inputs, start, end)?))
+    }
+
+    /// The rows of batch `index`.
+    fn rows_of(&self, index: usize) -> Result<(usize, usize), DataError> {
         let start = index.saturating_mul(self.batch_size);
         let end = self.len().min(start.saturating_add(self.batch_size));
         if start >= end {
@@ -98,10 +119,6 @@ impl Dataset {
                 self.len()
             )));
         }
-        Ok(LabelledBatch {
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            inputs: tensor::rows(&self.inputs, start, end)?,
-            targets: tensor::rows(targets, start, end)?,
-        })
+        Ok((start, end))
     }
 }

@@ -177,6 +177,38 @@ impl ModelInstance {
         .map_err(SandboxError::Model)
     }
 
+    /// One test step (the guest logs its metrics).
+    pub fn test_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        batch_index: u32,
+    ) -> Result<(), SandboxError> {
+        let (x, y) = (self.give(inputs)?, self.give(targets)?);
+        self.call(Mode::Eval, |m, s| m.call_test_step(s, x, y, batch_index))?
+            .map_err(SandboxError::Model)
+    }
+
+    /// One prediction step; returns the model's output for the batch, which counts against
+    /// the run's tensor memory from then on.
+    pub fn predict_step(
+        &mut self,
+        inputs: Tensor,
+        batch_index: u32,
+    ) -> Result<Tensor, SandboxError> {
+        let x = self.give(inputs)?;
+        let output = self
+            .call(Mode::Eval, |m, s| m.call_predict_step(s, x, batch_index))?
+            .map_err(SandboxError::Model)?;
+        let output = self.take(output)?;
+        // The host keeps every batch's output for the reply: it counts until the run ends.
+        self.store
+            .data_mut()
+            .hold(output.size_in_bytes())
+            .map_err(|e| classify(&self.store, &e))?;
+        Ok(output)
+    }
+
     /// The optimizer the model asks for, checked for sane numbers.
     pub fn configure_optimizers(&mut self) -> Result<OptimizerConfig, SandboxError> {
         let config = match self.call(Mode::Eval, |m, s| m.call_configure_optimizers(s))? {

@@ -35,9 +35,11 @@ pub struct Limits {
     pub max_parameters: usize,
     /// Most metrics a guest may log in one step (the rest are dropped).
     pub max_logged_per_step: usize,
-    /// Wall-clock budget of a request that does not train (`timeout_seconds`).
+    /// Wall-clock budget of building a model to inspect it, or to describe it at registration
+    /// (`timeout_seconds`).
     pub call_timeout: Duration,
-    /// Wall-clock budget of a whole training run (`timeout_seconds`).
+    /// Wall-clock budget of a whole training, validation, test or prediction run
+    /// (`timeout_seconds`).
     pub train_timeout: Duration,
     /// Most optimizer steps one training run may plan (`total_steps`).
     pub max_total_steps: u64,

@@ -126,6 +126,10 @@ pub struct TrainerArgs {
     pub limit_train_batches: Option<BatchLimitArg>,
     /// Validation batches per epoch: an integer count or a fraction (0 disables validation).
     pub limit_val_batches: Option<BatchLimitArg>,
+    /// Test batches (`lightning.test`): an integer count or a fraction.
+    pub limit_test_batches: Option<BatchLimitArg>,
+    /// Prediction batches (`lightning.predict`): an integer count or a fraction.
+    pub limit_predict_batches: Option<BatchLimitArg>,
     /// Seed of parameter initialisation, dropout and the model's synthetic data (default 0).
     /// The same seed on the same backend gives the same numbers.
     pub seed: Option<u64>,
@@ -146,6 +150,10 @@ pub struct TrainerOptions {
     pub limit_train_batches: BatchLimit,
     /// Validation batches per epoch.
     pub limit_val_batches: BatchLimit,
+    /// Test batches.
+    pub limit_test_batches: BatchLimit,
+    /// Prediction batches.
+    pub limit_predict_batches: BatchLimit,
     /// The run's seed.
     pub seed: u64,
     /// The accelerator actually used (`cpu`).
@@ -190,21 +198,23 @@ impl TrainerArgs {
         Ok(TrainerOptions {
             max_epochs,
             max_steps,
-            limit_train_batches: self
-                .limit_train_batches
-                .map_or(Ok(BatchLimit::default()), |l| {
-                    l.resolve("limit_train_batches")
-                })?,
-            limit_val_batches: self
-                .limit_val_batches
-                .map_or(Ok(BatchLimit::default()), |l| {
-                    l.resolve("limit_val_batches")
-                })?,
+            limit_train_batches: resolve_limit(self.limit_train_batches, "limit_train_batches")?,
+            limit_val_batches: resolve_limit(self.limit_val_batches, "limit_val_batches")?,
+            limit_test_batches: resolve_limit(self.limit_test_batches, "limit_test_batches")?,
+            limit_predict_batches: resolve_limit(
+                self.limit_predict_batches,
+                "limit_predict_batches",
+            )?,
             seed: self.seed.unwrap_or(0),
             accelerator,
             device,
         })
     }
+}
+
+/// A `limit_*_batches` option, all batches when absent.
+fn resolve_limit(limit: Option<BatchLimitArg>, field: &str) -> Result<BatchLimit, String> {
+    limit.map_or(Ok(BatchLimit::default()), |l| l.resolve(field))
 }
 
 /// The device for an `accelerator` value. This build has the CPU backend only.

@@ -1,4 +1,5 @@
 //! The MCP tools, one module each, behind one [`ToolProvider`]: `lightning.train`,
+//! `lightning.validate`, `lightning.test` and `lightning.predict` (one module),
 //! `lightning.inspect` and, when uploads are on, `lightning.register`. A call is parsed first
 //! — arguments within [`Bounds`], into typed structs (whose schema `tools/list` shows), limits
 //! resolved — then run on the shared [`Runtime`], returning the Python project's result
@@ -6,6 +7,7 @@
 
 mod args;
 mod bounds;
+mod evaluate;
 mod inspect;
 mod register;
 mod train;
@@ -14,9 +16,10 @@ pub use args::{Accelerator, LimitsArg, ModelSpec, TrainerArgs};
 pub use bounds::Bounds;
 
 use crate::cancel::CancelToken;
+use crate::data::Dataset;
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
+use crate::sandbox::{Limits, ModelData, ModelInstance, RegisteredModel, Split};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -31,6 +34,8 @@ pub struct Tools {
 pub enum ParsedCall {
     /// `lightning.train`.
     Train(Box<train::Request>),
+    /// `lightning.validate`, `lightning.test` or `lightning.predict`.
+    Evaluate(Box<evaluate::Request>),
     /// `lightning.inspect`.
     Inspect(inspect::Request),
     /// `lightning.register`.
@@ -50,6 +55,9 @@ impl Tools {
         Some(match name {
             train::NAME => train::parse(arguments, limits).map(|r| ParsedCall::Train(Box::new(r))),
             inspect::NAME => inspect::parse(arguments, limits).map(ParsedCall::Inspect),
+            _ if let Some(what) = evaluate::Loop::of(name) => {
+                evaluate::parse(what, arguments, limits).map(|r| ParsedCall::Evaluate(Box::new(r)))
+            }
             register::NAME => {
                 let uploads = self.runtime.uploads()?;
                 register::parse(arguments, uploads).map(ParsedCall::Register)
@@ -61,6 +69,7 @@ impl Tools {
     fn run(&self, call: ParsedCall, ctx: &CallContext) -> Result<Value, String> {
         match call {
             ParsedCall::Train(request) => train::run(&self.runtime, *request, ctx),
+            ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, request),
         }
@@ -69,7 +78,9 @@ impl Tools {
 
 impl ToolProvider for Tools {
     fn tools(&self) -> Vec<ToolDefinition> {
-        let mut tools = vec![train::definition(), inspect::definition()];
+        let mut tools = vec![train::definition()];
+        tools.extend(evaluate::definitions());
+        tools.push(inspect::definition());
         if let Some(uploads) = self.runtime.uploads() {
             tools.push(register::definition(uploads));
         }
@@ -122,4 +133,25 @@ fn num_parameters(instance: &ModelInstance) -> usize {
         .iter()
         .map(|p| p.value.num_elements())
         .sum()
+}
+
+/// The model's own data for `split` as a [`Dataset`], if it brings any.
+fn own_data(
+    instance: &mut ModelInstance,
+    split: Split,
+    seed: u64,
+) -> Result<Option<Dataset>, String> {
+    let Some(ModelData {
+        inputs,
+        targets,
+        batch_size,
+    }) = instance
+        .dataset(split, seed)
+        .map_err(|e| format!("the model's {split:?} data: {e}"))?
+    else {
+        return Ok(None);
+    };
+    Dataset::new(inputs, targets, batch_size)
+        .map(Some)
+        .map_err(|e| format!("the model's {split:?} data: {e}"))
 }

@@ -1,11 +1,10 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::{build_model, num_parameters};
-use crate::data::Dataset;
+use super::{build_model, num_parameters, own_data};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelData, ModelInstance, SandboxError, Split};
+use crate::sandbox::{GuestLine, Limits, SandboxError, Split};
 use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -271,25 +270,4 @@ impl FitObserver for Reporter<'_, '_> {
         );
         self.send(progress, message);
     }
-}
-
-/// The model's own data for `split` as a [`Dataset`], if it brings any.
-fn own_data(
-    instance: &mut ModelInstance,
-    split: Split,
-    seed: u64,
-) -> Result<Option<Dataset>, String> {
-    let Some(ModelData {
-        inputs,
-        targets,
-        batch_size,
-    }) = instance
-        .dataset(split, seed)
-        .map_err(|e| format!("the model's {split:?} data: {e}"))?
-    else {
-        return Ok(None);
-    };
-    Dataset::new(inputs, targets, batch_size)
-        .map(Some)
-        .map_err(|e| format!("the model's {split:?} data: {e}"))
 }

@@ -195,9 +195,13 @@ pub fn fit(
         }
         report.metrics.extend(epoch.finish());
         if let Some(val) = val {
-            report
-                .metrics
-                .extend(validate(model, val, config.limit_val_batches, &*observer)?);
+            report.metrics.extend(evaluate(
+                model,
+                val,
+                config.limit_val_batches,
+                Stage::Validation,
+                &*observer,
+            )?);
         }
         observer.epoch_end(&progress(&report, train_batches), &report.metrics);
         report.epochs += 1;
@@ -250,12 +254,22 @@ fn check_loss(loss: &Tensor, batch_index: u32) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// A validation pass: the guest's `validation-step` on each batch, metrics averaged; stops
-/// when `observer` says so.
-pub fn validate(
+/// Which evaluation loop to run: Lightning's `validate` or `test`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The guest's `validation-step` on validation data.
+    Validation,
+    /// The guest's `test-step` on test data.
+    Test,
+}
+
+/// An evaluation pass: the guest's step hook for `stage` on each batch, the metrics it logs
+/// averaged (weighted by batch size); stops when `observer` says so.
+pub fn evaluate(
     model: &mut ModelInstance,
     data: &Dataset,
     limit: BatchLimit,
+    stage: Stage,
     observer: &dyn FitObserver,
 ) -> Result<Metrics, TrainError> {
     let mut pass = MetricAccumulator::default();
@@ -265,10 +279,32 @@ pub fn validate(
         }
         let batch = data.labelled_batch(index)?;
         let size = batch.size();
-        model.validation_step(batch.inputs, batch.targets, batch.index)?;
+        match stage {
+            Stage::Validation => model.validation_step(batch.inputs, batch.targets, batch.index)?,
+            Stage::Test => model.test_step(batch.inputs, batch.targets, batch.index)?,
+        }
         pass.add(model.take_logged(), size);
     }
     Ok(pass.finish())
+}
+
+/// A prediction pass: the guest's `predict-step` on each batch's inputs; returns the outputs,
+/// one tensor per batch. Stops when `observer` says so.
+pub fn predict(
+    model: &mut ModelInstance,
+    data: &Dataset,
+    limit: BatchLimit,
+    observer: &dyn FitObserver,
+) -> Result<Vec<Tensor>, TrainError> {
+    let mut outputs = Vec::new();
+    for index in 0..limit.apply(data.num_batches()) {
+        if observer.cancelled() {
+            return Err(Cancelled.into());
+        }
+        let (batch_index, inputs) = data.inputs_batch(index)?;
+        outputs.push(model.predict_step(inputs, batch_index)?);
+    }
+    Ok(outputs)
 }
 
 #[cfg(test)]

@@ -1,0 +1,297 @@
+//! `lightning.validate`, `lightning.test` and `lightning.predict`: build a registered model and
+//! run one of Lightning's evaluation loops over its own data.
+
+use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::{build_model, num_parameters, own_data};
+use crate::protocol::{CallContext, ToolDefinition};
+use crate::runtime::Runtime;
+use crate::sandbox::{Limits, SandboxError, Split};
+use crate::tensor::{self, DType, Tensor};
+use crate::trainer::{self, BatchLimit, FitObserver, Metrics, Stage, TrainError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Instant;
+
+/// The name of `lightning.validate`.
+pub const VALIDATE: &str = "lightning.validate";
+/// The name of `lightning.test`.
+pub const TEST: &str = "lightning.test";
+/// The name of `lightning.predict`.
+pub const PREDICT: &str = "lightning.predict";
+
+/// Which loop a call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loop {
+    /// `lightning.validate`: `validation-step` on the validation data.
+    Validate,
+    /// `lightning.test`: `test-step` on the test data.
+    Test,
+    /// `lightning.predict`: `predict-step` on the prediction inputs.
+    Predict,
+}
+
+impl Loop {
+    /// The loop tool `name` runs, if it is one of these tools.
+    pub fn of(name: &str) -> Option<Self> {
+        match name {
+            VALIDATE => Some(Self::Validate),
+            TEST => Some(Self::Test),
+            PREDICT => Some(Self::Predict),
+            _ => None,
+        }
+    }
+
+    fn split(self) -> Split {
+        match self {
+            Self::Validate => Split::Validation,
+            Self::Test => Split::Test,
+            Self::Predict => Split::Predict,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Validate => "validation",
+            Self::Test => "test",
+            Self::Predict => "prediction",
+        }
+    }
+}
+
+/// Arguments of `lightning.validate`, `lightning.test` and `lightning.predict`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateArgs {
+    /// The model to build.
+    pub model: ModelSpec,
+    /// Trainer options (PyTorch Lightning's names): `limit_val_batches`,
+    /// `limit_test_batches` or `limit_predict_batches` bound the loop; `seed` seeds the
+    /// model's initialisation and data.
+    pub trainer: Option<TrainerArgs>,
+    /// Limits of this run, each at most the server's.
+    pub limits: Option<LimitsArg>,
+}
+
+/// A checked call.
+#[derive(Debug)]
+pub struct Request {
+    what: Loop,
+    model: ModelSpec,
+    options: TrainerOptions,
+    limits: Limits,
+}
+
+/// The model part of a result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluatedModel {
+    /// The model's class name.
+    pub class: String,
+    /// The registered target.
+    pub target: String,
+    /// Total parameter elements.
+    pub num_parameters: usize,
+}
+
+/// What `lightning.validate` and `lightning.test` return.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluateOutput {
+    /// `completed`.
+    pub status: &'static str,
+    /// The model evaluated.
+    pub model: EvaluatedModel,
+    /// The means of what the model logged (`val_loss`, `val_acc` or `test_loss`, `test_acc`,
+    /// ...), weighted by batch size.
+    pub metrics: Metrics,
+    /// Batches evaluated.
+    pub num_batches: usize,
+    /// Wall-clock time of the whole call.
+    pub duration_seconds: f64,
+}
+
+/// What `lightning.predict` returns.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PredictOutput {
+    /// `completed`.
+    pub status: &'static str,
+    /// The model that predicted.
+    pub model: EvaluatedModel,
+    /// The model's output for each batch, as nested lists in the output's shape.
+    pub predictions: Vec<Value>,
+    /// Batches predicted.
+    pub num_batches: usize,
+    /// Wall-clock time of the whole call.
+    pub duration_seconds: f64,
+}
+
+pub(super) fn definitions() -> [ToolDefinition; 3] {
+    let input_schema = args::schema::<EvaluateArgs>();
+    [
+        ToolDefinition {
+            name: VALIDATE,
+            title: "Validate a model",
+            description: "Builds a registered model (model._target_ plus hyperparameters) in \
+                the sandbox and runs Lightning's validation loop over the model's validation \
+                data (trainer.limit_val_batches bounds it). Returns status, model.class, \
+                model.num_parameters and metrics (val_loss, val_acc, ...).",
+            input_schema: input_schema.clone(),
+            output_schema: Some(args::schema::<EvaluateOutput>()),
+        },
+        ToolDefinition {
+            name: TEST,
+            title: "Test a model",
+            description: "Builds a registered model in the sandbox and runs Lightning's test \
+                loop over the model's test data (trainer.limit_test_batches bounds it). \
+                Returns status, model.class, model.num_parameters and metrics (test_loss, \
+                test_acc, ...).",
+            input_schema: input_schema.clone(),
+            output_schema: Some(args::schema::<EvaluateOutput>()),
+        },
+        ToolDefinition {
+            name: PREDICT,
+            title: "Predict with a model",
+            description: "Builds a registered model in the sandbox and runs Lightning's \
+                prediction loop over the model's prediction inputs \
+                (trainer.limit_predict_batches bounds it). Returns status, model.class, \
+                predictions (the output of each batch as nested lists) and num_batches.",
+            input_schema,
+            output_schema: Some(args::schema::<PredictOutput>()),
+        },
+    ]
+}
+
+/// Parses and checks the arguments of the `what` tool against the server's `limits`.
+pub(super) fn parse(what: Loop, arguments: Value, limits: &Limits) -> Result<Request, String> {
+    let args: EvaluateArgs = args::parse(arguments)?;
+    Ok(Request {
+        what,
+        options: args.trainer.unwrap_or_default().resolve()?,
+        limits: args.limits.unwrap_or_default().apply(limits, true)?,
+        model: args.model,
+    })
+}
+
+/// Stops a loop when the call is cancelled.
+struct Cancellation<'a, 'b>(&'a CallContext<'b>);
+
+impl FitObserver for Cancellation<'_, '_> {
+    fn cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+    let started = Instant::now();
+    let Request {
+        what,
+        model: spec,
+        options,
+        limits,
+    } = request;
+    let model = runtime.model(&spec.target)?;
+    let target = &model.description.target;
+    let _slot = runtime.run_slot()?;
+    let (mut instance, _) = build_model(
+        &model,
+        &spec,
+        options.device.clone(),
+        &limits,
+        options.seed,
+        limits.train_timeout,
+        ctx.cancel_token(),
+    )?;
+    let data = own_data(&mut instance, what.split(), options.seed)
+        .map_err(|e| format!("{target}: {e}"))?
+        .ok_or_else(|| format!("{target} brings no {} data of its own", what.verb()))?;
+    let failed = |e: TrainError| match e {
+        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
+            format!("{target}: {} cancelled", what.verb())
+        }
+        e => format!("{target}: {} failed: {e}", what.verb()),
+    };
+    let evaluated = EvaluatedModel {
+        class: model.description.class_name.clone(),
+        target: target.clone(),
+        num_parameters: num_parameters(&instance),
+    };
+    let observer = Cancellation(ctx);
+    let limit = |l: BatchLimit| l.apply(data.num_batches());
+    let output = match what {
+        Loop::Validate | Loop::Test => {
+            let (stage, batches) = match what {
+                Loop::Test => (Stage::Test, options.limit_test_batches),
+                _ => (Stage::Validation, options.limit_val_batches),
+            };
+            let metrics = trainer::evaluate(&mut instance, &data, batches, stage, &observer)
+                .map_err(failed)?;
+            serde_json::to_value(EvaluateOutput {
+                status: "completed",
+                model: evaluated,
+                metrics,
+                num_batches: limit(batches),
+                duration_seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Loop::Predict => {
+            let outputs = trainer::predict(
+                &mut instance,
+                &data,
+                options.limit_predict_batches,
+                &observer,
+            )
+            .map_err(failed)?;
+            let predictions = outputs
+                .iter()
+                .map(nested_lists)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{target}: reading the predictions: {e}"))?;
+            serde_json::to_value(PredictOutput {
+                status: "completed",
+                model: evaluated,
+                num_batches: predictions.len(),
+                predictions,
+                duration_seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+    };
+    output.map_err(|e| format!("{target}: cannot write the result: {e}"))
+}
+
+/// A tensor as nested JSON lists in its shape (PyTorch's `tolist()`).
+fn nested_lists(t: &Tensor) -> Result<Value, tensor::TensorError> {
+    let flat: Vec<Value> = match t.dtype() {
+        DType::F32 => tensor::to_f32(t)?.into_iter().map(Value::from).collect(),
+        DType::I64 => tensor::to_i64(t)?.into_iter().map(Value::from).collect(),
+    };
+    Ok(nest(&flat, &t.shape()))
+}
+
+fn nest(flat: &[Value], shape: &[usize]) -> Value {
+    match shape.split_first() {
+        Some((_, rest)) if !rest.is_empty() => {
+            let inner: usize = rest.iter().product();
+            Value::Array(
+                flat.chunks(inner.max(1))
+                    .map(|chunk| nest(chunk, rest))
+                    .collect(),
+            )
+        }
+        _ => Value::Array(flat.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    #[test]
+    fn values_nest_in_their_shape() {
+        let flat: Vec<Value> = (0..6).map(Value::from).collect();
+        assert_eq!(super::nest(&flat, &[6]), json!([0, 1, 2, 3, 4, 5]));
+        assert_eq!(super::nest(&flat, &[2, 3]), json!([[0, 1, 2], [3, 4, 5]]));
+        assert_eq!(
+            super::nest(&flat, &[3, 1, 2]),
+            json!([[[0, 1]], [[2, 3]], [[4, 5]]])
+        );
+    }
+}

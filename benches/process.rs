@@ -27,6 +27,8 @@ fn round_trip(cache: &Path, line: &str, wait_exit: bool) {
     let mut child = Command::new(BINARY)
         .args(["--log", "warn", "--cache-dir"])
         .arg(cache)
+        .arg("--checkpoint-dir")
+        .arg(cache.join("checkpoints"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

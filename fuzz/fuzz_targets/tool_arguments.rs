@@ -9,13 +9,14 @@ use lightning_mcp::tools::Tools;
 use serde_json::Value;
 use std::sync::OnceLock;
 
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "lightning.train",
     "lightning.inspect",
     "lightning.register",
     "lightning.validate",
     "lightning.test",
     "lightning.predict",
+    "lightning.checkpoint",
 ];
 
 fn tools() -> &'static Tools {

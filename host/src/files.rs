@@ -78,6 +78,140 @@ impl ConfinedDir {
     /// refused.
     pub fn write(&self, requested: &str, bytes: &[u8]) -> Result<PathBuf, FileError> {
         let relative = self.relative(requested)?;
+        let file_name = relative
+            .file_name()
+            .ok_or_else(|| self.refused(requested, "names no file in"))?;
+        let dir = self.make_dirs(relative.parent().unwrap_or(Path::new("")), requested)?;
+        let target = dir.join(file_name);
+        if let Ok(meta) = std::fs::symlink_metadata(&target)
+            && !meta.is_file()
+        {
+            return Err(self.refused(requested, "it is not a regular file, in"));
+        }
+        write_atomic(&target, bytes, 0o644).map_err(|source| FileError::Io {
+            path: requested.to_string(),
+            source,
+        })?;
+        Ok(target)
+    }
+
+    /// Reads the regular file `requested` names under the root, refusing one larger than
+    /// `max_bytes`; returns its real path and contents.
+    pub fn read(&self, requested: &str, max_bytes: u64) -> Result<(PathBuf, Vec<u8>), FileError> {
+        let path = self.existing(requested)?;
+        let io = |source| FileError::Io {
+            path: requested.to_string(),
+            source,
+        };
+        let meta = std::fs::metadata(&path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(self.refused(requested, "it is not a regular file, in"));
+        }
+        if meta.len() > max_bytes {
+            return Err(self.refused(
+                requested,
+                &format!(
+                    "it is {} bytes, above the limit of {max_bytes}, in",
+                    meta.len()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&path).map_err(io)?;
+        Ok((path, bytes))
+    }
+
+    /// Creates a new directory `{prefix}{n}` under the directory `parent` names (created if
+    /// missing), with the lowest `n` above those taken, atomically even against another
+    /// process; returns its path relative to the root, e.g. `lightning_logs/version_3`.
+    pub fn claim_dir(&self, parent: &str, prefix: &str) -> Result<String, FileError> {
+        let relative = match self.relative(parent) {
+            Ok(relative) => relative,
+            Err(_)
+                if Path::new(parent)
+                    .components()
+                    .all(|c| c == Component::CurDir) =>
+            {
+                PathBuf::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let dir = self.make_dirs(&relative, parent)?;
+        let io = |source| FileError::Io {
+            path: parent.to_string(),
+            source,
+        };
+        let taken = std::fs::read_dir(&dir)
+            .map_err(io)?
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix(prefix)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max();
+        let mut n = taken.map_or(0, |t| t.saturating_add(1));
+        loop {
+            let name = format!("{prefix}{n}");
+            match std::fs::create_dir(dir.join(&name)) {
+                Ok(()) => return Ok(to_slashes(&relative.join(name))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n = n.saturating_add(1),
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+
+    /// Every regular file whose name ends in `.{extension}` under the directory `requested`
+    /// names (`.` for the root), depth first, at most `max` of them; symbolic links are not
+    /// followed. Paths are relative to the root.
+    pub fn list(
+        &self,
+        requested: &str,
+        extension: &str,
+        max: usize,
+    ) -> Result<Vec<(String, u64)>, FileError> {
+        let start = if Path::new(requested)
+            .components()
+            .all(|c| c == Component::CurDir)
+        {
+            self.real_root()?
+        } else {
+            self.existing(requested)?
+        };
+        let root = self.real_root()?;
+        let mut found = Vec::new();
+        let mut pending = vec![(start, 0usize)];
+        while let Some((dir, depth)) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+            entries.sort_by_key(std::fs::DirEntry::file_name);
+            for entry in entries {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let path = entry.path();
+                if kind.is_dir() && depth < MAX_LIST_DEPTH {
+                    pending.push((path, depth + 1));
+                } else if kind.is_file()
+                    && path.extension().is_some_and(|e| e == extension)
+                    && found.len() < max
+                {
+                    let size = entry.metadata().map_or(0, |m| m.len());
+                    let relative = path.strip_prefix(&root).unwrap_or(&path);
+                    found.push((to_slashes(relative), size));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Creates the directories of `relative` under the root one by one, never through a
+    /// symbolic link that leads out; returns the last one's real path.
+    fn make_dirs(&self, relative: &Path, requested: &str) -> Result<PathBuf, FileError> {
         let io = |source| FileError::Io {
             path: requested.to_string(),
             source,
@@ -85,11 +219,7 @@ impl ConfinedDir {
         std::fs::create_dir_all(&self.root).map_err(io)?;
         let root = self.real_root()?;
         let mut dir = root.clone();
-        let mut components: Vec<&std::ffi::OsStr> = relative.iter().collect();
-        let file_name = components
-            .pop()
-            .ok_or_else(|| self.refused(requested, "names no file in"))?;
-        for part in components {
+        for part in relative.iter() {
             let next = dir.join(part);
             match std::fs::symlink_metadata(&next) {
                 Ok(_) => {
@@ -106,14 +236,13 @@ impl ConfinedDir {
                 Err(e) => return Err(io(e)),
             }
         }
-        let target = dir.join(file_name);
-        if let Ok(meta) = std::fs::symlink_metadata(&target)
-            && !meta.is_file()
-        {
-            return Err(self.refused(requested, "it is not a regular file, in"));
-        }
-        write_atomic(&target, bytes, 0o644).map_err(io)?;
-        Ok(target)
+        Ok(dir)
+    }
+
+    /// A real path under the root as clients name it: relative to the root, `/`-separated.
+    pub fn display(&self, real: &Path) -> String {
+        let root = self.real_root().unwrap_or_else(|_| self.root.clone());
+        to_slashes(real.strip_prefix(&root).unwrap_or(real))
     }
 
     /// `requested` as a normal relative path under the root.
@@ -162,6 +291,17 @@ impl ConfinedDir {
             reason: format!("{why} {} ({})", self.flag, self.root.display()),
         }
     }
+}
+
+/// How deep [`ConfinedDir::list`] descends.
+const MAX_LIST_DEPTH: usize = 16;
+
+/// A relative path with `/` between its parts, as clients see it.
+fn to_slashes(path: &Path) -> String {
+    path.iter()
+        .map(|p| p.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (created with
@@ -276,6 +416,59 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(written.starts_with(root.canonicalize().unwrap_or_default()));
         assert!(root.join("inner/ok.ckpt").is_file());
+    }
+
+    #[test]
+    fn directories_are_claimed_listed_and_files_read_within_bounds() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = ConfinedDir::new(tmp.path().join("ckpt"), "--checkpoint-dir");
+        let claim = |d: &ConfinedDir| {
+            d.claim_dir("runs/lightning_logs", "version_")
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(claim(&dir), "runs/lightning_logs/version_0");
+        assert_eq!(claim(&dir), "runs/lightning_logs/version_1");
+        assert_eq!(
+            dir.claim_dir(".", "version_").unwrap_or_default(),
+            "version_0"
+        );
+        for (path, bytes) in [
+            ("runs/lightning_logs/version_1/a.safetensors", &b"12345"[..]),
+            ("b.safetensors", b"1"),
+            ("notes.txt", b"not listed"),
+        ] {
+            dir.write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let listed = dir.list(".", "safetensors", 10).unwrap_or_default();
+        assert_eq!(
+            listed,
+            [
+                ("b.safetensors".to_string(), 1),
+                ("runs/lightning_logs/version_1/a.safetensors".to_string(), 5)
+            ]
+        );
+        assert_eq!(
+            dir.list("runs", "safetensors", 10)
+                .unwrap_or_default()
+                .len(),
+            1
+        );
+        assert_eq!(dir.list(".", "safetensors", 1).unwrap_or_default().len(), 1);
+        assert!(
+            refused(dir.list("..", "safetensors", 10).map(|_| tmp.path().into()))
+                .contains("climbs out")
+        );
+
+        let (_, bytes) = dir
+            .read("b.safetensors", 10)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bytes, b"1");
+        let e = refused(
+            dir.read("runs/lightning_logs/version_1/a.safetensors", 4)
+                .map(|(p, _)| p),
+        );
+        assert!(e.contains("5 bytes, above the limit of 4"), "{e}");
+        assert!(refused(dir.read("runs", 100).map(|(p, _)| p)).contains("not a regular file"));
     }
 
     #[test]

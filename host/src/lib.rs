@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod cancel;
+pub mod checkpoint;
 pub mod data;
 pub mod files;
 pub mod protocol;

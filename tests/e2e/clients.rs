@@ -12,11 +12,12 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// Every tool a server without `--allow-register` lists, in order.
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "lightning.train",
     "lightning.validate",
     "lightning.test",
     "lightning.predict",
+    "lightning.checkpoint",
     "lightning.inspect",
 ];
 
@@ -87,6 +88,34 @@ fn server_binary() -> &'static str {
     env!("CARGO_BIN_EXE_lightning-mcp")
 }
 
+/// Private directories for a server a client starts: its compile cache and checkpoints.
+struct ServerState {
+    _dir: tempfile::TempDir,
+    args: [String; 4],
+}
+
+impl ServerState {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        let args = [
+            "--cache-dir".to_string(),
+            path("cache"),
+            "--checkpoint-dir".to_string(),
+            path("checkpoints"),
+        ];
+        Self { _dir: dir, args }
+    }
+
+    fn args(&self) -> impl Iterator<Item = &str> {
+        self.args.iter().map(String::as_str)
+    }
+
+    fn checkpoints(&self) -> PathBuf {
+        self._dir.path().join("checkpoints")
+    }
+}
+
 fn python_sdk(mode: &str, target: &[&str]) {
     let clients = clients();
     run(
@@ -100,10 +129,11 @@ fn python_sdk(mode: &str, target: &[&str]) {
 
 #[test]
 fn python_sdk_over_stdio() {
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let cache = cache.path().to_string_lossy().into_owned();
+    let state = ServerState::new();
     for mode in ["auto", "legacy"] {
-        python_sdk(mode, &[server_binary(), "--cache-dir", &cache]);
+        let mut command = vec![server_binary()];
+        command.extend(state.args());
+        python_sdk(mode, &command);
     }
 }
 
@@ -200,9 +230,11 @@ fn inspector_session(target: &[&str]) {
 
 #[test]
 fn inspector_cli_over_stdio_and_http() {
-    let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let cache = cache.path().to_string_lossy().into_owned();
-    inspector_session(&[server_binary(), "--cache-dir", &cache, "--"]);
+    let state = ServerState::new();
+    let mut command = vec![server_binary()];
+    command.extend(state.args());
+    command.push("--");
+    inspector_session(&command);
     let server = HttpServer::start(&[]);
     let url = format!("http://127.0.0.1:{}/mcp", server.port);
     inspector_session(&["--transport", "http", "--server-url", &url]);
@@ -233,4 +265,96 @@ fn conformance_suite_in_every_version() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("passed"), "{version}: {stdout}");
     }
+}
+
+#[test]
+fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
+    let clients = clients();
+    let state = ServerState::new();
+    let mut server = Command::new(server_binary())
+        .args(state.args())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
+    if let Some(mut stdin) = server.stdin.take() {
+        let request = json!({"id": 1, "method": "lightning.train", "params": {
+            "model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3},
+            "trainer": {"max_epochs": 2, "seed": 9}}});
+        std::io::Write::write_all(&mut stdin, format!("{request}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("write: {e}"));
+    }
+    let output = server
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    let reply: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON reply: {e}"));
+    let path = reply
+        .pointer("/result/structuredContent/checkpoint_path")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no checkpoint_path in {reply}"));
+    let file = state.checkpoints().join(path);
+
+    let read = run(
+        Command::new(clients.python())
+            .arg(clients_dir().join("read_checkpoint.py"))
+            .arg(&file),
+        0,
+    );
+    let python: Value = serde_json::from_slice(&read.stdout)
+        .unwrap_or_else(|e| panic!("read_checkpoint.py printed no JSON: {e}"));
+
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let (params, meta) =
+        lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["layer.bias", "layer.weight"]);
+    let tensors = python
+        .get("tensors")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("{python}"));
+    assert_eq!(tensors.len(), params.len(), "{python}");
+    for p in &params {
+        let seen = tensors
+            .get(&p.name)
+            .unwrap_or_else(|| panic!("Python did not see {}", p.name));
+        assert_eq!(seen.get("dtype"), Some(&json!("float32")), "{seen}");
+        assert_eq!(seen.get("shape"), Some(&json!(p.shape)), "{seen}");
+        // Python prints each float32 widened exactly to a double; back to f32 it is the
+        // value written (serde_json's parsing may be an ulp off in the double).
+        let values: Vec<f32> = seen
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(Value::as_f64)
+                    .map(|x| x as f32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(values, p.values, "{}", p.name);
+    }
+    let expected_shapes: Vec<(String, Vec<usize>)> = {
+        let mut s: Vec<_> = params
+            .iter()
+            .map(|p| (p.name.clone(), p.shape.clone()))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(
+        expected_shapes,
+        [
+            ("layer.bias".to_string(), vec![3]),
+            ("layer.weight".to_string(), vec![3, 4])
+        ]
+    );
+    assert_eq!(
+        python.pointer("/metadata/lightning_mcp"),
+        serde_json::to_value(&meta).ok().as_ref()
+    );
+    assert_eq!(meta.target, SIMPLE);
+    assert_eq!((meta.epoch, meta.global_step), (2, 16));
 }

@@ -16,17 +16,21 @@ pub struct HttpServer {
     /// The port it listens on.
     pub port: u16,
     _cache: tempfile::TempDir,
+    _checkpoints: tempfile::TempDir,
 }
 
 impl HttpServer {
     /// Starts the binary with `--http --port 0` and `args`; waits for its address.
     pub fn start(args: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
             .args(["--http", "--port", "0", "--log", "info"])
             .args(args)
             .arg("--cache-dir")
             .arg(cache.path())
+            .arg("--checkpoint-dir")
+            .arg(checkpoints.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,6 +57,7 @@ impl HttpServer {
             child,
             port,
             _cache: cache,
+            _checkpoints: checkpoints,
         }
     }
 

@@ -11,11 +11,12 @@ const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
 
 /// Every tool a server without `--allow-register` lists, in order.
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "lightning.train",
     "lightning.validate",
     "lightning.test",
     "lightning.predict",
+    "lightning.checkpoint",
     "lightning.inspect",
 ];
 
@@ -814,4 +815,120 @@ fn validate_test_and_predict_run_lightnings_loops() {
         json!({"model": {"_target_": "nope"}}),
     ));
     assert!(message.contains("not a registered model"), "{message}");
+}
+
+#[test]
+fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
+    let mut server = StdioServer::start(&[]);
+    let model = json!({"_target_": MLP});
+    let trained = server.call_tool(
+        1,
+        "lightning.train",
+        json!({"model": model, "trainer": {"max_epochs": 3, "seed": 4}}),
+    );
+    let trained = structured(&trained).clone();
+    let path = trained
+        .get("checkpoint_path")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no checkpoint_path in {trained}"))
+        .to_string();
+    // Lightning's layout: 512 samples in batches of 32 → 16 steps an epoch.
+    assert_eq!(
+        path,
+        "lightning_logs/version_0/checkpoints/epoch=2-step=48.safetensors"
+    );
+    assert!(server.checkpoint_dir().join(&path).is_file());
+
+    // Validating the checkpoint on the same seed's data reproduces the training's last
+    // validation exactly.
+    let validated = server.call_tool(
+        2,
+        "lightning.validate",
+        json!({"model": model, "trainer": {"seed": 4}, "ckpt_path": path}),
+    );
+    let validated = structured(&validated);
+    assert_eq!(validated.get("ckpt_path"), Some(&json!(path)));
+    for key in ["val_loss", "val_acc"] {
+        assert_eq!(
+            validated.pointer(&format!("/metrics/{key}")),
+            trained.pointer(&format!("/metrics/{key}")),
+            "{validated} vs {trained}"
+        );
+    }
+    let fresh = server.call_tool(
+        3,
+        "lightning.validate",
+        json!({"model": model, "trainer": {"seed": 4}}),
+    );
+    assert!(
+        number(structured(&fresh), "/metrics/val_acc") < number(validated, "/metrics/val_acc"),
+        "the trained weights should validate better than fresh ones"
+    );
+
+    // The checkpoint tool: list, load, save, and refusals that say what is wrong.
+    let listed = server.call_tool(4, "lightning.checkpoint", json!({"action": "list"}));
+    let listed = structured(&listed);
+    assert_eq!(listed.get("count"), Some(&json!(1)), "{listed}");
+    assert_eq!(listed.pointer("/checkpoints/0/path"), Some(&json!(path)));
+    assert_eq!(
+        listed.pointer("/checkpoints/0/name"),
+        Some(&json!("epoch=2-step=48.safetensors"))
+    );
+    let loaded = server.call_tool(
+        5,
+        "lightning.checkpoint",
+        json!({"action": "load", "path": path, "model": model}),
+    );
+    let loaded = structured(&loaded);
+    assert_eq!(loaded.get("epoch"), Some(&json!(3)));
+    assert_eq!(loaded.get("global_step"), Some(&json!(48)));
+    assert_eq!(loaded.get("metrics"), trained.get("metrics"));
+    let saved = server.call_tool(
+        6,
+        "lightning.checkpoint",
+        json!({"action": "save", "path": "mine/initial", "model": {"_target_": MLP, "hidden_dims": [16]}}),
+    );
+    let saved = structured(&saved);
+    assert_eq!(saved.get("path"), Some(&json!("mine/initial.safetensors")));
+    assert_eq!(saved.get("model_class"), Some(&json!("MLP")));
+
+    let refusals = [
+        (
+            json!({"action": "load", "path": "mine/initial.safetensors", "model": model}),
+            "the checkpoint does not fit the model: layers.0.weight is [16, 8] in the checkpoint, [64, 8] in the model",
+        ),
+        (
+            json!({"action": "load", "path": path, "model": {"_target_": SIMPLE}}),
+            "the checkpoint is of lightning_mcp.models.mlp.MLP, not of lightning_mcp.models.simple.SimpleClassifier",
+        ),
+        (
+            json!({"action": "load", "path": "../escape.safetensors", "model": model}),
+            "`..` climbs out of --checkpoint-dir",
+        ),
+        (
+            json!({"action": "save", "path": "/etc/evil", "model": model}),
+            "an absolute path outside --checkpoint-dir",
+        ),
+        (
+            json!({"action": "load", "path": "missing.safetensors", "model": model}),
+            "missing.safetensors",
+        ),
+        (json!({"action": "rename"}), "unknown variant `rename`"),
+    ];
+    for (id, (arguments, expected)) in (10..).zip(refusals) {
+        let message = tool_error(&server.call_tool(id, "lightning.checkpoint", arguments));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    // Without checkpointing nothing is written.
+    let quiet = server.call_tool(
+        20,
+        "lightning.train",
+        json!({"model": model, "trainer": {"max_epochs": 1, "enable_checkpointing": false}}),
+    );
+    assert_eq!(
+        structured(&quiet).get("checkpoint_path"),
+        Some(&Value::Null)
+    );
+    let listed = server.call_tool(21, "lightning.checkpoint", json!({"action": "list"}));
+    assert_eq!(structured(&listed).get("count"), Some(&json!(2)));
 }

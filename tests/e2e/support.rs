@@ -18,16 +18,20 @@ pub struct StdioServer {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     _cache: tempfile::TempDir,
+    checkpoints: tempfile::TempDir,
 }
 
 impl StdioServer {
     /// Starts the binary with `args` (and a private component cache).
     pub fn start(args: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
             .args(args)
             .arg("--cache-dir")
             .arg(cache.path())
+            .arg("--checkpoint-dir")
+            .arg(checkpoints.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -47,7 +51,13 @@ impl StdioServer {
             child,
             lines,
             _cache: cache,
+            checkpoints,
         }
+    }
+
+    /// The server's checkpoint directory (private to it).
+    pub fn checkpoint_dir(&self) -> &std::path::Path {
+        self.checkpoints.path()
     }
 
     /// The server's process id.

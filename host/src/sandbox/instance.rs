@@ -295,6 +295,11 @@ impl ModelInstance {
         self.store.data().parameters()
     }
 
+    /// The device the instance's tensors live on.
+    pub fn device(&self) -> &Device {
+        self.store.data().device()
+    }
+
     /// Replaces every parameter's value with `update(index, value)`, which owns the value so
     /// that an optimizer can update it in place. If an update fails, that parameter is lost and
     /// the instance refuses further calls.

@@ -112,6 +112,11 @@ impl HostState {
         }
     }
 
+    /// The device this instance's tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The limits of this run.
     pub fn limits(&self) -> &Limits {
         &self.limits

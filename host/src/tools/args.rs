@@ -36,10 +36,17 @@ pub fn parse_within<T: DeserializeOwned>(arguments: Value, bounds: &Bounds) -> R
     })
 }
 
-/// The JSON Schema of `T`, for `tools/list`.
+/// The JSON Schema of `T`, for `tools/list`: always of `"type": "object"`, as MCP requires
+/// of tool arguments and results (a tagged enum's `oneOf` says nothing of the type itself).
 pub fn schema<T: JsonSchema>() -> Value {
-    serde_json::to_value(schemars::schema_for!(T))
-        .unwrap_or_else(|_| serde_json::json!({"type": "object"}))
+    let mut schema = serde_json::to_value(schemars::schema_for!(T))
+        .unwrap_or_else(|_| serde_json::json!({"type": "object"}));
+    if let Some(object) = schema.as_object_mut() {
+        object
+            .entry("type")
+            .or_insert_with(|| Value::from("object"));
+    }
+    schema
 }
 
 /// A model to build: a registered `_target_` and its hyperparameters.
@@ -135,6 +142,11 @@ pub struct TrainerArgs {
     pub seed: Option<u64>,
     /// `cpu`, `auto`, `gpu`, `wgpu`, `cuda` or `mps` (default `auto`).
     pub accelerator: Option<Accelerator>,
+    /// Write a checkpoint when training ends (default true, as Lightning).
+    pub enable_checkpointing: Option<bool>,
+    /// Where a training's `lightning_logs/version_N/checkpoints/` go, relative to the
+    /// server's checkpoint directory (default `.`: the checkpoint directory itself).
+    pub default_root_dir: Option<String>,
     /// Number of devices: 1 or `"auto"`.
     pub devices: Option<Devices>,
 }
@@ -158,6 +170,10 @@ pub struct TrainerOptions {
     pub seed: u64,
     /// The accelerator actually used (`cpu`).
     pub accelerator: &'static str,
+    /// Whether training ends by writing a checkpoint.
+    pub enable_checkpointing: bool,
+    /// Where checkpoints go, relative to the checkpoint directory.
+    pub default_root_dir: String,
     /// The device tensors live on.
     pub device: Device,
 }
@@ -207,6 +223,8 @@ impl TrainerArgs {
             )?,
             seed: self.seed.unwrap_or(0),
             accelerator,
+            enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
+            default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
             device,
         })
     }

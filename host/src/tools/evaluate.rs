@@ -71,6 +71,10 @@ pub struct EvaluateArgs {
     pub trainer: Option<TrainerArgs>,
     /// Limits of this run, each at most the server's.
     pub limits: Option<LimitsArg>,
+    /// A checkpoint to load into the model first (relative to the server's checkpoint
+    /// directory, e.g. the `checkpoint_path` lightning.train returned); without it the model
+    /// keeps its initial weights.
+    pub ckpt_path: Option<String>,
 }
 
 /// A checked call.
@@ -80,6 +84,7 @@ pub struct Request {
     model: ModelSpec,
     options: TrainerOptions,
     limits: Limits,
+    ckpt_path: Option<String>,
 }
 
 /// The model part of a result.
@@ -105,6 +110,8 @@ pub struct EvaluateOutput {
     pub metrics: Metrics,
     /// Batches evaluated.
     pub num_batches: usize,
+    /// The checkpoint the weights came from, if any.
+    pub ckpt_path: Option<String>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -120,6 +127,8 @@ pub struct PredictOutput {
     pub predictions: Vec<Value>,
     /// Batches predicted.
     pub num_batches: usize,
+    /// The checkpoint the weights came from, if any.
+    pub ckpt_path: Option<String>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -168,6 +177,7 @@ pub(super) fn parse(what: Loop, arguments: Value, limits: &Limits) -> Result<Req
         options: args.trainer.unwrap_or_default().resolve()?,
         limits: args.limits.unwrap_or_default().apply(limits, true)?,
         model: args.model,
+        ckpt_path: args.ckpt_path,
     })
 }
 
@@ -187,6 +197,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         model: spec,
         options,
         limits,
+        ckpt_path,
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
@@ -200,6 +211,14 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
+    let ckpt_path = match ckpt_path {
+        Some(path) => Some(
+            super::checkpoint::load_into(runtime, &model, &mut instance, &path, &limits)
+                .map(|(shown, _)| shown)
+                .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
+        ),
+        None => None,
+    };
     let data = own_data(&mut instance, what.split(), options.seed)
         .map_err(|e| format!("{target}: {e}"))?
         .ok_or_else(|| format!("{target} brings no {} data of its own", what.verb()))?;
@@ -229,6 +248,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 model: evaluated,
                 metrics,
                 num_batches: limit(batches),
+                ckpt_path,
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }
@@ -250,6 +270,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 model: evaluated,
                 num_batches: predictions.len(),
                 predictions,
+                ckpt_path,
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }

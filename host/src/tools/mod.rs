@@ -1,12 +1,13 @@
 //! The MCP tools, one module each, behind one [`ToolProvider`]: `lightning.train`,
 //! `lightning.validate`, `lightning.test` and `lightning.predict` (one module),
-//! `lightning.inspect` and, when uploads are on, `lightning.register`. A call is parsed first
+//! `lightning.checkpoint`, `lightning.inspect` and, when uploads are on, `lightning.register`. A call is parsed first
 //! — arguments within [`Bounds`], into typed structs (whose schema `tools/list` shows), limits
 //! resolved — then run on the shared [`Runtime`], returning the Python project's result
 //! shapes.
 
 mod args;
 mod bounds;
+mod checkpoint;
 mod evaluate;
 mod inspect;
 mod register;
@@ -36,6 +37,8 @@ pub enum ParsedCall {
     Train(Box<train::Request>),
     /// `lightning.validate`, `lightning.test` or `lightning.predict`.
     Evaluate(Box<evaluate::Request>),
+    /// `lightning.checkpoint`.
+    Checkpoint(Box<checkpoint::Request>),
     /// `lightning.inspect`.
     Inspect(inspect::Request),
     /// `lightning.register`.
@@ -55,6 +58,9 @@ impl Tools {
         Some(match name {
             train::NAME => train::parse(arguments, limits).map(|r| ParsedCall::Train(Box::new(r))),
             inspect::NAME => inspect::parse(arguments, limits).map(ParsedCall::Inspect),
+            checkpoint::NAME => {
+                checkpoint::parse(arguments, limits).map(|r| ParsedCall::Checkpoint(Box::new(r)))
+            }
             _ if let Some(what) = evaluate::Loop::of(name) => {
                 evaluate::parse(what, arguments, limits).map(|r| ParsedCall::Evaluate(Box::new(r)))
             }
@@ -70,6 +76,7 @@ impl Tools {
         match call {
             ParsedCall::Train(request) => train::run(&self.runtime, *request, ctx),
             ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, ctx),
+            ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, request),
         }
@@ -80,6 +87,7 @@ impl ToolProvider for Tools {
     fn tools(&self) -> Vec<ToolDefinition> {
         let mut tools = vec![train::definition()];
         tools.extend(evaluate::definitions());
+        tools.push(checkpoint::definition());
         tools.push(inspect::definition());
         if let Some(uploads) = self.runtime.uploads() {
             tools.push(register::definition(uploads));

@@ -2,6 +2,7 @@
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::{build_model, num_parameters, own_data};
+use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{GuestLine, Limits, SandboxError, Split};
@@ -57,6 +58,9 @@ pub struct TrainOutput {
     /// Per-epoch means of the last epoch's logged values (`train_loss`, ...) and of the last
     /// validation (`val_loss`, `val_acc`, ...).
     pub metrics: Metrics,
+    /// The checkpoint written when training ended, relative to the server's checkpoint
+    /// directory (`null` with `trainer.enable_checkpointing: false`).
+    pub checkpoint_path: Option<String>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -158,6 +162,37 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             }
             e => format!("{target}: training failed: {e}"),
         })?;
+    let checkpoint_path = if options.enable_checkpointing {
+        let meta = CheckpointMeta {
+            format_version: checkpoint::FORMAT_VERSION,
+            lightning_mcp: env!("CARGO_PKG_VERSION").to_string(),
+            target: target.clone(),
+            class: model.description.class_name.clone(),
+            hyperparameters: hyperparameters.clone(),
+            epoch: report.epochs,
+            global_step: report.global_step,
+            metrics: report.metrics.clone(),
+        };
+        let version = runtime
+            .checkpoint_dir()
+            .claim_dir(
+                &format!("{}/lightning_logs", options.default_root_dir),
+                "version_",
+            )
+            .map_err(|e| format!("{target}: trained, but cannot write the checkpoint: {e}"))?;
+        // Lightning's name: the last epoch's index and the steps taken.
+        let path = format!(
+            "{version}/checkpoints/epoch={}-step={}.{}",
+            report.epochs.saturating_sub(1),
+            report.global_step,
+            checkpoint::EXTENSION
+        );
+        let (written, _) = super::checkpoint::save(runtime, &instance, &meta, &path)
+            .map_err(|e| format!("{target}: trained, but {e}"))?;
+        Some(written)
+    } else {
+        None
+    };
     let Value::Object(hyperparameters) = hyperparameters else {
         return Err(format!(
             "{target}: the model's hyperparameters are not an object"
@@ -183,6 +218,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             global_step: report.global_step,
         },
         metrics: report.metrics,
+        checkpoint_path,
         duration_seconds: started.elapsed().as_secs_f64(),
     };
     serde_json::to_value(output).map_err(|e| format!("{target}: cannot write the result: {e}"))

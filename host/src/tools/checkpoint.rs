@@ -1,0 +1,285 @@
+//! `lightning.checkpoint`: writes a model's weights, loads weights into a model, lists
+//! checkpoints — only under `--checkpoint-dir`. The format is described in
+//! [`crate::checkpoint`].
+
+use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
+use super::{build_model, num_parameters};
+use crate::checkpoint::{self, CheckpointMeta, EXTENSION};
+use crate::protocol::{CallContext, ToolDefinition};
+use crate::runtime::Runtime;
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
+use crate::tensor::Device;
+use crate::trainer::Metrics;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The tool's name.
+pub const NAME: &str = "lightning.checkpoint";
+
+/// Most checkpoints `list` returns.
+const MAX_LISTED: usize = 1000;
+
+/// Arguments of `lightning.checkpoint`, by `action`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum CheckpointArgs {
+    /// Builds the model and writes its (initial) weights to `path`.
+    Save(SaveArgs),
+    /// Builds the model and loads the weights at `path` into it, checking every name and
+    /// shape.
+    Load(LoadArgs),
+    /// Lists the checkpoints under `directory`.
+    List(ListArgs),
+}
+
+/// Arguments of `action: save`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveArgs {
+    /// Where to write, relative to the checkpoint directory (`.safetensors` is added when
+    /// missing).
+    pub path: String,
+    /// The model to build.
+    pub model: ModelSpec,
+    /// Trainer options; `seed` seeds the model's initialisation.
+    pub trainer: Option<TrainerArgs>,
+    /// Limits of building the model, each at most the server's.
+    pub limits: Option<LimitsArg>,
+}
+
+/// Arguments of `action: load`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadArgs {
+    /// The checkpoint, relative to the checkpoint directory.
+    pub path: String,
+    /// The model to load it into (its target must be the checkpoint's).
+    pub model: ModelSpec,
+    /// Limits of building the model, each at most the server's.
+    pub limits: Option<LimitsArg>,
+}
+
+/// Arguments of `action: list`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// The directory to list (and its subdirectories), relative to the checkpoint directory;
+    /// default `.`.
+    pub directory: Option<String>,
+}
+
+/// A checked call.
+#[derive(Debug)]
+pub enum Request {
+    /// Save.
+    Save {
+        path: String,
+        model: ModelSpec,
+        seed: u64,
+        device: Device,
+        limits: Limits,
+    },
+    /// Load.
+    Load {
+        path: String,
+        model: ModelSpec,
+        limits: Limits,
+    },
+    /// List.
+    List { directory: String },
+}
+
+/// One listed checkpoint.
+#[derive(Debug, Serialize)]
+struct Listed {
+    name: String,
+    path: String,
+    size_bytes: u64,
+}
+
+pub(super) fn definition() -> ToolDefinition {
+    ToolDefinition {
+        name: NAME,
+        title: "Save, load and list checkpoints",
+        description: "action=save: builds the model (model._target_ plus hyperparameters) and \
+            writes its weights to `path`; action=load: builds the model and loads the \
+            checkpoint at `path` into it, reporting the epoch, step and metrics it was saved \
+            with (names and shapes must match exactly); action=list: the checkpoints under \
+            `directory`. Paths are relative to the server's checkpoint directory. Checkpoints \
+            are safetensors files (parameters by name, JSON metadata) that lightning.train \
+            writes after training and lightning.validate/test/predict accept as ckpt_path.",
+        input_schema: args::schema::<CheckpointArgs>(),
+        // The result's shape depends on `action`.
+        output_schema: None,
+    }
+}
+
+/// Parses and checks `lightning.checkpoint` arguments against the server's `limits`.
+pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+    Ok(match args::parse::<CheckpointArgs>(arguments)? {
+        CheckpointArgs::Save(a) => {
+            let options = a.trainer.unwrap_or_default().resolve()?;
+            Request::Save {
+                path: with_extension(&a.path),
+                model: a.model,
+                seed: options.seed,
+                device: options.device,
+                limits: a.limits.unwrap_or_default().apply(limits, false)?,
+            }
+        }
+        CheckpointArgs::Load(a) => Request::Load {
+            path: a.path,
+            model: a.model,
+            limits: a.limits.unwrap_or_default().apply(limits, false)?,
+        },
+        CheckpointArgs::List(a) => Request::List {
+            directory: a.directory.unwrap_or_else(|| ".".to_string()),
+        },
+    })
+}
+
+/// `path`, ending in `.safetensors`.
+fn with_extension(path: &str) -> String {
+    if path.ends_with(&format!(".{EXTENSION}")) {
+        path.to_string()
+    } else {
+        format!("{path}.{EXTENSION}")
+    }
+}
+
+pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+    match request {
+        Request::Save {
+            path,
+            model: spec,
+            seed,
+            device,
+            limits,
+        } => {
+            let model = runtime.model(&spec.target)?;
+            let _slot = runtime.run_slot()?;
+            let (instance, hyperparameters) = build_model(
+                &model,
+                &spec,
+                device,
+                &limits,
+                seed,
+                limits.call_timeout,
+                ctx.cancel_token(),
+            )?;
+            let meta = CheckpointMeta {
+                format_version: checkpoint::FORMAT_VERSION,
+                lightning_mcp: env!("CARGO_PKG_VERSION").to_string(),
+                target: model.description.target.clone(),
+                class: model.description.class_name.clone(),
+                hyperparameters,
+                epoch: 0,
+                global_step: 0,
+                metrics: Metrics::new(),
+            };
+            let (written, size) = save(runtime, &instance, &meta, &path)?;
+            Ok(json!({
+                "action": "save",
+                "path": written,
+                "model_class": model.description.class_name,
+                "target": model.description.target,
+                "num_parameters": num_parameters(&instance),
+                "size_bytes": size,
+            }))
+        }
+        Request::Load {
+            path,
+            model: spec,
+            limits,
+        } => {
+            let model = runtime.model(&spec.target)?;
+            let _slot = runtime.run_slot()?;
+            let (mut instance, _) = build_model(
+                &model,
+                &spec,
+                crate::tensor::cpu_device(),
+                &limits,
+                0,
+                limits.call_timeout,
+                ctx.cancel_token(),
+            )?;
+            let (shown, meta) = load_into(runtime, &model, &mut instance, &path, &limits)?;
+            Ok(json!({
+                "action": "load",
+                "path": shown,
+                "model_class": model.description.class_name,
+                "target": model.description.target,
+                "num_parameters": num_parameters(&instance),
+                "epoch": meta.epoch,
+                "global_step": meta.global_step,
+                "metrics": meta.metrics,
+                "hyperparameters": meta.hyperparameters,
+            }))
+        }
+        Request::List { directory } => {
+            let dir = runtime.checkpoint_dir();
+            let found = dir
+                .list(&directory, EXTENSION, MAX_LISTED)
+                .map_err(|e| e.to_string())?;
+            let checkpoints: Vec<Listed> = found
+                .into_iter()
+                .map(|(path, size_bytes)| Listed {
+                    name: path.rsplit('/').next().unwrap_or(&path).to_string(),
+                    path,
+                    size_bytes,
+                })
+                .collect();
+            Ok(json!({
+                "action": "list",
+                "directory": directory,
+                "count": checkpoints.len(),
+                "checkpoints": checkpoints,
+            }))
+        }
+    }
+}
+
+/// Writes `instance`'s weights with `meta` to `path` under the checkpoint directory; returns
+/// the path as clients name it and the file's size.
+pub(super) fn save(
+    runtime: &Runtime,
+    instance: &ModelInstance,
+    meta: &CheckpointMeta,
+    path: &str,
+) -> Result<(String, usize), String> {
+    let bytes = checkpoint::capture(instance)
+        .and_then(|params| checkpoint::encode(&params, meta))
+        .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
+    let dir = runtime.checkpoint_dir();
+    let written = dir
+        .write(path, &bytes)
+        .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
+    Ok((dir.display(&written), bytes.len()))
+}
+
+/// Reads the checkpoint at `path` under the checkpoint directory (at most the run's tensor
+/// memory) and loads it into `instance`, a fresh instance of `model`; returns the path as
+/// clients name it and the checkpoint's metadata.
+pub(super) fn load_into(
+    runtime: &Runtime,
+    model: &RegisteredModel,
+    instance: &mut ModelInstance,
+    path: &str,
+    limits: &Limits,
+) -> Result<(String, CheckpointMeta), String> {
+    let dir = runtime.checkpoint_dir();
+    // A checkpoint's header is small; its tensors are held like the model's own.
+    let max_bytes = (limits.max_tensor_bytes as u64).saturating_add(1 << 20);
+    let (real, bytes) = dir.read(path, max_bytes).map_err(|e| e.to_string())?;
+    let shown = dir.display(&real);
+    let (params, meta) = checkpoint::decode(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    if meta.target != model.description.target {
+        return Err(format!(
+            "{shown}: the checkpoint is of {}, not of {}",
+            meta.target, model.description.target
+        ));
+    }
+    checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
+    Ok((shown, meta))
+}

@@ -932,3 +932,122 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
     let listed = server.call_tool(21, "lightning.checkpoint", json!({"action": "list"}));
     assert_eq!(structured(&listed).get("count"), Some(&json!(2)));
 }
+
+/// Two separable clusters in 2-D: `n` samples, labels alternating 0 and 1.
+fn clusters(n: usize, offset: f64) -> (Value, Value) {
+    let (mut inputs, mut targets) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let label = i % 2;
+        let sign = if label == 0 { -1.0 } else { 1.0 };
+        let jitter = |k: usize| ((i * 7 + k * 3) % 10) as f64 / 20.0 + offset;
+        inputs.push(json!([sign * (0.5 + jitter(1)), sign * (0.5 + jitter(2))]));
+        targets.push(json!(label));
+    }
+    (Value::Array(inputs), Value::Array(targets))
+}
+
+#[test]
+fn models_train_validate_and_predict_on_data_given_in_the_request() {
+    let mut server = StdioServer::start(&[]);
+    let model = json!({"_target_": MLP, "input_dim": 2, "num_classes": 2, "hidden_dims": [16]});
+    let (x, y) = clusters(64, 0.0);
+    let (vx, vy) = clusters(32, 0.05);
+    let train = |seed: u64, shuffle: bool| {
+        json!({"model": model, "trainer": {"max_epochs": 15, "seed": seed},
+               "data": {"train": {"inputs": x, "targets": y}, "val": {"inputs": vx, "targets": vy},
+                        "batch_size": 16, "shuffle": shuffle}})
+    };
+    let trained = server.call_tool(1, "lightning.train", train(1, true));
+    let trained = structured(&trained).clone();
+    assert!(number(&trained, "/metrics/val_acc") >= 0.95, "{trained}");
+    // 64 samples in batches of 16, 15 epochs.
+    assert_eq!(trained.pointer("/trainer/global_step"), Some(&json!(60)));
+    // Shuffling is seeded: the same seed repeats, another differs from it.
+    let again = server.call_tool(2, "lightning.train", train(1, true));
+    assert_eq!(structured(&again).get("metrics"), trained.get("metrics"));
+    let other = server.call_tool(3, "lightning.train", train(2, true));
+    let unshuffled = server.call_tool(4, "lightning.train", train(1, false));
+    assert_ne!(
+        structured(&unshuffled).get("metrics"),
+        trained.get("metrics")
+    );
+    assert_ne!(structured(&other).get("metrics"), trained.get("metrics"));
+
+    let path = trained
+        .get("checkpoint_path")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let validated = server.call_tool(
+        5,
+        "lightning.validate",
+        json!({"model": model, "ckpt_path": path, "data": {"val": {"inputs": vx, "targets": vy}}}),
+    );
+    assert_eq!(
+        structured(&validated).pointer("/metrics/val_acc"),
+        trained.pointer("/metrics/val_acc")
+    );
+    let predicted = server.call_tool(
+        6,
+        "lightning.predict",
+        json!({"model": model, "ckpt_path": path,
+               "data": {"predict": {"inputs": [[-1, -1], [1, 1], [-0.8, -0.9], [0.9, 1.2], [2, 2]]},
+                        "batch_size": 2}}),
+    );
+    let predicted = structured(&predicted);
+    assert_eq!(predicted.get("num_batches"), Some(&json!(3)));
+    let rows: Vec<usize> = predicted
+        .get("predictions")
+        .and_then(Value::as_array)
+        .map(|b| b.iter().map(|b| b.as_array().map_or(0, Vec::len)).collect())
+        .unwrap_or_default();
+    assert_eq!(rows, [2, 2, 1]);
+    let first = |b: &str| number(predicted, b);
+    // The trained model separates the clusters: class 0 wins at (-1, -1), class 1 at (1, 1).
+    assert!(
+        first("/predictions/0/0/0") > first("/predictions/0/0/1"),
+        "{predicted}"
+    );
+    assert!(
+        first("/predictions/0/1/1") > first("/predictions/0/1/0"),
+        "{predicted}"
+    );
+
+    // Data that does not fit is reported before training, naming where.
+    let wide = json!({"model": {"_target_": MLP}, "data": {"train": {"inputs": x, "targets": y}}});
+    let message = tool_error(&server.call_tool(10, "lightning.train", wide));
+    assert!(
+        message.contains("data.train does not fit the model") && message.contains("matmul"),
+        "{message}"
+    );
+    let cases = [
+        (
+            json!({"train": {"inputs": [[1, 2], [3]], "targets": [0, 1]}}),
+            "data.train.inputs[1]: 1 elements where the first row has 2",
+        ),
+        (
+            json!({"train": {"inputs": [[1, 2], [3, 4]], "targets": [0]}}),
+            "data.train: inputs [2, 2] and targets [1] differ in their number of samples",
+        ),
+        (
+            json!({"train": {"inputs": [[1, 2]], "targets": [0]}, "batch_size": 0}),
+            "data.batch_size must be at least 1",
+        ),
+        (
+            json!({"train": {"inputs": [[1, "2"]], "targets": [0]}}),
+            "data.train.inputs[0][1]: a string is not a number",
+        ),
+        (json!({"training": {}}), "unknown field `training`"),
+    ];
+    for (id, (data, expected)) in (11..).zip(cases) {
+        let arguments = json!({"model": model, "trainer": {"max_epochs": 1}, "data": data});
+        let message = tool_error(&server.call_tool(id, "lightning.train", arguments));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let limited = json!({"model": model, "data": {"train": {"inputs": x, "targets": y}, "batch_size": 16},
+                         "limits": {"batch_size": 8}});
+    let message = tool_error(&server.call_tool(20, "lightning.train", limited));
+    assert!(
+        message.contains("a batch size of 16 is above the limit of 8 (batch_size)"),
+        "{message}"
+    );
+}

@@ -1,7 +1,10 @@
 //! Datasets and batching: a dataset is a pair of host tensors whose first dim is the sample;
-//! a batch is a run of consecutive rows.
+//! a batch is a run of consecutive rows, or — when the dataset shuffles — of rows in a seeded
+//! order drawn anew each epoch. [`json`] turns a request's nested arrays into tensors.
 
-use crate::tensor::{self, Tensor, TensorError};
+pub mod json;
+
+use crate::tensor::{self, Rng, Tensor, TensorError};
 
 /// Samples with optional targets, and the batch size to load them with.
 #[derive(Debug)]
@@ -9,6 +12,8 @@ pub struct Dataset {
     inputs: Tensor,
     targets: Option<Tensor>,
     batch_size: usize,
+    shuffle: Option<u64>,
+    order: Option<Vec<usize>>,
 }
 
 /// One batch of rows with their targets.
@@ -70,7 +75,24 @@ impl Dataset {
             inputs,
             targets,
             batch_size,
+            shuffle: None,
+            order: None,
         })
+    }
+
+    /// This dataset, its rows in a new order every epoch drawn from `seed` (Lightning's
+    /// `shuffle=True` under `seed_everything`).
+    pub fn shuffled(mut self, seed: u64) -> Self {
+        self.shuffle = Some(seed);
+        self
+    }
+
+    /// Draws the row order of `epoch`, when the dataset shuffles.
+    pub fn start_epoch(&mut self, epoch: u32) {
+        if let Some(seed) = self.shuffle {
+            let mut rng = Rng::seeded(seed ^ u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            self.order = Some(rng.permutation(self.len()));
+        }
     }
 
     /// Number of samples.
@@ -98,15 +120,26 @@ impl Dataset {
         let (start, end) = self.rows_of(index)?;
         Ok(LabelledBatch {
             index: batch_index(index),
-            inputs: tensor::rows(&self.inputs, start, end)?,
-            targets: tensor::rows(targets, start, end)?,
+            inputs: self.take_rows(&self.inputs, start, end)?,
+            targets: self.take_rows(targets, start, end)?,
         })
     }
 
     /// The inputs of batch `index`, and its index as the guest's step hooks receive it.
     pub fn inputs_batch(&self, index: usize) -> Result<(u32, Tensor), DataError> {
         let (start, end) = self.rows_of(index)?;
-        Ok((batch_index(index), tensor::rows(&self.inputs, start, end)?))
+        Ok((
+            batch_index(index),
+            self.take_rows(&self.inputs, start, end)?,
+        ))
+    }
+
+    /// Positions `start..end` of `t`: consecutive rows, or those the epoch's order names.
+    fn take_rows(&self, t: &Tensor, start: usize, end: usize) -> Result<Tensor, DataError> {
+        Ok(match self.order.as_ref().and_then(|o| o.get(start..end)) {
+            Some(picked) => tensor::select_rows(t, picked)?,
+            None => tensor::rows(t, start, end)?,
+        })
     }
 
     /// The rows of batch `index`.

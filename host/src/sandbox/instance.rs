@@ -254,21 +254,31 @@ impl ModelInstance {
         };
         let inputs = self.take(data.inputs)?;
         let targets = data.targets.map(|t| self.take(t)).transpose()?;
-        let bytes = inputs.size_in_bytes() + targets.as_ref().map_or(0, Tensor::size_in_bytes);
-        self.store
-            .data_mut()
-            .hold(bytes)
-            .map_err(|e| classify(&self.store, &e))?;
         if data.batch_size == 0 {
             return Err(SandboxError::Model(format!(
                 "dataset({split:?}): batch size must be at least 1"
             )));
         }
+        let batch_size = data.batch_size as usize;
+        self.admit_data(&inputs, targets.as_ref(), batch_size)?;
+        Ok(Some(ModelData {
+            inputs,
+            targets,
+            batch_size,
+        }))
+    }
+
+    /// Checks a dataset the run is to use (the model's own, or a request's) against the run's
+    /// batch-size and dataset-size limits, and counts its tensors against the run's tensor
+    /// memory for the rest of the run.
+    pub fn admit_data(
+        &mut self,
+        inputs: &Tensor,
+        targets: Option<&Tensor>,
+        batch_size: usize,
+    ) -> Result<(), SandboxError> {
         let limits = self.store.data().limits();
-        let (batch_size, samples) = (
-            data.batch_size as usize,
-            inputs.shape().first().copied().unwrap_or(0),
-        );
+        let samples = inputs.shape().first().copied().unwrap_or(0);
         if batch_size > limits.max_batch_size {
             return Err(LimitExceeded::BatchSize {
                 size: batch_size,
@@ -283,16 +293,30 @@ impl ModelInstance {
             }
             .into());
         }
-        Ok(Some(ModelData {
-            inputs,
-            targets,
-            batch_size,
-        }))
+        let bytes = inputs.size_in_bytes() + targets.map_or(0, Tensor::size_in_bytes);
+        self.store
+            .data_mut()
+            .hold(bytes)
+            .map_err(|e| classify(&self.store, &e))
+    }
+
+    /// The model's forward pass on `inputs`, without tracking gradients.
+    pub fn forward(&mut self, inputs: Tensor) -> Result<Tensor, SandboxError> {
+        let x = self.give(inputs)?;
+        let output = self
+            .call(Mode::Eval, |m, s| m.call_forward(s, x))?
+            .map_err(SandboxError::Model)?;
+        self.take(output)
     }
 
     /// The declared parameters, in declaration order.
     pub fn parameters(&self) -> &[Parameter] {
         self.store.data().parameters()
+    }
+
+    /// The limits of this instance's run.
+    pub fn limits(&self) -> &Limits {
+        self.store.data().limits()
     }
 
     /// The device the instance's tensors live on.

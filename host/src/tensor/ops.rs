@@ -708,3 +708,31 @@ pub fn rows(t: &Tensor, start: usize, end: usize) -> OpResult {
     };
     Ok(Tensor::from_bridge(bridge))
 }
+
+/// The rows of `t` (along dim 0) at `indices`, in that order: a shuffled batch.
+pub fn select_rows(t: &Tensor, indices: &[usize]) -> OpResult {
+    const OP: &str = "select-rows";
+    let shape = t.shape();
+    let count = shape.first().copied().unwrap_or(0);
+    if indices.is_empty() || indices.iter().any(|i| *i >= count) {
+        return Err(err(
+            OP,
+            format!("row indices must be 1 or more of 0..{count} for shape {shape:?}"),
+        ));
+    }
+    let picked: Vec<i64> = indices.iter().map(|i| *i as i64).collect();
+    let picked = TensorData::new(picked, Shape::from(vec![indices.len()]));
+    let bridge = match t.dtype() {
+        DType::F32 => with_rank!(OP, t.rank(), D => guarded(OP, || {
+            let x = float_tensor::<D>(t);
+            let index = BurnTensor::<1, Int>::from_data(picked, &x.device());
+            x.select(0, index).into_bridge()
+        })?)?,
+        DType::I64 => with_rank!(OP, t.rank(), D => guarded(OP, || {
+            let x = int_tensor::<D>(t);
+            let index = BurnTensor::<1, Int>::from_data(picked, &x.device());
+            x.select(0, index).into_bridge()
+        })?)?,
+    };
+    Ok(Tensor::from_bridge(bridge))
+}

@@ -15,6 +15,15 @@ impl Rng {
         Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
+    /// `0..count` in a random order (Fisher–Yates).
+    pub fn permutation(&mut self, count: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..count).collect();
+        for i in (1..count).rev() {
+            order.swap(i, self.0.random_range(0..=i));
+        }
+        order
+    }
+
     /// `count` samples of a normal distribution with mean 0.
     pub fn normal(&mut self, count: usize, std: f32) -> Vec<f32> {
         (0..count)

@@ -2,7 +2,7 @@
 //! with schemars (so the schema `tools/list` shows cannot drift from the parser).
 
 use super::bounds::Bounds;
-use crate::sandbox::Limits;
+use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, Device};
 use crate::trainer::BatchLimit;
 use schemars::JsonSchema;
@@ -360,5 +360,76 @@ impl LimitsArg {
                 .map_err(|e| format!("limits.timeout_seconds: {seconds} is not a duration: {e}"))?;
         }
         Ok(limits)
+    }
+}
+
+/// Data given in the request, one entry per split; a split not given comes from the model's
+/// own `dataset` hook.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataArgs {
+    /// Training data.
+    pub train: Option<LabelledData>,
+    /// Validation data.
+    pub val: Option<LabelledData>,
+    /// Test data.
+    pub test: Option<LabelledData>,
+    /// Inputs to predict.
+    pub predict: Option<InputsData>,
+    /// Samples per batch of the request's data (default 32).
+    #[schemars(range(min = 1))]
+    pub batch_size: Option<u64>,
+    /// Reshuffle the training data every epoch, seeded by `trainer.seed` (default false, as
+    /// PyTorch's `DataLoader`).
+    pub shuffle: Option<bool>,
+}
+
+/// Samples with targets.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledData {
+    /// One row per sample, nested arrays of numbers (e.g. `[[5.1, 3.5], [4.9, 3.0]]`), as f32.
+    #[schemars(with = "Vec<Value>")]
+    pub inputs: Value,
+    /// One target per sample: integers are class indices (i64), other numbers values (f32).
+    #[schemars(with = "Vec<Value>")]
+    pub targets: Value,
+}
+
+/// Samples without targets.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputsData {
+    /// One row per sample, nested arrays of numbers, as f32.
+    #[schemars(with = "Vec<Value>")]
+    pub inputs: Value,
+}
+
+impl DataArgs {
+    /// The request's `(name, inputs, targets)` for `split`, if it gives that split.
+    pub fn split(&self, split: Split) -> Option<(&'static str, &Value, Option<&Value>)> {
+        match split {
+            Split::Train => self
+                .train
+                .as_ref()
+                .map(|d| ("train", &d.inputs, Some(&d.targets))),
+            Split::Validation => self
+                .val
+                .as_ref()
+                .map(|d| ("val", &d.inputs, Some(&d.targets))),
+            Split::Test => self
+                .test
+                .as_ref()
+                .map(|d| ("test", &d.inputs, Some(&d.targets))),
+            Split::Predict => self.predict.as_ref().map(|d| ("predict", &d.inputs, None)),
+        }
+    }
+
+    /// The batch size of the request's data.
+    pub fn batch_size(&self) -> Result<usize, String> {
+        match self.batch_size.unwrap_or(32) {
+            0 => Err("data.batch_size must be at least 1".into()),
+            n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
     }
 }

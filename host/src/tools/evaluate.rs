@@ -1,8 +1,8 @@
 //! `lightning.validate`, `lightning.test` and `lightning.predict`: build a registered model and
 //! run one of Lightning's evaluation loops over its own data.
 
-use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::{build_model, num_parameters, own_data};
+use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::{build_model, num_parameters, split_data};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, SandboxError, Split};
@@ -50,6 +50,15 @@ impl Loop {
         }
     }
 
+    /// The key of this loop's data in a request's `data`.
+    fn data_key(self) -> &'static str {
+        match self {
+            Self::Validate => "val",
+            Self::Test => "test",
+            Self::Predict => "predict",
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Self::Validate => "validation",
@@ -75,6 +84,9 @@ pub struct EvaluateArgs {
     /// directory, e.g. the `checkpoint_path` lightning.train returned); without it the model
     /// keeps its initial weights.
     pub ckpt_path: Option<String>,
+    /// Data to evaluate on instead of the model's own: `val` (validate), `test` (test) or
+    /// `predict` (predict).
+    pub data: Option<DataArgs>,
 }
 
 /// A checked call.
@@ -85,6 +97,7 @@ pub struct Request {
     options: TrainerOptions,
     limits: Limits,
     ckpt_path: Option<String>,
+    data: Option<DataArgs>,
 }
 
 /// The model part of a result.
@@ -178,6 +191,7 @@ pub(super) fn parse(what: Loop, arguments: Value, limits: &Limits) -> Result<Req
         limits: args.limits.unwrap_or_default().apply(limits, true)?,
         model: args.model,
         ckpt_path: args.ckpt_path,
+        data: args.data,
     })
 }
 
@@ -198,6 +212,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         options,
         limits,
         ckpt_path,
+        data,
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
@@ -219,9 +234,15 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         ),
         None => None,
     };
-    let data = own_data(&mut instance, what.split(), options.seed)
+    let data = split_data(&mut instance, data.as_ref(), what.split(), options.seed)
         .map_err(|e| format!("{target}: {e}"))?
-        .ok_or_else(|| format!("{target} brings no {} data of its own", what.verb()))?;
+        .ok_or_else(|| {
+            format!(
+                "{target} brings no {} data of its own: give data.{}",
+                what.verb(),
+                what.data_key()
+            )
+        })?;
     let failed = |e: TrainError| match e {
         TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
             format!("{target}: {} cancelled", what.verb())

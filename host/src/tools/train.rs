@@ -1,7 +1,7 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
-use super::args::{self, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::{build_model, num_parameters, own_data};
+use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::{build_model, num_parameters, split_data};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
@@ -26,6 +26,8 @@ pub struct TrainArgs {
     /// Limits of this run, each at most the server's (`lightning.inspect` `environment`
     /// shows them); `timeout_seconds` bounds the whole training.
     pub limits: Option<LimitsArg>,
+    /// Data to train (`train`) and validate (`val`) on instead of the model's own.
+    pub data: Option<DataArgs>,
 }
 
 /// A checked `lightning.train` call.
@@ -34,6 +36,7 @@ pub struct Request {
     model: ModelSpec,
     options: TrainerOptions,
     limits: Limits,
+    data: Option<DataArgs>,
 }
 
 /// Parses and checks `lightning.train` arguments against the server's `limits`.
@@ -43,6 +46,7 @@ pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String
         options: args.trainer.unwrap_or_default().resolve()?,
         limits: args.limits.unwrap_or_default().apply(limits, true)?,
         model: args.model,
+        data: args.data,
     })
 }
 
@@ -120,6 +124,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         model: spec,
         options,
         limits,
+        data,
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
@@ -133,11 +138,25 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let train = own_data(&mut instance, Split::Train, options.seed)
+    let mut train = split_data(&mut instance, data.as_ref(), Split::Train, options.seed)
         .map_err(|e| format!("{target}: {e}"))?
-        .ok_or_else(|| format!("{target} brings no training data of its own"))?;
-    let val = own_data(&mut instance, Split::Validation, options.seed)
-        .map_err(|e| format!("{target}: {e}"))?;
+        .ok_or_else(|| format!("{target} brings no training data of its own: give data.train"))?;
+    let val = split_data(
+        &mut instance,
+        data.as_ref(),
+        Split::Validation,
+        options.seed,
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
+    // Data from the request must fit the model: say so before training, not mid-epoch.
+    if data.as_ref().is_some_and(|d| d.train.is_some()) {
+        let first = train
+            .labelled_batch(0)
+            .map_err(|e| format!("{target}: data.train: {e}"))?;
+        instance
+            .forward(first.inputs)
+            .map_err(|e| format!("{target}: data.train does not fit the model: {e}"))?;
+    }
     let config = FitConfig {
         max_epochs: options.max_epochs,
         max_steps: options.max_steps,
@@ -155,13 +174,19 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         )),
     );
     let mut reporter = Reporter::new(ctx);
-    let report = trainer::fit(&mut instance, &config, &train, val.as_ref(), &mut reporter)
-        .map_err(|e| match e {
-            TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
-                format!("{target}: training cancelled")
-            }
-            e => format!("{target}: training failed: {e}"),
-        })?;
+    let report = trainer::fit(
+        &mut instance,
+        &config,
+        &mut train,
+        val.as_ref(),
+        &mut reporter,
+    )
+    .map_err(|e| match e {
+        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
+            format!("{target}: training cancelled")
+        }
+        e => format!("{target}: training failed: {e}"),
+    })?;
     let checkpoint_path = if options.enable_checkpointing {
         let meta = CheckpointMeta {
             format_version: checkpoint::FORMAT_VERSION,

@@ -130,12 +130,12 @@ pub enum TrainError {
     Cancelled(#[from] Cancelled),
 }
 
-/// Trains `model` on `train`, validating on `val` after each epoch, telling `observer` how it
-/// goes.
+/// Trains `model` on `train` (reshuffled each epoch if it shuffles), validating on `val` after
+/// each epoch, telling `observer` how it goes.
 pub fn fit(
     model: &mut ModelInstance,
     config: &FitConfig,
-    train: &Dataset,
+    train: &mut Dataset,
     val: Option<&Dataset>,
     observer: &mut dyn FitObserver,
 ) -> Result<FitReport, TrainError> {
@@ -171,6 +171,7 @@ pub fn fit(
     let steps_left =
         |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
     while report.epochs < config.max_epochs && steps_left(&report) {
+        train.start_epoch(report.epochs);
         let mut epoch = MetricAccumulator::default();
         for index in 0..train_batches {
             if !steps_left(&report) {

@@ -1051,3 +1051,252 @@ fn models_train_validate_and_predict_on_data_given_in_the_request() {
         "{message}"
     );
 }
+
+/// A server with the test model `lightning_mcp.testing.Misbehaving` registered from a models
+/// directory (returned, to keep it alive).
+fn with_test_model() -> (StdioServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("misbehaving.wasm"),
+        lightning_mcp_guests::testing::MISBEHAVING,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    (StdioServer::start(&["--models-dir", &dir_arg]), dir)
+}
+
+/// The parameter values, by name, of the checkpoint a tool result names under `key` (a path
+/// relative to the server's checkpoint directory).
+fn weights(server: &StdioServer, result: &Value, key: &str) -> Vec<(String, Vec<f32>)> {
+    let path = result
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {key} in {result}"));
+    let file = server.checkpoint_dir().join(path);
+    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{e}"));
+    let (params, _) = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut named: Vec<_> = params.into_iter().map(|p| (p.name, p.values)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+fn distance(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> (f32, f32) {
+    let deltas: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .flat_map(|((_, x), (_, y))| x.iter().zip(y).map(|(x, y)| x - y))
+        .collect();
+    let norm = deltas.iter().map(|d| d * d).sum::<f32>().sqrt();
+    let largest = deltas.iter().fold(0.0f32, |m, d| m.max(d.abs()));
+    (norm, largest)
+}
+
+#[test]
+fn lightnings_trainer_options_and_early_stopping_work() {
+    let (mut server, _dir) = with_test_model();
+    const TEST_MODEL: &str = "lightning_mcp.testing.Misbehaving";
+    let train = |server: &mut StdioServer, id: u64, mode: &str, trainer: Value, data: Value| {
+        let result = server.call_tool(
+            id,
+            "lightning.train",
+            json!({"model": {"_target_": TEST_MODEL, "mode": mode}, "trainer": trainer, "data": data}),
+        );
+        structured(&result).clone()
+    };
+
+    // Early stopping on a scripted plateau: val_loss 5, 4, 3, 3, 3 → with patience 2 it stops
+    // after the 5th epoch; min_epochs holds it to 7.
+    let stopping = json!([{"type": "early_stopping", "monitor": "val_loss", "patience": 2}]);
+    let stopped = train(
+        &mut server,
+        1,
+        "plateau",
+        json!({"max_epochs": 20, "num_sanity_val_steps": 0, "callbacks": stopping}),
+        Value::Null,
+    );
+    assert_eq!(
+        stopped.pointer("/trainer/current_epoch"),
+        Some(&json!(5)),
+        "{stopped}"
+    );
+    assert_eq!(
+        stopped.pointer("/trainer/stopped_early"),
+        Some(&json!(true))
+    );
+    let held = train(
+        &mut server,
+        2,
+        "plateau",
+        json!({"max_epochs": 20, "min_epochs": 7, "num_sanity_val_steps": 0, "callbacks": stopping}),
+        Value::Null,
+    );
+    assert_eq!(
+        held.pointer("/trainer/current_epoch"),
+        Some(&json!(7)),
+        "{held}"
+    );
+    let message = tool_error(&server.call_tool(3, "lightning.train", json!({
+        "model": {"_target_": TEST_MODEL},
+        "trainer": {"max_epochs": 2, "callbacks": [{"type": "early_stopping", "monitor": "val_f1"}]}})));
+    assert!(message.contains("monitors \"val_f1\", which the model did not log (logged: train_loss, val_acc, val_loss)"), "{message}");
+
+    // Gradient accumulation over 2 batches of 8 is one batch of 16 (plain SGD, one step).
+    let rows: Vec<Value> = (0..16)
+        .map(|i| {
+            json!([
+                (i % 4) as f64 - 1.5,
+                (i % 3) as f64,
+                (i % 5) as f64 * 0.3,
+                1.0
+            ])
+        })
+        .collect();
+    let labels: Vec<Value> = (0..16).map(|i| json!(i % 3)).collect();
+    let data = |batch_size: u32| json!({"train": {"inputs": rows, "targets": labels}, "batch_size": batch_size});
+    let accumulated = train(
+        &mut server,
+        4,
+        "sgd",
+        json!({"max_steps": 1, "seed": 3, "accumulate_grad_batches": 2, "limit_val_batches": 0}),
+        data(8),
+    );
+    assert_eq!(accumulated.pointer("/trainer/global_step"), Some(&json!(1)));
+    let whole = train(
+        &mut server,
+        5,
+        "sgd",
+        json!({"max_steps": 1, "seed": 3, "limit_val_batches": 0}),
+        data(16),
+    );
+    let (a, b) = (
+        weights(&server, &accumulated, "checkpoint_path"),
+        weights(&server, &whole, "checkpoint_path"),
+    );
+    let (_, largest) = distance(&a, &b);
+    assert!(
+        largest < 1e-5,
+        "accumulated and whole-batch steps differ by {largest}"
+    );
+
+    // Clipping bounds the step: SGD with lr 1 moves the weights by exactly the gradient.
+    let initial = server.call_tool(
+        6,
+        "lightning.checkpoint",
+        json!({
+        "action": "save", "path": "initial", "model": {"_target_": TEST_MODEL, "mode": "sgd"},
+        "trainer": {"seed": 3}}),
+    );
+    let initial = weights(&server, structured(&initial), "path");
+    let step = |server: &mut StdioServer, id: u64, clip: Value| {
+        let mut trainer = json!({"max_steps": 1, "seed": 3, "limit_val_batches": 0});
+        if let (Some(t), Some(c)) = (trainer.as_object_mut(), clip.as_object()) {
+            t.extend(c.clone());
+        }
+        let result = train(server, id, "sgd", trainer, data(16));
+        weights(server, &result, "checkpoint_path")
+    };
+    let (free, _) = distance(&step(&mut server, 7, json!({})), &initial);
+    assert!(
+        free > 0.05,
+        "the unclipped step should be larger than the clip: {free}"
+    );
+    let (by_norm, _) = distance(
+        &step(&mut server, 8, json!({"gradient_clip_val": 0.05})),
+        &initial,
+    );
+    assert!(by_norm <= 0.05 + 1e-4, "norm-clipped step of {by_norm}");
+    assert!(
+        by_norm > 0.04,
+        "norm clipping should scale, not zero, the step: {by_norm}"
+    );
+    let (_, by_value) = distance(
+        &step(
+            &mut server,
+            9,
+            json!({"gradient_clip_val": 0.01, "gradient_clip_algorithm": "value"}),
+        ),
+        &initial,
+    );
+    assert!(
+        by_value <= 0.01 + 1e-6,
+        "value-clipped element moved by {by_value}"
+    );
+
+    // fast_dev_run, overfit_batches, check_val_every_n_epoch.
+    let smoke = train(
+        &mut server,
+        10,
+        "ok",
+        json!({"fast_dev_run": true, "max_epochs": 50}),
+        Value::Null,
+    );
+    assert_eq!(
+        smoke.pointer("/trainer/global_step"),
+        Some(&json!(1)),
+        "{smoke}"
+    );
+    assert_eq!(smoke.pointer("/trainer/current_epoch"), Some(&json!(1)));
+    assert_eq!(smoke.get("checkpoint_path"), Some(&Value::Null));
+    let overfit = train(
+        &mut server,
+        11,
+        "ok",
+        json!({"overfit_batches": 1, "max_epochs": 3}),
+        Value::Null,
+    );
+    assert_eq!(
+        overfit.pointer("/trainer/global_step"),
+        Some(&json!(3)),
+        "{overfit}"
+    );
+    assert!(overfit.pointer("/metrics/val_loss").is_some(), "{overfit}");
+    let sparse = train(
+        &mut server,
+        12,
+        "ok",
+        json!({"max_epochs": 1, "check_val_every_n_epoch": 2}),
+        Value::Null,
+    );
+    assert!(sparse.pointer("/metrics/val_loss").is_none(), "{sparse}");
+
+    // What the backend cannot do is refused, naming the option.
+    let refusals = [
+        (
+            json!({"precision": "16-mixed"}),
+            "trainer.precision \"16-mixed\" is not supported",
+        ),
+        (
+            json!({"precision": 64}),
+            "trainer.precision 64 is not supported",
+        ),
+        (
+            json!({"accumulate_grad_batches": 0}),
+            "trainer.accumulate_grad_batches must be at least 1",
+        ),
+        (
+            json!({"gradient_clip_val": -1.0}),
+            "trainer.gradient_clip_val must be a finite number >= 0",
+        ),
+        (
+            json!({"callbacks": [{"type": "model_summary"}]}),
+            "unknown variant `model_summary`",
+        ),
+        (json!({"strategy": "ddp"}), "unknown field `strategy`"),
+    ];
+    for (id, (trainer, expected)) in (20..).zip(refusals) {
+        let message = tool_error(&server.call_tool(
+            id,
+            "lightning.train",
+            json!({"model": {"_target_": TEST_MODEL}, "trainer": trainer}),
+        ));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+    let fine = train(
+        &mut server,
+        30,
+        "ok",
+        json!({"max_epochs": 1, "precision": "32-true", "deterministic": true}),
+        Value::Null,
+    );
+    assert_eq!(fine.get("status"), Some(&json!("completed")));
+}

@@ -7,7 +7,7 @@ pub mod json;
 use crate::tensor::{self, Rng, Tensor, TensorError};
 
 /// Samples with optional targets, and the batch size to load them with.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Dataset {
     inputs: Tensor,
     targets: Option<Tensor>,
@@ -84,6 +84,13 @@ impl Dataset {
     /// `shuffle=True` under `seed_everything`).
     pub fn shuffled(mut self, seed: u64) -> Self {
         self.shuffle = Some(seed);
+        self
+    }
+
+    /// This dataset, its rows in their given order.
+    pub fn unshuffled(mut self) -> Self {
+        self.shuffle = None;
+        self.order = None;
         self
     }
 

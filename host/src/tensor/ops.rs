@@ -316,6 +316,10 @@ unary_float_op!(
     pow_scalar, "pow-scalar", |x, exponent: f32| x.powf_scalar(exponent)
 );
 unary_float_op!(
+    /// `t` clamped to `[min, max]` (gradient clipping by value).
+    clamp, "clamp", |x, min: f32, max: f32| x.clamp(min, max)
+);
+unary_float_op!(
     /// `-t`.
     neg, "neg", |x| x.neg()
 );

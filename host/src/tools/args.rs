@@ -4,7 +4,7 @@
 use super::bounds::Bounds;
 use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, Device};
-use crate::trainer::BatchLimit;
+use crate::trainer::{BatchLimit, EarlyStopping, GradientClip, Mode};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -149,6 +149,109 @@ pub struct TrainerArgs {
     pub default_root_dir: Option<String>,
     /// Number of devices: 1 or `"auto"`.
     pub devices: Option<Devices>,
+    /// Epochs early stopping may not cut (default 0).
+    pub min_epochs: Option<u32>,
+    /// Validate after every n-th epoch (default 1).
+    pub check_val_every_n_epoch: Option<u32>,
+    /// Validation batches run before training to catch errors early, their metrics
+    /// discarded (default 2; -1: all).
+    pub num_sanity_val_steps: Option<i64>,
+    /// Sum the gradients of this many batches (each loss divided by it) into one optimizer
+    /// step (default 1).
+    pub accumulate_grad_batches: Option<u32>,
+    /// Clip gradients before each optimizer step to this joint L2 norm (or, with
+    /// `gradient_clip_algorithm: "value"`, elementwise to ±this); 0 or absent: no clipping.
+    pub gradient_clip_val: Option<f64>,
+    /// `norm` (default) or `value`.
+    pub gradient_clip_algorithm: Option<ClipAlgorithm>,
+    /// A smoke test: `true` (1) or n runs n training and n validation batches for one epoch,
+    /// without sanity steps, early stopping or a checkpoint.
+    pub fast_dev_run: Option<FastDevRun>,
+    /// Train on this many batches (an integer, or a fraction of them) and validate on the
+    /// same batches, unshuffled.
+    pub overfit_batches: Option<BatchLimitArg>,
+    /// Accepted as Lightning's: runs here are always deterministic (same seed, same backend →
+    /// same numbers), whatever it says.
+    pub deterministic: Option<Deterministic>,
+    /// Float precision: `32`, `"32"` or `"32-true"` (what the CPU backend computes in);
+    /// anything else is refused.
+    pub precision: Option<Precision>,
+    /// Callbacks, e.g. `{"type": "early_stopping", "monitor": "val_loss", "mode": "min",
+    /// "patience": 3, "min_delta": 0.0}`.
+    pub callbacks: Option<Vec<CallbackArg>>,
+}
+
+/// Lightning's `gradient_clip_algorithm`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClipAlgorithm {
+    /// Scale all gradients together to the joint L2 norm.
+    #[default]
+    Norm,
+    /// Clamp every element.
+    Value,
+}
+
+/// Lightning's `fast_dev_run`: a flag or a number of batches.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FastDevRun {
+    /// `true`: one batch.
+    Flag(bool),
+    /// This many batches.
+    Batches(u64),
+}
+
+/// Lightning's `deterministic`: a flag or `"warn"`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Deterministic {
+    /// `true` or `false`.
+    Flag(bool),
+    /// `"warn"`.
+    Mode(String),
+}
+
+/// Lightning's `precision`: a number or a string.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Precision {
+    /// E.g. `32`.
+    Bits(i64),
+    /// E.g. `"32-true"`.
+    Name(String),
+}
+
+/// A callback.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallbackArg {
+    /// Lightning's `EarlyStopping`.
+    EarlyStopping(EarlyStoppingArg),
+}
+
+/// Lightning's `EarlyStopping(monitor, mode, patience, min_delta)`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStoppingArg {
+    /// The metric to watch (default `val_loss`).
+    pub monitor: Option<String>,
+    /// `min` (default) or `max`.
+    pub mode: Option<ModeArg>,
+    /// Checks without improvement before stopping (default 3).
+    pub patience: Option<u32>,
+    /// The least change that counts as improvement (default 0.0).
+    pub min_delta: Option<f64>,
+}
+
+/// Which way a monitored metric improves.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeArg {
+    /// Lower is better.
+    Min,
+    /// Higher is better.
+    Max,
 }
 
 /// Validated trainer options.
@@ -174,6 +277,20 @@ pub struct TrainerOptions {
     pub enable_checkpointing: bool,
     /// Where checkpoints go, relative to the checkpoint directory.
     pub default_root_dir: String,
+    /// Epochs early stopping may not cut.
+    pub min_epochs: u32,
+    /// Validate after every n-th epoch.
+    pub check_val_every_n_epoch: u32,
+    /// Sanity validation batches (`None`: all).
+    pub num_sanity_val_steps: Option<usize>,
+    /// Batches per optimizer step.
+    pub accumulate_grad_batches: usize,
+    /// Gradient clipping.
+    pub gradient_clip: Option<GradientClip>,
+    /// Early stopping.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Train and validate on these training batches only, unshuffled.
+    pub overfit_batches: Option<BatchLimit>,
     /// The device tensors live on.
     pub device: Device,
 }
@@ -211,7 +328,63 @@ impl TrainerArgs {
             }
         }
         let (accelerator, device) = resolve_accelerator(self.accelerator.unwrap_or_default())?;
-        Ok(TrainerOptions {
+        check_precision(self.precision.as_ref())?;
+        if let Some(Deterministic::Mode(mode)) = &self.deterministic
+            && mode != "warn"
+        {
+            return Err(format!(
+                "trainer.deterministic must be true, false or \"warn\", got {mode:?}"
+            ));
+        }
+        let positive = |field: &str, value: Option<u32>| match value {
+            Some(0) => Err(format!("trainer.{field} must be at least 1")),
+            v => Ok(v.unwrap_or(1)),
+        };
+        let check_val_every_n_epoch =
+            positive("check_val_every_n_epoch", self.check_val_every_n_epoch)?;
+        let accumulate_grad_batches =
+            positive("accumulate_grad_batches", self.accumulate_grad_batches)? as usize;
+        let num_sanity_val_steps = match self.num_sanity_val_steps.unwrap_or(2) {
+            -1 => None,
+            n => Some(usize::try_from(n).map_err(|_| {
+                format!("trainer.num_sanity_val_steps must be -1 (all) or at least 0, got {n}")
+            })?),
+        };
+        let gradient_clip = match self.gradient_clip_val {
+            None | Some(0.0) => None,
+            Some(v) if v.is_finite() && v > 0.0 => {
+                Some(match self.gradient_clip_algorithm.unwrap_or_default() {
+                    ClipAlgorithm::Norm => GradientClip::Norm(v as f32),
+                    ClipAlgorithm::Value => GradientClip::Value(v as f32),
+                })
+            }
+            Some(v) => {
+                return Err(format!(
+                    "trainer.gradient_clip_val must be a finite number >= 0, got {v}"
+                ));
+            }
+        };
+        let early_stopping = self
+            .callbacks
+            .iter()
+            .flatten()
+            .map(|CallbackArg::EarlyStopping(e)| e.resolve())
+            .next_back()
+            .transpose()?;
+        let overfit_batches = self
+            .overfit_batches
+            .map(|l| l.resolve("overfit_batches"))
+            .transpose()?
+            .filter(|l| *l != BatchLimit::Count(0) && *l != BatchLimit::Fraction(0.0));
+        let fast_dev_run = match self.fast_dev_run {
+            None | Some(FastDevRun::Flag(false)) => None,
+            Some(FastDevRun::Flag(true)) => Some(1),
+            Some(FastDevRun::Batches(0)) => {
+                return Err("trainer.fast_dev_run must be true, false or at least 1".into());
+            }
+            Some(FastDevRun::Batches(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        let options = TrainerOptions {
             max_epochs,
             max_steps,
             limit_train_batches: resolve_limit(self.limit_train_batches, "limit_train_batches")?,
@@ -225,7 +398,66 @@ impl TrainerArgs {
             accelerator,
             enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
             default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
+            min_epochs: self.min_epochs.unwrap_or(0),
+            check_val_every_n_epoch,
+            num_sanity_val_steps,
+            accumulate_grad_batches,
+            gradient_clip,
+            early_stopping,
+            overfit_batches,
             device,
+        };
+        Ok(match fast_dev_run {
+            None => options,
+            Some(n) => TrainerOptions {
+                max_epochs: 1,
+                max_steps: Some(n as u64),
+                limit_train_batches: BatchLimit::Count(n),
+                limit_val_batches: BatchLimit::Count(n),
+                limit_test_batches: BatchLimit::Count(n),
+                limit_predict_batches: BatchLimit::Count(n),
+                num_sanity_val_steps: Some(0),
+                enable_checkpointing: false,
+                early_stopping: None,
+                ..options
+            },
+        })
+    }
+}
+
+/// Refuses a precision the CPU backend does not compute in.
+fn check_precision(precision: Option<&Precision>) -> Result<(), String> {
+    match precision {
+        None | Some(Precision::Bits(32)) => Ok(()),
+        Some(Precision::Name(name)) if name == "32" || name == "32-true" => Ok(()),
+        Some(other) => Err(format!(
+            "trainer.precision {} is not supported: the CPU backend computes in float32 \
+             (precision 32, \"32\" or \"32-true\")",
+            match other {
+                Precision::Bits(b) => b.to_string(),
+                Precision::Name(n) => format!("{n:?}"),
+            }
+        )),
+    }
+}
+
+impl EarlyStoppingArg {
+    fn resolve(&self) -> Result<EarlyStopping, String> {
+        let min_delta = self.min_delta.unwrap_or(0.0);
+        if !(min_delta.is_finite() && min_delta >= 0.0) {
+            return Err(format!(
+                "trainer.callbacks early_stopping.min_delta must be a finite number >= 0, got \
+                 {min_delta}"
+            ));
+        }
+        Ok(EarlyStopping {
+            monitor: self.monitor.clone().unwrap_or_else(|| "val_loss".into()),
+            mode: match self.mode {
+                None | Some(ModeArg::Min) => Mode::Min,
+                Some(ModeArg::Max) => Mode::Max,
+            },
+            patience: self.patience.unwrap_or(3),
+            min_delta,
         })
     }
 }

@@ -25,10 +25,10 @@ const MAX_LISTED: usize = 1000;
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum CheckpointArgs {
     /// Builds the model and writes its (initial) weights to `path`.
-    Save(SaveArgs),
+    Save(Box<SaveArgs>),
     /// Builds the model and loads the weights at `path` into it, checking every name and
     /// shape.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Lists the checkpoints under `directory`.
     List(ListArgs),
 }

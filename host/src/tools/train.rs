@@ -99,6 +99,8 @@ pub struct TrainerReport {
     pub current_epoch: u32,
     /// Optimizer steps taken.
     pub global_step: u64,
+    /// Whether the early-stopping callback ended the fit.
+    pub stopped_early: bool,
 }
 
 pub(super) fn definition() -> ToolDefinition {
@@ -107,10 +109,12 @@ pub(super) fn definition() -> ToolDefinition {
         title: "Train a model",
         description: "Builds a registered model (model._target_ plus hyperparameters) inside \
             the WebAssembly sandbox and fits it with PyTorch Lightning's trainer options \
-            (max_epochs, max_steps, limit_train_batches, limit_val_batches, seed, accelerator, \
-            devices), validating after each epoch. Returns status, model.class, \
-            model.num_parameters, model.hyperparameters, trainer settings and metrics \
-            (train_loss, val_loss, val_acc, ...: per-epoch means of the last epoch). Send \
+            (max_epochs, max_steps, limit_*_batches, seed, accumulate_grad_batches, \
+            gradient_clip_val, early-stopping callbacks, ...), on the model's own data or on \
+            `data` given in the call, validating after each epoch and writing a checkpoint. \
+            Returns status, model.class, model.num_parameters, model.hyperparameters, trainer \
+            settings, metrics (train_loss, val_loss, val_acc, ...: per-epoch means of the last \
+            epoch) and checkpoint_path. Send \
             _meta.progressToken for progress after every epoch; cancel with \
             notifications/cancelled.",
         input_schema: args::schema::<TrainArgs>(),
@@ -157,12 +161,26 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             .forward(first.inputs)
             .map_err(|e| format!("{target}: data.train does not fit the model: {e}"))?;
     }
+    // Lightning's overfit_batches: the same few training batches, in order, for both.
+    let (val, limit_train_batches, limit_val_batches) = match options.overfit_batches {
+        Some(limit) => {
+            train = train.unshuffled();
+            (Some(train.clone()), limit, limit)
+        }
+        None => (val, options.limit_train_batches, options.limit_val_batches),
+    };
     let config = FitConfig {
         max_epochs: options.max_epochs,
         max_steps: options.max_steps,
-        limit_train_batches: options.limit_train_batches,
-        limit_val_batches: options.limit_val_batches,
+        limit_train_batches,
+        limit_val_batches,
         max_total_steps: limits.max_total_steps,
+        min_epochs: options.min_epochs,
+        check_val_every_n_epoch: options.check_val_every_n_epoch,
+        num_sanity_val_steps: options.num_sanity_val_steps,
+        accumulate_grad_batches: options.accumulate_grad_batches,
+        gradient_clip: options.gradient_clip,
+        early_stopping: options.early_stopping.clone(),
     };
     let num_parameters = num_parameters(&instance);
     ctx.log(
@@ -241,6 +259,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             seed: options.seed,
             current_epoch: report.epochs,
             global_step: report.global_step,
+            stopped_early: report.stopped_early,
         },
         metrics: report.metrics,
         checkpoint_path,

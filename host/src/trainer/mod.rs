@@ -52,6 +52,84 @@ pub struct FitConfig {
     pub limit_val_batches: BatchLimit,
     /// Most optimizer steps the fit may plan; more is refused before it starts.
     pub max_total_steps: u64,
+    /// Epochs early stopping may not cut (Lightning's `min_epochs`).
+    pub min_epochs: u32,
+    /// Validate after every `n`-th epoch.
+    pub check_val_every_n_epoch: u32,
+    /// Validation batches run before training starts, their metrics discarded (`None`: all).
+    pub num_sanity_val_steps: Option<usize>,
+    /// Batches whose gradients are summed into one optimizer step.
+    pub accumulate_grad_batches: usize,
+    /// Clipping of the gradients before each optimizer step.
+    pub gradient_clip: Option<GradientClip>,
+    /// Stop when a monitored metric stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// How gradients are clipped before an optimizer step (Lightning's `gradient_clip_val` with
+/// `gradient_clip_algorithm`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradientClip {
+    /// Scale all gradients down together so that their joint L2 norm is at most this.
+    Norm(f32),
+    /// Clamp every gradient element into `[-v, v]`.
+    Value(f32),
+}
+
+/// Which way a monitored metric improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Lower is better (a loss).
+    Min,
+    /// Higher is better (an accuracy).
+    Max,
+}
+
+/// Lightning's `EarlyStopping` callback: stop once `monitor` has not improved by more than
+/// `min_delta` for `patience` checks in a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStopping {
+    /// The metric watched, e.g. `val_loss`.
+    pub monitor: String,
+    /// Whether it should fall or rise.
+    pub mode: Mode,
+    /// Checks without improvement tolerated.
+    pub patience: u32,
+    /// The least change that counts as improvement.
+    pub min_delta: f64,
+}
+
+/// The state of an [`EarlyStopping`] watch.
+#[derive(Debug)]
+struct Watch {
+    rule: EarlyStopping,
+    best: Option<f64>,
+    waited: u32,
+}
+
+impl Watch {
+    /// Takes the latest metrics; `Ok(true)` when training should stop.
+    fn should_stop(&mut self, metrics: &Metrics) -> Result<bool, TrainError> {
+        let Some(&value) = metrics.get(&self.rule.monitor) else {
+            let logged: Vec<&str> = metrics.keys().map(String::as_str).collect();
+            return Err(TrainError::Loss(format!(
+                "early stopping monitors {:?}, which the model did not log (logged: {})",
+                self.rule.monitor,
+                logged.join(", ")
+            )));
+        };
+        let improved = self.best.is_none_or(|best| match self.rule.mode {
+            Mode::Min => value < best - self.rule.min_delta,
+            Mode::Max => value > best + self.rule.min_delta,
+        });
+        if improved {
+            self.best = Some(value);
+            self.waited = 0;
+            return Ok(false);
+        }
+        self.waited += 1;
+        Ok(self.waited >= self.rule.patience)
+    }
 }
 
 /// How a fit ended.
@@ -63,6 +141,8 @@ pub struct FitReport {
     pub global_step: u64,
     /// The last epoch's training metrics and the last validation's metrics.
     pub metrics: Metrics,
+    /// Whether early stopping ended the fit.
+    pub stopped_early: bool,
 }
 
 /// Where a fit stands, as an observer sees it.
@@ -146,12 +226,15 @@ pub fn fit(
     let optimizer_config = model.configure_optimizers()?;
     let mut optimizer = Optimizer::new(&optimizer_config, model.parameters().len());
     let train_batches = config.limit_train_batches.apply(train.num_batches());
+    let accumulate = config.accumulate_grad_batches.max(1);
+    let steps_per_epoch = train_batches.div_ceil(accumulate) as u64;
     let mut report = FitReport {
         epochs: 0,
         global_step: 0,
         metrics: Metrics::new(),
+        stopped_early: false,
     };
-    let planned = u64::from(config.max_epochs).saturating_mul(train_batches as u64);
+    let planned = u64::from(config.max_epochs).saturating_mul(steps_per_epoch);
     let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
     if total_steps > config.max_total_steps {
         return Err(LimitExceeded::TotalSteps {
@@ -160,6 +243,19 @@ pub fn fit(
         }
         .into());
     }
+    if let Some(val) = val {
+        let sanity = config
+            .num_sanity_val_steps
+            .map_or(BatchLimit::default(), BatchLimit::Count);
+        if sanity != BatchLimit::Count(0) {
+            evaluate(model, val, sanity, Stage::Validation, &*observer)?;
+        }
+    }
+    let mut watch = config.early_stopping.clone().map(|rule| Watch {
+        rule,
+        best: None,
+        waited: 0,
+    });
     let progress = |report: &FitReport, batch: usize| FitProgress {
         epoch: report.epochs,
         max_epochs: config.max_epochs,
@@ -173,6 +269,8 @@ pub fn fit(
     while report.epochs < config.max_epochs && steps_left(&report) {
         train.start_epoch(report.epochs);
         let mut epoch = MetricAccumulator::default();
+        let mut pending: Option<Vec<Option<Tensor>>> = None;
+        let mut in_window = 0;
         for index in 0..train_batches {
             if !steps_left(&report) {
                 break;
@@ -182,20 +280,26 @@ pub fn fit(
             }
             let batch = train.labelled_batch(index)?;
             let size = batch.size();
-            training_step(
-                model,
-                &mut optimizer,
-                batch.inputs,
-                batch.targets,
-                batch.index,
-            )?;
+            let scale = 1.0 / accumulate as f32;
+            let grads = backward_step(model, batch.inputs, batch.targets, batch.index, scale)?;
+            pending = Some(match pending.take() {
+                None => grads,
+                Some(sum) => add_grads(sum, grads)?,
+            });
+            in_window += 1;
             epoch.add(model.take_logged(), size);
-            report.global_step += 1;
             forward_output(model, observer);
-            observer.step_end(&progress(&report, index + 1));
+            if in_window == accumulate || index + 1 == train_batches {
+                let grads = pending.take().unwrap_or_default();
+                optimizer_step(model, &mut optimizer, grads, config.gradient_clip)?;
+                report.global_step += 1;
+                in_window = 0;
+                observer.step_end(&progress(&report, index + 1));
+            }
         }
         report.metrics.extend(epoch.finish());
-        if let Some(val) = val {
+        let validates = (report.epochs + 1).is_multiple_of(config.check_val_every_n_epoch.max(1));
+        if let Some(val) = val.filter(|_| validates) {
             report.metrics.extend(evaluate(
                 model,
                 val,
@@ -206,6 +310,14 @@ pub fn fit(
         }
         observer.epoch_end(&progress(&report, train_batches), &report.metrics);
         report.epochs += 1;
+        let checked = val.is_none() || validates;
+        if let Some(watch) = watch.as_mut().filter(|_| checked)
+            && watch.should_stop(&report.metrics)?
+            && report.epochs >= config.min_epochs
+        {
+            report.stopped_early = true;
+            break;
+        }
     }
     Ok(report)
 }
@@ -220,17 +332,89 @@ pub fn training_step(
     targets: Tensor,
     batch_index: u32,
 ) -> Result<(), TrainError> {
+    let grads = backward_step(model, inputs, targets, batch_index, 1.0)?;
+    optimizer_step(model, optimizer, grads, None)
+}
+
+/// The guest's `training-step` on a batch and backward from its loss times `scale` (`1/k`
+/// when gradients of `k` batches are accumulated); returns each parameter's gradient (`None`
+/// where the loss does not reach it).
+pub fn backward_step(
+    model: &mut ModelInstance,
+    inputs: Tensor,
+    targets: Tensor,
+    batch_index: u32,
+    scale: f32,
+) -> Result<Vec<Option<Tensor>>, TrainError> {
     let backward = model
         .training_step(inputs, targets, batch_index)
         .map_err(TrainError::from)
         .and_then(|loss| {
             check_loss(&loss, batch_index)?;
+            let loss = if scale == 1.0 {
+                loss
+            } else {
+                tensor::mul_scalar(&loss, scale)?
+            };
             Ok(tensor::backward(&loss)?)
         });
     model.end_step(backward.is_ok());
     let mut grads = backward?;
+    model
+        .parameters()
+        .iter()
+        .map(|p| Ok(tensor::take_grad(&p.value, &mut grads)?))
+        .collect()
+}
+
+/// Sums two steps' gradients, parameter by parameter.
+fn add_grads(
+    sum: Vec<Option<Tensor>>,
+    more: Vec<Option<Tensor>>,
+) -> Result<Vec<Option<Tensor>>, TrainError> {
+    sum.into_iter()
+        .zip(more)
+        .map(|pair| match pair {
+            (Some(a), Some(b)) => Ok(Some(tensor::add(&a, &b)?)),
+            (a, b) => Ok(a.or(b)),
+        })
+        .collect()
+}
+
+/// Clips `grads` as `clip` says, then one optimizer step on every parameter with a gradient.
+pub fn optimizer_step(
+    model: &mut ModelInstance,
+    optimizer: &mut Optimizer,
+    grads: Vec<Option<Tensor>>,
+    clip: Option<GradientClip>,
+) -> Result<(), TrainError> {
+    let mut grads = match clip {
+        None => grads,
+        Some(GradientClip::Value(v)) => grads
+            .into_iter()
+            .map(|g| g.map(|g| tensor::clamp(&g, -v, v)).transpose())
+            .collect::<Result<_, _>>()?,
+        Some(GradientClip::Norm(max)) => {
+            let mut squares = 0.0f64;
+            for g in grads.iter().flatten() {
+                let sum = tensor::sum(&tensor::mul(g, g)?)?;
+                squares += f64::from(tensor::to_scalar("grad-norm", &sum)?);
+            }
+            let norm = squares.sqrt();
+            if norm > f64::from(max) {
+                // PyTorch's clip_grad_norm_: scale by max / (norm + 1e-6).
+                let factor = (f64::from(max) / (norm + 1e-6)) as f32;
+                grads
+                    .into_iter()
+                    .map(|g| g.map(|g| tensor::mul_scalar(&g, factor)).transpose())
+                    .collect::<Result<_, _>>()?
+            } else {
+                grads
+            }
+        }
+    };
     model.update_parameters(
-        |index, param| match tensor::take_grad(&param, &mut grads)? {
+        |index, param| match grads.get_mut(index).and_then(Option::take) {
             Some(grad) => Ok(optimizer.step(index, param, grad)?),
             None => Ok(param),
         },

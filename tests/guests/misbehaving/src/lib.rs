@@ -12,13 +12,16 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// panic_in:HOOK | unreachable_in:HOOK
+    /// panic_in:HOOK | unreachable_in:HOOK; and, behaving but scripted: sgd (plain SGD with
+    /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
+    /// over validation passes)
     mode: String,
 }
 
 struct Misbehaving {
     mode: String,
     layer: Linear,
+    validations: usize,
 }
 
 /// Panics or executes `unreachable` if `mode` asks for it in `hook`.
@@ -48,6 +51,7 @@ impl LightningModule for Misbehaving {
         Ok(Self {
             mode: h.mode.clone(),
             layer: LinearConfig::new(4, 3).init("layer")?,
+            validations: 0,
         })
     }
 
@@ -152,8 +156,20 @@ impl LightningModule for Misbehaving {
         }
     }
 
-    fn validation_step(&mut self, inputs: Tensor, targets: Tensor, _: u32) -> Result<()> {
+    fn validation_step(&mut self, inputs: Tensor, targets: Tensor, batch_index: u32) -> Result<()> {
         fail_in(&self.mode, "validation_step");
+        if self.mode == "plateau" {
+            if batch_index == 0 {
+                self.validations += 1;
+            }
+            let script = [5.0, 4.0, 3.0];
+            let value = script
+                .get(self.validations.saturating_sub(1))
+                .copied()
+                .unwrap_or(3.0);
+            lightning_mcp_guest_sdk::log::log("val_loss", value);
+            return Ok(());
+        }
         let logits = self.forward(&inputs)?;
         lightning_mcp_guest_sdk::log::log_tensor("val_loss", &logits.cross_entropy(&targets)?)?;
         lightning_mcp_guest_sdk::log::log_tensor("val_acc", &logits.accuracy(&targets)?)
@@ -161,6 +177,9 @@ impl LightningModule for Misbehaving {
 
     fn configure_optimizers(&self) -> Optimizer {
         fail_in(&self.mode, "configure_optimizers");
+        if self.mode == "sgd" {
+            return Optimizer::sgd(1.0);
+        }
         Optimizer::adam(1e-3)
     }
 

@@ -1300,3 +1300,95 @@ fn lightnings_trainer_options_and_early_stopping_work() {
     );
     assert_eq!(fine.get("status"), Some(&json!("completed")));
 }
+
+#[test]
+fn models_train_on_a_csv_file_under_the_data_dir() {
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Three flower-like clusters in 4-D, 30 rows each, labelled by name.
+    let mut csv = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
+    for i in 0..90 {
+        let (name, centre) = match i % 3 {
+            0 => ("setosa", [5.0, 3.4, 1.5, 0.2]),
+            1 => ("versicolor", [5.9, 2.8, 4.3, 1.3]),
+            _ => ("virginica", [6.6, 3.0, 5.6, 2.0]),
+        };
+        let jitter = |k: usize| ((i * 13 + k * 7) % 11) as f64 / 25.0 - 0.2;
+        csv.push_str(&format!(
+            "{:.2},{:.2},{:.2},{:.2},{name}\n",
+            centre[0] + jitter(0),
+            centre[1] + jitter(1),
+            centre[2] + jitter(2),
+            centre[3] + jitter(3)
+        ));
+    }
+    std::fs::write(data_dir.path().join("flowers.csv"), &csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(data_dir.path().join("bad.csv"), "a,b,y\n1,2,0\n3,oops,1\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir_arg = data_dir.path().to_string_lossy().into_owned();
+    let mut server = StdioServer::start(&["--data-dir", &dir_arg]);
+    let model = json!({"_target_": MLP, "input_dim": 4, "num_classes": 3, "hidden_dims": [16]});
+    let trained = server.call_tool(
+        1,
+        "lightning.train",
+        json!({
+        "model": model, "trainer": {"max_epochs": 40, "seed": 2},
+        "data": {"csv": {"path": "flowers.csv", "target": "species", "val_split": 0.2},
+                 "batch_size": 16, "shuffle": true}}),
+    );
+    let trained = structured(&trained).clone();
+    assert_eq!(
+        trained.get("data"),
+        Some(&json!({"source": "csv", "path": "flowers.csv",
+            "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+            "target": "species", "classes": ["setosa", "versicolor", "virginica"],
+            "rows": 90, "train_samples": 72, "val_samples": 18}))
+    );
+    assert!(number(&trained, "/metrics/val_acc") >= 0.9, "{trained}");
+
+    // Test on every row of the file with the trained weights.
+    let tested = server.call_tool(
+        2,
+        "lightning.test",
+        json!({
+        "model": model, "ckpt_path": trained.get("checkpoint_path").cloned(),
+        "data": {"csv": {"path": "flowers.csv", "target": "species"}}}),
+    );
+    let tested = structured(&tested);
+    assert!(number(tested, "/metrics/test_acc") >= 0.9, "{tested}");
+    assert_eq!(tested.pointer("/data/rows"), Some(&json!(90)));
+
+    let cases = [
+        (
+            json!({"csv": {"path": "../flowers.csv", "target": "species"}}),
+            "`..` climbs out of --data-dir",
+        ),
+        (
+            json!({"csv": {"path": "flowers.csv", "target": "kind"}}),
+            "no column \"kind\"; the columns are sepal_length",
+        ),
+        (
+            json!({"csv": {"path": "bad.csv", "target": "y"}}),
+            "bad.csv: line 3, column \"b\": \"oops\" is not a number",
+        ),
+        (
+            json!({"csv": {"path": "flowers.csv", "target": "species", "val_split": 1.0}}),
+            "data.csv.val_split must be a fraction in [0, 1)",
+        ),
+        (
+            json!({"csv": {"path": "flowers.csv"}, "train": {"inputs": [[1]], "targets": [0]}}),
+            "data.csv cannot be combined",
+        ),
+        (
+            json!({"csv": {"path": "missing.csv", "target": "y"}}),
+            "missing.csv",
+        ),
+    ];
+    for (id, (data, expected)) in (10..).zip(cases) {
+        let message = tool_error(&server.call_tool(
+            id,
+            "lightning.train",
+            json!({"model": model, "trainer": {"max_epochs": 1}, "data": data}),
+        ));
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+}

@@ -1,7 +1,9 @@
 //! Datasets and batching: a dataset is a pair of host tensors whose first dim is the sample;
 //! a batch is a run of consecutive rows, or — when the dataset shuffles — of rows in a seeded
-//! order drawn anew each epoch. [`json`] turns a request's nested arrays into tensors.
+//! order drawn anew each epoch. [`json`] turns a request's nested arrays into tensors, [`csv`]
+//! a CSV file's columns.
 
+pub mod csv;
 pub mod json;
 
 use crate::tensor::{self, Rng, Tensor, TensorError};

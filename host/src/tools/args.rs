@@ -608,12 +608,34 @@ pub struct DataArgs {
     pub test: Option<LabelledData>,
     /// Inputs to predict.
     pub predict: Option<InputsData>,
+    /// A CSV file under the server's data directory, instead of `train`/`val`/`test`/`predict`.
+    pub csv: Option<CsvArgs>,
     /// Samples per batch of the request's data (default 32).
     #[schemars(range(min = 1))]
     pub batch_size: Option<u64>,
     /// Reshuffle the training data every epoch, seeded by `trainer.seed` (default false, as
     /// PyTorch's `DataLoader`).
     pub shuffle: Option<bool>,
+}
+
+/// A CSV file as data: feature columns as inputs, a target column as targets.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvArgs {
+    /// The file, relative to the server's data directory (`--data-dir`).
+    pub path: String,
+    /// The target column (its name; its index when there is no header). Text labels become
+    /// class indices in sorted order (reported as `data.classes`), integers are class
+    /// indices, other numbers values. Absent: inputs only (prediction).
+    pub target: Option<String>,
+    /// The feature columns, in order (default: every column but the target).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Whether the first row names the columns (default true).
+    pub header: Option<bool>,
+    /// The fraction of rows, drawn with `trainer.seed`, held out as validation data
+    /// (default 0: none).
+    pub val_split: Option<f64>,
 }
 
 /// Samples with targets.

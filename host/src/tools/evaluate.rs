@@ -2,7 +2,8 @@
 //! run one of Lightning's evaluation loops over its own data.
 
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::{build_model, num_parameters, split_data};
+use super::data::{CallData, DataReport};
+use super::{build_model, num_parameters};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, SandboxError, Split};
@@ -125,6 +126,8 @@ pub struct EvaluateOutput {
     pub num_batches: usize,
     /// The checkpoint the weights came from, if any.
     pub ckpt_path: Option<String>,
+    /// Where the data came from, when it was a file (`data.csv`).
+    pub data: Option<DataReport>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -142,6 +145,8 @@ pub struct PredictOutput {
     pub num_batches: usize,
     /// The checkpoint the weights came from, if any.
     pub ckpt_path: Option<String>,
+    /// Where the data came from, when it was a file (`data.csv`).
+    pub data: Option<DataReport>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -234,7 +239,15 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         ),
         None => None,
     };
-    let data = split_data(&mut instance, data.as_ref(), what.split(), options.seed)
+    let call_data = CallData::load(
+        runtime,
+        data.as_ref(),
+        options.seed,
+        limits.max_tensor_bytes as u64,
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
+    let data = call_data
+        .split(&mut instance, what.split(), true)
         .map_err(|e| format!("{target}: {e}"))?
         .ok_or_else(|| {
             format!(
@@ -270,6 +283,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 metrics,
                 num_batches: limit(batches),
                 ckpt_path,
+                data: call_data.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }
@@ -292,6 +306,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 num_batches: predictions.len(),
                 predictions,
                 ckpt_path,
+                data: call_data.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }

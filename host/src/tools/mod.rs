@@ -8,6 +8,7 @@
 mod args;
 mod bounds;
 mod checkpoint;
+mod data;
 mod evaluate;
 mod inspect;
 mod register;
@@ -17,11 +18,9 @@ pub use args::{Accelerator, DataArgs, LimitsArg, ModelSpec, TrainerArgs};
 pub use bounds::Bounds;
 
 use crate::cancel::CancelToken;
-use crate::data::Dataset;
-use crate::data::json::{self, Element};
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, ModelData, ModelInstance, RegisteredModel, Split};
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -142,62 +141,4 @@ fn num_parameters(instance: &ModelInstance) -> usize {
         .iter()
         .map(|p| p.value.num_elements())
         .sum()
-}
-
-/// The data of `split`: the request's when `data` gives that split (checked against the run's
-/// limits and, for training, reshuffled each epoch when asked), else the model's own; `None`
-/// when neither has any.
-fn split_data(
-    instance: &mut ModelInstance,
-    data: Option<&DataArgs>,
-    split: Split,
-    seed: u64,
-) -> Result<Option<Dataset>, String> {
-    let shuffle = split == Split::Train && data.and_then(|d| d.shuffle).unwrap_or(false);
-    let given = data.and_then(|d| d.split(split).map(|given| (d, given)));
-    let dataset = match given {
-        None => own_data(instance, split, seed)?,
-        Some((data, (name, inputs, targets))) => {
-            let device = instance.device().clone();
-            let max = instance.limits().max_tensor_elements;
-            let parse = |what: &str, value: &Value, element| {
-                json::tensor(&format!("data.{name}.{what}"), value, element, &device, max)
-                    .map_err(|e| e.to_string())
-            };
-            let inputs = parse("inputs", inputs, Element::Float)?;
-            let targets = targets
-                .map(|t| parse("targets", t, Element::Inferred))
-                .transpose()?;
-            let batch_size = data.batch_size()?;
-            instance
-                .admit_data(&inputs, targets.as_ref(), batch_size)
-                .map_err(|e| format!("data.{name}: {e}"))?;
-            Some(
-                Dataset::new(inputs, targets, batch_size)
-                    .map_err(|e| format!("data.{name}: {e}"))?,
-            )
-        }
-    };
-    Ok(dataset.map(|d| if shuffle { d.shuffled(seed) } else { d }))
-}
-
-/// The model's own data for `split` as a [`Dataset`], if it brings any.
-fn own_data(
-    instance: &mut ModelInstance,
-    split: Split,
-    seed: u64,
-) -> Result<Option<Dataset>, String> {
-    let Some(ModelData {
-        inputs,
-        targets,
-        batch_size,
-    }) = instance
-        .dataset(split, seed)
-        .map_err(|e| format!("the model's {split:?} data: {e}"))?
-    else {
-        return Ok(None);
-    };
-    Dataset::new(inputs, targets, batch_size)
-        .map(Some)
-        .map_err(|e| format!("the model's {split:?} data: {e}"))
 }

@@ -1,7 +1,8 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::{build_model, num_parameters, split_data};
+use super::data::{CallData, DataReport};
+use super::{build_model, num_parameters};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
@@ -65,6 +66,8 @@ pub struct TrainOutput {
     /// The checkpoint written when training ended, relative to the server's checkpoint
     /// directory (`null` with `trainer.enable_checkpointing: false`).
     pub checkpoint_path: Option<String>,
+    /// Where the data came from, when it was a file (`data.csv`).
+    pub data: Option<DataReport>,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -142,18 +145,27 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let mut train = split_data(&mut instance, data.as_ref(), Split::Train, options.seed)
-        .map_err(|e| format!("{target}: {e}"))?
-        .ok_or_else(|| format!("{target} brings no training data of its own: give data.train"))?;
-    let val = split_data(
-        &mut instance,
+    let call_data = CallData::load(
+        runtime,
         data.as_ref(),
-        Split::Validation,
         options.seed,
+        limits.max_tensor_bytes as u64,
     )
     .map_err(|e| format!("{target}: {e}"))?;
+    let mut train = call_data
+        .split(&mut instance, Split::Train, false)
+        .map_err(|e| format!("{target}: {e}"))?
+        .ok_or_else(|| {
+            format!("{target} brings no training data of its own: give data.train or data.csv")
+        })?;
+    let val = call_data
+        .split(&mut instance, Split::Validation, false)
+        .map_err(|e| format!("{target}: {e}"))?;
     // Data from the request must fit the model: say so before training, not mid-epoch.
-    if data.as_ref().is_some_and(|d| d.train.is_some()) {
+    if data
+        .as_ref()
+        .is_some_and(|d| d.train.is_some() || d.csv.is_some())
+    {
         let first = train
             .labelled_batch(0)
             .map_err(|e| format!("{target}: data.train: {e}"))?;
@@ -263,6 +275,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         },
         metrics: report.metrics,
         checkpoint_path,
+        data: call_data.report(),
         duration_seconds: started.elapsed().as_secs_f64(),
     };
     serde_json::to_value(output).map_err(|e| format!("{target}: cannot write the result: {e}"))

@@ -1,0 +1,207 @@
+//! Tables from CSV files: the feature columns as f32 inputs, the target column as class
+//! indices (text labels, mapped to indices in sorted order and reported) or as numbers
+//! (integers: class indices; others: values).
+
+use super::DataError;
+use std::collections::BTreeSet;
+
+/// What to take from a CSV file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvSpec {
+    /// The target column's name (with a header) or index (without).
+    pub target: Option<String>,
+    /// The feature columns; all columns but the target when empty.
+    pub features: Vec<String>,
+    /// Whether the first row names the columns.
+    pub header: bool,
+}
+
+/// A CSV table as numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// The feature columns, in input order.
+    pub features: Vec<String>,
+    /// Rows × features, row-major.
+    pub inputs: Vec<f32>,
+    /// One target per row, if a target column was named.
+    pub targets: Option<Targets>,
+    /// The class labels, by index, when the target column held text.
+    pub classes: Option<Vec<String>>,
+}
+
+/// The targets of a table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Class indices.
+    Classes(Vec<i64>),
+    /// Values.
+    Values(Vec<f32>),
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.inputs
+            .len()
+            .checked_div(self.features.len())
+            .unwrap_or(0)
+    }
+}
+
+/// Reads `bytes` (the file `name`, for errors) as `spec` says.
+pub fn parse(name: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Table, DataError> {
+    let invalid = |m: String| DataError::Invalid(format!("{name}: {m}"));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(spec.header)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let records: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(e.to_string()))?;
+    let width = records.first().map_or(0, csv::StringRecord::len);
+    let names: Vec<String> = if spec.header {
+        reader
+            .headers()
+            .map_err(|e| invalid(e.to_string()))?
+            .iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        (0..width).map(|i| i.to_string()).collect()
+    };
+    let column = |wanted: &str| {
+        names.iter().position(|n| n == wanted).ok_or_else(|| {
+            invalid(format!(
+                "no column {wanted:?}; the columns are {}",
+                names.join(", ")
+            ))
+        })
+    };
+    let target = spec.target.as_deref().map(column).transpose()?;
+    let features: Vec<usize> = if spec.features.is_empty() {
+        (0..names.len()).filter(|i| Some(*i) != target).collect()
+    } else {
+        spec.features
+            .iter()
+            .map(|f| column(f))
+            .collect::<Result<_, _>>()?
+    };
+    if features.is_empty() {
+        return Err(invalid("no feature columns".into()));
+    }
+    if records.is_empty() {
+        return Err(invalid("no rows".into()));
+    }
+    let first_row = if spec.header { 2 } else { 1 };
+    let mut inputs = Vec::with_capacity(records.len() * features.len());
+    let mut labels = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        let line = i + first_row;
+        for &f in &features {
+            let text = record.get(f).unwrap_or_default();
+            let value: f32 = text.parse().map_err(|_| {
+                invalid(format!(
+                    "line {line}, column {:?}: {text:?} is not a number",
+                    names.get(f).map_or("", String::as_str)
+                ))
+            })?;
+            inputs.push(value);
+        }
+        if let Some(t) = target {
+            labels.push(record.get(t).unwrap_or_default().to_string());
+        }
+    }
+    let (targets, classes) = match target {
+        None => (None, None),
+        Some(_) => {
+            let (targets, classes) = targets_of(labels);
+            (Some(targets), classes)
+        }
+    };
+    Ok(Table {
+        features: features
+            .iter()
+            .filter_map(|f| names.get(*f).cloned())
+            .collect(),
+        inputs,
+        targets,
+        classes,
+    })
+}
+
+/// Integers as class indices, other numbers as values, text as class labels (sorted).
+fn targets_of(labels: Vec<String>) -> (Targets, Option<Vec<String>>) {
+    if let Ok(indices) = labels.iter().map(|l| l.parse::<i64>()).collect() {
+        return (Targets::Classes(indices), None);
+    }
+    if let Ok(values) = labels.iter().map(|l| l.parse::<f32>()).collect() {
+        return (Targets::Values(values), None);
+    }
+    let classes: Vec<String> = labels
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let indices = labels
+        .iter()
+        .map(|l| classes.iter().position(|c| c == l).unwrap_or(0) as i64)
+        .collect();
+    (Targets::Classes(indices), Some(classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(target: &str) -> CsvSpec {
+        CsvSpec {
+            target: Some(target.into()),
+            features: Vec::new(),
+            header: true,
+        }
+    }
+
+    #[test]
+    fn labels_become_classes_and_columns_are_picked_by_name() {
+        let csv = b"a, b, species\n1, 2.5, virginica\n3, 4, setosa\n5, 6, virginica\n";
+        let table = parse("t.csv", csv, &spec("species")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(table.features, ["a", "b"]);
+        assert_eq!(table.inputs, [1.0, 2.5, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(table.targets, Some(Targets::Classes(vec![1, 0, 1])));
+        assert_eq!(
+            table.classes,
+            Some(vec!["setosa".into(), "virginica".into()])
+        );
+        assert_eq!(table.rows(), 3);
+        let picked = CsvSpec {
+            features: vec!["b".into()],
+            ..spec("a")
+        };
+        let table = parse("t.csv", csv, &picked).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (table.inputs, table.targets),
+            (vec![2.5, 4.0, 6.0], Some(Targets::Classes(vec![1, 3, 5])))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let e = |csv: &[u8], spec: &CsvSpec| {
+            parse("t.csv", csv, spec)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            e(b"a,y\n1,0\nx,1\n", &spec("y")),
+            "t.csv: line 3, column \"a\": \"x\" is not a number"
+        );
+        assert!(
+            e(b"a,y\n1,0\n", &spec("label")).contains("no column \"label\"; the columns are a, y")
+        );
+        assert!(e(b"a,y\n", &spec("y")).contains("no rows"));
+        assert!(e(b"a,y\n1,0\n2\n", &spec("y")).contains("t.csv: "));
+    }
+}

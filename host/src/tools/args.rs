@@ -4,7 +4,7 @@
 use super::bounds::Bounds;
 use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, Device};
-use crate::trainer::{BatchLimit, EarlyStopping, GradientClip, Mode};
+use crate::trainer::{BatchLimit, EarlyStopping, FitConfig, GradientClip, Mode};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -257,14 +257,8 @@ pub enum ModeArg {
 /// Validated trainer options.
 #[derive(Clone, Debug)]
 pub struct TrainerOptions {
-    /// Passes over the training data.
-    pub max_epochs: u32,
-    /// Optimizer-step limit.
-    pub max_steps: Option<u64>,
-    /// Training batches per epoch.
-    pub limit_train_batches: BatchLimit,
-    /// Validation batches per epoch.
-    pub limit_val_batches: BatchLimit,
+    /// The fit loop's settings (its `max_total_steps` is the run's limit, set by the caller).
+    pub fit: FitConfig,
     /// Test batches.
     pub limit_test_batches: BatchLimit,
     /// Prediction batches.
@@ -277,18 +271,6 @@ pub struct TrainerOptions {
     pub enable_checkpointing: bool,
     /// Where checkpoints go, relative to the checkpoint directory.
     pub default_root_dir: String,
-    /// Epochs early stopping may not cut.
-    pub min_epochs: u32,
-    /// Validate after every n-th epoch.
-    pub check_val_every_n_epoch: u32,
-    /// Sanity validation batches (`None`: all).
-    pub num_sanity_val_steps: Option<usize>,
-    /// Batches per optimizer step.
-    pub accumulate_grad_batches: usize,
-    /// Gradient clipping.
-    pub gradient_clip: Option<GradientClip>,
-    /// Early stopping.
-    pub early_stopping: Option<EarlyStopping>,
     /// Train and validate on these training batches only, unshuffled.
     pub overfit_batches: Option<BatchLimit>,
     /// The device tensors live on.
@@ -384,11 +366,21 @@ impl TrainerArgs {
             }
             Some(FastDevRun::Batches(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         };
-        let options = TrainerOptions {
+        let fit = FitConfig {
             max_epochs,
             max_steps,
             limit_train_batches: resolve_limit(self.limit_train_batches, "limit_train_batches")?,
             limit_val_batches: resolve_limit(self.limit_val_batches, "limit_val_batches")?,
+            max_total_steps: u64::MAX,
+            min_epochs: self.min_epochs.unwrap_or(0),
+            check_val_every_n_epoch,
+            num_sanity_val_steps,
+            accumulate_grad_batches,
+            gradient_clip,
+            early_stopping,
+        };
+        let options = TrainerOptions {
+            fit,
             limit_test_batches: resolve_limit(self.limit_test_batches, "limit_test_batches")?,
             limit_predict_batches: resolve_limit(
                 self.limit_predict_batches,
@@ -398,27 +390,24 @@ impl TrainerArgs {
             accelerator,
             enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
             default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
-            min_epochs: self.min_epochs.unwrap_or(0),
-            check_val_every_n_epoch,
-            num_sanity_val_steps,
-            accumulate_grad_batches,
-            gradient_clip,
-            early_stopping,
             overfit_batches,
             device,
         };
         Ok(match fast_dev_run {
             None => options,
             Some(n) => TrainerOptions {
-                max_epochs: 1,
-                max_steps: Some(n as u64),
-                limit_train_batches: BatchLimit::Count(n),
-                limit_val_batches: BatchLimit::Count(n),
+                fit: FitConfig {
+                    max_epochs: 1,
+                    max_steps: Some(n as u64),
+                    limit_train_batches: BatchLimit::Count(n),
+                    limit_val_batches: BatchLimit::Count(n),
+                    num_sanity_val_steps: Some(0),
+                    early_stopping: None,
+                    ..options.fit
+                },
                 limit_test_batches: BatchLimit::Count(n),
                 limit_predict_batches: BatchLimit::Count(n),
-                num_sanity_val_steps: Some(0),
                 enable_checkpointing: false,
-                early_stopping: None,
                 ..options
             },
         })

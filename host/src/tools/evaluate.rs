@@ -273,7 +273,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         Loop::Validate | Loop::Test => {
             let (stage, batches) = match what {
                 Loop::Test => (Stage::Test, options.limit_test_batches),
-                _ => (Stage::Validation, options.limit_val_batches),
+                _ => (Stage::Validation, options.fit.limit_val_batches),
             };
             let metrics = trainer::evaluate(&mut instance, &data, batches, stage, &observer)
                 .map_err(failed)?;

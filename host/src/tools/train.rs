@@ -179,20 +179,17 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             train = train.unshuffled();
             (Some(train.clone()), limit, limit)
         }
-        None => (val, options.limit_train_batches, options.limit_val_batches),
+        None => (
+            val,
+            options.fit.limit_train_batches,
+            options.fit.limit_val_batches,
+        ),
     };
     let config = FitConfig {
-        max_epochs: options.max_epochs,
-        max_steps: options.max_steps,
         limit_train_batches,
         limit_val_batches,
         max_total_steps: limits.max_total_steps,
-        min_epochs: options.min_epochs,
-        check_val_every_n_epoch: options.check_val_every_n_epoch,
-        num_sanity_val_steps: options.num_sanity_val_steps,
-        accumulate_grad_batches: options.accumulate_grad_batches,
-        gradient_clip: options.gradient_clip,
-        early_stopping: options.early_stopping.clone(),
+        ..options.fit.clone()
     };
     let num_parameters = num_parameters(&instance);
     ctx.log(
@@ -262,8 +259,9 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             hyperparameters,
         },
         trainer: TrainerReport {
-            max_epochs: options.max_epochs,
+            max_epochs: options.fit.max_epochs,
             max_steps: options
+                .fit
                 .max_steps
                 .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
             accelerator: options.accelerator,

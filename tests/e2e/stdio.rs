@@ -838,6 +838,26 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
         "lightning_logs/version_0/checkpoints/epoch=2-step=48.safetensors"
     );
     assert!(server.checkpoint_dir().join(&path).is_file());
+    // The learning curve: one record per epoch, the last one the final metrics.
+    let history = trained
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let epochs: Vec<Value> = history
+        .iter()
+        .filter_map(|h| h.get("epoch").cloned())
+        .collect();
+    assert_eq!(epochs, [json!(0), json!(1), json!(2)], "{trained}");
+    assert_eq!(
+        history.last().and_then(|h| h.get("global_step")),
+        Some(&json!(48))
+    );
+    assert_eq!(
+        history.last().and_then(|h| h.pointer("/metrics/val_acc")),
+        trained.pointer("/metrics/val_acc")
+    );
+    assert!(number(&trained, "/samples_per_second") > 0.0, "{trained}");
 
     // Validating the checkpoint on the same seed's data reproduces the training's last
     // validation exactly.

@@ -7,7 +7,7 @@ use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{GuestLine, Limits, SandboxError, Split};
-use crate::trainer::{self, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
+use crate::trainer::{self, EpochRecord, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -68,6 +68,10 @@ pub struct TrainOutput {
     pub checkpoint_path: Option<String>,
     /// Where the data came from, when it was a file (`data.csv`).
     pub data: Option<DataReport>,
+    /// Every epoch's metrics, in order (the validation's in the epochs that validated).
+    pub history: Vec<EpochRecord>,
+    /// Training samples per second of the fit (its steps, backward passes and validation).
+    pub samples_per_second: f64,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -201,6 +205,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         )),
     );
     let mut reporter = Reporter::new(ctx);
+    let fit_started = Instant::now();
     let report = trainer::fit(
         &mut instance,
         &config,
@@ -214,6 +219,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         }
         e => format!("{target}: training failed: {e}"),
     })?;
+    let fit_seconds = fit_started.elapsed().as_secs_f64();
     let checkpoint_path = if options.enable_checkpointing {
         let meta = CheckpointMeta {
             format_version: checkpoint::FORMAT_VERSION,
@@ -274,6 +280,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         metrics: report.metrics,
         checkpoint_path,
         data: call_data.report(),
+        samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
+        history: report.history,
         duration_seconds: started.elapsed().as_secs_f64(),
     };
     serde_json::to_value(output).map_err(|e| format!("{target}: cannot write the result: {e}"))

@@ -143,6 +143,21 @@ pub struct FitReport {
     pub metrics: Metrics,
     /// Whether early stopping ended the fit.
     pub stopped_early: bool,
+    /// Every epoch's metrics, in order.
+    pub history: Vec<EpochRecord>,
+    /// Training samples stepped through.
+    pub samples: u64,
+}
+
+/// What one epoch logged.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct EpochRecord {
+    /// The epoch (0-based).
+    pub epoch: u32,
+    /// Optimizer steps taken by its end.
+    pub global_step: u64,
+    /// Its training metrics, and its validation's when it validated.
+    pub metrics: Metrics,
 }
 
 /// Where a fit stands, as an observer sees it.
@@ -233,6 +248,8 @@ pub fn fit(
         global_step: 0,
         metrics: Metrics::new(),
         stopped_early: false,
+        history: Vec::new(),
+        samples: 0,
     };
     let planned = u64::from(config.max_epochs).saturating_mul(steps_per_epoch);
     let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
@@ -287,6 +304,7 @@ pub fn fit(
                 Some(sum) => add_grads(sum, grads)?,
             });
             in_window += 1;
+            report.samples += size as u64;
             epoch.add(model.take_logged(), size);
             forward_output(model, observer);
             if in_window == accumulate || index + 1 == train_batches {
@@ -297,10 +315,10 @@ pub fn fit(
                 observer.step_end(&progress(&report, index + 1));
             }
         }
-        report.metrics.extend(epoch.finish());
+        let mut logged = epoch.finish();
         let validates = (report.epochs + 1).is_multiple_of(config.check_val_every_n_epoch.max(1));
         if let Some(val) = val.filter(|_| validates) {
-            report.metrics.extend(evaluate(
+            logged.extend(evaluate(
                 model,
                 val,
                 config.limit_val_batches,
@@ -308,6 +326,12 @@ pub fn fit(
                 &*observer,
             )?);
         }
+        report.metrics.extend(logged.clone());
+        report.history.push(EpochRecord {
+            epoch: report.epochs,
+            global_step: report.global_step,
+            metrics: logged,
+        });
         observer.epoch_end(&progress(&report, train_batches), &report.metrics);
         report.epochs += 1;
         let checked = val.is_none() || validates;

@@ -33,12 +33,42 @@ pub struct CheckpointMeta {
     pub class: String,
     /// The hyperparameters the model was built with.
     pub hyperparameters: serde_json::Value,
-    /// Epochs trained.
+    /// The index of the last epoch trained (0 also for an untrained model), as Lightning
+    /// stores it.
     pub epoch: u32,
     /// Optimizer steps taken.
     pub global_step: u64,
     /// The metrics when it was written.
     pub metrics: Metrics,
+}
+
+impl CheckpointMeta {
+    /// The metadata of a checkpoint of `target` (class `class`, built with `hyperparameters`)
+    /// after the epoch with index `epoch` and `global_step` steps, with `metrics`. Metrics that
+    /// are not finite numbers (a diverged loss) are left out: JSON cannot hold them.
+    pub fn new(
+        target: &str,
+        class: &str,
+        hyperparameters: serde_json::Value,
+        epoch: u32,
+        global_step: u64,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            lightning_mcp: env!("CARGO_PKG_VERSION").to_string(),
+            target: target.to_string(),
+            class: class.to_string(),
+            hyperparameters,
+            epoch,
+            global_step,
+            metrics: metrics
+                .iter()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
+    }
 }
 
 /// One parameter's values.
@@ -102,7 +132,7 @@ pub fn encode(params: &[NamedValues], meta: &CheckpointMeta) -> Result<Vec<u8>, 
         .map_err(|e| CheckpointError::Format(e.to_string()))
 }
 
-/// The parameters (in file order) and metadata of a checkpoint file's bytes.
+/// The parameters (in no particular order) and metadata of a checkpoint file's bytes.
 pub fn decode(bytes: &[u8]) -> Result<(Vec<NamedValues>, CheckpointMeta), CheckpointError> {
     let format = |e: String| CheckpointError::Format(e);
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;

@@ -116,7 +116,13 @@ impl ConfinedDir {
                 ),
             ));
         }
-        let bytes = std::fs::read(&path).map_err(io)?;
+        // The file may have grown since: read no more than the limit allows.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(&path).map_err(io)?, max_bytes),
+            &mut bytes,
+        )
+        .map_err(io)?;
         Ok((path, bytes))
     }
 
@@ -156,7 +162,11 @@ impl ConfinedDir {
             let name = format!("{prefix}{n}");
             match std::fs::create_dir(dir.join(&name)) {
                 Ok(()) => return Ok(to_slashes(&relative.join(name))),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n = n.saturating_add(1),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    n = n.checked_add(1).ok_or_else(|| {
+                        self.refused(parent, &format!("no {prefix}N name is left in"))
+                    })?;
+                }
                 Err(e) => return Err(io(e)),
             }
         }
@@ -171,10 +181,14 @@ impl ConfinedDir {
         extension: &str,
         max: usize,
     ) -> Result<Vec<(String, u64)>, FileError> {
-        let start = if Path::new(requested)
+        let whole = Path::new(requested)
             .components()
-            .all(|c| c == Component::CurDir)
-        {
+            .all(|c| c == Component::CurDir);
+        if whole && !self.root.exists() {
+            // Nothing has been written yet.
+            return Ok(Vec::new());
+        }
+        let start = if whole {
             self.real_root()?
         } else {
             self.existing(requested)?
@@ -431,6 +445,13 @@ mod tests {
         assert_eq!(
             dir.claim_dir(".", "version_").unwrap_or_default(),
             "version_0"
+        );
+        // A name at the end of the numbers is an error, not an endless search.
+        dir.write(&format!("full/version_{}/x", u64::MAX), b"")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            refused(dir.claim_dir("full", "version_").map(|p| p.into()))
+                .contains("no version_N name is left")
         );
         for (path, bytes) in [
             ("runs/lightning_logs/version_1/a.safetensors", &b"12345"[..]),

@@ -900,7 +900,8 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
         json!({"action": "load", "path": path, "model": model}),
     );
     let loaded = structured(&loaded);
-    assert_eq!(loaded.get("epoch"), Some(&json!(3)));
+    // Lightning's convention: the index of the last epoch trained.
+    assert_eq!(loaded.get("epoch"), Some(&json!(2)));
     assert_eq!(loaded.get("global_step"), Some(&json!(48)));
     assert_eq!(loaded.get("metrics"), trained.get("metrics"));
     let saved = server.call_tool(
@@ -1302,6 +1303,10 @@ fn lightnings_trainer_options_and_early_stopping_work() {
             "unknown variant `model_summary`",
         ),
         (json!({"strategy": "ddp"}), "unknown field `strategy`"),
+        (
+            json!({"callbacks": [{"type": "early_stopping"}, {"type": "early_stopping"}]}),
+            "only one early_stopping callback",
+        ),
     ];
     for (id, (trainer, expected)) in (20..).zip(refusals) {
         let message = tool_error(&server.call_tool(

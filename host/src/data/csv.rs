@@ -48,26 +48,27 @@ impl Table {
     }
 }
 
-/// Reads `bytes` (the file `name`, for errors) as `spec` says.
-pub fn parse(name: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Table, DataError> {
+/// Reads `bytes` (the file `name`, for errors) as `spec` says, row by row; a table of more
+/// than `max_elements` input values is refused as soon as it gets there.
+pub fn parse(
+    name: &str,
+    bytes: &[u8],
+    spec: &CsvSpec,
+    max_elements: usize,
+) -> Result<Table, DataError> {
     let invalid = |m: String| DataError::Invalid(format!("{name}: {m}"));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(spec.header)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let records: Vec<csv::StringRecord> = reader
-        .records()
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(e.to_string()))?;
-    let width = records.first().map_or(0, csv::StringRecord::len);
+    let mut records = reader.records().peekable();
     let names: Vec<String> = if spec.header {
-        reader
-            .headers()
-            .map_err(|e| invalid(e.to_string()))?
-            .iter()
-            .map(str::to_string)
-            .collect()
+        reader_headers(bytes).map_err(|e| invalid(e.to_string()))?
     } else {
+        let width = match records.peek() {
+            Some(Ok(first)) => first.len(),
+            _ => 0,
+        };
         (0..width).map(|i| i.to_string()).collect()
     };
     let column = |wanted: &str| {
@@ -90,14 +91,26 @@ pub fn parse(name: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Table, DataErro
     if features.is_empty() {
         return Err(invalid("no feature columns".into()));
     }
-    if records.is_empty() {
-        return Err(invalid("no rows".into()));
+    if let Some(twice) = spec
+        .features
+        .iter()
+        .enumerate()
+        .find(|(i, f)| spec.features.iter().skip(i + 1).any(|g| g == *f))
+    {
+        return Err(invalid(format!("feature {:?} is listed twice", twice.1)));
     }
     let first_row = if spec.header { 2 } else { 1 };
-    let mut inputs = Vec::with_capacity(records.len() * features.len());
-    let mut labels = Vec::with_capacity(records.len());
-    for (i, record) in records.iter().enumerate() {
+    let mut inputs = Vec::new();
+    let mut labels = Vec::new();
+    for (i, record) in records.enumerate() {
+        let record = record.map_err(|e| invalid(e.to_string()))?;
         let line = i + first_row;
+        if inputs.len().saturating_add(features.len()) > max_elements {
+            return Err(invalid(format!(
+                "more than {max_elements} values by line {line}, the limit of elements per \
+                 tensor (tensor_elements)"
+            )));
+        }
         for &f in &features {
             let text = record.get(f).unwrap_or_default();
             let value: f32 = text.parse().map_err(|_| {
@@ -111,6 +124,9 @@ pub fn parse(name: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Table, DataErro
         if let Some(t) = target {
             labels.push(record.get(t).unwrap_or_default().to_string());
         }
+    }
+    if inputs.is_empty() {
+        return Err(invalid("no rows".into()));
     }
     let (targets, classes) = match target {
         None => (None, None),
@@ -130,6 +146,15 @@ pub fn parse(name: &str, bytes: &[u8], spec: &CsvSpec) -> Result<Table, DataErro
     })
 }
 
+/// The header row of a CSV file.
+fn reader_headers(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    Ok(reader.headers()?.iter().map(str::to_string).collect())
+}
+
 /// Integers as class indices, other numbers as values, text as class labels (sorted).
 fn targets_of(labels: Vec<String>) -> (Targets, Option<Vec<String>>) {
     if let Ok(indices) = labels.iter().map(|l| l.parse::<i64>()).collect() {
@@ -146,7 +171,7 @@ fn targets_of(labels: Vec<String>) -> (Targets, Option<Vec<String>>) {
         .collect();
     let indices = labels
         .iter()
-        .map(|l| classes.iter().position(|c| c == l).unwrap_or(0) as i64)
+        .map(|l| classes.binary_search(l).unwrap_or(0) as i64)
         .collect();
     (Targets::Classes(indices), Some(classes))
 }
@@ -166,7 +191,7 @@ mod tests {
     #[test]
     fn labels_become_classes_and_columns_are_picked_by_name() {
         let csv = b"a, b, species\n1, 2.5, virginica\n3, 4, setosa\n5, 6, virginica\n";
-        let table = parse("t.csv", csv, &spec("species")).unwrap_or_else(|e| panic!("{e}"));
+        let table = parse("t.csv", csv, &spec("species"), 100).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(table.features, ["a", "b"]);
         assert_eq!(table.inputs, [1.0, 2.5, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(table.targets, Some(Targets::Classes(vec![1, 0, 1])));
@@ -179,7 +204,7 @@ mod tests {
             features: vec!["b".into()],
             ..spec("a")
         };
-        let table = parse("t.csv", csv, &picked).unwrap_or_else(|e| panic!("{e}"));
+        let table = parse("t.csv", csv, &picked, 100).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (table.inputs, table.targets),
             (vec![2.5, 4.0, 6.0], Some(Targets::Classes(vec![1, 3, 5])))
@@ -189,7 +214,7 @@ mod tests {
     #[test]
     fn errors_name_the_file_line_and_column() {
         let e = |csv: &[u8], spec: &CsvSpec| {
-            parse("t.csv", csv, spec)
+            parse("t.csv", csv, spec, 4)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
@@ -203,5 +228,14 @@ mod tests {
         );
         assert!(e(b"a,y\n", &spec("y")).contains("no rows"));
         assert!(e(b"a,y\n1,0\n2\n", &spec("y")).contains("t.csv: "));
+        assert!(
+            e(b"a,y\n1,0\n2,0\n3,0\n4,0\n5,0\n", &spec("y"))
+                .contains("more than 4 values by line 6")
+        );
+        let twice = CsvSpec {
+            features: vec!["a".into(), "a".into()],
+            ..spec("y")
+        };
+        assert!(e(b"a,y\n1,0\n", &twice).contains("feature \"a\" is listed twice"));
     }
 }

@@ -167,8 +167,8 @@ pub struct TrainerArgs {
     /// A smoke test: `true` (1) or n runs n training and n validation batches for one epoch,
     /// without sanity steps, early stopping or a checkpoint.
     pub fast_dev_run: Option<FastDevRun>,
-    /// Train on this many batches (an integer, or a fraction of them) and validate on the
-    /// same batches, unshuffled.
+    /// Train on this many training batches (an integer, or a fraction of them), unshuffled,
+    /// and validate on as many validation batches (Lightning 2's overfit_batches).
     pub overfit_batches: Option<BatchLimitArg>,
     /// Accepted as Lightning's: runs here are always deterministic (same seed, same backend →
     /// same numbers), whatever it says.
@@ -271,7 +271,7 @@ pub struct TrainerOptions {
     pub enable_checkpointing: bool,
     /// Where checkpoints go, relative to the checkpoint directory.
     pub default_root_dir: String,
-    /// Train and validate on these training batches only, unshuffled.
+    /// Train on these training batches only, unshuffled, and validate on as many.
     pub overfit_batches: Option<BatchLimit>,
     /// The device tensors live on.
     pub device: Device,
@@ -346,13 +346,14 @@ impl TrainerArgs {
                 ));
             }
         };
-        let early_stopping = self
-            .callbacks
-            .iter()
-            .flatten()
-            .map(|CallbackArg::EarlyStopping(e)| e.resolve())
-            .next_back()
-            .transpose()?;
+        let mut early_stopping = None;
+        for CallbackArg::EarlyStopping(e) in self.callbacks.iter().flatten() {
+            if early_stopping.replace(e.resolve()?).is_some() {
+                return Err(
+                    "trainer.callbacks: only one early_stopping callback is supported".into(),
+                );
+            }
+        }
         let overfit_batches = self
             .overfit_batches
             .map(|l| l.resolve("overfit_batches"))
@@ -402,6 +403,7 @@ impl TrainerArgs {
                     limit_train_batches: BatchLimit::Count(n),
                     limit_val_batches: BatchLimit::Count(n),
                     num_sanity_val_steps: Some(0),
+                    check_val_every_n_epoch: 1,
                     early_stopping: None,
                     ..options.fit
                 },

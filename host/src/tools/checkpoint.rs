@@ -168,16 +168,14 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 limits.call_timeout,
                 ctx.cancel_token(),
             )?;
-            let meta = CheckpointMeta {
-                format_version: checkpoint::FORMAT_VERSION,
-                lightning_mcp: env!("CARGO_PKG_VERSION").to_string(),
-                target: model.description.target.clone(),
-                class: model.description.class_name.clone(),
+            let meta = CheckpointMeta::new(
+                &model.description.target,
+                &model.description.class_name,
                 hyperparameters,
-                epoch: 0,
-                global_step: 0,
-                metrics: Metrics::new(),
-            };
+                0,
+                0,
+                &Metrics::new(),
+            );
             let (written, size) = save(runtime, &instance, &meta, &path)?;
             Ok(json!({
                 "action": "save",
@@ -234,6 +232,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 "action": "list",
                 "directory": directory,
                 "count": checkpoints.len(),
+                "truncated": checkpoints.len() >= MAX_LISTED,
                 "checkpoints": checkpoints,
             }))
         }

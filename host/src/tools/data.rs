@@ -6,7 +6,7 @@ use crate::data::Dataset;
 use crate::data::csv::{self, CsvSpec, Table, Targets};
 use crate::data::json::{self, Element};
 use crate::runtime::Runtime;
-use crate::sandbox::{ModelData, ModelInstance, Split};
+use crate::sandbox::{Limits, ModelData, ModelInstance, Split};
 use crate::tensor::{self, Rng, Tensor};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -50,12 +50,13 @@ struct CsvTable {
 
 impl<'a> CallData<'a> {
     /// The call's `data` (reading its CSV file, if it names one, under the runtime's data
-    /// directory); `seed` draws the validation split and the shuffling.
+    /// directory, within the run's `limits`); `seed` draws the validation split and the
+    /// shuffling.
     pub(super) fn load(
         runtime: &Runtime,
         args: Option<&'a DataArgs>,
         seed: u64,
-        max_file_bytes: u64,
+        limits: &Limits,
     ) -> Result<Self, String> {
         let table = match args.and_then(|a| a.csv.as_ref().map(|csv| (a, csv))) {
             None => None,
@@ -69,7 +70,7 @@ impl<'a> CallData<'a> {
                         "data.csv cannot be combined with data.train, val, test or predict".into(),
                     );
                 }
-                Some(read_csv(runtime, csv, seed, max_file_bytes)?)
+                Some(read_csv(runtime, csv, seed, limits)?)
             }
         };
         Ok(Self { args, table, seed })
@@ -144,7 +145,7 @@ fn read_csv(
     runtime: &Runtime,
     args: &CsvArgs,
     seed: u64,
-    max_file_bytes: u64,
+    limits: &Limits,
 ) -> Result<CsvTable, String> {
     let val_split = args.val_split.unwrap_or(0.0);
     if !(0.0..1.0).contains(&val_split) {
@@ -154,7 +155,7 @@ fn read_csv(
     }
     let dir = runtime.data_dir();
     let (real, bytes) = dir
-        .read(&args.path, max_file_bytes)
+        .read(&args.path, limits.max_tensor_bytes as u64)
         .map_err(|e| format!("data.csv: {e}"))?;
     let shown = dir.display(&real);
     let spec = CsvSpec {
@@ -162,9 +163,11 @@ fn read_csv(
         features: args.features.clone(),
         header: args.header.unwrap_or(true),
     };
-    let table = csv::parse(&shown, &bytes, &spec).map_err(|e| format!("data.csv: {e}"))?;
+    let table = csv::parse(&shown, &bytes, &spec, limits.max_tensor_elements)
+        .map_err(|e| format!("data.csv: {e}"))?;
     let rows = table.rows();
-    let held_out = ((rows as f64) * val_split).round() as usize;
+    // At least one row stays for training.
+    let held_out = (((rows as f64) * val_split).round() as usize).min(rows.saturating_sub(1));
     let order = Rng::seeded(seed).permutation(rows);
     let (val_rows, train_rows) = order.split_at(held_out.min(rows));
     let (mut train_rows, mut val_rows) = (train_rows.to_vec(), val_rows.to_vec());

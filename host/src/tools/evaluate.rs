@@ -21,6 +21,9 @@ pub const TEST: &str = "lightning.test";
 /// The name of `lightning.predict`.
 pub const PREDICT: &str = "lightning.predict";
 
+/// Most numbers a `lightning.predict` reply carries (as JSON, some 40 MB).
+const MAX_PREDICTED_VALUES: usize = 1 << 22;
+
 /// Which loop a call runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loop {
@@ -239,13 +242,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         ),
         None => None,
     };
-    let call_data = CallData::load(
-        runtime,
-        data.as_ref(),
-        options.seed,
-        limits.max_tensor_bytes as u64,
-    )
-    .map_err(|e| format!("{target}: {e}"))?;
+    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+        .map_err(|e| format!("{target}: {e}"))?;
     let data = call_data
         .split(&mut instance, what.split(), true)
         .map_err(|e| format!("{target}: {e}"))?
@@ -295,6 +293,13 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 &observer,
             )
             .map_err(failed)?;
+            let values: usize = outputs.iter().map(Tensor::num_elements).sum();
+            if values > MAX_PREDICTED_VALUES {
+                return Err(format!(
+                    "{target}: the predictions hold {values} values, more than a reply carries \
+                     ({MAX_PREDICTED_VALUES}); lower trainer.limit_predict_batches"
+                ));
+            }
             let predictions = outputs
                 .iter()
                 .map(nested_lists)

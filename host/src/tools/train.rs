@@ -149,13 +149,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let call_data = CallData::load(
-        runtime,
-        data.as_ref(),
-        options.seed,
-        limits.max_tensor_bytes as u64,
-    )
-    .map_err(|e| format!("{target}: {e}"))?;
+    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+        .map_err(|e| format!("{target}: {e}"))?;
     let mut train = call_data
         .split(&mut instance, Split::Train, false)
         .map_err(|e| format!("{target}: {e}"))?
@@ -177,14 +172,14 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             .forward(first.inputs)
             .map_err(|e| format!("{target}: data.train does not fit the model: {e}"))?;
     }
-    // Lightning's overfit_batches: the same few training batches, in order, for both.
-    let (val, limit_train_batches, limit_val_batches) = match options.overfit_batches {
+    // Lightning 2's overfit_batches: that many training batches, unshuffled, and as many
+    // validation batches.
+    let (limit_train_batches, limit_val_batches) = match options.overfit_batches {
         Some(limit) => {
             train = train.unshuffled();
-            (Some(train.clone()), limit, limit)
+            (limit, limit)
         }
         None => (
-            val,
             options.fit.limit_train_batches,
             options.fit.limit_val_batches,
         ),
@@ -221,16 +216,14 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     })?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     let checkpoint_path = if options.enable_checkpointing {
-        let meta = CheckpointMeta {
-            format_version: checkpoint::FORMAT_VERSION,
-            lightning_mcp: env!("CARGO_PKG_VERSION").to_string(),
-            target: target.clone(),
-            class: model.description.class_name.clone(),
-            hyperparameters: hyperparameters.clone(),
-            epoch: report.epochs,
-            global_step: report.global_step,
-            metrics: report.metrics.clone(),
-        };
+        let meta = CheckpointMeta::new(
+            target,
+            &model.description.class_name,
+            hyperparameters.clone(),
+            report.epochs.saturating_sub(1),
+            report.global_step,
+            &report.metrics,
+        );
         let version = runtime
             .checkpoint_dir()
             .claim_dir(

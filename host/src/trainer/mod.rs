@@ -118,6 +118,10 @@ impl Watch {
                 logged.join(", ")
             )));
         };
+        if !value.is_finite() {
+            // Lightning's check_finite: a diverged metric ends the fit.
+            return Ok(true);
+        }
         let improved = self.best.is_none_or(|best| match self.rule.mode {
             Mode::Min => value < best - self.rule.min_delta,
             Mode::Max => value > best + self.rule.min_delta,
@@ -261,11 +265,19 @@ pub fn fit(
         .into());
     }
     if let Some(val) = val {
+        // Lightning: at most the validation batches the run would validate on.
+        let limited = config.limit_val_batches.apply(val.num_batches());
         let sanity = config
             .num_sanity_val_steps
-            .map_or(BatchLimit::default(), BatchLimit::Count);
-        if sanity != BatchLimit::Count(0) {
-            evaluate(model, val, sanity, Stage::Validation, &*observer)?;
+            .map_or(limited, |n| n.min(limited));
+        if sanity > 0 {
+            evaluate(
+                model,
+                val,
+                BatchLimit::Count(sanity),
+                Stage::Validation,
+                &*observer,
+            )?;
         }
     }
     let mut watch = config.early_stopping.clone().map(|rule| Watch {
@@ -283,7 +295,9 @@ pub fn fit(
     };
     let steps_left =
         |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
-    while report.epochs < config.max_epochs && steps_left(&report) {
+    let mut stop_requested = false;
+    // Lightning skips fitting when there is no training batch to run.
+    while train_batches > 0 && report.epochs < config.max_epochs && steps_left(&report) {
         train.start_epoch(report.epochs);
         let mut epoch = MetricAccumulator::default();
         let mut pending: Option<Vec<Option<Tensor>>> = None;
@@ -335,10 +349,11 @@ pub fn fit(
         observer.epoch_end(&progress(&report, train_batches), &report.metrics);
         report.epochs += 1;
         let checked = val.is_none() || validates;
-        if let Some(watch) = watch.as_mut().filter(|_| checked)
-            && watch.should_stop(&report.metrics)?
-            && report.epochs >= config.min_epochs
-        {
+        if let Some(watch) = watch.as_mut().filter(|_| checked) {
+            // A stop held back by min_epochs stays requested, as in Lightning.
+            stop_requested |= watch.should_stop(&report.metrics)?;
+        }
+        if stop_requested && report.epochs >= config.min_epochs {
             report.stopped_early = true;
             break;
         }

@@ -858,6 +858,28 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
         trained.pointer("/metrics/val_acc")
     );
     assert!(number(&trained, "/samples_per_second") > 0.0, "{trained}");
+    // The CSV logger's metrics.csv in the run directory: a row per epoch.
+    assert_eq!(
+        trained.get("log_dir"),
+        Some(&json!("lightning_logs/version_0"))
+    );
+    let logged = std::fs::read_to_string(
+        server
+            .checkpoint_dir()
+            .join("lightning_logs/version_0/metrics.csv"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<&str> = logged.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"epoch,step,train_acc,train_loss,val_acc,val_loss"),
+        "{logged}"
+    );
+    assert_eq!(lines.len(), 4, "{logged}");
+    assert!(
+        lines.get(3).is_some_and(|l| l.starts_with("2,48,")),
+        "{logged}"
+    );
 
     // Validating the checkpoint on the same seed's data reproduces the training's last
     // validation exactly.
@@ -950,6 +972,12 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
         structured(&quiet).get("checkpoint_path"),
         Some(&Value::Null)
     );
+    let silent = server.call_tool(
+        22,
+        "lightning.train",
+        json!({"model": model, "trainer": {"max_epochs": 1, "enable_checkpointing": false, "logger": false}}),
+    );
+    assert_eq!(structured(&silent).get("log_dir"), Some(&Value::Null));
     let listed = server.call_tool(21, "lightning.checkpoint", json!({"action": "list"}));
     assert_eq!(structured(&listed).get("count"), Some(&json!(2)));
 }

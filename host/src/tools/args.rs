@@ -144,6 +144,9 @@ pub struct TrainerArgs {
     pub accelerator: Option<Accelerator>,
     /// Write a checkpoint when training ends (default true, as Lightning).
     pub enable_checkpointing: Option<bool>,
+    /// Write the per-epoch metrics to `metrics.csv` in the run directory, as Lightning's
+    /// CSVLogger does (default true; `false` turns it off).
+    pub logger: Option<bool>,
     /// Where a training's `lightning_logs/version_N/checkpoints/` go, relative to the
     /// server's checkpoint directory (default `.`: the checkpoint directory itself).
     pub default_root_dir: Option<String>,
@@ -165,7 +168,7 @@ pub struct TrainerArgs {
     /// `norm` (default) or `value`.
     pub gradient_clip_algorithm: Option<ClipAlgorithm>,
     /// A smoke test: `true` (1) or n runs n training and n validation batches for one epoch,
-    /// without sanity steps, early stopping or a checkpoint.
+    /// without sanity steps, early stopping, logger or checkpoint.
     pub fast_dev_run: Option<FastDevRun>,
     /// Train on this many training batches (an integer, or a fraction of them), unshuffled,
     /// and validate on as many validation batches (Lightning 2's overfit_batches).
@@ -269,6 +272,8 @@ pub struct TrainerOptions {
     pub accelerator: &'static str,
     /// Whether training ends by writing a checkpoint.
     pub enable_checkpointing: bool,
+    /// Whether training writes `metrics.csv`.
+    pub logger: bool,
     /// Where checkpoints go, relative to the checkpoint directory.
     pub default_root_dir: String,
     /// Train on these training batches only, unshuffled, and validate on as many.
@@ -390,6 +395,7 @@ impl TrainerArgs {
             seed: self.seed.unwrap_or(0),
             accelerator,
             enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
+            logger: self.logger.unwrap_or(true),
             default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
             overfit_batches,
             device,
@@ -410,6 +416,7 @@ impl TrainerArgs {
                 limit_test_batches: BatchLimit::Count(n),
                 limit_predict_batches: BatchLimit::Count(n),
                 enable_checkpointing: false,
+                logger: false,
                 ..options
             },
         })

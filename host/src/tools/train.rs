@@ -63,6 +63,10 @@ pub struct TrainOutput {
     /// Per-epoch means of the last epoch's logged values (`train_loss`, ...) and of the last
     /// validation (`val_loss`, `val_acc`, ...).
     pub metrics: Metrics,
+    /// The run's directory, relative to the server's checkpoint directory
+    /// (`lightning_logs/version_N`, holding `metrics.csv` and `checkpoints/`); `null` when
+    /// neither the logger nor checkpointing is on.
+    pub log_dir: Option<String>,
     /// The checkpoint written when training ended, relative to the server's checkpoint
     /// directory (`null` with `trainer.enable_checkpointing: false`).
     pub checkpoint_path: Option<String>,
@@ -215,34 +219,50 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         e => format!("{target}: training failed: {e}"),
     })?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
-    let checkpoint_path = if options.enable_checkpointing {
-        let meta = CheckpointMeta::new(
-            target,
-            &model.description.class_name,
-            hyperparameters.clone(),
-            report.epochs.saturating_sub(1),
-            report.global_step,
-            &report.metrics,
-        );
-        let version = runtime
+    // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
+    // and the checkpoints.
+    let log_dir = if options.enable_checkpointing || options.logger {
+        let claimed = runtime
             .checkpoint_dir()
             .claim_dir(
                 &format!("{}/lightning_logs", options.default_root_dir),
                 "version_",
             )
-            .map_err(|e| format!("{target}: trained, but cannot write the checkpoint: {e}"))?;
-        // Lightning's name: the last epoch's index and the steps taken.
-        let path = format!(
-            "{version}/checkpoints/epoch={}-step={}.{}",
-            report.epochs.saturating_sub(1),
-            report.global_step,
-            checkpoint::EXTENSION
-        );
-        let (written, _) = super::checkpoint::save(runtime, &instance, &meta, &path)
-            .map_err(|e| format!("{target}: trained, but {e}"))?;
-        Some(written)
+            .map_err(|e| format!("{target}: trained, but cannot write its run directory: {e}"))?;
+        Some(claimed)
     } else {
         None
+    };
+    if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
+        let table = trainer::history_csv(&report.history)
+            .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
+        runtime
+            .checkpoint_dir()
+            .write(&format!("{dir}/metrics.csv"), table.as_bytes())
+            .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
+    }
+    let checkpoint_path = match log_dir.as_ref().filter(|_| options.enable_checkpointing) {
+        Some(dir) => {
+            let meta = CheckpointMeta::new(
+                target,
+                &model.description.class_name,
+                hyperparameters.clone(),
+                report.epochs.saturating_sub(1),
+                report.global_step,
+                &report.metrics,
+            );
+            // Lightning's name: the last epoch's index and the steps taken.
+            let path = format!(
+                "{dir}/checkpoints/epoch={}-step={}.{}",
+                report.epochs.saturating_sub(1),
+                report.global_step,
+                checkpoint::EXTENSION
+            );
+            let (written, _) = super::checkpoint::save(runtime, &instance, &meta, &path)
+                .map_err(|e| format!("{target}: trained, but {e}"))?;
+            Some(written)
+        }
+        None => None,
     };
     let Value::Object(hyperparameters) = hyperparameters else {
         return Err(format!(
@@ -271,6 +291,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             stopped_early: report.stopped_early,
         },
         metrics: report.metrics,
+        log_dir,
         checkpoint_path,
         data: call_data.report(),
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),

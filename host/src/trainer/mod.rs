@@ -153,6 +153,33 @@ pub struct FitReport {
     pub samples: u64,
 }
 
+/// `history` as Lightning's CSVLogger writes `metrics.csv`: a header `epoch,step,<every
+/// metric, sorted>`, then a row per epoch, empty where the epoch did not log the metric.
+pub fn history_csv(history: &[EpochRecord]) -> Result<String, String> {
+    let names: std::collections::BTreeSet<&String> =
+        history.iter().flat_map(|h| h.metrics.keys()).collect();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["epoch", "step"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(names.iter().map(|n| (*n).clone()));
+    out.write_record(header).map_err(|e| e.to_string())?;
+    for record in history {
+        let row = [record.epoch.to_string(), record.global_step.to_string()]
+            .into_iter()
+            .chain(names.iter().map(|n| {
+                record
+                    .metrics
+                    .get(*n)
+                    .map(f64::to_string)
+                    .unwrap_or_default()
+            }));
+        out.write_record(row).map_err(|e| e.to_string())?;
+    }
+    let bytes = out.into_inner().map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
 /// What one epoch logged.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct EpochRecord {

@@ -126,6 +126,18 @@ impl ConfinedDir {
         Ok((path, bytes))
     }
 
+    /// Deletes the regular file `requested` names under the root.
+    pub fn remove(&self, requested: &str) -> Result<(), FileError> {
+        let path = self.existing(requested)?;
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(self.refused(requested, "it is not a regular file, in"));
+        }
+        std::fs::remove_file(&path).map_err(|source| FileError::Io {
+            path: requested.to_string(),
+            source,
+        })
+    }
+
     /// Creates a new directory `{prefix}{n}` under the directory `parent` names (created if
     /// missing), with the lowest `n` above those taken, atomically even against another
     /// process; returns its path relative to the root, e.g. `lightning_logs/version_3`.

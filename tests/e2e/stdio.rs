@@ -1333,7 +1333,7 @@ fn lightnings_trainer_options_and_early_stopping_work() {
         (json!({"strategy": "ddp"}), "unknown field `strategy`"),
         (
             json!({"callbacks": [{"type": "early_stopping"}, {"type": "early_stopping"}]}),
-            "only one early_stopping callback",
+            "at most one callback of each type",
         ),
     ];
     for (id, (trainer, expected)) in (20..).zip(refusals) {
@@ -1444,4 +1444,73 @@ fn models_train_on_a_csv_file_under_the_data_dir() {
         ));
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
     }
+}
+
+#[test]
+fn the_model_checkpoint_callback_keeps_the_best_epochs() {
+    let mut server = StdioServer::start(&[]);
+    let model = json!({"_target_": MLP});
+    let trained = server.call_tool(
+        1,
+        "lightning.train",
+        json!({
+        "model": model,
+        "trainer": {"max_epochs": 5, "seed": 6, "callbacks": [{"type": "model_checkpoint",
+            "monitor": "val_loss", "mode": "min", "save_top_k": 2, "save_last": true,
+            "filename": "best-{epoch}-{val_loss:.4f}"}]}}),
+    );
+    let trained = structured(&trained).clone();
+    let history = trained
+        .get("history")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let losses: Vec<f64> = history
+        .iter()
+        .filter_map(|h| h.pointer("/metrics/val_loss").and_then(Value::as_f64))
+        .collect();
+    let best = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        trained.get("best_model_score").and_then(Value::as_f64),
+        Some(best)
+    );
+    let best_epoch = losses.iter().position(|l| *l == best).unwrap_or(usize::MAX);
+    let path = trained
+        .get("checkpoint_path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        path,
+        format!(
+            "lightning_logs/version_0/checkpoints/best-epoch={best_epoch}-val_loss={best:.4}.safetensors"
+        )
+    );
+    // Two ranked checkpoints and last.safetensors remain; the rest were deleted.
+    let listed = server.call_tool(2, "lightning.checkpoint", json!({"action": "list"}));
+    let mut names: Vec<String> = structured(&listed)
+        .get("checkpoints")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"last.safetensors".to_string()), "{names:?}");
+    // The best checkpoint validates to its score.
+    let validated = server.call_tool(
+        3,
+        "lightning.validate",
+        json!({"model": model, "trainer": {"seed": 6}, "ckpt_path": path}),
+    );
+    assert_eq!(number(structured(&validated), "/metrics/val_loss"), best);
+    let message = tool_error(&server.call_tool(4, "lightning.train", json!({
+        "model": model, "trainer": {"max_epochs": 1, "callbacks": [{"type": "model_checkpoint", "filename": "../x"}]}})));
+    assert!(
+        message.contains("model_checkpoint.filename must be"),
+        "{message}"
+    );
 }

@@ -2,6 +2,7 @@
 //! with schemars (so the schema `tools/list` shows cannot drift from the parser).
 
 use super::bounds::Bounds;
+use super::checkpoint::CheckpointRule;
 use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, Device};
 use crate::trainer::{BatchLimit, EarlyStopping, FitConfig, GradientClip, Mode};
@@ -231,6 +232,27 @@ pub enum Precision {
 pub enum CallbackArg {
     /// Lightning's `EarlyStopping`.
     EarlyStopping(EarlyStoppingArg),
+    /// Lightning's `ModelCheckpoint`.
+    ModelCheckpoint(ModelCheckpointArg),
+}
+
+/// Lightning's `ModelCheckpoint(monitor, mode, save_top_k, save_last, filename)`: checkpoints
+/// written after every epoch into the run's `checkpoints/`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCheckpointArg {
+    /// The metric that ranks checkpoints; without it, the latest epoch is kept.
+    pub monitor: Option<String>,
+    /// `min` (default) or `max`.
+    pub mode: Option<ModeArg>,
+    /// How many of the best (or latest) checkpoints to keep (default 1; -1: all; 0: none).
+    pub save_top_k: Option<i64>,
+    /// Also keep `last.safetensors`, the latest epoch's (default false).
+    pub save_last: Option<bool>,
+    /// The file name without extension: `{epoch}`, `{step}` and `{metric}` or
+    /// `{metric:.2f}` become `epoch=3`, `step=48`, `val_loss=0.27` (default
+    /// `{epoch}-{step}`).
+    pub filename: Option<String>,
 }
 
 /// Lightning's `EarlyStopping(monitor, mode, patience, min_delta)`.
@@ -278,6 +300,8 @@ pub struct TrainerOptions {
     pub default_root_dir: String,
     /// Train on these training batches only, unshuffled, and validate on as many.
     pub overfit_batches: Option<BatchLimit>,
+    /// Checkpoints after every epoch, when the callback is given.
+    pub model_checkpoint: Option<CheckpointRule>,
     /// The device tensors live on.
     pub device: Device,
 }
@@ -352,11 +376,14 @@ impl TrainerArgs {
             }
         };
         let mut early_stopping = None;
-        for CallbackArg::EarlyStopping(e) in self.callbacks.iter().flatten() {
-            if early_stopping.replace(e.resolve()?).is_some() {
-                return Err(
-                    "trainer.callbacks: only one early_stopping callback is supported".into(),
-                );
+        let mut model_checkpoint = None;
+        for callback in self.callbacks.iter().flatten() {
+            let twice = match callback {
+                CallbackArg::EarlyStopping(e) => early_stopping.replace(e.resolve()?).is_some(),
+                CallbackArg::ModelCheckpoint(m) => model_checkpoint.replace(m.resolve()?).is_some(),
+            };
+            if twice {
+                return Err("trainer.callbacks: at most one callback of each type".into());
             }
         }
         let overfit_batches = self
@@ -398,6 +425,7 @@ impl TrainerArgs {
             logger: self.logger.unwrap_or(true),
             default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
             overfit_batches,
+            model_checkpoint,
             device,
         };
         Ok(match fast_dev_run {
@@ -436,6 +464,42 @@ fn check_precision(precision: Option<&Precision>) -> Result<(), String> {
                 Precision::Name(n) => format!("{n:?}"),
             }
         )),
+    }
+}
+
+impl ModelCheckpointArg {
+    fn resolve(&self) -> Result<CheckpointRule, String> {
+        let filename = self
+            .filename
+            .clone()
+            .unwrap_or_else(|| "{epoch}-{step}".into());
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.=+{}:".contains(c);
+        if filename.is_empty() || filename.len() > 200 || !filename.chars().all(allowed) {
+            return Err(format!(
+                "trainer.callbacks model_checkpoint.filename must be 1 to 200 characters of \
+                 [A-Za-z0-9_.=+-] and {{placeholders}}, got {filename:?}"
+            ));
+        }
+        let save_top_k = match self.save_top_k.unwrap_or(1) {
+            -1 => None,
+            k if k >= 0 => Some(usize::try_from(k).unwrap_or(usize::MAX)),
+            k => {
+                return Err(format!(
+                    "trainer.callbacks model_checkpoint.save_top_k must be -1 (all) or at \
+                     least 0, got {k}"
+                ));
+            }
+        };
+        Ok(CheckpointRule {
+            monitor: self.monitor.clone(),
+            mode: match self.mode {
+                None | Some(ModeArg::Min) => Mode::Min,
+                Some(ModeArg::Max) => Mode::Max,
+            },
+            save_top_k,
+            save_last: self.save_last.unwrap_or(false),
+            filename,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
 use crate::tensor::Device;
-use crate::trainer::Metrics;
+use crate::trainer::{EpochRecord, Metrics, Mode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -281,4 +281,205 @@ pub(super) fn load_into(
     }
     checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
     Ok((shown, meta))
+}
+
+/// Lightning's `ModelCheckpoint`, resolved: what to keep after every epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointRule {
+    /// The metric that ranks checkpoints; `None`: the latest epochs are kept.
+    pub monitor: Option<String>,
+    /// Whether lower or higher is better.
+    pub mode: Mode,
+    /// How many to keep (`None`: all).
+    pub save_top_k: Option<usize>,
+    /// Also keep `last.safetensors`.
+    pub save_last: bool,
+    /// The file name template.
+    pub filename: String,
+}
+
+/// Writes a run's checkpoints after every epoch as a [`CheckpointRule`] says, deleting those
+/// that fall out of the top k.
+pub(super) struct Checkpointer<'a> {
+    runtime: &'a Runtime,
+    rule: CheckpointRule,
+    /// The run directory's `checkpoints/`, relative to the checkpoint root.
+    dir: String,
+    target: String,
+    class: String,
+    hyperparameters: Value,
+    /// (score, path), best first (or newest first without a monitor).
+    kept: Vec<(f64, String)>,
+    last: Option<String>,
+}
+
+impl<'a> Checkpointer<'a> {
+    /// A checkpointer writing into `run_dir/checkpoints`.
+    pub(super) fn new(
+        runtime: &'a Runtime,
+        rule: CheckpointRule,
+        run_dir: &str,
+        model: &RegisteredModel,
+        hyperparameters: Value,
+    ) -> Self {
+        Self {
+            runtime,
+            rule,
+            dir: format!("{run_dir}/checkpoints"),
+            target: model.description.target.clone(),
+            class: model.description.class_name.clone(),
+            hyperparameters,
+            kept: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The best checkpoint kept (the newest without a monitor), with its score.
+    pub(super) fn best(&self) -> Option<(Option<f64>, String)> {
+        let monitored = self.rule.monitor.is_some();
+        self.kept
+            .first()
+            .map(|(score, path)| (monitored.then_some(*score), path.clone()))
+            .or_else(|| self.last.clone().map(|path| (None, path)))
+    }
+
+    /// Checks that a monitored metric was ever seen.
+    pub(super) fn finish(&self, logged: &Metrics) -> Result<(), String> {
+        match &self.rule.monitor {
+            Some(m) if !logged.contains_key(m) => Err(format!(
+                "the model checkpoint monitors {m:?}, which the model did not log (logged: {})",
+                logged
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn write(
+        &self,
+        instance: &ModelInstance,
+        record: &EpochRecord,
+        name: &str,
+    ) -> Result<String, String> {
+        let meta = CheckpointMeta::new(
+            &self.target,
+            &self.class,
+            self.hyperparameters.clone(),
+            record.epoch,
+            record.global_step,
+            &record.metrics,
+        );
+        save(
+            self.runtime,
+            instance,
+            &meta,
+            &format!("{}/{name}.{EXTENSION}", self.dir),
+        )
+        .map(|(path, _)| path)
+    }
+
+    /// After an epoch: writes its checkpoint if it makes the top k, drops the one it pushes
+    /// out, and rewrites `last` when asked.
+    pub(super) fn epoch_end(
+        &mut self,
+        instance: &ModelInstance,
+        record: &EpochRecord,
+    ) -> Result<(), String> {
+        if self.rule.save_last {
+            self.last = Some(self.write(instance, record, "last")?);
+        }
+        let score = match &self.rule.monitor {
+            // Epochs without the metric (no validation that epoch) are not ranked.
+            Some(m) => match record.metrics.get(m) {
+                Some(v) if v.is_finite() => *v,
+                _ => return Ok(()),
+            },
+            None => f64::from(record.epoch),
+        };
+        let better = |a: f64, b: f64| match (&self.rule.monitor, self.rule.mode) {
+            (None, _) | (Some(_), Mode::Max) => a > b,
+            (Some(_), Mode::Min) => a < b,
+        };
+        let k = self.rule.save_top_k.unwrap_or(usize::MAX);
+        let makes_it = k > 0
+            && (self.kept.len() < k || self.kept.last().is_some_and(|(w, _)| better(score, *w)));
+        if !makes_it {
+            return Ok(());
+        }
+        let path = self.write(instance, record, &file_name(&self.rule.filename, record))?;
+        let at = self
+            .kept
+            .iter()
+            .position(|(s, _)| better(score, *s))
+            .unwrap_or(self.kept.len());
+        self.kept.insert(at, (score, path));
+        while self.kept.len() > k {
+            if let Some((_, dropped)) = self.kept.pop() {
+                let still_used = self.kept.iter().any(|(_, p)| *p == dropped);
+                if !still_used && let Err(e) = self.runtime.checkpoint_dir().remove(&dropped) {
+                    tracing::warn!("removing checkpoint {dropped}: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lightning's checkpoint file name: `{epoch}`, `{step}`, `{metric}` and `{metric:.Nf}`
+/// become `epoch=E`, `step=S`, `metric=value`; a placeholder with no value is left out.
+fn file_name(template: &str, record: &EpochRecord) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(rest.get(..open).unwrap_or_default());
+        let after = rest.get(open + 1..).unwrap_or_default();
+        let Some(close) = after.find('}') else {
+            out.push_str(rest.get(open..).unwrap_or_default());
+            return out;
+        };
+        let field = after.get(..close).unwrap_or_default();
+        let (name, precision) = match field.split_once(":.") {
+            Some((name, spec)) => (name, spec.trim_end_matches('f').parse::<usize>().ok()),
+            None => (field, None),
+        };
+        let value = match name {
+            "epoch" => Some(record.epoch.to_string()),
+            "step" => Some(record.global_step.to_string()),
+            metric => record.metrics.get(metric).map(|v| match precision {
+                Some(p) => format!("{v:.p$}"),
+                None => v.to_string(),
+            }),
+        };
+        if let Some(value) = value {
+            out.push_str(&format!("{name}={value}"));
+        }
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+    use crate::trainer::{EpochRecord, Metrics};
+
+    #[test]
+    fn file_names_follow_lightning() {
+        let record = EpochRecord {
+            epoch: 3,
+            global_step: 48,
+            metrics: Metrics::from([("val_loss".to_string(), 0.26789)]),
+        };
+        assert_eq!(file_name("{epoch}-{step}", &record), "epoch=3-step=48");
+        assert_eq!(
+            file_name("best-{epoch}-{val_loss:.2f}", &record),
+            "best-epoch=3-val_loss=0.27"
+        );
+        assert_eq!(file_name("{val_acc}x", &record), "x");
+        assert_eq!(file_name("open{epoch", &record), "open{epoch");
+    }
 }

@@ -1,12 +1,13 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::checkpoint::Checkpointer;
 use super::data::{CallData, DataReport};
 use super::{build_model, num_parameters};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, SandboxError, Split};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, SandboxError, Split};
 use crate::trainer::{self, EpochRecord, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,9 +68,12 @@ pub struct TrainOutput {
     /// (`lightning_logs/version_N`, holding `metrics.csv` and `checkpoints/`); `null` when
     /// neither the logger nor checkpointing is on.
     pub log_dir: Option<String>,
-    /// The checkpoint written when training ended, relative to the server's checkpoint
-    /// directory (`null` with `trainer.enable_checkpointing: false`).
+    /// The checkpoint to use, relative to the server's checkpoint directory: the last epoch's,
+    /// or with a model-checkpoint callback its best (Lightning's `best_model_path`); `null`
+    /// with `trainer.enable_checkpointing: false`.
     pub checkpoint_path: Option<String>,
+    /// The monitored metric of that best checkpoint (Lightning's `best_model_score`).
+    pub best_model_score: Option<f64>,
     /// Where the data came from, when it was a file (`data.csv`).
     pub data: Option<DataReport>,
     /// Every epoch's metrics, in order (the validation's in the epochs that validated).
@@ -203,7 +207,31 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             options.accelerator, options.seed
         )),
     );
-    let mut reporter = Reporter::new(ctx);
+    // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
+    // and the checkpoints.
+    let log_dir = if options.enable_checkpointing || options.logger {
+        let claimed = runtime
+            .checkpoint_dir()
+            .claim_dir(
+                &format!("{}/lightning_logs", options.default_root_dir),
+                "version_",
+            )
+            .map_err(|e| format!("{target}: cannot create the run directory: {e}"))?;
+        Some(claimed)
+    } else {
+        None
+    };
+    let checkpointer = match (&log_dir, &options.model_checkpoint) {
+        (Some(dir), Some(rule)) if options.enable_checkpointing => Some(Checkpointer::new(
+            runtime,
+            rule.clone(),
+            dir,
+            &model,
+            hyperparameters.clone(),
+        )),
+        _ => None,
+    };
+    let mut reporter = Reporter::new(ctx, checkpointer);
     let fit_started = Instant::now();
     let report = trainer::fit(
         &mut instance,
@@ -219,20 +247,6 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         e => format!("{target}: training failed: {e}"),
     })?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
-    // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
-    // and the checkpoints.
-    let log_dir = if options.enable_checkpointing || options.logger {
-        let claimed = runtime
-            .checkpoint_dir()
-            .claim_dir(
-                &format!("{}/lightning_logs", options.default_root_dir),
-                "version_",
-            )
-            .map_err(|e| format!("{target}: trained, but cannot write its run directory: {e}"))?;
-        Some(claimed)
-    } else {
-        None
-    };
     if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
         let table = trainer::history_csv(&report.history)
             .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
@@ -241,8 +255,19 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             .write(&format!("{dir}/metrics.csv"), table.as_bytes())
             .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
     }
-    let checkpoint_path = match log_dir.as_ref().filter(|_| options.enable_checkpointing) {
-        Some(dir) => {
+    let (checkpoint_path, best_model_score) = match (&reporter.checkpointer, &log_dir) {
+        // The callback's best (or latest) checkpoint.
+        (Some(checkpointer), _) => {
+            checkpointer
+                .finish(&report.metrics)
+                .map_err(|e| format!("{target}: {e}"))?;
+            match checkpointer.best() {
+                Some((score, path)) => (Some(path), score),
+                None => (None, None),
+            }
+        }
+        // Lightning's default: the last epoch's weights.
+        (None, Some(dir)) if options.enable_checkpointing => {
             let meta = CheckpointMeta::new(
                 target,
                 &model.description.class_name,
@@ -251,7 +276,6 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 report.global_step,
                 &report.metrics,
             );
-            // Lightning's name: the last epoch's index and the steps taken.
             let path = format!(
                 "{dir}/checkpoints/epoch={}-step={}.{}",
                 report.epochs.saturating_sub(1),
@@ -260,9 +284,9 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             );
             let (written, _) = super::checkpoint::save(runtime, &instance, &meta, &path)
                 .map_err(|e| format!("{target}: trained, but {e}"))?;
-            Some(written)
+            (Some(written), None)
         }
-        None => None,
+        _ => (None, None),
     };
     let Value::Object(hyperparameters) = hyperparameters else {
         return Err(format!(
@@ -293,6 +317,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         metrics: report.metrics,
         log_dir,
         checkpoint_path,
+        best_model_score,
         data: call_data.report(),
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
         history: report.history,
@@ -307,6 +332,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
 struct Reporter<'a, 'b> {
     ctx: &'a CallContext<'b>,
     last_sent: Instant,
+    checkpointer: Option<Checkpointer<'a>>,
 }
 
 /// The logger name of what the model prints.
@@ -316,10 +342,11 @@ const MODEL_LOGGER: &str = "model";
 const STEP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<'a, 'b> Reporter<'a, 'b> {
-    fn new(ctx: &'a CallContext<'b>) -> Self {
+    fn new(ctx: &'a CallContext<'b>, checkpointer: Option<Checkpointer<'a>>) -> Self {
         Self {
             ctx,
             last_sent: Instant::now(),
+            checkpointer,
         }
     }
 
@@ -336,6 +363,17 @@ impl<'a, 'b> Reporter<'a, 'b> {
 impl FitObserver for Reporter<'_, '_> {
     fn cancelled(&self) -> bool {
         self.ctx.is_cancelled()
+    }
+
+    fn epoch_checkpoint(
+        &mut self,
+        model: &ModelInstance,
+        record: &EpochRecord,
+    ) -> Result<(), String> {
+        match &mut self.checkpointer {
+            Some(checkpointer) => checkpointer.epoch_end(model, record),
+            None => Ok(()),
+        }
     }
 
     fn step_end(&mut self, progress: &FitProgress) {

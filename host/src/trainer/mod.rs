@@ -220,6 +220,15 @@ pub trait FitObserver {
     fn epoch_end(&mut self, _progress: &FitProgress, _metrics: &Metrics) {}
     /// The model printed these lines (told after each step and validation pass).
     fn model_output(&mut self, _lines: Vec<GuestLine>) {}
+    /// An epoch (and its validation) ended with `record`: the moment to checkpoint `model`.
+    /// An error ends the fit.
+    fn epoch_checkpoint(
+        &mut self,
+        _model: &ModelInstance,
+        _record: &EpochRecord,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Tells `observer` what `model` printed since the last call, if anything.
@@ -251,6 +260,9 @@ pub enum TrainError {
     /// A training step returned something that is not a finite scalar loss.
     #[error("{0}")]
     Loss(String),
+    /// Checkpointing during the fit failed.
+    #[error("{0}")]
+    Checkpoint(String),
     /// The observer asked the fit to stop.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
@@ -374,6 +386,11 @@ pub fn fit(
             metrics: logged,
         });
         observer.epoch_end(&progress(&report, train_batches), &report.metrics);
+        if let Some(record) = report.history.last() {
+            observer
+                .epoch_checkpoint(model, record)
+                .map_err(TrainError::Checkpoint)?;
+        }
         report.epochs += 1;
         let checked = val.is_none() || validates;
         if let Some(watch) = watch.as_mut().filter(|_| checked) {

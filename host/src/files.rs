@@ -256,8 +256,18 @@ impl ConfinedDir {
                     dir = real;
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&next).map_err(io)?;
-                    dir = next;
+                    match std::fs::create_dir(&next) {
+                        Ok(()) => dir = next,
+                        // Created meanwhile by a concurrent run: check it like any other.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            let real = std::fs::canonicalize(&next).map_err(io)?;
+                            if !real.starts_with(&root) {
+                                return Err(self.refused(requested, "a symbolic link leads out of"));
+                            }
+                            dir = real;
+                        }
+                        Err(e) => return Err(io(e)),
+                    }
                 }
                 Err(e) => return Err(io(e)),
             }

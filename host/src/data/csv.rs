@@ -61,16 +61,21 @@ pub fn parse(
         .has_headers(spec.header)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let mut records = reader.records().peekable();
-    let names: Vec<String> = if spec.header {
-        reader_headers(bytes).map_err(|e| invalid(e.to_string()))?
-    } else {
-        let width = match records.peek() {
-            Some(Ok(first)) => first.len(),
-            _ => 0,
-        };
-        (0..width).map(|i| i.to_string()).collect()
-    };
+    // Without a header the reader still sizes (but does not consume) the first row.
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| invalid(e.to_string()))?
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if spec.header {
+                name.to_string()
+            } else {
+                i.to_string()
+            }
+        })
+        .collect();
+    let records = reader.records();
     let column = |wanted: &str| {
         names.iter().position(|n| n == wanted).ok_or_else(|| {
             invalid(format!(
@@ -144,15 +149,6 @@ pub fn parse(
         targets,
         classes,
     })
-}
-
-/// The header row of a CSV file.
-fn reader_headers(bytes: &[u8]) -> Result<Vec<String>, csv::Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    Ok(reader.headers()?.iter().map(str::to_string).collect())
 }
 
 /// Integers as class indices, other numbers as values, text as class labels (sorted).

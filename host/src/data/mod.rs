@@ -9,7 +9,7 @@ pub mod json;
 use crate::tensor::{self, Rng, Tensor, TensorError};
 
 /// Samples with optional targets, and the batch size to load them with.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Dataset {
     inputs: Tensor,
     targets: Option<Tensor>,

@@ -95,16 +95,20 @@ impl<'a> CallData<'a> {
         let shuffle = split == Split::Train && self.args.and_then(|d| d.shuffle).unwrap_or(false);
         let batch_size = self.args.map_or(Ok(32), DataArgs::batch_size)?;
         let dataset = if let Some(csv) = &self.table {
-            let rows: Vec<usize> = match split {
-                Split::Train => csv.train_rows.clone(),
-                Split::Validation if !csv.val_rows.is_empty() => csv.val_rows.clone(),
-                Split::Validation if !whole => Vec::new(),
-                _ => (0..csv.table.rows()).collect(),
+            let every_row: Vec<usize>;
+            let rows: &[usize] = match split {
+                Split::Train => &csv.train_rows,
+                Split::Validation if !csv.val_rows.is_empty() => &csv.val_rows,
+                Split::Validation if !whole => &[],
+                _ => {
+                    every_row = (0..csv.table.rows()).collect();
+                    &every_row
+                }
             };
             if rows.is_empty() {
                 None
             } else {
-                let (inputs, targets) = csv_tensors(instance, &csv.table, &rows, split)?;
+                let (inputs, targets) = csv_tensors(instance, &csv.table, rows, split)?;
                 Some(admit(instance, "csv", inputs, targets, batch_size)?)
             }
         } else if let Some((name, inputs, targets)) = self.args.and_then(|d| d.split(split)) {

@@ -3,10 +3,10 @@
 
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::data::{CallData, DataReport};
-use super::{build_model, num_parameters};
+use super::{build_model, num_parameters, run_failed};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, SandboxError, Split};
+use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, DType, Tensor};
 use crate::trainer::{self, BatchLimit, FitObserver, Metrics, Stage, TrainError};
 use schemars::JsonSchema;
@@ -254,12 +254,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 what.data_key()
             )
         })?;
-    let failed = |e: TrainError| match e {
-        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
-            format!("{target}: {} cancelled", what.verb())
-        }
-        e => format!("{target}: {} failed: {e}", what.verb()),
-    };
+    let failed = |e: TrainError| run_failed(target, what.verb(), e);
     let evaluated = EvaluatedModel {
         class: model.description.class_name.clone(),
         target: target.clone(),

@@ -20,7 +20,8 @@ pub use bounds::Bounds;
 use crate::cancel::CancelToken;
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel, SandboxError};
+use crate::trainer::TrainError;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -141,4 +142,15 @@ fn num_parameters(instance: &ModelInstance) -> usize {
         .iter()
         .map(|p| p.value.num_elements())
         .sum()
+}
+
+/// The message of a failed run of `target`: `{verb} cancelled` when the call was cancelled
+/// (however the cancellation reached the run), else `{verb} failed: {error}`.
+fn run_failed(target: &str, verb: &str, error: TrainError) -> String {
+    match error {
+        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
+            format!("{target}: {verb} cancelled")
+        }
+        e => format!("{target}: {verb} failed: {e}"),
+    }
 }

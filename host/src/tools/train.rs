@@ -3,12 +3,12 @@
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::checkpoint::Checkpointer;
 use super::data::{CallData, DataReport};
-use super::{build_model, num_parameters};
+use super::{build_model, num_parameters, run_failed};
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::protocol::{CallContext, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, SandboxError, Split};
-use crate::trainer::{self, EpochRecord, FitConfig, FitObserver, FitProgress, Metrics, TrainError};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
+use crate::trainer::{self, EpochRecord, FitConfig, FitObserver, FitProgress, Metrics};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -240,12 +240,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         val.as_ref(),
         &mut reporter,
     )
-    .map_err(|e| match e {
-        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
-            format!("{target}: training cancelled")
-        }
-        e => format!("{target}: training failed: {e}"),
-    })?;
+    .map_err(|e| run_failed(target, "training", e))?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
         let table = trainer::history_csv(&report.history)

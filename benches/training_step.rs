@@ -65,7 +65,7 @@ fn sandboxed() -> impl FnMut() {
         .init(r#"{"input_dim":784,"hidden_dims":[256],"num_classes":10,"lr":0.001}"#)
         .expect("init");
     let config = model.configure_optimizers().expect("optimizer");
-    let mut optimizer = Optimizer::new(&config, model.parameters().len());
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     let x = tensor::from_f32(
         &device,
         Rng::seeded(1).normal(BATCH * INPUT, 1.0),

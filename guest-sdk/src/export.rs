@@ -2,7 +2,10 @@
 
 use crate::wit::exports::lightning::model::lightning_module as wit;
 use crate::wit::lightning::model::tensors::Tensor as RawTensor;
-use crate::{Dataset, Error, LightningModule, Optimizer, Result, Split, Tensor};
+use crate::{
+    Dataset, Error, Interval, LightningModule, LrScheduler, Optimizer, Result, Schedule, Split,
+    Tensor,
+};
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -92,52 +95,14 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
         with_model::<M, _>(|m| m.predict_step(inputs, batch_index)).map(Tensor::into_raw)
     }
 
-    fn configure_optimizers() -> wit::Optimizer {
-        let optimizer = with_model::<M, _>(|m| Ok(m.configure_optimizers()))
-            .unwrap_or_else(|_| Optimizer::adam(1e-3));
-        match optimizer {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                dampening,
-                weight_decay,
-                nesterov,
-            } => wit::Optimizer::Sgd(wit::SgdConfig {
-                lr,
-                momentum,
-                dampening,
-                weight_decay,
-                nesterov,
-            }),
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => wit::Optimizer::Adam(wit::AdamConfig {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            }),
-            Optimizer::AdamW {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => wit::Optimizer::Adamw(wit::AdamConfig {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            }),
+    fn configure_optimizers() -> wit::Optimization {
+        let chosen = with_model::<M, _>(|m| Ok(m.configure_optimizers()))
+            .unwrap_or_else(|_| Optimizer::adam(1e-3).into());
+        wit::Optimization {
+            optimizer: optimizer_to_wit(chosen.optimizer),
+            lr_scheduler: chosen.lr_scheduler.map(scheduler_to_wit),
         }
     }
-
     fn dataset(split: wit::Split, seed: u64) -> Result<Option<wit::ModelData>, String> {
         let split = match split {
             wit::Split::Train => Split::Train,
@@ -157,5 +122,78 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
                 batch_size,
             },
         ))
+    }
+}
+
+fn optimizer_to_wit(optimizer: Optimizer) -> wit::Optimizer {
+    match optimizer {
+        Optimizer::Sgd {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        } => wit::Optimizer::Sgd(wit::SgdConfig {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        }),
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => wit::Optimizer::Adam(wit::AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }),
+        Optimizer::AdamW {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => wit::Optimizer::Adamw(wit::AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }),
+    }
+}
+
+fn scheduler_to_wit(scheduler: LrScheduler) -> wit::LrScheduler {
+    let schedule = match scheduler.schedule {
+        Schedule::Step { step_size, gamma } => {
+            wit::Schedule::Step(wit::StepSchedule { step_size, gamma })
+        }
+        Schedule::Cosine { t_max, eta_min } => {
+            wit::Schedule::Cosine(wit::CosineSchedule { t_max, eta_min })
+        }
+        Schedule::Linear {
+            start_factor,
+            end_factor,
+            total_iters,
+        } => wit::Schedule::Linear(wit::LinearSchedule {
+            start_factor,
+            end_factor,
+            total_iters,
+        }),
+    };
+    wit::LrScheduler {
+        schedule,
+        interval: match scheduler.interval {
+            Interval::Epoch => wit::Interval::Epoch,
+            Interval::Step => wit::Interval::Step,
+        },
+        warmup_iters: scheduler.warmup_iters,
+        warmup_start_factor: scheduler.warmup_start_factor,
     }
 }

@@ -39,11 +39,13 @@ mod error;
 mod export;
 mod module;
 pub mod nn;
+mod optim;
 mod tensor;
 
 pub use error::{Error, Result};
 pub use export::Exporter;
-pub use module::{Dataset, LightningModule, Optimizer, Split};
+pub use module::{Dataset, LightningModule, Split};
+pub use optim::{Interval, LrScheduler, Optimization, Optimizer, Schedule};
 pub use tensor::{DType, Tensor};
 
 /// Declares trainable parameters; only valid inside [`LightningModule::new`].
@@ -61,7 +63,8 @@ pub mod prelude {
     pub use crate::nn::{Activation, Dropout, Linear, LinearConfig};
     pub use crate::param::Init;
     pub use crate::{
-        Dataset, Error, LightningModule, Optimizer, Result, Split, Tensor, export_model,
+        Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer, Result, Schedule,
+        Split, Tensor, export_model,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -1,86 +1,7 @@
 //! The [`LightningModule`] trait a model implements, and what its hooks return.
 
-use crate::{Result, Tensor, log};
+use crate::{Optimization, Optimizer, Result, Tensor, log};
 use serde::{Serialize, de::DeserializeOwned};
-
-/// The optimizer a model asks for, with PyTorch's defaults.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Optimizer {
-    /// `torch.optim.SGD`.
-    Sgd {
-        /// Learning rate.
-        lr: f32,
-        /// Momentum factor (0 disables it).
-        momentum: f32,
-        /// Momentum dampening.
-        dampening: f32,
-        /// L2 penalty.
-        weight_decay: f32,
-        /// Nesterov momentum.
-        nesterov: bool,
-    },
-    /// `torch.optim.Adam`.
-    Adam {
-        /// Learning rate.
-        lr: f32,
-        /// First-moment decay.
-        beta1: f32,
-        /// Second-moment decay.
-        beta2: f32,
-        /// Numerical-stability term.
-        eps: f32,
-        /// L2 penalty.
-        weight_decay: f32,
-    },
-    /// `torch.optim.AdamW`.
-    AdamW {
-        /// Learning rate.
-        lr: f32,
-        /// First-moment decay.
-        beta1: f32,
-        /// Second-moment decay.
-        beta2: f32,
-        /// Numerical-stability term.
-        eps: f32,
-        /// Decoupled weight decay.
-        weight_decay: f32,
-    },
-}
-
-impl Optimizer {
-    /// Plain SGD with learning rate `lr`.
-    pub fn sgd(lr: f32) -> Self {
-        Self::Sgd {
-            lr,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-        }
-    }
-
-    /// Adam with learning rate `lr` and PyTorch's defaults (betas 0.9/0.999, eps 1e-8).
-    pub fn adam(lr: f32) -> Self {
-        Self::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
-    }
-
-    /// AdamW with learning rate `lr` and PyTorch's defaults (weight decay 0.01).
-    pub fn adamw(lr: f32) -> Self {
-        Self::AdamW {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
-    }
-}
 
 /// A data split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,9 +91,11 @@ pub trait LightningModule: Sized + 'static {
         self.forward(&inputs)
     }
 
-    /// The optimizer; Adam with lr 1e-3 by default.
-    fn configure_optimizers(&self) -> Optimizer {
-        Optimizer::adam(1e-3)
+    /// The optimizer and its learning-rate scheduler, like Lightning's
+    /// `configure_optimizers`: Adam with lr 1e-3 and no scheduler by default. Return an
+    /// [`Optimizer`] `.into()` for no scheduler, or `optimizer.with_scheduler(...)`.
+    fn configure_optimizers(&self) -> Optimization {
+        Optimizer::adam(1e-3).into()
     }
 
     /// The model's own data for `split`, if it brings any; `seed` is the run's seed.

@@ -1,17 +1,22 @@
 //! Checkpoints: a model's parameters as [safetensors](https://huggingface.co/docs/safetensors)
 //! — little-endian f32, named as the guest declared them — with one metadata entry,
 //! `lightning_mcp`, holding JSON: the format version, the model's target, class and
-//! hyperparameters, and where training stood (epoch, global step, metrics).
+//! hyperparameters, and where training stood (epoch, global step, metrics). A checkpoint
+//! written by training also holds what resuming needs: the optimizer's state tensors, named
+//! `optimizer/{parameter}.{leaf}` (a `/` no parameter name has), its scalars and the
+//! early-stopping state in the metadata.
 //!
 //! Python reads them with `safetensors.numpy.load_file`, and the metadata with
 //! `safe_open(path, "np").metadata()`.
 
 use crate::sandbox::ModelInstance;
-use crate::tensor::{self, Tensor, TensorError};
-use crate::trainer::Metrics;
+use crate::tensor::{
+    self, NamedValues, OptimizerConfig, OptimizerState, StateScalar, Tensor, TensorError,
+};
+use crate::trainer::{EarlyStoppingState, FitStart, Metrics, TrainingState};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The version of the checkpoint format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -19,6 +24,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const METADATA_KEY: &str = "lightning_mcp";
 /// File extension of checkpoints.
 pub const EXTENSION: &str = "safetensors";
+/// The prefix of the optimizer's state tensors.
+pub const OPTIMIZER_PREFIX: &str = "optimizer/";
 
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +47,21 @@ pub struct CheckpointMeta {
     pub global_step: u64,
     /// The metrics when it was written.
     pub metrics: Metrics,
+    /// The optimizer and the scalars of its state; `None` in a weights-only checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<SavedOptimizer>,
+    /// The early-stopping callback's state, when training used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStoppingState>,
+}
+
+/// The optimizer a checkpoint's state belongs to, and that state's scalars (step counters).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedOptimizer {
+    /// The optimizer the model configured.
+    pub config: OptimizerConfig,
+    /// Its state's scalars, named `{parameter}.{leaf}`.
+    pub scalars: BTreeMap<String, StateScalar>,
 }
 
 impl CheckpointMeta {
@@ -67,19 +89,47 @@ impl CheckpointMeta {
                 .filter(|(_, v)| v.is_finite())
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            optimizer: None,
+            early_stopping: None,
         }
     }
 }
 
-/// One parameter's values.
+/// Everything a checkpoint file holds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NamedValues {
-    /// The parameter's name.
-    pub name: String,
-    /// Its shape.
-    pub shape: Vec<usize>,
-    /// Its values, row-major.
-    pub values: Vec<f32>,
+pub struct Checkpoint {
+    /// The model's parameters.
+    pub params: Vec<NamedValues>,
+    /// The optimizer's state tensors (named without [`OPTIMIZER_PREFIX`]).
+    pub optimizer_tensors: Vec<NamedValues>,
+    /// What it says about itself.
+    pub meta: CheckpointMeta,
+}
+
+/// Where a fit resumed from a checkpoint with `meta` and `optimizer_tensors` starts: after
+/// the epoch it was written in (a checkpoint without steps is of an untrained model: from the
+/// beginning), with its optimizer and early-stopping state.
+pub fn fit_start(meta: CheckpointMeta, optimizer_tensors: Vec<NamedValues>) -> FitStart {
+    let epoch = if meta.global_step == 0 {
+        0
+    } else {
+        meta.epoch.saturating_add(1)
+    };
+    let optimizer = meta.optimizer.map(|o| {
+        (
+            o.config,
+            OptimizerState {
+                tensors: optimizer_tensors,
+                scalars: o.scalars,
+            },
+        )
+    });
+    FitStart {
+        epoch,
+        global_step: meta.global_step,
+        optimizer,
+        early_stopping: meta.early_stopping,
+    }
 }
 
 /// Why a checkpoint could not be written, read or applied.
@@ -96,9 +146,14 @@ pub enum CheckpointError {
     Tensor(#[from] TensorError),
 }
 
-/// The current values of `instance`'s parameters.
-pub fn capture(instance: &ModelInstance) -> Result<Vec<NamedValues>, CheckpointError> {
-    instance
+/// A checkpoint of `instance`'s current parameters with `meta`, and, when `training` is
+/// given, the optimizer and early-stopping state a fit needs to resume.
+pub fn capture(
+    instance: &ModelInstance,
+    mut meta: CheckpointMeta,
+    training: Option<&TrainingState<'_>>,
+) -> Result<Checkpoint, CheckpointError> {
+    let params = instance
         .parameters()
         .iter()
         .map(|p| {
@@ -108,32 +163,72 @@ pub fn capture(instance: &ModelInstance) -> Result<Vec<NamedValues>, CheckpointE
                 values: tensor::to_f32(&p.value)?,
             })
         })
-        .collect()
+        .collect::<Result<_, CheckpointError>>()?;
+    let mut optimizer_tensors = Vec::new();
+    if let Some(training) = training {
+        let names: Vec<&str> = instance
+            .parameters()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let state = training.optimizer.export_state(&names)?;
+        optimizer_tensors = state.tensors;
+        meta.optimizer = Some(SavedOptimizer {
+            config: training.optimizer.config().clone(),
+            scalars: state.scalars,
+        });
+        meta.early_stopping = training.early_stopping.clone();
+    }
+    Ok(Checkpoint {
+        params,
+        optimizer_tensors,
+        meta,
+    })
 }
 
 /// A checkpoint file's bytes.
-pub fn encode(params: &[NamedValues], meta: &CheckpointMeta) -> Result<Vec<u8>, CheckpointError> {
-    let bytes: Vec<Vec<u8>> = params
+pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
+    let optimizer_names: Vec<String> = checkpoint
+        .optimizer_tensors
         .iter()
-        .map(|p| p.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .map(|t| format!("{OPTIMIZER_PREFIX}{}", t.name))
         .collect();
-    let views = params
+    let named = checkpoint
+        .params
         .iter()
-        .zip(&bytes)
-        .map(|(p, data)| {
-            TensorView::new(Dtype::F32, p.shape.clone(), data)
-                .map(|view| (p.name.as_str(), view))
+        .map(|p| (p.name.as_str(), p))
+        .chain(
+            optimizer_names
+                .iter()
+                .map(String::as_str)
+                .zip(&checkpoint.optimizer_tensors),
+        );
+    let tensors: Vec<(&str, &NamedValues, Vec<u8>)> = named
+        .map(|(name, t)| {
+            (
+                name,
+                t,
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views = tensors
+        .iter()
+        .map(|(name, t, data)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), data)
+                .map(|view| (*name, view))
                 .map_err(|e| CheckpointError::Format(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let json = serde_json::to_string(meta).map_err(|e| CheckpointError::Format(e.to_string()))?;
+    let json = serde_json::to_string(&checkpoint.meta)
+        .map_err(|e| CheckpointError::Format(e.to_string()))?;
     let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| CheckpointError::Format(e.to_string()))
 }
 
-/// The parameters (in no particular order) and metadata of a checkpoint file's bytes.
-pub fn decode(bytes: &[u8]) -> Result<(Vec<NamedValues>, CheckpointMeta), CheckpointError> {
+/// A checkpoint from a file's bytes (its tensors in no particular order).
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     let format = |e: String| CheckpointError::Format(e);
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let json = header
@@ -151,6 +246,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<NamedValues>, CheckpointMeta), Checkp
     }
     let file = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
     let mut params = Vec::new();
+    let mut optimizer_tensors = Vec::new();
     for (name, view) in file.tensors() {
         if view.dtype() != Dtype::F32 {
             return Err(format(format!(
@@ -163,13 +259,30 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<NamedValues>, CheckpointMeta), Checkp
             .chunks_exact(4)
             .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes))
             .collect();
-        params.push(NamedValues {
-            name: name.to_string(),
-            shape: view.shape().to_vec(),
-            values,
-        });
+        let shape = view.shape().to_vec();
+        match name.strip_prefix(OPTIMIZER_PREFIX) {
+            Some(leaf) => optimizer_tensors.push(NamedValues {
+                name: leaf.to_string(),
+                shape,
+                values,
+            }),
+            None => params.push(NamedValues {
+                name: name.to_string(),
+                shape,
+                values,
+            }),
+        }
     }
-    Ok((params, meta))
+    if meta.optimizer.is_none() && !optimizer_tensors.is_empty() {
+        return Err(format(format!(
+            "it has {OPTIMIZER_PREFIX}* tensors but no optimizer in its metadata"
+        )));
+    }
+    Ok(Checkpoint {
+        params,
+        optimizer_tensors,
+        meta,
+    })
 }
 
 /// Replaces `instance`'s parameters with `loaded`, after checking that the names and shapes
@@ -223,37 +336,61 @@ mod tests {
     use super::*;
 
     fn meta() -> CheckpointMeta {
-        CheckpointMeta {
-            format_version: FORMAT_VERSION,
-            lightning_mcp: "0.1.0".into(),
-            target: "t.M".into(),
-            class: "M".into(),
-            hyperparameters: serde_json::json!({"lr": 0.1}),
-            epoch: 3,
-            global_step: 24,
-            metrics: Metrics::from([("val_acc".to_string(), 0.5)]),
+        CheckpointMeta::new(
+            "t.M",
+            "M",
+            serde_json::json!({"lr": 0.1}),
+            3,
+            24,
+            &Metrics::from([("val_acc".to_string(), 0.5)]),
+        )
+    }
+
+    fn values(name: &str, shape: Vec<usize>, values: Vec<f32>) -> NamedValues {
+        NamedValues {
+            name: name.into(),
+            shape,
+            values,
         }
     }
 
     #[test]
-    fn a_checkpoint_round_trips() {
-        let params = vec![
-            NamedValues {
-                name: "layer.weight".into(),
-                shape: vec![2, 3],
-                values: vec![0.5, -1.0, 2.0, 0.0, 1e-7, 3.25],
+    fn a_checkpoint_round_trips_with_its_optimizer_state() {
+        let mut meta = meta();
+        meta.optimizer = Some(SavedOptimizer {
+            config: OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.0,
+                weight_decay: 0.0,
+                nesterov: false,
             },
-            NamedValues {
-                name: "layer.bias".into(),
-                shape: vec![2],
-                values: vec![0.1, -0.2],
-            },
-        ];
-        let bytes = encode(&params, &meta()).unwrap_or_else(|e| panic!("{e}"));
-        let (mut back, meta_back) = decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
-        back.sort_by(|a, b| b.name.cmp(&a.name));
-        assert_eq!(back, params);
-        assert_eq!(meta_back, meta());
+            scalars: BTreeMap::from([("layer.bias.time".to_string(), StateScalar::UInt(7))]),
+        });
+        meta.early_stopping = Some(EarlyStoppingState {
+            monitor: "val_loss".into(),
+            best: Some(0.25),
+            wait_count: 2,
+        });
+        let checkpoint = Checkpoint {
+            params: vec![
+                values(
+                    "layer.weight",
+                    vec![2, 3],
+                    vec![0.5, -1.0, 2.0, 0.0, 1e-7, 3.25],
+                ),
+                values("layer.bias", vec![2], vec![0.1, -0.2]),
+            ],
+            optimizer_tensors: vec![values("layer.bias.momentum", vec![2], vec![0.01, 0.02])],
+            meta,
+        };
+        let bytes = encode(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
+        let mut back = decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        back.params.sort_by(|a, b| b.name.cmp(&a.name));
+        assert_eq!(back, checkpoint);
+        let start = fit_start(back.meta, back.optimizer_tensors);
+        assert_eq!((start.epoch, start.global_step), (4, 24));
+        assert!(start.optimizer.is_some() && start.early_stopping.is_some());
     }
 
     #[test]
@@ -268,9 +405,15 @@ mod tests {
         let bare =
             safetensors::serialize(Vec::<(&str, TensorView)>::new(), None).unwrap_or_default();
         assert!(e(&bare).contains("no `lightning_mcp` metadata entry"));
-        let mut old = meta();
-        old.format_version = 99;
-        let bytes = encode(&[], &old).unwrap_or_default();
-        assert!(e(&bytes).contains("format version 99"));
+        let mut old = Checkpoint {
+            params: Vec::new(),
+            optimizer_tensors: Vec::new(),
+            meta: meta(),
+        };
+        old.meta.format_version = 99;
+        assert!(e(&encode(&old).unwrap_or_default()).contains("format version 99"));
+        old.meta.format_version = FORMAT_VERSION;
+        old.optimizer_tensors = vec![values("w.m", vec![1], vec![0.0])];
+        assert!(e(&encode(&old).unwrap_or_default()).contains("no optimizer in its metadata"));
     }
 }

@@ -63,7 +63,7 @@ fn step(
         .unwrap_or_else(|| panic!("no data"));
     let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
     let config = model.configure_optimizers()?;
-    let mut optimizer = Optimizer::new(&config, model.parameters().len());
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     trainer::training_step(&mut model, &mut optimizer, data.inputs, targets, 0)?;
     Ok(model.take_logged())
 }
@@ -220,7 +220,7 @@ fn cancelling_stops_a_guest_that_never_returns() {
     let config = model
         .configure_optimizers()
         .unwrap_or_else(|e| panic!("optimizer: {e}"));
-    let mut optimizer = Optimizer::new(&config, model.parameters().len());
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         cancel.cancel();
@@ -280,7 +280,7 @@ fn a_guest_that_imports_clocks_is_refused() {
     assert_mentions(
         &e,
         &[
-            "not a component of world lightning:model/model@0.1.0",
+            "not a component of world lightning:model/model@0.2.0",
             "wasi:clocks",
         ],
     );

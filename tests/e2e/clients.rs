@@ -306,20 +306,50 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
         .unwrap_or_else(|e| panic!("read_checkpoint.py printed no JSON: {e}"));
 
     let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
-    let (params, meta) =
-        lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let checkpoint = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let (params, meta) = (&checkpoint.params, &checkpoint.meta);
     let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["layer.bias", "layer.weight"]);
+    // Adam's two moments of each parameter, for resuming.
+    let mut optimizer_names: Vec<&str> = checkpoint
+        .optimizer_tensors
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    optimizer_names.sort_unstable();
+    assert_eq!(
+        optimizer_names,
+        [
+            "layer.bias.momentum.moment_1",
+            "layer.bias.momentum.moment_2",
+            "layer.weight.momentum.moment_1",
+            "layer.weight.momentum.moment_2"
+        ]
+    );
     let tensors = python
         .get("tensors")
         .and_then(Value::as_object)
         .unwrap_or_else(|| panic!("{python}"));
-    assert_eq!(tensors.len(), params.len(), "{python}");
-    for p in &params {
+    assert_eq!(
+        tensors.len(),
+        params.len() + checkpoint.optimizer_tensors.len(),
+        "{python}"
+    );
+    let optimizer_state = checkpoint.optimizer_tensors.iter().map(|p| {
+        (
+            format!("{}{}", lightning_mcp::checkpoint::OPTIMIZER_PREFIX, p.name),
+            p,
+        )
+    });
+    for (name, p) in params
+        .iter()
+        .map(|p| (p.name.clone(), p))
+        .chain(optimizer_state)
+    {
         let seen = tensors
-            .get(&p.name)
-            .unwrap_or_else(|| panic!("Python did not see {}", p.name));
+            .get(&name)
+            .unwrap_or_else(|| panic!("Python did not see {name}"));
         assert_eq!(seen.get("dtype"), Some(&json!("float32")), "{seen}");
         assert_eq!(seen.get("shape"), Some(&json!(p.shape)), "{seen}");
         // Python prints each float32 widened exactly to a double; back to f32 it is the
@@ -334,7 +364,7 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
                     .collect()
             })
             .unwrap_or_default();
-        assert_eq!(values, p.values, "{}", p.name);
+        assert_eq!(values, p.values, "{name}");
     }
     let expected_shapes: Vec<(String, Vec<usize>)> = {
         let mut s: Vec<_> = params
@@ -353,7 +383,11 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
     );
     assert_eq!(
         python.pointer("/metadata/lightning_mcp"),
-        serde_json::to_value(&meta).ok().as_ref()
+        // Through its JSON text: f32 settings print as written ("0.001"), not widened.
+        serde_json::to_string(meta)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .as_ref()
     );
     assert_eq!(meta.target, SIMPLE);
     // After 2 epochs: the last epoch's index, as Lightning stores it.

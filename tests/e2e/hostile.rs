@@ -177,6 +177,11 @@ fn no_hostile_guest_harms_its_neighbour_or_the_server() {
         ),
         ("nan_loss".into(), json!({}), vec!["loss of NaN"]),
         (
+            "bad_scheduler".into(),
+            json!({}),
+            vec!["lr_scheduler step_size must be >= 1, got 0"],
+        ),
+        (
             "non_scalar_loss".into(),
             json!({}),
             vec!["scalar loss", "[8, 3]"],
@@ -342,7 +347,7 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
         ),
         (
             "old-world.wasm",
-            &["lightning:model/model@0.1.0", "lightning-module@0.1.0"],
+            &["lightning:model/model@0.2.0", "lightning-module@0.2.0"],
         ),
         ("broken-describe.wasm", &["describe failed", "unreachable"]),
         ("mlp-copy.wasm", &["already registered (built-in)"]),
@@ -581,7 +586,7 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         (lightning_mcp_guests::testing::SLEEPER, "wasi:clocks"),
         (
             lightning_mcp_guests::testing::OLD_WORLD,
-            "lightning-module@0.1.0",
+            "lightning-module@0.2.0",
         ),
     ];
     // (With `replace`, so that the full server compiles and checks them.)

@@ -1123,8 +1123,12 @@ fn weights(server: &StdioServer, result: &Value, key: &str) -> Vec<(String, Vec<
         .unwrap_or_else(|| panic!("no {key} in {result}"));
     let file = server.checkpoint_dir().join(path);
     let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{e}"));
-    let (params, _) = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
-    let mut named: Vec<_> = params.into_iter().map(|p| (p.name, p.values)).collect();
+    let checkpoint = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut named: Vec<_> = checkpoint
+        .params
+        .into_iter()
+        .map(|p| (p.name, p.values))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
 }

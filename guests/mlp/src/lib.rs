@@ -18,6 +18,18 @@ struct Hyperparameters {
     activation: Activation,
     dropout: f32,
     lr: f32,
+    optimizer: OptimizerName,
+    lr_scheduler: Option<LrScheduler>,
+}
+
+/// The optimizers the MLP offers, with PyTorch's defaults besides `lr`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OptimizerName {
+    #[default]
+    Adam,
+    Adamw,
+    Sgd,
 }
 
 impl Default for Hyperparameters {
@@ -29,6 +41,8 @@ impl Default for Hyperparameters {
             activation: Activation::Relu,
             dropout: 0.0,
             lr: 0.01,
+            optimizer: OptimizerName::Adam,
+            lr_scheduler: None,
         }
     }
 }
@@ -86,7 +100,8 @@ impl LightningModule for Mlp {
     type Hyperparameters = Hyperparameters;
     const TARGET: &'static str = "lightning_mcp.models.mlp.MLP";
     const SUMMARY: &'static str = "Multilayer perceptron classifier: input_dim -> hidden_dims (with activation \
-        and dropout) -> num_classes, cross-entropy, Adam(lr). Brings seeded synthetic data: \
+        and dropout) -> num_classes, cross-entropy; optimizer adam, adamw or sgd with lr, and an \
+        optional lr_scheduler ({\"name\": \"step\"|\"cosine\"|\"linear\", ...}). Brings seeded synthetic data: \
         Gaussian clusters, one per class, that are linearly separable (train 512, val 128, \
         test 128, predict 32 samples; batch size 32).";
 
@@ -146,8 +161,17 @@ impl LightningModule for Mlp {
         Ok(loss)
     }
 
-    fn configure_optimizers(&self) -> Optimizer {
-        Optimizer::adam(self.hparams.lr)
+    fn configure_optimizers(&self) -> Optimization {
+        let lr = self.hparams.lr;
+        let optimizer = match self.hparams.optimizer {
+            OptimizerName::Adam => Optimizer::adam(lr),
+            OptimizerName::Adamw => Optimizer::adamw(lr),
+            OptimizerName::Sgd => Optimizer::sgd(lr),
+        };
+        match self.hparams.lr_scheduler {
+            Some(scheduler) => optimizer.with_scheduler(scheduler),
+            None => optimizer.into(),
+        }
     }
 
     fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<Dataset>> {

@@ -63,8 +63,8 @@ impl LightningModule for SimpleClassifier {
         self.layer.forward(x)
     }
 
-    fn configure_optimizers(&self) -> Optimizer {
-        Optimizer::adam(self.hparams.lr)
+    fn configure_optimizers(&self) -> Optimization {
+        Optimizer::adam(self.hparams.lr).into()
     }
 
     fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<Dataset>> {

@@ -42,13 +42,25 @@ pub struct ToolDefinition {
     pub output_schema: Option<Value>,
 }
 
-/// The outcome of a tool call: structured figures, or an error an agent can act on.
+/// The outcome of a tool call: structured figures (and perhaps images), or an error an agent
+/// can act on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallToolResult {
     /// The result object (`structuredContent`).
     pub structured: Value,
+    /// Images after the text content.
+    pub images: Vec<Image>,
     /// Whether the call failed.
     pub is_error: bool,
+}
+
+/// An image a tool returns (MCP `ImageContent`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    /// The encoded image.
+    pub data: Vec<u8>,
+    /// Its MIME type, e.g. `image/png`.
+    pub mime_type: &'static str,
 }
 
 impl CallToolResult {
@@ -56,6 +68,7 @@ impl CallToolResult {
     pub fn success(structured: Value) -> Self {
         Self {
             structured,
+            images: Vec::new(),
             is_error: false,
         }
     }
@@ -64,15 +77,32 @@ impl CallToolResult {
     pub fn error(message: impl Into<String>) -> Self {
         Self {
             structured: json!({ "status": "failed", "error": message.into() }),
+            images: Vec::new(),
             is_error: true,
         }
     }
 
-    /// The MCP `CallToolResult` object; the text content is the structured content as JSON.
+    /// This result with `image` after its text.
+    pub fn with_image(mut self, image: Image) -> Self {
+        self.images.push(image);
+        self
+    }
+
+    /// The MCP `CallToolResult` object: the structured content as JSON text, then the
+    /// images, base64-encoded.
     pub fn to_json(&self) -> Value {
+        use base64::Engine as _;
         let text = serde_json::to_string_pretty(&self.structured).unwrap_or_default();
+        let mut content = vec![json!({ "type": "text", "text": text })];
+        content.extend(self.images.iter().map(|image| {
+            json!({
+                "type": "image",
+                "data": base64::engine::general_purpose::STANDARD.encode(&image.data),
+                "mimeType": image.mime_type,
+            })
+        }));
         json!({
-            "content": [{ "type": "text", "text": text }],
+            "content": content,
             "structuredContent": self.structured,
             "isError": self.is_error,
         })

@@ -8,7 +8,9 @@ use super::limits::{LimitExceeded, Limits};
 use super::state::{GuestTensor, HostState, Mode, Parameter};
 use super::wasi::GuestLine;
 use crate::cancel::{CancelToken, Cancelled};
-use crate::tensor::{self, Device, OptimizerConfig, Tensor};
+use crate::tensor::{
+    self, Device, Interval, Optimization, OptimizerConfig, Schedule, SchedulerConfig, Tensor,
+};
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime::{Store, UpdateDeadline};
@@ -209,9 +211,10 @@ impl ModelInstance {
         Ok(output)
     }
 
-    /// The optimizer the model asks for, checked for sane numbers.
-    pub fn configure_optimizers(&mut self) -> Result<OptimizerConfig, SandboxError> {
-        let config = match self.call(Mode::Eval, |m, s| m.call_configure_optimizers(s))? {
+    /// The optimizer and learning-rate scheduler the model asks for, checked for sane numbers.
+    pub fn configure_optimizers(&mut self) -> Result<Optimization, SandboxError> {
+        let chosen = self.call(Mode::Eval, |m, s| m.call_configure_optimizers(s))?;
+        let optimizer = match chosen.optimizer {
             module::Optimizer::Sgd(c) => OptimizerConfig::Sgd {
                 lr: c.lr,
                 momentum: c.momentum,
@@ -234,8 +237,37 @@ impl ModelInstance {
                 weight_decay: c.weight_decay,
             },
         };
-        config.validate().map_err(SandboxError::Model)?;
-        Ok(config)
+        optimizer.validate().map_err(SandboxError::Model)?;
+        let scheduler = chosen.lr_scheduler.map(|s| SchedulerConfig {
+            schedule: match s.schedule {
+                module::Schedule::Step(c) => Schedule::Step {
+                    step_size: c.step_size,
+                    gamma: c.gamma,
+                },
+                module::Schedule::Cosine(c) => Schedule::Cosine {
+                    t_max: c.t_max,
+                    eta_min: c.eta_min,
+                },
+                module::Schedule::Linear(c) => Schedule::Linear {
+                    start_factor: c.start_factor,
+                    end_factor: c.end_factor,
+                    total_iters: c.total_iters,
+                },
+            },
+            interval: match s.interval {
+                module::Interval::Epoch => Interval::Epoch,
+                module::Interval::Step => Interval::Step,
+            },
+            warmup_iters: s.warmup_iters,
+            warmup_start_factor: s.warmup_start_factor,
+        });
+        if let Some(scheduler) = &scheduler {
+            scheduler.validate().map_err(SandboxError::Model)?;
+        }
+        Ok(Optimization {
+            optimizer,
+            scheduler,
+        })
     }
 
     /// The model's own data for `split`, if it brings any.

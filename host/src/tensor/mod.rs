@@ -11,11 +11,13 @@
 
 mod autodiff;
 mod ops;
+mod optim;
 mod random;
 
 pub use autodiff::*;
 pub use burn::tensor::Device;
 pub use ops::*;
+pub use optim::*;
 pub use random::{Init, Rng};
 
 use burn::tensor::kind::BridgeTensor;
@@ -33,6 +35,17 @@ pub fn cpu_device() -> Device {
     // (see benches/README.md); Burn marks it deprecated in 0.22.
     #[allow(deprecated)]
     Device::ndarray().autodiff()
+}
+
+/// A named f32 array: a parameter's values, or a leaf of an optimizer's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedValues {
+    /// Its name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values, row-major.
+    pub values: Vec<f32>,
 }
 
 /// Element type of a [`Tensor`].

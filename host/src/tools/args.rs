@@ -5,7 +5,7 @@ use super::bounds::Bounds;
 use super::checkpoint::CheckpointRule;
 use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, Device};
-use crate::trainer::{BatchLimit, EarlyStopping, FitConfig, GradientClip, Mode};
+use crate::trainer::{BatchLimit, EarlyStopping, FitConfig, GradientClip, Mode, ValCheckInterval};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -157,6 +157,10 @@ pub struct TrainerArgs {
     pub min_epochs: Option<u32>,
     /// Validate after every n-th epoch (default 1).
     pub check_val_every_n_epoch: Option<u32>,
+    /// How often to validate within a validating epoch: a fraction of its training batches
+    /// in (0.0, 1.0] (default 1.0: at its end), or a number of training batches; each
+    /// validation is a point where early stopping checks and checkpoints are written.
+    pub val_check_interval: Option<BatchLimitArg>,
     /// Validation batches run before training to catch errors early, their metrics
     /// discarded (default 2; -1: all).
     pub num_sanity_val_steps: Option<i64>,
@@ -399,6 +403,25 @@ impl TrainerArgs {
             }
             Some(FastDevRun::Batches(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         };
+        let val_check_interval = match self.val_check_interval {
+            None => ValCheckInterval::default(),
+            Some(BatchLimitArg::Count(n)) if n >= 1 => {
+                ValCheckInterval::Batches(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            Some(BatchLimitArg::Fraction(f)) if f > 0.0 && f <= 1.0 => {
+                ValCheckInterval::Fraction(f)
+            }
+            Some(other) => {
+                return Err(format!(
+                    "trainer.val_check_interval must be a fraction in (0.0, 1.0] or a number \
+                     of training batches >= 1, got {}",
+                    match other {
+                        BatchLimitArg::Count(n) => n.to_string(),
+                        BatchLimitArg::Fraction(f) => f.to_string(),
+                    }
+                ));
+            }
+        };
         let fit = FitConfig {
             max_epochs,
             max_steps,
@@ -407,6 +430,7 @@ impl TrainerArgs {
             max_total_steps: u64::MAX,
             min_epochs: self.min_epochs.unwrap_or(0),
             check_val_every_n_epoch,
+            val_check_interval,
             num_sanity_val_steps,
             accumulate_grad_batches,
             gradient_clip,
@@ -438,6 +462,7 @@ impl TrainerArgs {
                     limit_val_batches: BatchLimit::Count(n),
                     num_sanity_val_steps: Some(0),
                     check_val_every_n_epoch: 1,
+                    val_check_interval: ValCheckInterval::default(),
                     early_stopping: None,
                     ..options.fit
                 },

@@ -4,12 +4,12 @@
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
 use super::{build_model, num_parameters};
-use crate::checkpoint::{self, CheckpointMeta, EXTENSION};
+use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
-use crate::tensor::Device;
-use crate::trainer::{EpochRecord, Metrics, Mode};
+use crate::tensor::{Device, NamedValues};
+use crate::trainer::{EpochRecord, Metrics, Mode, TrainingState};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -176,7 +176,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 0,
                 &Metrics::new(),
             );
-            let (written, size) = save(runtime, &instance, &meta, &path)?;
+            let (written, size) = save(runtime, &instance, meta, None, &path)?;
             Ok(json!({
                 "action": "save",
                 "path": written,
@@ -202,7 +202,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 limits.call_timeout,
                 ctx.cancel_token(),
             )?;
-            let (shown, meta) = load_into(runtime, &model, &mut instance, &path, &limits)?;
+            let (shown, meta, _) = load_into(runtime, &model, &mut instance, &path, &limits)?;
             Ok(json!({
                 "action": "load",
                 "path": shown,
@@ -213,6 +213,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 "global_step": meta.global_step,
                 "metrics": meta.metrics,
                 "hyperparameters": meta.hyperparameters,
+                "optimizer": meta.optimizer.as_ref().map(|o| o.config.class_name()),
             }))
         }
         Request::List { directory } => {
@@ -239,16 +240,17 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     }
 }
 
-/// Writes `instance`'s weights with `meta` to `path` under the checkpoint directory; returns
-/// the path as clients name it and the file's size.
+/// Writes `instance`'s weights with `meta` (and, from a fit, its `training` state) to `path`
+/// under the checkpoint directory; returns the path as clients name it and the file's size.
 pub(super) fn save(
     runtime: &Runtime,
     instance: &ModelInstance,
-    meta: &CheckpointMeta,
+    meta: CheckpointMeta,
+    training: Option<&TrainingState<'_>>,
     path: &str,
 ) -> Result<(String, usize), String> {
-    let bytes = checkpoint::capture(instance)
-        .and_then(|params| checkpoint::encode(&params, meta))
+    let bytes = checkpoint::capture(instance, meta, training)
+        .and_then(|c| checkpoint::encode(&c))
         .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
     let dir = runtime.checkpoint_dir();
     let written = dir
@@ -257,22 +259,29 @@ pub(super) fn save(
     Ok((dir.display(&written), bytes.len()))
 }
 
-/// Reads the checkpoint at `path` under the checkpoint directory (at most the run's tensor
-/// memory) and loads it into `instance`, a fresh instance of `model`; returns the path as
-/// clients name it and the checkpoint's metadata.
+/// Reads the checkpoint at `path` under the checkpoint directory and loads its weights into
+/// `instance`, a fresh instance of `model`; returns the path as clients name it, the
+/// checkpoint's metadata and its optimizer state tensors (for resuming).
 pub(super) fn load_into(
     runtime: &Runtime,
     model: &RegisteredModel,
     instance: &mut ModelInstance,
     path: &str,
     limits: &Limits,
-) -> Result<(String, CheckpointMeta), String> {
+) -> Result<(String, CheckpointMeta, Vec<NamedValues>), String> {
     let dir = runtime.checkpoint_dir();
-    // A checkpoint's header is small; its tensors are held like the model's own.
-    let max_bytes = (limits.max_tensor_bytes as u64).saturating_add(1 << 20);
+    // Weights, and at most twice as much optimizer state (Adam's two moments), each held
+    // like the model's own tensors; the header is small.
+    let max_bytes = (limits.max_tensor_bytes as u64)
+        .saturating_mul(3)
+        .saturating_add(1 << 20);
     let (real, bytes) = dir.read(path, max_bytes).map_err(|e| e.to_string())?;
     let shown = dir.display(&real);
-    let (params, meta) = checkpoint::decode(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    let Checkpoint {
+        params,
+        optimizer_tensors,
+        meta,
+    } = checkpoint::decode(&bytes).map_err(|e| format!("{shown}: {e}"))?;
     if meta.target != model.description.target {
         return Err(format!(
             "{shown}: the checkpoint is of {}, not of {}",
@@ -280,10 +289,11 @@ pub(super) fn load_into(
         ));
     }
     checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
-    Ok((shown, meta))
+    Ok((shown, meta, optimizer_tensors))
 }
 
-/// Lightning's `ModelCheckpoint`, resolved: what to keep after every epoch.
+/// Lightning's `ModelCheckpoint`, resolved: what to keep at every validation (every epoch
+/// without validation data).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointRule {
     /// The metric that ranks checkpoints; `None`: the latest epochs are kept.
@@ -298,8 +308,21 @@ pub struct CheckpointRule {
     pub filename: String,
 }
 
-/// Writes a run's checkpoints after every epoch as a [`CheckpointRule`] says, deleting those
-/// that fall out of the top k.
+impl Default for CheckpointRule {
+    /// Lightning's default `ModelCheckpoint`: the latest checkpoint, named `epoch=E-step=S`.
+    fn default() -> Self {
+        Self {
+            monitor: None,
+            mode: Mode::Min,
+            save_top_k: Some(1),
+            save_last: false,
+            filename: "{epoch}-{step}".into(),
+        }
+    }
+}
+
+/// Writes a run's checkpoints as a [`CheckpointRule`] says, deleting those that fall out of
+/// the top k.
 pub(super) struct Checkpointer<'a> {
     runtime: &'a Runtime,
     rule: CheckpointRule,
@@ -361,6 +384,7 @@ impl<'a> Checkpointer<'a> {
     fn write(
         &self,
         instance: &ModelInstance,
+        state: &TrainingState<'_>,
         record: &EpochRecord,
         name: &str,
     ) -> Result<String, String> {
@@ -375,21 +399,24 @@ impl<'a> Checkpointer<'a> {
         save(
             self.runtime,
             instance,
-            &meta,
+            meta,
+            Some(state),
             &format!("{}/{name}.{EXTENSION}", self.dir),
         )
         .map(|(path, _)| path)
     }
 
-    /// After an epoch: writes its checkpoint if it makes the top k, drops the one it pushes
-    /// out, and rewrites `last` when asked.
-    pub(super) fn epoch_end(
+    /// At a checkpoint moment of the fit: writes the checkpoint if it makes the top k, with
+    /// the training `state` a resumed fit needs, drops the one it pushes out, and rewrites
+    /// `last` when asked.
+    pub(super) fn save_point(
         &mut self,
         instance: &ModelInstance,
+        state: &TrainingState<'_>,
         record: &EpochRecord,
     ) -> Result<(), String> {
         if self.rule.save_last {
-            self.last = Some(self.write(instance, record, "last")?);
+            self.last = Some(self.write(instance, state, record, "last")?);
         }
         let score = match &self.rule.monitor {
             // Epochs without the metric (no validation that epoch) are not ranked.
@@ -397,7 +424,9 @@ impl<'a> Checkpointer<'a> {
                 Some(v) if v.is_finite() => *v,
                 _ => return Ok(()),
             },
-            None => f64::from(record.epoch),
+            // Without a monitor the latest is best: ranked by step (two validations within an
+            // epoch share its number).
+            None => record.global_step as f64,
         };
         let better = |a: f64, b: f64| match (&self.rule.monitor, self.rule.mode) {
             (None, _) | (Some(_), Mode::Max) => a > b,
@@ -409,7 +438,12 @@ impl<'a> Checkpointer<'a> {
         if !makes_it {
             return Ok(());
         }
-        let path = self.write(instance, record, &file_name(&self.rule.filename, record))?;
+        let path = self.write(
+            instance,
+            state,
+            record,
+            &file_name(&self.rule.filename, record),
+        )?;
         let at = self
             .kept
             .iter()

@@ -73,14 +73,15 @@ impl Tools {
         })
     }
 
-    fn run(&self, call: ParsedCall, ctx: &CallContext) -> Result<Value, String> {
-        match call {
-            ParsedCall::Train(request) => train::run(&self.runtime, *request, ctx),
+    fn run(&self, call: ParsedCall, ctx: &CallContext) -> Result<CallToolResult, String> {
+        let structured = match call {
+            ParsedCall::Train(request) => return train::run(&self.runtime, *request, ctx),
             ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, ctx),
             ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, request),
-        }
+        };
+        structured.map(CallToolResult::success)
     }
 }
 
@@ -101,7 +102,7 @@ impl ToolProvider for Tools {
             .parse(name, arguments)?
             .and_then(|call| self.run(call, ctx));
         Some(match outcome {
-            Ok(result) => CallToolResult::success(result),
+            Ok(result) => result,
             Err(message) => {
                 tracing::info!(tool = name, "tool call failed: {message}");
                 CallToolResult::error(message)

@@ -4,11 +4,14 @@ use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOpti
 use super::checkpoint::Checkpointer;
 use super::data::{CallData, DataReport};
 use super::{build_model, num_parameters, run_failed};
-use crate::checkpoint::{self, CheckpointMeta};
-use crate::protocol::{CallContext, LogLevel, ToolDefinition};
+use crate::checkpoint;
+use crate::plot;
+use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
-use crate::trainer::{self, EpochRecord, FitConfig, FitObserver, FitProgress, Metrics};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
+use crate::trainer::{
+    self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -30,6 +33,14 @@ pub struct TrainArgs {
     pub limits: Option<LimitsArg>,
     /// Data to train (`train`) and validate (`val`) on instead of the model's own.
     pub data: Option<DataArgs>,
+    /// Resume from this checkpoint (relative to the server's checkpoint directory), as
+    /// Lightning's `trainer.fit(ckpt_path=...)`: its weights, optimizer state, epoch, step and
+    /// early-stopping state; training continues with the epoch after the one it was written
+    /// in, up to `trainer.max_epochs` in all.
+    pub ckpt_path: Option<String>,
+    /// Also return the learning curve — loss, the other metrics and the learning rate per
+    /// epoch — as a PNG image after the JSON text (default false).
+    pub plot: Option<bool>,
 }
 
 /// A checked `lightning.train` call.
@@ -39,6 +50,8 @@ pub struct Request {
     options: TrainerOptions,
     limits: Limits,
     data: Option<DataArgs>,
+    ckpt_path: Option<String>,
+    plot: bool,
 }
 
 /// Parses and checks `lightning.train` arguments against the server's `limits`.
@@ -49,6 +62,8 @@ pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String
         limits: args.limits.unwrap_or_default().apply(limits, true)?,
         model: args.model,
         data: args.data,
+        ckpt_path: args.ckpt_path,
+        plot: args.plot.unwrap_or(false),
     })
 }
 
@@ -76,7 +91,10 @@ pub struct TrainOutput {
     pub best_model_score: Option<f64>,
     /// Where the data came from, when it was a file (`data.csv`).
     pub data: Option<DataReport>,
-    /// Every epoch's metrics, in order (the validation's in the epochs that validated).
+    /// The checkpoint training resumed from (`ckpt_path`), and where it stood.
+    pub resumed_from: Option<ResumedFrom>,
+    /// Every epoch's metrics, in order, and those of validations within epochs
+    /// (`val_check_interval`).
     pub history: Vec<EpochRecord>,
     /// Training samples per second of the fit (its steps, backward passes and validation).
     pub samples_per_second: f64,
@@ -95,6 +113,20 @@ pub struct TrainedModel {
     pub num_parameters: usize,
     /// The hyperparameters the model resolved (given ones plus defaults).
     pub hyperparameters: Map<String, Value>,
+}
+
+/// Where a resumed training started.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ResumedFrom {
+    /// The checkpoint, relative to the server's checkpoint directory.
+    pub ckpt_path: String,
+    /// The first epoch this call trained.
+    pub epoch: u32,
+    /// Optimizer steps taken before.
+    pub global_step: u64,
+    /// Whether the checkpoint held the optimizer's state (a weights-only checkpoint, as
+    /// `lightning.checkpoint` `save` writes, restarts the optimizer).
+    pub optimizer_state: bool,
 }
 
 /// The trainer part of a training result.
@@ -124,12 +156,14 @@ pub(super) fn definition() -> ToolDefinition {
         title: "Train a model",
         description: "Builds a registered model (model._target_ plus hyperparameters) inside \
             the WebAssembly sandbox and fits it with PyTorch Lightning's trainer options \
-            (max_epochs, max_steps, limit_*_batches, seed, accumulate_grad_batches, \
-            gradient_clip_val, early-stopping callbacks, ...), on the model's own data or on \
-            `data` given in the call, validating after each epoch and writing a checkpoint. \
-            Returns status, model.class, model.num_parameters, model.hyperparameters, trainer \
-            settings, metrics (train_loss, val_loss, val_acc, ...: per-epoch means of the last \
-            epoch) and checkpoint_path. Send \
+            (max_epochs, max_steps, limit_*_batches, seed, val_check_interval, \
+            accumulate_grad_batches, gradient_clip_val, early-stopping and model-checkpoint \
+            callbacks, ...), on the model's own data or on `data` given in the call (inline \
+            arrays or a CSV file), validating and writing checkpoints as it goes; `ckpt_path` \
+            resumes from a checkpoint. Returns status, model.class, model.num_parameters, \
+            model.hyperparameters, trainer settings, metrics (train_loss, val_loss, val_acc, \
+            ...: per-epoch means of the last epoch), the per-epoch history and \
+            checkpoint_path; `plot: true` adds the learning curve as a PNG image. Send \
             _meta.progressToken for progress after every epoch; cancel with \
             notifications/cancelled.",
         input_schema: args::schema::<TrainArgs>(),
@@ -137,13 +171,19 @@ pub(super) fn definition() -> ToolDefinition {
     }
 }
 
-pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+pub(super) fn run(
+    runtime: &Runtime,
+    request: Request,
+    ctx: &CallContext,
+) -> Result<CallToolResult, String> {
     let started = Instant::now();
     let Request {
         model: spec,
         options,
         limits,
         data,
+        ckpt_path,
+        plot,
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
@@ -157,6 +197,12 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
+    let (start, resumed_from) = match ckpt_path {
+        Some(path) => resume_point(runtime, &model, &mut instance, &path, &options, &limits)
+            .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
+        None => (FitStart::default(), None),
+    };
+    let start_step = start.global_step;
     let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
         .map_err(|e| format!("{target}: {e}"))?;
     let mut train = call_data
@@ -221,10 +267,11 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     } else {
         None
     };
-    let checkpointer = match (&log_dir, &options.model_checkpoint) {
-        (Some(dir), Some(rule)) if options.enable_checkpointing => Some(Checkpointer::new(
+    // Lightning's default ModelCheckpoint keeps the latest checkpoint.
+    let checkpointer = match &log_dir {
+        Some(dir) if options.enable_checkpointing => Some(Checkpointer::new(
             runtime,
-            rule.clone(),
+            options.model_checkpoint.clone().unwrap_or_default(),
             dir,
             &model,
             hyperparameters.clone(),
@@ -238,6 +285,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         &config,
         &mut train,
         val.as_ref(),
+        start,
         &mut reporter,
     )
     .map_err(|e| run_failed(target, "training", e))?;
@@ -250,9 +298,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             .write(&format!("{dir}/metrics.csv"), table.as_bytes())
             .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
     }
-    let (checkpoint_path, best_model_score) = match (&reporter.checkpointer, &log_dir) {
-        // The callback's best (or latest) checkpoint.
-        (Some(checkpointer), _) => {
+    let (checkpoint_path, best_model_score) = match &reporter.checkpointer {
+        Some(checkpointer) => {
             checkpointer
                 .finish(&report.metrics)
                 .map_err(|e| format!("{target}: {e}"))?;
@@ -261,27 +308,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 None => (None, None),
             }
         }
-        // Lightning's default: the last epoch's weights.
-        (None, Some(dir)) if options.enable_checkpointing => {
-            let meta = CheckpointMeta::new(
-                target,
-                &model.description.class_name,
-                hyperparameters.clone(),
-                report.epochs.saturating_sub(1),
-                report.global_step,
-                &report.metrics,
-            );
-            let path = format!(
-                "{dir}/checkpoints/epoch={}-step={}.{}",
-                report.epochs.saturating_sub(1),
-                report.global_step,
-                checkpoint::EXTENSION
-            );
-            let (written, _) = super::checkpoint::save(runtime, &instance, &meta, &path)
-                .map_err(|e| format!("{target}: trained, but {e}"))?;
-            (Some(written), None)
-        }
-        _ => (None, None),
+        None => (None, None),
     };
     let Value::Object(hyperparameters) = hyperparameters else {
         return Err(format!(
@@ -314,11 +341,63 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         checkpoint_path,
         best_model_score,
         data: call_data.report(),
+        resumed_from,
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
         history: report.history,
         duration_seconds: started.elapsed().as_secs_f64(),
     };
-    serde_json::to_value(output).map_err(|e| format!("{target}: cannot write the result: {e}"))
+    let image = plot
+        .then(|| plot::learning_curve(&output.history, start_step))
+        .transpose()
+        .map_err(|e| format!("{target}: trained, but cannot draw the learning curve: {e}"))?;
+    let structured = serde_json::to_value(output)
+        .map_err(|e| format!("{target}: cannot write the result: {e}"))?;
+    let result = CallToolResult::success(structured);
+    Ok(match image {
+        Some(data) => result.with_image(Image {
+            data,
+            mime_type: "image/png",
+        }),
+        None => result,
+    })
+}
+
+/// Loads the checkpoint at `path` into `instance` and says where the fit resumes; refuses a
+/// checkpoint that has nothing left to train or lies beyond the run's step limit.
+fn resume_point(
+    runtime: &Runtime,
+    model: &RegisteredModel,
+    instance: &mut ModelInstance,
+    path: &str,
+    options: &TrainerOptions,
+    limits: &Limits,
+) -> Result<(FitStart, Option<ResumedFrom>), String> {
+    let (shown, meta, optimizer_tensors) =
+        super::checkpoint::load_into(runtime, model, instance, path, limits)?;
+    let optimizer_state = meta.optimizer.is_some();
+    let start = checkpoint::fit_start(meta, optimizer_tensors);
+    if start.global_step > limits.max_total_steps {
+        return Err(format!(
+            "{shown} was written after {} optimizer steps, beyond this server's limit of {} \
+             (total_steps)",
+            start.global_step, limits.max_total_steps
+        ));
+    }
+    let max_epochs = options.fit.max_epochs;
+    if start.epoch >= max_epochs {
+        return Err(format!(
+            "{shown} was written in epoch {} (0-based), so {max_epochs} epoch(s) are already \
+             trained: raise trainer.max_epochs to train further",
+            start.epoch.saturating_sub(1)
+        ));
+    }
+    let resumed = ResumedFrom {
+        ckpt_path: shown,
+        epoch: start.epoch,
+        global_step: start.global_step,
+        optimizer_state,
+    };
+    Ok((start, Some(resumed)))
 }
 
 /// Turns the fit's progress into MCP notifications: progress after every epoch (and at most
@@ -360,13 +439,14 @@ impl FitObserver for Reporter<'_, '_> {
         self.ctx.is_cancelled()
     }
 
-    fn epoch_checkpoint(
+    fn checkpoint(
         &mut self,
         model: &ModelInstance,
+        state: &TrainingState<'_>,
         record: &EpochRecord,
     ) -> Result<(), String> {
         match &mut self.checkpointer {
-            Some(checkpointer) => checkpointer.epoch_end(model, record),
+            Some(checkpointer) => checkpointer.save_point(model, state, record),
             None => Ok(()),
         }
     }

@@ -1,8 +1,12 @@
 //! The fit loop: batches through the guest's `training-step`, backward and optimizer steps on
 //! the host-owned parameters, per-epoch metrics, validation after each epoch.
 
+mod early_stopping;
+mod fit;
 mod metrics;
 
+pub use early_stopping::{EarlyStopping, EarlyStoppingState};
+pub use fit::{FitStart, TrainingState, fit};
 pub use metrics::{MetricAccumulator, Metrics};
 
 use crate::cancel::Cancelled;
@@ -56,6 +60,8 @@ pub struct FitConfig {
     pub min_epochs: u32,
     /// Validate after every `n`-th epoch.
     pub check_val_every_n_epoch: u32,
+    /// How often to validate within an epoch that validates.
+    pub val_check_interval: ValCheckInterval,
     /// Validation batches run before training starts, their metrics discarded (`None`: all).
     pub num_sanity_val_steps: Option<usize>,
     /// Batches whose gradients are summed into one optimizer step.
@@ -64,6 +70,21 @@ pub struct FitConfig {
     pub gradient_clip: Option<GradientClip>,
     /// Stop when a monitored metric stops improving.
     pub early_stopping: Option<EarlyStopping>,
+}
+
+/// How often a validating epoch validates (Lightning's `val_check_interval`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValCheckInterval {
+    /// After every this fraction of the epoch's training batches (1.0: at its end).
+    Fraction(f64),
+    /// After every this many training batches.
+    Batches(usize),
+}
+
+impl Default for ValCheckInterval {
+    fn default() -> Self {
+        Self::Fraction(1.0)
+    }
 }
 
 /// How gradients are clipped before an optimizer step (Lightning's `gradient_clip_val` with
@@ -83,57 +104,6 @@ pub enum Mode {
     Min,
     /// Higher is better (an accuracy).
     Max,
-}
-
-/// Lightning's `EarlyStopping` callback: stop once `monitor` has not improved by more than
-/// `min_delta` for `patience` checks in a row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EarlyStopping {
-    /// The metric watched, e.g. `val_loss`.
-    pub monitor: String,
-    /// Whether it should fall or rise.
-    pub mode: Mode,
-    /// Checks without improvement tolerated.
-    pub patience: u32,
-    /// The least change that counts as improvement.
-    pub min_delta: f64,
-}
-
-/// The state of an [`EarlyStopping`] watch.
-#[derive(Debug)]
-struct Watch {
-    rule: EarlyStopping,
-    best: Option<f64>,
-    waited: u32,
-}
-
-impl Watch {
-    /// Takes the latest metrics; `Ok(true)` when training should stop.
-    fn should_stop(&mut self, metrics: &Metrics) -> Result<bool, TrainError> {
-        let Some(&value) = metrics.get(&self.rule.monitor) else {
-            let logged: Vec<&str> = metrics.keys().map(String::as_str).collect();
-            return Err(TrainError::Loss(format!(
-                "early stopping monitors {:?}, which the model did not log (logged: {})",
-                self.rule.monitor,
-                logged.join(", ")
-            )));
-        };
-        if !value.is_finite() {
-            // Lightning's check_finite: a diverged metric ends the fit.
-            return Ok(true);
-        }
-        let improved = self.best.is_none_or(|best| match self.rule.mode {
-            Mode::Min => value < best - self.rule.min_delta,
-            Mode::Max => value > best + self.rule.min_delta,
-        });
-        if improved {
-            self.best = Some(value);
-            self.waited = 0;
-            return Ok(false);
-        }
-        self.waited += 1;
-        Ok(self.waited >= self.rule.patience)
-    }
 }
 
 /// How a fit ended.
@@ -180,14 +150,16 @@ pub fn history_csv(history: &[EpochRecord]) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
-/// What one epoch logged.
+/// What an epoch, or a validation within one, logged.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct EpochRecord {
     /// The epoch (0-based).
     pub epoch: u32,
-    /// Optimizer steps taken by its end.
+    /// Optimizer steps taken by then.
     pub global_step: u64,
-    /// Its training metrics, and its validation's when it validated.
+    /// At an epoch's end: its training metrics (with the learning rate as `lr-<Optimizer>`
+    /// when a scheduler drives it), and its validation's when it validated at its end; within
+    /// an epoch (`val_check_interval`): that validation's metrics.
     pub metrics: Metrics,
 }
 
@@ -220,11 +192,12 @@ pub trait FitObserver {
     fn epoch_end(&mut self, _progress: &FitProgress, _metrics: &Metrics) {}
     /// The model printed these lines (told after each step and validation pass).
     fn model_output(&mut self, _lines: Vec<GuestLine>) {}
-    /// An epoch (and its validation) ended with `record`: the moment to checkpoint `model`.
-    /// An error ends the fit.
-    fn epoch_checkpoint(
+    /// A validation (or, without validation data, an epoch) ended with `record`: the moment
+    /// to checkpoint `model` and the `state` a resumed fit needs. An error ends the fit.
+    fn checkpoint(
         &mut self,
         _model: &ModelInstance,
+        _state: &TrainingState<'_>,
         _record: &EpochRecord,
     ) -> Result<(), String> {
         Ok(())
@@ -263,146 +236,12 @@ pub enum TrainError {
     /// Checkpointing during the fit failed.
     #[error("{0}")]
     Checkpoint(String),
+    /// The trainer options or the checkpoint resumed from do not fit this run.
+    #[error("{0}")]
+    Setup(String),
     /// The observer asked the fit to stop.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
-}
-
-/// Trains `model` on `train` (reshuffled each epoch if it shuffles), validating on `val` after
-/// each epoch, telling `observer` how it goes.
-pub fn fit(
-    model: &mut ModelInstance,
-    config: &FitConfig,
-    train: &mut Dataset,
-    val: Option<&Dataset>,
-    observer: &mut dyn FitObserver,
-) -> Result<FitReport, TrainError> {
-    // Whatever the model logged while it was built or loaded its data is not a step's metric;
-    // what it printed then is reported now.
-    model.take_logged();
-    forward_output(model, observer);
-    let optimizer_config = model.configure_optimizers()?;
-    let mut optimizer = Optimizer::new(&optimizer_config, model.parameters().len());
-    let train_batches = config.limit_train_batches.apply(train.num_batches());
-    let accumulate = config.accumulate_grad_batches.max(1);
-    let steps_per_epoch = train_batches.div_ceil(accumulate) as u64;
-    let mut report = FitReport {
-        epochs: 0,
-        global_step: 0,
-        metrics: Metrics::new(),
-        stopped_early: false,
-        history: Vec::new(),
-        samples: 0,
-    };
-    let planned = u64::from(config.max_epochs).saturating_mul(steps_per_epoch);
-    let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
-    if total_steps > config.max_total_steps {
-        return Err(LimitExceeded::TotalSteps {
-            planned: total_steps,
-            limit: config.max_total_steps,
-        }
-        .into());
-    }
-    if let Some(val) = val {
-        // Lightning: at most the validation batches the run would validate on.
-        let limited = config.limit_val_batches.apply(val.num_batches());
-        let sanity = config
-            .num_sanity_val_steps
-            .map_or(limited, |n| n.min(limited));
-        if sanity > 0 {
-            evaluate(
-                model,
-                val,
-                BatchLimit::Count(sanity),
-                Stage::Validation,
-                &*observer,
-            )?;
-        }
-    }
-    let mut watch = config.early_stopping.clone().map(|rule| Watch {
-        rule,
-        best: None,
-        waited: 0,
-    });
-    let progress = |report: &FitReport, batch: usize| FitProgress {
-        epoch: report.epochs,
-        max_epochs: config.max_epochs,
-        global_step: report.global_step,
-        total_steps,
-        batch,
-        batches: train_batches,
-    };
-    let steps_left =
-        |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
-    let mut stop_requested = false;
-    // Lightning skips fitting when there is no training batch to run.
-    while train_batches > 0 && report.epochs < config.max_epochs && steps_left(&report) {
-        train.start_epoch(report.epochs);
-        let mut epoch = MetricAccumulator::default();
-        let mut pending: Option<Vec<Option<Tensor>>> = None;
-        let mut in_window = 0;
-        for index in 0..train_batches {
-            if !steps_left(&report) {
-                break;
-            }
-            if observer.cancelled() {
-                return Err(Cancelled.into());
-            }
-            let batch = train.labelled_batch(index)?;
-            let size = batch.size();
-            let scale = 1.0 / accumulate as f32;
-            let grads = backward_step(model, batch.inputs, batch.targets, batch.index, scale)?;
-            pending = Some(match pending.take() {
-                None => grads,
-                Some(sum) => add_grads(sum, grads)?,
-            });
-            in_window += 1;
-            report.samples += size as u64;
-            epoch.add(model.take_logged(), size);
-            forward_output(model, observer);
-            if in_window == accumulate || index + 1 == train_batches {
-                let grads = pending.take().unwrap_or_default();
-                optimizer_step(model, &mut optimizer, grads, config.gradient_clip)?;
-                report.global_step += 1;
-                in_window = 0;
-                observer.step_end(&progress(&report, index + 1));
-            }
-        }
-        let mut logged = epoch.finish();
-        let validates = (report.epochs + 1).is_multiple_of(config.check_val_every_n_epoch.max(1));
-        if let Some(val) = val.filter(|_| validates) {
-            logged.extend(evaluate(
-                model,
-                val,
-                config.limit_val_batches,
-                Stage::Validation,
-                &*observer,
-            )?);
-        }
-        report.metrics.extend(logged.clone());
-        report.history.push(EpochRecord {
-            epoch: report.epochs,
-            global_step: report.global_step,
-            metrics: logged,
-        });
-        observer.epoch_end(&progress(&report, train_batches), &report.metrics);
-        if let Some(record) = report.history.last() {
-            observer
-                .epoch_checkpoint(model, record)
-                .map_err(TrainError::Checkpoint)?;
-        }
-        report.epochs += 1;
-        let checked = val.is_none() || validates;
-        if let Some(watch) = watch.as_mut().filter(|_| checked) {
-            // A stop held back by min_epochs stays requested, as in Lightning.
-            stop_requested |= watch.should_stop(&report.metrics)?;
-        }
-        if stop_requested && report.epochs >= config.min_epochs {
-            report.stopped_early = true;
-            break;
-        }
-    }
-    Ok(report)
 }
 
 /// One training step: the guest's `training-step` on a batch, backward from the loss it

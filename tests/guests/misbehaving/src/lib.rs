@@ -12,7 +12,7 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// panic_in:HOOK | unreachable_in:HOOK; and, behaving but scripted: sgd (plain SGD with
+    /// bad_scheduler | panic_in:HOOK | unreachable_in:HOOK; and, behaving but scripted: sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
     /// over validation passes)
     mode: String,
@@ -175,12 +175,19 @@ impl LightningModule for Misbehaving {
         lightning_mcp_guest_sdk::log::log_tensor("val_acc", &logits.accuracy(&targets)?)
     }
 
-    fn configure_optimizers(&self) -> Optimizer {
+    fn configure_optimizers(&self) -> Optimization {
         fail_in(&self.mode, "configure_optimizers");
-        if self.mode == "sgd" {
-            return Optimizer::sgd(1.0);
+        match self.mode.as_str() {
+            "sgd" => Optimizer::sgd(1.0).into(),
+            // A scheduler the host must refuse: a zero step size and a NaN factor.
+            "bad_scheduler" => {
+                Optimizer::adam(1e-3).with_scheduler(LrScheduler::new(Schedule::Step {
+                    step_size: 0,
+                    gamma: f32::NAN,
+                }))
+            }
+            _ => Optimizer::adam(1e-3).into(),
         }
-        Optimizer::adam(1e-3)
     }
 
     fn dataset(&mut self, split: Split, seed: u64) -> Result<Option<Dataset>> {

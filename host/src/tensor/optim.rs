@@ -1,0 +1,597 @@
+//! Optimizers and learning-rate schedules: Burn's optimizers stepping one host-owned parameter
+//! at a time (through `DynOptimizer`), their state as named tensors and scalars for
+//! checkpoints, and Burn's schedulers driving the learning rate.
+
+use super::{DType, Device, NamedValues, Tensor, TensorError, guarded, trainable, with_rank};
+use burn::lr_scheduler::{
+    LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig, linear::LinearLrSchedulerConfig,
+    module_lr_scheduler::ModuleLrScheduler, module_lr_scheduler::ModuleLrSchedulerConfig,
+    sequential::SequentialLrSchedulerConfig, step::StepLrSchedulerConfig,
+};
+use burn::optim::{
+    AdamConfig, AdamWConfig, DynOptimizer, DynState, SgdConfig, StateSink, StateSource,
+    decay::WeightDecayConfig, momentum::MomentumConfig,
+};
+use burn::tensor::{Tensor as BurnTensor, TensorData};
+use burn_pack::Scalar;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// An optimizer as a model asks for it (PyTorch's names and defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    /// `torch.optim.SGD`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum factor (0 disables momentum).
+        momentum: f32,
+        /// Momentum dampening.
+        dampening: f32,
+        /// L2 penalty.
+        weight_decay: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// `torch.optim.Adam`.
+    Adam {
+        /// Learning rate.
+        lr: f32,
+        /// First-moment decay.
+        beta1: f32,
+        /// Second-moment decay.
+        beta2: f32,
+        /// Numerical-stability term.
+        eps: f32,
+        /// L2 penalty.
+        weight_decay: f32,
+    },
+    /// `torch.optim.AdamW`.
+    AdamW {
+        /// Learning rate.
+        lr: f32,
+        /// First-moment decay.
+        beta1: f32,
+        /// Second-moment decay.
+        beta2: f32,
+        /// Numerical-stability term.
+        eps: f32,
+        /// Decoupled weight decay.
+        weight_decay: f32,
+    },
+}
+
+impl OptimizerConfig {
+    /// The optimizer's name as PyTorch spells its class (`SGD`, `Adam`, `AdamW`).
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Self::Sgd { .. } => "SGD",
+            Self::Adam { .. } => "Adam",
+            Self::AdamW { .. } => "AdamW",
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            Self::Sgd { lr, .. } | Self::Adam { lr, .. } | Self::AdamW { lr, .. } => *lr,
+        }
+    }
+
+    /// Checks the numbers a (possibly hostile) model gave: finite, in range.
+    pub fn validate(&self) -> Result<(), String> {
+        let in_unit = |name: &str, v: f32| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("optimizer {name} must be in [0, 1), got {v}"))
+            }
+        };
+        let non_negative = |name: &str, v: f32| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("optimizer {name} must be finite and >= 0, got {v}"))
+            }
+        };
+        let lr = self.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("optimizer lr must be finite and > 0, got {lr}"));
+        }
+        match *self {
+            Self::Sgd {
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+                ..
+            } => {
+                in_unit("momentum", momentum)?;
+                in_unit("dampening", dampening)?;
+                if nesterov && (momentum == 0.0 || dampening != 0.0) {
+                    return Err(format!(
+                        "optimizer nesterov needs momentum > 0 and dampening 0 (as in PyTorch), \
+                         got momentum {momentum} and dampening {dampening}"
+                    ));
+                }
+                non_negative("weight_decay", weight_decay)
+            }
+            Self::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            }
+            | Self::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                in_unit("beta1", beta1)?;
+                in_unit("beta2", beta2)?;
+                non_negative("eps", eps)?;
+                non_negative("weight_decay", weight_decay)
+            }
+        }
+    }
+
+    fn build(&self) -> Arc<dyn DynOptimizer> {
+        match *self {
+            Self::Sgd {
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+                ..
+            } => Arc::new(
+                SgdConfig::new()
+                    .with_momentum((momentum > 0.0).then(|| {
+                        MomentumConfig::new()
+                            .with_momentum(f64::from(momentum))
+                            .with_dampening(f64::from(dampening))
+                            .with_nesterov(nesterov)
+                    }))
+                    .with_weight_decay(
+                        (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)),
+                    )
+                    .build(),
+            ),
+            Self::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => Arc::new(
+                AdamConfig::new()
+                    .with_beta_1(beta1)
+                    .with_beta_2(beta2)
+                    .with_epsilon(eps)
+                    .with_weight_decay(
+                        (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)),
+                    )
+                    .build(),
+            ),
+            Self::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => Arc::new(
+                AdamWConfig::new()
+                    .with_beta_1(beta1)
+                    .with_beta_2(beta2)
+                    .with_epsilon(eps)
+                    .with_weight_decay(weight_decay)
+                    .build(),
+            ),
+        }
+    }
+}
+
+/// A Burn optimizer with one state slot per parameter.
+pub struct Optimizer {
+    optimizer: Arc<dyn DynOptimizer>,
+    config: OptimizerConfig,
+    lr: f64,
+    states: Vec<Option<DynState>>,
+}
+
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optimizer").field("lr", &self.lr).finish()
+    }
+}
+
+impl Optimizer {
+    /// An optimizer for `num_params` parameters.
+    pub fn new(config: &OptimizerConfig, num_params: usize) -> Self {
+        Self {
+            optimizer: config.build(),
+            config: config.clone(),
+            lr: f64::from(config.lr()),
+            states: vec![None; num_params],
+        }
+    }
+
+    /// What the model asked for.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// The learning rate of the next steps.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate of the next steps (a scheduler's).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// The state of every parameter that has one (after its first step): tensors and scalars
+    /// named `{parameter}.{leaf}` after `names`, the parameters' names in order.
+    pub fn export_state(&self, names: &[&str]) -> Result<OptimizerState, TensorError> {
+        const OP: &str = "optimizer-state";
+        let mut sink = StateSink::default();
+        for (name, state) in names.iter().zip(&self.states) {
+            if let Some(state) = state {
+                guarded(OP, || self.optimizer.state_flatten(name, state, &mut sink))?;
+            }
+        }
+        let tensors = sink
+            .tensors
+            .into_iter()
+            .map(|(name, data)| {
+                let shape = data.shape().to_vec();
+                let values = data
+                    .try_into_vec_as::<f32>()
+                    .map_err(|e| TensorError::new(OP, format!("{name}: {e:?}")))?;
+                Ok(NamedValues {
+                    name,
+                    shape,
+                    values,
+                })
+            })
+            .collect::<Result<_, TensorError>>()?;
+        let scalars = sink
+            .scalars
+            .into_iter()
+            .map(|(name, value)| (name, StateScalar::from(value)))
+            .collect();
+        Ok(OptimizerState { tensors, scalars })
+    }
+
+    /// Takes back the state [`export_state`](Self::export_state) gave, for parameters named
+    /// `names` with ranks `ranks` on `device`. A parameter without state in `saved` starts
+    /// fresh; a tensor of `saved` that no parameter takes is an error.
+    pub fn import_state(
+        &mut self,
+        names: &[&str],
+        ranks: &[usize],
+        saved: OptimizerState,
+        device: &Device,
+    ) -> Result<(), TensorError> {
+        const OP: &str = "optimizer-state";
+        let scalars = saved
+            .scalars
+            .into_iter()
+            .map(|(name, value)| (name, value.into()))
+            .collect();
+        let mut source = StateSource::new(scalars);
+        let mut unclaimed: Vec<String> = Vec::new();
+        for t in saved.tensors {
+            let belongs = names.iter().any(|n| {
+                t.name
+                    .strip_prefix(n)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            });
+            if !belongs {
+                unclaimed.push(t.name.clone());
+            }
+            source.insert_tensor(t.name, TensorData::new(t.values, t.shape));
+        }
+        if !unclaimed.is_empty() {
+            return Err(TensorError::new(
+                OP,
+                format!(
+                    "state for parameters the model does not have: {}",
+                    unclaimed.join(", ")
+                ),
+            ));
+        }
+        let inner = device.clone().inner();
+        for ((name, rank), slot) in names.iter().zip(ranks).zip(self.states.iter_mut()) {
+            *slot = guarded(OP, || {
+                self.optimizer
+                    .state_unflatten(*rank, name, &mut source, &inner)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One step of parameter `index`; returns the updated (trainable) parameter. The parameter
+    /// is taken by value so that, when nothing else holds it, Burn updates it in place.
+    pub fn step(
+        &mut self,
+        index: usize,
+        param: Tensor,
+        grad: Tensor,
+    ) -> Result<Tensor, TensorError> {
+        const OP: &str = "optimizer-step";
+        if param.dtype() != DType::F32 || param.shape() != grad.shape() {
+            return Err(TensorError::new(
+                OP,
+                format!(
+                    "gradient {:?} does not match parameter {:?}",
+                    grad.shape(),
+                    param.shape()
+                ),
+            ));
+        }
+        let slot = self
+            .states
+            .get_mut(index)
+            .ok_or_else(|| TensorError::new(OP, format!("no parameter {index}")))?;
+        let rank = param.rank();
+        let inner = with_rank!(OP, rank, D => BurnTensor::<D>::from_bridge(param.bridge).inner().into_bridge())?;
+        let (updated, state) = guarded(OP, || {
+            self.optimizer
+                .step_dyn(rank, self.lr, inner, grad.bridge, slot.take())
+        })?;
+        *slot = state;
+        trainable(Tensor::from_bridge(updated))
+    }
+}
+
+/// What a model's `configure-optimizers` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimization {
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Its learning-rate scheduler, if any.
+    pub scheduler: Option<SchedulerConfig>,
+}
+
+/// An optimizer's state outside Burn: tensors and scalars named `{parameter}.{leaf}`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// The tensor leaves (moments, momentum buffers).
+    pub tensors: Vec<NamedValues>,
+    /// The scalar leaves (step counters).
+    pub scalars: BTreeMap<String, StateScalar>,
+}
+
+/// One scalar of an optimizer's state, as JSON holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StateScalar {
+    /// A boolean.
+    Bool(bool),
+    /// A non-negative integer.
+    UInt(u64),
+    /// A negative integer.
+    Int(i64),
+    /// A number.
+    Float(f64),
+}
+
+impl From<Scalar> for StateScalar {
+    fn from(value: Scalar) -> Self {
+        match value {
+            Scalar::Bool(b) => Self::Bool(b),
+            Scalar::UInt(u) => Self::UInt(u),
+            Scalar::Int(i) => u64::try_from(i).map_or(Self::Int(i), Self::UInt),
+            Scalar::Float(f) => Self::Float(f),
+        }
+    }
+}
+
+impl From<StateScalar> for Scalar {
+    fn from(value: StateScalar) -> Self {
+        match value {
+            StateScalar::Bool(b) => Self::Bool(b),
+            StateScalar::UInt(u) => Self::UInt(u),
+            StateScalar::Int(i) => Self::Int(i),
+            StateScalar::Float(f) => Self::Float(f),
+        }
+    }
+}
+
+/// A learning-rate schedule as a model asks for it (`torch.optim.lr_scheduler`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Schedule {
+    /// `StepLR`: times `gamma` every `step_size` intervals.
+    Step {
+        /// Intervals between decays.
+        step_size: u32,
+        /// Decay factor.
+        gamma: f32,
+    },
+    /// `CosineAnnealingLR`: down to `eta_min` over `t_max` intervals.
+    Cosine {
+        /// Intervals of the half period.
+        t_max: u32,
+        /// The lowest learning rate.
+        eta_min: f32,
+    },
+    /// `LinearLR`: a factor from `start_factor` to `end_factor` over `total_iters` intervals.
+    Linear {
+        /// The first factor.
+        start_factor: f32,
+        /// The last factor.
+        end_factor: f32,
+        /// Intervals of the ramp.
+        total_iters: u32,
+    },
+}
+
+/// When a scheduler advances (Lightning's `interval`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    /// After every epoch.
+    Epoch,
+    /// After every optimizer step.
+    Step,
+}
+
+/// A learning-rate scheduler: an optional linear warm-up, then a [`Schedule`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerConfig {
+    /// The schedule after the warm-up.
+    pub schedule: Schedule,
+    /// When it advances.
+    pub interval: Interval,
+    /// Warm-up intervals (0: none).
+    pub warmup_iters: u32,
+    /// The warm-up's first factor.
+    pub warmup_start_factor: f32,
+}
+
+impl SchedulerConfig {
+    /// Checks the numbers a (possibly hostile) model gave.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: u32| {
+            if v >= 1 {
+                Ok(())
+            } else {
+                Err(format!("lr_scheduler {name} must be >= 1, got {v}"))
+            }
+        };
+        let factor = |name: &str, v: f32, zero_ok: bool| {
+            let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+            if v.is_finite() && low_ok && v <= 1.0 {
+                Ok(())
+            } else {
+                let low = if zero_ok { "[0" } else { "(0" };
+                Err(format!("lr_scheduler {name} must be in {low}, 1], got {v}"))
+            }
+        };
+        match self.schedule {
+            Schedule::Step { step_size, gamma } => {
+                positive("step_size", step_size)?;
+                factor("gamma", gamma, false)?;
+            }
+            Schedule::Cosine { t_max, eta_min } => {
+                positive("t_max", t_max)?;
+                if !(eta_min.is_finite() && eta_min >= 0.0) {
+                    return Err(format!(
+                        "lr_scheduler eta_min must be finite and >= 0, got {eta_min}"
+                    ));
+                }
+            }
+            Schedule::Linear {
+                start_factor,
+                end_factor,
+                total_iters,
+            } => {
+                factor("start_factor", start_factor, false)?;
+                factor("end_factor", end_factor, true)?;
+                positive("total_iters", total_iters)?;
+            }
+        }
+        if self.warmup_iters > 0 {
+            factor("warmup_start_factor", self.warmup_start_factor, false)?;
+        }
+        Ok(())
+    }
+
+    /// Burn's scheduler for this config over the base learning rate `lr`.
+    fn build(&self, lr: f64) -> Result<ModuleLrScheduler, String> {
+        let main: LrSchedulerConfig = match self.schedule {
+            Schedule::Step { step_size, gamma } => {
+                StepLrSchedulerConfig::new(lr, step_size as usize)
+                    .with_gamma(f64::from(gamma))
+                    .into()
+            }
+            Schedule::Cosine { t_max, eta_min } => {
+                CosineAnnealingLrSchedulerConfig::new(lr, t_max as usize)
+                    .with_min_lr(f64::from(eta_min))
+                    .into()
+            }
+            Schedule::Linear {
+                start_factor,
+                end_factor,
+                total_iters,
+            } => LinearLrSchedulerConfig::new(
+                lr * f64::from(start_factor),
+                lr * f64::from(end_factor),
+                total_iters as usize,
+            )
+            .into(),
+        };
+        let config = if self.warmup_iters == 0 {
+            main
+        } else {
+            let iters = self.warmup_iters as usize;
+            let warmup =
+                LinearLrSchedulerConfig::new(lr * f64::from(self.warmup_start_factor), lr, iters);
+            SequentialLrSchedulerConfig::new(vec![warmup.into(), main], vec![iters]).into()
+        };
+        ModuleLrSchedulerConfig::new(config)
+            .init()
+            .map_err(|e| format!("lr_scheduler: {e}"))
+    }
+}
+
+/// The learning rate over a fit: a scheduler and how far it has advanced.
+pub struct LrSchedule {
+    scheduler: Option<(ModuleLrScheduler, Interval)>,
+    lr: f64,
+}
+
+impl std::fmt::Debug for LrSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LrSchedule").field("lr", &self.lr).finish()
+    }
+}
+
+impl LrSchedule {
+    /// The schedule of `config` over the base learning rate `lr` (a constant `lr` without
+    /// one), already advanced `done` intervals (a resumed fit's).
+    pub fn new(lr: f64, config: Option<&SchedulerConfig>, done: u64) -> Result<Self, String> {
+        let Some(config) = config else {
+            return Ok(Self {
+                scheduler: None,
+                lr,
+            });
+        };
+        let mut scheduler = config.build(lr)?;
+        let mut current =
+            guarded("lr-scheduler", || scheduler.step().base()).map_err(|e| e.to_string())?;
+        for _ in 0..done {
+            current =
+                guarded("lr-scheduler", || scheduler.step().base()).map_err(|e| e.to_string())?;
+        }
+        Ok(Self {
+            scheduler: Some((scheduler, config.interval)),
+            lr: current,
+        })
+    }
+
+    /// The learning rate now.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// When the scheduler advances; `None` without one.
+    pub fn interval(&self) -> Option<Interval> {
+        self.scheduler.as_ref().map(|(_, interval)| *interval)
+    }
+
+    /// One `interval` has passed: advances the schedule if it advances then.
+    pub fn advance(&mut self, interval: Interval) -> Result<(), TensorError> {
+        if let Some((scheduler, _)) = self.scheduler.as_mut().filter(|(_, i)| *i == interval) {
+            self.lr = guarded("lr-scheduler", || scheduler.step().base())?;
+        }
+        Ok(())
+    }
+}

@@ -204,13 +204,7 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
                 .zip(&checkpoint.optimizer_tensors),
         );
     let tensors: Vec<(&str, &NamedValues, Vec<u8>)> = named
-        .map(|(name, t)| {
-            (
-                name,
-                t,
-                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(name, t)| (name, t, le_bytes(&t.values)))
         .collect();
     let views = tensors
         .iter()
@@ -225,6 +219,15 @@ pub fn encode(checkpoint: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
     let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| CheckpointError::Format(e.to_string()))
+}
+
+/// `values` as little-endian bytes.
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
 }
 
 /// A checkpoint from a file's bytes (its tensors in no particular order).

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{StdioServer, number, structured, tool_error};
+use support::{StdioServer, number, structured, tool_error, with_test_model};
 
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
 
@@ -432,5 +432,53 @@ fn a_training_can_return_its_learning_curve_as_a_png() {
     assert_eq!(
         plain.get("content").and_then(Value::as_array).map(Vec::len),
         Some(1)
+    );
+}
+
+#[test]
+fn early_stopping_checks_every_validation_and_resumes_its_count() {
+    // The test model: 2 training batches per epoch; in `plateau` mode its val_loss is 5, 4,
+    // 3, 3, 3, … over validation passes (counted by its instance).
+    let (mut server, _dir) = with_test_model();
+    let model = json!({"_target_": "lightning_mcp.testing.Misbehaving", "mode": "plateau"});
+    let stopping = json!([{"type": "early_stopping", "monitor": "val_loss", "patience": 2}]);
+    // Validating after every batch: 5 (best), 4, 3, then 3 and 3 without improvement — the
+    // fifth validation, after the first batch of epoch 2, stops the fit there.
+    let stopped = train(
+        &mut server,
+        1,
+        json!({"model": model, "trainer": {"max_epochs": 10, "num_sanity_val_steps": 0,
+            "val_check_interval": 1, "callbacks": stopping}}),
+    );
+    assert_eq!(
+        points(&stopped),
+        [(0, 1), (0, 2), (1, 3), (1, 4), (2, 5), (2, 5)]
+    );
+    assert_eq!(
+        stopped.pointer("/trainer/stopped_early"),
+        Some(&json!(true))
+    );
+    assert_eq!(stopped.pointer("/trainer/current_epoch"), Some(&json!(3)));
+
+    // Two epochs (wait count 1 after 5, 4, 3, 3), then resumed: a fresh instance logs 5
+    // again, the watch still remembers 3 as the best and so stops at that first validation.
+    let first = train(
+        &mut server,
+        2,
+        json!({"model": model, "trainer": {"max_epochs": 2, "num_sanity_val_steps": 0,
+            "val_check_interval": 1, "callbacks": stopping}}),
+    );
+    assert_eq!(first.pointer("/trainer/stopped_early"), Some(&json!(false)));
+    let resumed = train(
+        &mut server,
+        3,
+        json!({"model": model, "trainer": {"max_epochs": 10, "num_sanity_val_steps": 0,
+            "val_check_interval": 1, "callbacks": stopping},
+            "ckpt_path": first.get("checkpoint_path")}),
+    );
+    assert_eq!(points(&resumed), [(2, 5), (2, 5)]);
+    assert_eq!(
+        resumed.pointer("/trainer/stopped_early"),
+        Some(&json!(true))
     );
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{StdioServer, number, structured, tool_error};
+use support::{StdioServer, number, structured, tool_error, with_test_model};
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
@@ -677,14 +677,7 @@ fn the_stateless_era_works_over_stdio() {
 
 #[test]
 fn what_a_model_prints_reaches_the_client_as_log_messages() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.path().join("misbehaving.wasm"),
-        lightning_mcp_guests::testing::MISBEHAVING,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let dir_arg = dir.path().to_string_lossy().into_owned();
-    let mut server = StdioServer::start(&["--models-dir", &dir_arg]);
+    let (mut server, _dir) = with_test_model();
     let level = server.request(
         &json!({"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel",
                                        "params": {"level": "info"}}),
@@ -1099,19 +1092,6 @@ fn models_train_validate_and_predict_on_data_given_in_the_request() {
         message.contains("a batch size of 16 is above the limit of 8 (batch_size)"),
         "{message}"
     );
-}
-
-/// A server with the test model `lightning_mcp.testing.Misbehaving` registered from a models
-/// directory (returned, to keep it alive).
-fn with_test_model() -> (StdioServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        dir.path().join("misbehaving.wasm"),
-        lightning_mcp_guests::testing::MISBEHAVING,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let dir_arg = dir.path().to_string_lossy().into_owned();
-    (StdioServer::start(&["--models-dir", &dir_arg]), dir)
 }
 
 /// The parameter values, by name, of the checkpoint a tool result names under `key` (a path

@@ -165,3 +165,16 @@ pub fn number(value: &Value, pointer: &str) -> f64 {
         .and_then(Value::as_f64)
         .unwrap_or_else(|| panic!("no number at {pointer} in {value}"))
 }
+
+/// A server with the test model `lightning_mcp.testing.Misbehaving` registered from a models
+/// directory (returned, to keep it alive).
+pub fn with_test_model() -> (StdioServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("misbehaving.wasm"),
+        lightning_mcp_guests::testing::MISBEHAVING,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    (StdioServer::start(&["--models-dir", &dir_arg]), dir)
+}

@@ -269,12 +269,13 @@ impl Optimizer {
     }
 
     /// Takes back the state [`export_state`](Self::export_state) gave, for parameters named
-    /// `names` with ranks `ranks` on `device`. A parameter without state in `saved` starts
-    /// fresh; a tensor of `saved` that no parameter takes is an error.
+    /// `names` of shapes `shapes` on `device`. A parameter without state in `saved` starts
+    /// fresh; a tensor of `saved` that belongs to no parameter, or is not of its parameter's
+    /// shape (the state of SGD, Adam and AdamW is elementwise), is an error.
     pub fn import_state(
         &mut self,
         names: &[&str],
-        ranks: &[usize],
+        shapes: &[Vec<usize>],
         saved: OptimizerState,
         device: &Device,
     ) -> Result<(), TensorError> {
@@ -285,32 +286,30 @@ impl Optimizer {
             .map(|(name, value)| (name, value.into()))
             .collect();
         let mut source = StateSource::new(scalars);
-        let mut unclaimed: Vec<String> = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
         for t in saved.tensors {
-            let belongs = names.iter().any(|n| {
+            let owner = names.iter().zip(shapes).find(|(n, _)| {
                 t.name
-                    .strip_prefix(n)
+                    .strip_prefix(**n)
                     .is_some_and(|rest| rest.starts_with('.'))
             });
-            if !belongs {
-                unclaimed.push(t.name.clone());
+            match owner {
+                None => problems.push(format!("{} belongs to no parameter", t.name)),
+                Some((_, shape)) if *shape != t.shape => problems.push(format!(
+                    "{} is {:?}, its parameter {shape:?}",
+                    t.name, t.shape
+                )),
+                Some(_) => source.insert_tensor(t.name, TensorData::new(t.values, t.shape)),
             }
-            source.insert_tensor(t.name, TensorData::new(t.values, t.shape));
         }
-        if !unclaimed.is_empty() {
-            return Err(TensorError::new(
-                OP,
-                format!(
-                    "state for parameters the model does not have: {}",
-                    unclaimed.join(", ")
-                ),
-            ));
+        if !problems.is_empty() {
+            return Err(TensorError::new(OP, problems.join("; ")));
         }
         let inner = device.clone().inner();
-        for ((name, rank), slot) in names.iter().zip(ranks).zip(self.states.iter_mut()) {
+        for ((name, shape), slot) in names.iter().zip(shapes).zip(self.states.iter_mut()) {
             *slot = guarded(OP, || {
                 self.optimizer
-                    .state_unflatten(*rank, name, &mut source, &inner)
+                    .state_unflatten(shape.len(), name, &mut source, &inner)
             })?;
         }
         Ok(())
@@ -593,5 +592,127 @@ impl LrSchedule {
             self.lr = guarded("lr-scheduler", || scheduler.step().base())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::{cpu_device, from_f32, to_f32};
+
+    fn adam() -> OptimizerConfig {
+        OptimizerConfig::Adam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    fn tensor(values: &[f32]) -> Tensor {
+        let t = from_f32(&cpu_device(), values.to_vec(), &[values.len()]);
+        t.and_then(trainable).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Two Adam steps on one parameter, the second from `optimizer`'s state as it stands.
+    fn step(optimizer: &mut Optimizer, param: Tensor) -> Tensor {
+        let grad = from_f32(&cpu_device(), vec![0.5, -1.0], &[2]).unwrap_or_else(|e| panic!("{e}"));
+        optimizer
+            .step(0, param, grad)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn optimizer_state_survives_export_and_import() {
+        let mut original = Optimizer::new(&adam(), 1);
+        let param = step(&mut original, tensor(&[1.0, 2.0]));
+        let state = original
+            .export_state(&["w"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = state.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["w.momentum.moment_1", "w.momentum.moment_2"]);
+        assert_eq!(
+            state.scalars.get("w.momentum.time"),
+            Some(&StateScalar::UInt(1))
+        );
+        let values = to_f32(&param).unwrap_or_default();
+        let mut restored = Optimizer::new(&adam(), 1);
+        restored
+            .import_state(&["w"], &[vec![2]], state.clone(), &cpu_device())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let continued = step(&mut original, param);
+        let resumed = step(&mut restored, tensor(&values));
+        assert_eq!(to_f32(&continued).ok(), to_f32(&resumed).ok());
+        // A fresh optimizer takes a different second step: the state mattered.
+        let fresh = step(&mut Optimizer::new(&adam(), 1), tensor(&values));
+        assert_ne!(to_f32(&continued).ok(), to_f32(&fresh).ok());
+
+        let refused = |names: &[&str], shapes: &[Vec<usize>]| {
+            Optimizer::new(&adam(), 1)
+                .import_state(names, shapes, state.clone(), &cpu_device())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            refused(&["w"], &[vec![3]]).contains("w.momentum.moment_1 is [2], its parameter [3]"),
+            "{}",
+            refused(&["w"], &[vec![3]])
+        );
+        assert!(
+            refused(&["v"], &[vec![2]]).contains("w.momentum.moment_1 belongs to no parameter")
+        );
+    }
+
+    #[test]
+    fn schedules_check_their_numbers() {
+        let config = |schedule| SchedulerConfig {
+            schedule,
+            interval: Interval::Epoch,
+            warmup_iters: 0,
+            warmup_start_factor: 0.5,
+        };
+        let err = |schedule| config(schedule).validate().err().unwrap_or_default();
+        assert!(
+            err(Schedule::Step {
+                step_size: 1,
+                gamma: f32::NAN
+            })
+            .contains("gamma")
+        );
+        assert!(
+            err(Schedule::Cosine {
+                t_max: 0,
+                eta_min: 0.0
+            })
+            .contains("t_max must be >= 1")
+        );
+        assert!(
+            err(Schedule::Linear {
+                start_factor: 1.5,
+                end_factor: 1.0,
+                total_iters: 2
+            })
+            .contains("start_factor must be in (0, 1]")
+        );
+        let mut warm = config(Schedule::Step {
+            step_size: 1,
+            gamma: 0.5,
+        });
+        warm.warmup_iters = 3;
+        warm.warmup_start_factor = 0.0;
+        assert!(warm.validate().is_err());
+        // Resuming replays the schedule: after 3 epochs StepLR(1, 0.5) is at lr / 8.
+        let schedule = LrSchedule::new(
+            0.8,
+            Some(&config(Schedule::Step {
+                step_size: 1,
+                gamma: 0.5,
+            })),
+            3,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!((schedule.lr() - 0.1).abs() < 1e-12, "{}", schedule.lr());
     }
 }

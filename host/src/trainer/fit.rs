@@ -70,6 +70,8 @@ pub fn fit(
     optimizer.set_lr(schedule.lr());
     let lr_metric = scheduled.map(|_| format!("lr-{}", optimization.optimizer.class_name()));
 
+    // Lightning skips validation that would run no batch.
+    let val = val.filter(|v| config.limit_val_batches.apply(v.num_batches()) > 0);
     let train_batches = config.limit_train_batches.apply(train.num_batches());
     let accumulate = config.accumulate_grad_batches.max(1);
     let steps_per_epoch = train_batches.div_ceil(accumulate) as u64;
@@ -287,8 +289,8 @@ fn restore_optimizer(
         )));
     }
     let names: Vec<&str> = model.parameters().iter().map(|p| p.name.as_str()).collect();
-    let ranks: Vec<usize> = model.parameters().iter().map(|p| p.value.rank()).collect();
+    let shapes: Vec<Vec<usize>> = model.parameters().iter().map(|p| p.value.shape()).collect();
     optimizer
-        .import_state(&names, &ranks, state, model.device())
+        .import_state(&names, &shapes, state, model.device())
         .map_err(|e| TrainError::Setup(format!("the checkpoint's optimizer state: {e}")))
 }

@@ -109,7 +109,8 @@ pub enum Mode {
 /// How a fit ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitReport {
-    /// Epochs run (the last may have been cut short by `max_steps`).
+    /// Epochs done, those before a resumed fit's start included (the last may have been cut
+    /// short by `max_steps` or early stopping).
     pub epochs: u32,
     /// Optimizer steps taken.
     pub global_step: u64,

@@ -9,58 +9,16 @@
 
 #![allow(clippy::expect_used)]
 
+#[path = "mlp_guest.rs"]
+mod mlp_guest;
 #[path = "timing.rs"]
 mod timing;
 
-use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::checkpoint::{self, CheckpointMeta};
-use lightning_mcp::sandbox::{ComponentCache, Limits, ModelInstance, ModelRegistry, Sandbox};
-use lightning_mcp::tensor::{
-    self, Interval, LrSchedule, Optimizer, Rng, Schedule, SchedulerConfig,
-};
-use lightning_mcp::trainer::{self, EpochRecord, Metrics, TrainingState};
+use lightning_mcp::tensor::{Interval, LrSchedule, Optimizer, Schedule, SchedulerConfig};
+use lightning_mcp::trainer::{EpochRecord, Metrics, TrainingState};
+use mlp_guest::MlpGuest;
 use std::hint::black_box;
-use std::time::Duration;
-
-const BATCH: usize = 64;
-const INPUT: usize = 784;
-const CLASSES: usize = 10;
-
-/// The built-in MLP, 784-256-10, after three Adam steps (so that Adam has state).
-fn trained_mlp(sandbox: &Sandbox) -> (ModelInstance, Optimizer) {
-    let registry =
-        ModelRegistry::built_in(sandbox, &ComponentCache::disabled(), &Limits::default())
-            .expect("models");
-    let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
-    let device = tensor::cpu_device();
-    let mut model = mlp
-        .instantiate(
-            device.clone(),
-            &Limits::default(),
-            0,
-            Duration::from_secs(3600),
-            CancelToken::new(),
-        )
-        .expect("instance");
-    model
-        .init(r#"{"input_dim":784,"hidden_dims":[256],"num_classes":10,"lr":0.001}"#)
-        .expect("init");
-    let config = model.configure_optimizers().expect("optimizer");
-    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
-    let x = tensor::from_f32(
-        &device,
-        Rng::seeded(1).normal(BATCH * INPUT, 1.0),
-        &[BATCH, INPUT],
-    )
-    .expect("x");
-    let labels = (0..BATCH).map(|i| (i % CLASSES) as i64).collect();
-    let y = tensor::from_i64(&device, labels, &[BATCH]).expect("y");
-    for _ in 0..3 {
-        trainer::training_step(&mut model, &mut optimizer, x.clone(), y.clone(), 0).expect("step");
-        model.take_logged();
-    }
-    (model, optimizer)
-}
 
 fn meta() -> CheckpointMeta {
     CheckpointMeta::new(
@@ -99,10 +57,17 @@ fn history(epochs: u32) -> Vec<EpochRecord> {
 }
 
 fn main() {
-    let sandbox = Sandbox::new().expect("sandbox");
-    let (mut model, optimizer) = trained_mlp(&sandbox);
+    // After three Adam steps, so that Adam has state.
+    let mut guest = MlpGuest::new();
+    for _ in 0..3 {
+        guest.step();
+    }
+    let MlpGuest {
+        model, optimizer, ..
+    } = &mut guest;
+    let optimizer = &*optimizer;
     let state = TrainingState {
-        optimizer: &optimizer,
+        optimizer,
         early_stopping: None,
     };
     let weights_only =

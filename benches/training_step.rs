@@ -13,6 +13,8 @@
 
 #![allow(clippy::expect_used)]
 
+#[path = "mlp_guest.rs"]
+mod mlp_guest;
 #[path = "timing.rs"]
 mod timing;
 
@@ -23,21 +25,10 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use lightning_mcp::cancel::CancelToken;
-use lightning_mcp::sandbox::{ComponentCache, Limits, ModelRegistry, Sandbox};
-use lightning_mcp::tensor::{self, Optimizer, Rng};
-use lightning_mcp::trainer;
+use lightning_mcp::tensor::Rng;
+use mlp_guest::{BATCH, CLASSES, HIDDEN, INPUT, MlpGuest, labels};
 use std::hint::black_box;
 use std::time::Duration;
-
-const BATCH: usize = 64;
-const INPUT: usize = 784;
-const HIDDEN: usize = 256;
-const CLASSES: usize = 10;
-
-fn labels() -> Vec<i64> {
-    (0..BATCH).map(|i| (i % CLASSES) as i64).collect()
-}
 
 #[allow(deprecated)]
 fn burn_device() -> Device {
@@ -46,37 +37,10 @@ fn burn_device() -> Device {
 
 /// The built-in MLP guest, stepped by the host trainer.
 fn sandboxed() -> impl FnMut() {
-    let sandbox = Sandbox::new().expect("sandbox");
-    let registry =
-        ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
-            .expect("models");
-    let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
-    let device = tensor::cpu_device();
-    let mut model = mlp
-        .instantiate(
-            device.clone(),
-            &Limits::default(),
-            0,
-            Duration::from_secs(3600),
-            CancelToken::new(),
-        )
-        .expect("instance");
-    model
-        .init(r#"{"input_dim":784,"hidden_dims":[256],"num_classes":10,"lr":0.001}"#)
-        .expect("init");
-    let config = model.configure_optimizers().expect("optimizer");
-    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
-    let x = tensor::from_f32(
-        &device,
-        Rng::seeded(1).normal(BATCH * INPUT, 1.0),
-        &[BATCH, INPUT],
-    )
-    .expect("x");
-    let y = tensor::from_i64(&device, labels(), &[BATCH]).expect("y");
+    let mut guest = MlpGuest::new();
     move || {
-        let _ = &sandbox;
-        trainer::training_step(&mut model, &mut optimizer, x.clone(), y.clone(), 0).expect("step");
-        black_box(model.take_logged());
+        guest.step();
+        black_box(&guest.model);
     }
 }
 

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{StdioServer, number, structured, tool_error, with_test_model};
+use support::{StdioServer, listed_checkpoints, number, structured, tool_error, with_test_model};
 
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
 
@@ -306,21 +306,7 @@ fn val_check_interval_validates_within_epochs() {
     assert_eq!(names(0), ["val_acc", "val_loss"]);
     assert_eq!(names(1), ["train_acc", "train_loss", "val_acc", "val_loss"]);
     // Every validation is a checkpoint moment.
-    let listed = server.call_tool(
-        2,
-        "lightning.checkpoint",
-        json!({"action": "list", "directory": "lightning_logs/version_0/checkpoints"}),
-    );
-    let mut files: Vec<String> = structured(&listed)
-        .get("checkpoints")
-        .and_then(Value::as_array)
-        .map(|c| {
-            c.iter()
-                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+    let files = listed_checkpoints(&mut server, 2, "lightning_logs/version_0/checkpoints");
     assert_eq!(
         files,
         [

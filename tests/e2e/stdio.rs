@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{StdioServer, number, structured, tool_error, with_test_model};
+use support::{StdioServer, listed_checkpoints, number, structured, tool_error, with_test_model};
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
@@ -1471,17 +1471,7 @@ fn the_model_checkpoint_callback_keeps_the_best_epochs() {
         )
     );
     // Two ranked checkpoints and last.safetensors remain; the rest were deleted.
-    let listed = server.call_tool(2, "lightning.checkpoint", json!({"action": "list"}));
-    let mut names: Vec<String> = structured(&listed)
-        .get("checkpoints")
-        .and_then(Value::as_array)
-        .map(|c| {
-            c.iter()
-                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
+    let names = listed_checkpoints(&mut server, 2, ".");
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.contains(&"last.safetensors".to_string()), "{names:?}");
     // The best checkpoint validates to its score.

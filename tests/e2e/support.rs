@@ -178,3 +178,23 @@ pub fn with_test_model() -> (StdioServer, tempfile::TempDir) {
     let dir_arg = dir.path().to_string_lossy().into_owned();
     (StdioServer::start(&["--models-dir", &dir_arg]), dir)
 }
+
+/// The file names `lightning.checkpoint` `list` finds under `directory`, sorted.
+pub fn listed_checkpoints(server: &mut StdioServer, id: u64, directory: &str) -> Vec<String> {
+    let listed = server.call_tool(
+        id,
+        "lightning.checkpoint",
+        json!({"action": "list", "directory": directory}),
+    );
+    let mut names: Vec<String> = structured(&listed)
+        .get("checkpoints")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

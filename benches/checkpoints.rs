@@ -71,10 +71,10 @@ fn main() {
         early_stopping: None,
     };
     let weights_only =
-        checkpoint::encode(&checkpoint::capture(&model, meta(), None).expect("capture"))
+        checkpoint::encode(&checkpoint::capture(model, meta(), None).expect("capture"))
             .expect("encode");
     let with_state =
-        checkpoint::encode(&checkpoint::capture(&model, meta(), Some(&state)).expect("capture"))
+        checkpoint::encode(&checkpoint::capture(model, meta(), Some(&state)).expect("capture"))
             .expect("encode");
     println!(
         "checkpoint size: weights only {} bytes, with Adam's state {} bytes",
@@ -85,13 +85,13 @@ fn main() {
     let names: Vec<String> = model.parameters().iter().map(|p| p.name.clone()).collect();
     let shapes: Vec<Vec<usize>> = model.parameters().iter().map(|p| p.value.shape()).collect();
     let mut write_weights = || {
-        let c = checkpoint::capture(&model, meta(), None).expect("capture");
+        let c = checkpoint::capture(model, meta(), None).expect("capture");
         black_box(checkpoint::encode(&c).expect("encode"));
     };
     let summaries = timing::measure_interleaved(3, 5, 10, &mut [&mut write_weights]);
     print_row("write: weights only", &summaries);
     let mut write_state = || {
-        let c = checkpoint::capture(&model, meta(), Some(&state)).expect("capture");
+        let c = checkpoint::capture(model, meta(), Some(&state)).expect("capture");
         black_box(checkpoint::encode(&c).expect("encode"));
     };
     let summaries = timing::measure_interleaved(3, 5, 10, &mut [&mut write_state]);
@@ -100,9 +100,9 @@ fn main() {
     let config = model.configure_optimizers().expect("optimizer");
     let device = model.device().clone();
     let mut resume = || {
-        let c = checkpoint::decode(&with_state).expect("decode");
+        let c = checkpoint::decode(&with_state, true).expect("decode");
         let start = checkpoint::fit_start(c.meta, c.optimizer_tensors);
-        checkpoint::restore(&mut model, c.params).expect("restore");
+        checkpoint::restore(model, c.params).expect("restore");
         let mut fresh = Optimizer::new(&config.optimizer, names.len());
         let (_, saved) = start.optimizer.expect("optimizer state");
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -124,7 +124,11 @@ fn main() {
         warmup_start_factor: 0.1,
     };
     let mut replay = || {
-        black_box(LrSchedule::new(0.01, Some(&cosine), 1_000_000).expect("schedule"));
+        let mut schedule = LrSchedule::new(0.01, Some(&cosine)).expect("schedule");
+        for _ in 0..1_000_000 {
+            schedule.advance(Interval::Step).expect("advance");
+        }
+        black_box(schedule.lr());
     };
     let summaries = timing::measure_interleaved(1, 3, 2, &mut [&mut replay]);
     print_row("replay 1 M scheduler steps", &summaries);

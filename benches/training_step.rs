@@ -25,10 +25,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use lightning_mcp::tensor::Rng;
 use mlp_guest::{BATCH, CLASSES, HIDDEN, INPUT, MlpGuest, labels};
 use std::hint::black_box;
-use std::time::Duration;
 
 #[allow(deprecated)]
 fn burn_device() -> Device {

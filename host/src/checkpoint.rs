@@ -230,8 +230,9 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
     bytes
 }
 
-/// A checkpoint from a file's bytes (its tensors in no particular order).
-pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+/// A checkpoint from a file's bytes (its tensors in no particular order); the optimizer's
+/// state tensors only when `optimizer_state` is asked for (resuming), else left unread.
+pub fn decode(bytes: &[u8], optimizer_state: bool) -> Result<Checkpoint, CheckpointError> {
     let format = |e: String| CheckpointError::Format(e);
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let json = header
@@ -257,29 +258,29 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
                 view.dtype()
             )));
         }
+        let leaf = name.strip_prefix(OPTIMIZER_PREFIX);
+        if leaf.is_some() && meta.optimizer.is_none() {
+            return Err(format(format!(
+                "it has {OPTIMIZER_PREFIX}* tensors but no optimizer in its metadata"
+            )));
+        }
+        if leaf.is_some() && !optimizer_state {
+            continue;
+        }
         let values = view
             .data()
             .chunks_exact(4)
             .filter_map(|b| b.try_into().ok().map(f32::from_le_bytes))
             .collect();
-        let shape = view.shape().to_vec();
-        match name.strip_prefix(OPTIMIZER_PREFIX) {
-            Some(leaf) => optimizer_tensors.push(NamedValues {
-                name: leaf.to_string(),
-                shape,
-                values,
-            }),
-            None => params.push(NamedValues {
-                name: name.to_string(),
-                shape,
-                values,
-            }),
+        let tensor = NamedValues {
+            name: leaf.unwrap_or(name.as_str()).to_string(),
+            shape: view.shape().to_vec(),
+            values,
+        };
+        match leaf {
+            Some(_) => optimizer_tensors.push(tensor),
+            None => params.push(tensor),
         }
-    }
-    if meta.optimizer.is_none() && !optimizer_tensors.is_empty() {
-        return Err(format(format!(
-            "it has {OPTIMIZER_PREFIX}* tensors but no optimizer in its metadata"
-        )));
     }
     Ok(Checkpoint {
         params,
@@ -388,7 +389,9 @@ mod tests {
             meta,
         };
         let bytes = encode(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
-        let mut back = decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let weights_only = decode(&bytes, false).unwrap_or_else(|e| panic!("{e}"));
+        assert!(weights_only.optimizer_tensors.is_empty());
+        let mut back = decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
         back.params.sort_by(|a, b| b.name.cmp(&a.name));
         assert_eq!(back, checkpoint);
         let start = fit_start(back.meta, back.optimizer_tensors);
@@ -399,7 +402,7 @@ mod tests {
     #[test]
     fn foreign_files_are_refused_by_name() {
         let e = |bytes: &[u8]| {
-            decode(bytes)
+            decode(bytes, true)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()

@@ -42,12 +42,17 @@ fn font() -> Result<(), String> {
         .clone()
 }
 
+/// Values beyond this magnitude (a diverged loss) are left out like non-finite ones: an axis
+/// spanning them would overflow.
+const MAX_DRAWN: f64 = 1e300;
+
 /// A metric's points: (epochs done, value).
 type Series = Vec<(f64, f64)>;
 
 /// The PNG of the curves of `history`, a fit's that started at `start_step` (0, or the step
 /// it resumed from): [`WIDTH`] wide, [`PANEL_HEIGHT`] per panel (losses; other metrics;
-/// learning rate — the ones with values). Values that are not finite are left out.
+/// learning rate — the ones with values). Values that are not finite, or beyond ±1e300, are
+/// left out.
 pub fn learning_curve(history: &[EpochRecord], start_step: u64) -> Result<Vec<u8>, String> {
     font()?;
     let panels: Vec<(&str, Vec<(&str, Series)>)> = [
@@ -120,7 +125,7 @@ fn series(history: &[EpochRecord], start_step: u64, panel: Panel) -> Vec<(&str, 
         };
         let x = f64::from(record.epoch) + fraction;
         for (name, value) in &record.metrics {
-            if Panel::of(name) == panel && value.is_finite() {
+            if Panel::of(name) == panel && value.is_finite() && value.abs() <= MAX_DRAWN {
                 by_name.entry(name).or_default().push((x, *value));
             }
         }
@@ -303,6 +308,7 @@ mod tests {
         }
         assert!(learning_curve(&[], 0).is_ok());
         let too_wide = [record(0, 1, &[("a_loss", f64::MAX), ("b_loss", -f64::MAX)])];
-        assert!(learning_curve(&too_wide, 0).is_err());
+        assert!(learning_curve(&too_wide, 0).is_ok());
+        assert!(series(&too_wide, 0, Panel::Loss).is_empty());
     }
 }

@@ -306,7 +306,8 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
         .unwrap_or_else(|e| panic!("read_checkpoint.py printed no JSON: {e}"));
 
     let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
-    let checkpoint = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let checkpoint =
+        lightning_mcp::checkpoint::decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
     let (params, meta) = (&checkpoint.params, &checkpoint.meta);
     let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();

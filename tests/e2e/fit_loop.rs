@@ -55,7 +55,7 @@ fn checkpoint_tensors(server: &StdioServer, path: &str) -> Vec<(String, Vec<f32>
     let bytes =
         std::fs::read(server.checkpoint_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     let checkpoint =
-        lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        lightning_mcp::checkpoint::decode(&bytes, true).unwrap_or_else(|e| panic!("{path}: {e}"));
     let optimizer = checkpoint
         .optimizer_tensors
         .into_iter()
@@ -145,6 +145,16 @@ fn resuming_from_a_checkpoint_continues_where_it_stopped() {
     assert!(
         message.contains("2 epoch(s) are already trained")
             && message.contains("raise trainer.max_epochs"),
+        "{message}"
+    );
+    let message = tool_error(&server.call_tool(
+        4,
+        "lightning.train",
+        json!({
+        "model": model, "trainer": {"max_epochs": 4, "max_steps": 32}, "ckpt_path": halfway}),
+    ));
+    assert!(
+        message.contains("trainer.max_steps 32 is already reached"),
         "{message}"
     );
     // A weights-only checkpoint of an untrained model starts at epoch 0 with a fresh
@@ -267,6 +277,10 @@ fn learning_rate_schedulers_follow_pytorch() {
         (
             json!({"name": "linear", "start_factor": 0.0}),
             "lr_scheduler start_factor must be in (0, 1], got 0",
+        ),
+        (
+            json!({"name": "cosine", "t_max": 3, "eta_min": 0.5}),
+            "lr_scheduler eta_min (0.5) must be at most the optimizer's lr",
         ),
     ] {
         let message = tool_error(&server.call_tool(

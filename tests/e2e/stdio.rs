@@ -1103,7 +1103,8 @@ fn weights(server: &StdioServer, result: &Value, key: &str) -> Vec<(String, Vec<
         .unwrap_or_else(|| panic!("no {key} in {result}"));
     let file = server.checkpoint_dir().join(path);
     let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{e}"));
-    let checkpoint = lightning_mcp::checkpoint::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let checkpoint =
+        lightning_mcp::checkpoint::decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
     let mut named: Vec<_> = checkpoint
         .params
         .into_iter()
@@ -1485,6 +1486,17 @@ fn the_model_checkpoint_callback_keeps_the_best_epochs() {
         "model": model, "trainer": {"max_epochs": 1, "callbacks": [{"type": "model_checkpoint", "filename": "../x"}]}})));
     assert!(
         message.contains("model_checkpoint.filename must be"),
+        "{message}"
+    );
+    let message = tool_error(&server.call_tool(
+        5,
+        "lightning.train",
+        json!({
+        "model": model, "trainer": {"max_epochs": 1, "callbacks": [{"type": "model_checkpoint",
+            "filename": "{val_loss:.99999999999f}"}]}}),
+    ));
+    assert!(
+        message.contains("the precision in {val_loss:.99999999999f} must be 0 to 17 digits"),
         "{message}"
     );
 }

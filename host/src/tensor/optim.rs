@@ -288,11 +288,16 @@ impl Optimizer {
         let mut source = StateSource::new(scalars);
         let mut problems: Vec<String> = Vec::new();
         for t in saved.tensors {
-            let owner = names.iter().zip(shapes).find(|(n, _)| {
-                t.name
-                    .strip_prefix(**n)
-                    .is_some_and(|rest| rest.starts_with('.'))
-            });
+            // The longest parameter name the tensor's name extends (names may contain dots).
+            let owner = names
+                .iter()
+                .zip(shapes)
+                .filter(|(n, _)| {
+                    t.name
+                        .strip_prefix(**n)
+                        .is_some_and(|rest| rest.starts_with('.'))
+                })
+                .max_by_key(|(n, _)| n.len());
             match owner {
                 None => problems.push(format!("{} belongs to no parameter", t.name)),
                 Some((_, shape)) if *shape != t.shape => problems.push(format!(
@@ -505,6 +510,25 @@ impl SchedulerConfig {
 
     /// Burn's scheduler for this config over the base learning rate `lr`.
     fn build(&self, lr: f64) -> Result<ModuleLrScheduler, String> {
+        // Burn's cosine and linear schedules (a warm-up is one) take rates in (0, 1].
+        let linear_or_cosine = self.warmup_iters > 0
+            || matches!(
+                self.schedule,
+                Schedule::Cosine { .. } | Schedule::Linear { .. }
+            );
+        if linear_or_cosine && lr > 1.0 {
+            return Err(format!(
+                "lr_scheduler: cosine, linear and warm-up schedules need the optimizer's lr \
+                 to be at most 1, got {lr}"
+            ));
+        }
+        if let Schedule::Cosine { eta_min, .. } = self.schedule
+            && f64::from(eta_min) > lr
+        {
+            return Err(format!(
+                "lr_scheduler eta_min ({eta_min}) must be at most the optimizer's lr ({lr})"
+            ));
+        }
         let main: LrSchedulerConfig = match self.schedule {
             Schedule::Step { step_size, gamma } => {
                 StepLrSchedulerConfig::new(lr, step_size as usize)
@@ -555,8 +579,8 @@ impl std::fmt::Debug for LrSchedule {
 
 impl LrSchedule {
     /// The schedule of `config` over the base learning rate `lr` (a constant `lr` without
-    /// one), already advanced `done` intervals (a resumed fit's).
-    pub fn new(lr: f64, config: Option<&SchedulerConfig>, done: u64) -> Result<Self, String> {
+    /// one), at its start.
+    pub fn new(lr: f64, config: Option<&SchedulerConfig>) -> Result<Self, String> {
         let Some(config) = config else {
             return Ok(Self {
                 scheduler: None,
@@ -564,15 +588,11 @@ impl LrSchedule {
             });
         };
         let mut scheduler = config.build(lr)?;
-        let mut current =
+        let first =
             guarded("lr-scheduler", || scheduler.step().base()).map_err(|e| e.to_string())?;
-        for _ in 0..done {
-            current =
-                guarded("lr-scheduler", || scheduler.step().base()).map_err(|e| e.to_string())?;
-        }
         Ok(Self {
             scheduler: Some((scheduler, config.interval)),
-            lr: current,
+            lr: first,
         })
     }
 
@@ -703,16 +723,28 @@ mod tests {
         warm.warmup_iters = 3;
         warm.warmup_start_factor = 0.0;
         assert!(warm.validate().is_err());
-        // Resuming replays the schedule: after 3 epochs StepLR(1, 0.5) is at lr / 8.
-        let schedule = LrSchedule::new(
-            0.8,
-            Some(&config(Schedule::Step {
-                step_size: 1,
-                gamma: 0.5,
-            })),
-            3,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        // Three epochs of StepLR(1, 0.5): lr / 8; a step does not advance it.
+        let step = config(Schedule::Step {
+            step_size: 1,
+            gamma: 0.5,
+        });
+        let mut schedule = LrSchedule::new(0.8, Some(&step)).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..3 {
+            schedule
+                .advance(Interval::Epoch)
+                .unwrap_or_else(|e| panic!("{e}"));
+            schedule
+                .advance(Interval::Step)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
         assert!((schedule.lr() - 0.1).abs() < 1e-12, "{}", schedule.lr());
+        // Burn's cosine takes rates up to 1, and eta_min up to the rate: said plainly.
+        let cosine = config(Schedule::Cosine {
+            t_max: 2,
+            eta_min: 0.5,
+        });
+        let err = |lr| LrSchedule::new(lr, Some(&cosine)).err().unwrap_or_default();
+        assert!(err(2.0).contains("need the optimizer's lr to be at most 1, got 2"));
+        assert!(err(0.1).contains("eta_min (0.5) must be at most the optimizer's lr (0.1)"));
     }
 }

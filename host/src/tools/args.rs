@@ -505,6 +505,22 @@ impl ModelCheckpointArg {
                  [A-Za-z0-9_.=+-] and {{placeholders}}, got {filename:?}"
             ));
         }
+        // `{metric:.Nf}`: N digits, as many as an f64 holds at most.
+        let placeholders = filename
+            .split('{')
+            .skip(1)
+            .filter_map(|p| p.split('}').next());
+        for spec in placeholders {
+            if let Some((_, precision)) = spec.split_once(":.") {
+                let digits = precision.trim_end_matches('f');
+                if !digits.parse::<usize>().is_ok_and(|p| p <= 17) {
+                    return Err(format!(
+                        "trainer.callbacks model_checkpoint.filename: the precision in {{{spec}}} \
+                         must be 0 to 17 digits"
+                    ));
+                }
+            }
+        }
         let save_top_k = match self.save_top_k.unwrap_or(1) {
             -1 => None,
             k if k >= 0 => Some(usize::try_from(k).unwrap_or(usize::MAX)),

@@ -202,7 +202,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 limits.call_timeout,
                 ctx.cancel_token(),
             )?;
-            let (shown, meta, _) = load_into(runtime, &model, &mut instance, &path, &limits)?;
+            let (shown, meta, _) =
+                load_into(runtime, &model, &mut instance, &path, &limits, false)?;
             Ok(json!({
                 "action": "load",
                 "path": shown,
@@ -261,13 +262,15 @@ pub(super) fn save(
 
 /// Reads the checkpoint at `path` under the checkpoint directory and loads its weights into
 /// `instance`, a fresh instance of `model`; returns the path as clients name it, the
-/// checkpoint's metadata and its optimizer state tensors (for resuming).
+/// checkpoint's metadata and, when `optimizer_state` is asked for (resuming), its optimizer
+/// state tensors.
 pub(super) fn load_into(
     runtime: &Runtime,
     model: &RegisteredModel,
     instance: &mut ModelInstance,
     path: &str,
     limits: &Limits,
+    optimizer_state: bool,
 ) -> Result<(String, CheckpointMeta, Vec<NamedValues>), String> {
     let dir = runtime.checkpoint_dir();
     // Weights, and at most twice as much optimizer state (Adam's two moments), each held
@@ -281,7 +284,7 @@ pub(super) fn load_into(
         params,
         optimizer_tensors,
         meta,
-    } = checkpoint::decode(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    } = checkpoint::decode(&bytes, optimizer_state).map_err(|e| format!("{shown}: {e}"))?;
     if meta.target != model.description.target {
         return Err(format!(
             "{shown}: the checkpoint is of {}, not of {}",

@@ -236,7 +236,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     )?;
     let ckpt_path = match ckpt_path {
         Some(path) => Some(
-            super::checkpoint::load_into(runtime, &model, &mut instance, &path, &limits)
+            super::checkpoint::load_into(runtime, &model, &mut instance, &path, &limits, false)
                 .map(|(shown, _, _)| shown)
                 .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
         ),

@@ -100,6 +100,9 @@ pub struct TrainOutput {
     pub samples_per_second: f64,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
+    /// With `plot: true`, why the learning curve could not be drawn (the training stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plot_error: Option<String>,
 }
 
 /// The model part of a training result.
@@ -315,7 +318,7 @@ pub(super) fn run(
             "{target}: the model's hyperparameters are not an object"
         ));
     };
-    let output = TrainOutput {
+    let mut output = TrainOutput {
         status: "completed",
         model: TrainedModel {
             class: model.description.class_name.clone(),
@@ -345,11 +348,17 @@ pub(super) fn run(
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
         history: report.history,
         duration_seconds: started.elapsed().as_secs_f64(),
+        plot_error: None,
     };
-    let image = plot
-        .then(|| plot::learning_curve(&output.history, start_step))
-        .transpose()
-        .map_err(|e| format!("{target}: trained, but cannot draw the learning curve: {e}"))?;
+    // A curve that cannot be drawn does not undo the training: the result says why instead.
+    let image = match plot.then(|| plot::learning_curve(&output.history, start_step)) {
+        Some(Ok(png)) => Some(png),
+        Some(Err(e)) => {
+            output.plot_error = Some(format!("the learning curve could not be drawn: {e}"));
+            None
+        }
+        None => None,
+    };
     let structured = serde_json::to_value(output)
         .map_err(|e| format!("{target}: cannot write the result: {e}"))?;
     let result = CallToolResult::success(structured);
@@ -373,14 +382,21 @@ fn resume_point(
     limits: &Limits,
 ) -> Result<(FitStart, Option<ResumedFrom>), String> {
     let (shown, meta, optimizer_tensors) =
-        super::checkpoint::load_into(runtime, model, instance, path, limits)?;
+        super::checkpoint::load_into(runtime, model, instance, path, limits, true)?;
     let optimizer_state = meta.optimizer.is_some();
     let start = checkpoint::fit_start(meta, optimizer_tensors);
     if start.global_step > limits.max_total_steps {
         return Err(format!(
-            "{shown} was written after {} optimizer steps, beyond this server's limit of {} \
+            "{shown} was written after {} optimizer steps, beyond this run's limit of {} \
              (total_steps)",
             start.global_step, limits.max_total_steps
+        ));
+    }
+    if let Some(max_steps) = options.fit.max_steps.filter(|m| start.global_step >= *m) {
+        return Err(format!(
+            "{shown} was written after {} optimizer steps, so trainer.max_steps {max_steps} \
+             is already reached: raise it to train further",
+            start.global_step
         ));
     }
     let max_epochs = options.fit.max_epochs;

@@ -40,9 +40,10 @@ pub(super) struct Watch {
 impl Watch {
     /// A watch of `rule`, continuing from `saved` when it watched the same metric.
     pub(super) fn new(rule: EarlyStopping, saved: Option<EarlyStoppingState>) -> Self {
+        // A checkpoint's count beyond the patience means "stop at the next check".
         let (best, waited) = saved
             .filter(|s| s.monitor == rule.monitor)
-            .map_or((None, 0), |s| (s.best, s.wait_count));
+            .map_or((None, 0), |s| (s.best, s.wait_count.min(rule.patience)));
         Self { rule, best, waited }
     }
 
@@ -78,7 +79,7 @@ impl Watch {
             self.waited = 0;
             return Ok(false);
         }
-        self.waited += 1;
+        self.waited = self.waited.saturating_add(1);
         Ok(self.waited >= self.rule.patience)
     }
 }

@@ -61,12 +61,18 @@ pub fn fit(
         Some(Interval::Step) => start.global_step,
         _ => u64::from(start.epoch),
     };
-    let mut schedule = LrSchedule::new(
-        f64::from(optimization.optimizer.lr()),
-        scheduled,
-        intervals_done,
-    )
-    .map_err(SandboxError::Model)?;
+    let mut schedule = LrSchedule::new(f64::from(optimization.optimizer.lr()), scheduled)
+        .map_err(SandboxError::Model)?;
+    // A resumed schedule is replayed to where it was (Burn's schedulers advance one interval
+    // at a time): bounded by the run's step and epoch limits, and cancellable.
+    if let Some(interval) = schedule.interval() {
+        for done in 0..intervals_done {
+            if done % 4096 == 0 && observer.cancelled() {
+                return Err(Cancelled.into());
+            }
+            schedule.advance(interval)?;
+        }
+    }
     optimizer.set_lr(schedule.lr());
     let lr_metric = scheduled.map(|_| format!("lr-{}", optimization.optimizer.class_name()));
 

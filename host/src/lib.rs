@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod checkpoint;
 pub mod data;
 pub mod files;
+pub mod gpu;
 pub mod plot;
 pub mod protocol;
 pub mod runtime;

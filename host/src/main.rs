@@ -79,6 +79,10 @@ struct Cli {
     log: String,
     #[command(flatten)]
     limits: LimitFlags,
+    /// Print this machine's GPU adapters as JSON and exit (the server runs itself so to
+    /// probe them in a child process).
+    #[arg(long = "probe-adapters", hide = true)]
+    probe_adapters: bool,
 }
 
 /// The limits of every model run; a request's `limits` may lower each, never raise it.
@@ -151,6 +155,9 @@ impl LimitFlags {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.probe_adapters {
+        return lightning_mcp::gpu::print_adapters().context("printing the adapters");
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -178,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         }),
         data_dir: ConfinedDir::new(cli.data_dir.clone(), "--data-dir"),
         checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), "--checkpoint-dir"),
+        executable: std::env::current_exe().ok(),
     });
     if cli.http {
         let config = HttpConfig {

@@ -31,6 +31,9 @@ pub struct RuntimeConfig {
     pub data_dir: ConfinedDir,
     /// Where checkpoints are written.
     pub checkpoint_dir: ConfinedDir,
+    /// This server's executable, which probes GPU adapters in a child process; `None`: no
+    /// probing (adapters are reported unavailable).
+    pub executable: Option<PathBuf>,
 }
 
 /// How much clients may upload with `lightning.register`.
@@ -61,6 +64,7 @@ impl Default for RuntimeConfig {
             uploads: None,
             data_dir: ConfinedDir::new("data", "--data-dir"),
             checkpoint_dir: ConfinedDir::new("checkpoints", "--checkpoint-dir"),
+            executable: None,
         }
     }
 }
@@ -164,6 +168,11 @@ impl Runtime {
     /// The limits of every run.
     pub fn limits(&self) -> &Limits {
         &self.config.limits
+    }
+
+    /// This machine's GPU adapters, probed on first use (see [`crate::gpu`]).
+    pub fn gpu_adapters(&self) -> &'static crate::gpu::Adapters {
+        crate::gpu::adapters(self.config.executable.as_deref())
     }
 
     /// Where compiled components are cached, if anywhere.

@@ -159,6 +159,19 @@ fn inspect_model_summary_environment_models() {
     assert_eq!(env.get("wasmtime"), Some(&json!("48.0.8")));
     assert_eq!(env.get("cuda_available"), Some(&json!(false)));
     assert_eq!(env.get("mps_available"), Some(&json!(false)));
+    // GPU adapters, probed in a child process: listed when the build has the GPU backend
+    // (perhaps none), else unavailable with the reason.
+    let gpu = env.get("gpu_adapters").cloned().unwrap_or_default();
+    if cfg!(feature = "wgpu") {
+        assert_eq!(gpu.get("available"), Some(&json!(true)), "{gpu}");
+        assert!(gpu.get("adapters").is_some_and(Value::is_array), "{gpu}");
+    } else {
+        assert_eq!(
+            gpu,
+            json!({"available": false,
+                "reason": "this build has no GPU backend (built without the `wgpu` feature)"})
+        );
+    }
 
     let result = server.call_tool(4, "lightning.inspect", json!({"what": "models"}));
     let models = structured(&result);

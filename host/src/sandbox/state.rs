@@ -21,8 +21,8 @@ const OPS_PER_GRAPH_SWEEP: u32 = 4096;
 /// What a guest's tensor handle points at.
 #[derive(Debug)]
 pub enum GuestTensor {
-    /// A tensor the handle owns.
-    Value(Tensor),
+    /// A tensor the handle owns (boxed: a tensor of the wgpu build is 640 bytes).
+    Value(Box<Tensor>),
     /// Parameter `index` of the model; it outlives the handle.
     Param(usize),
 }
@@ -176,7 +176,7 @@ impl HostState {
         if self.mode == Mode::Train && tensor::is_tracked(&t) {
             self.step_graph.push(t.clone());
         }
-        Ok(self.table.push(GuestTensor::Value(t))?)
+        Ok(self.table.push(GuestTensor::Value(Box::new(t)))?)
     }
 
     /// Keeps counting `bytes` of tensors the host took from the guest and holds for the rest
@@ -207,7 +207,7 @@ impl HostState {
                 if self.mode == Mode::Train && tensor::is_tracked(&t) {
                     self.graph_bytes = self.graph_bytes.saturating_add(bytes);
                 }
-                Ok(t)
+                Ok(*t)
             }
             GuestTensor::Param(i) => self.param_value(i),
         }
@@ -227,7 +227,7 @@ impl HostState {
     /// The tensor behind a handle the guest lends.
     fn get(&self, handle: &Resource<GuestTensor>) -> wasmtime::Result<Tensor> {
         match self.table.get(handle)? {
-            GuestTensor::Value(t) => Ok(t.clone()),
+            GuestTensor::Value(t) => Ok(Tensor::clone(t)),
             GuestTensor::Param(i) => self.param_value(*i),
         }
     }

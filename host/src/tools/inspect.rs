@@ -3,6 +3,7 @@
 
 use super::args::{self, Accelerator, LimitsArg, ModelSpec, resolve_accelerator};
 use super::{build_model, num_parameters};
+use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::Limits;
@@ -192,6 +193,10 @@ fn environment(runtime: &Runtime) -> Value {
         },
         "cuda_available": false,
         "mps_available": false,
+        "gpu_adapters": match runtime.gpu_adapters() {
+            Adapters::Found(found) => json!({"available": true, "adapters": found}),
+            Adapters::Unavailable(why) => json!({"available": false, "reason": why}),
+        },
         "limits": limits_json(runtime.limits()),
         "uploads": runtime.uploads().map(|u| json!({
             "max_bytes": u.max_bytes,

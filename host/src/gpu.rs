@@ -1,0 +1,187 @@
+//! GPU adapters: which wgpu adapters (Vulkan, Metal, DX12, GL) this machine has.
+//!
+//! They are found lazily — a server that is never asked never initialises wgpu — and in a
+//! child process, `lightning-mcp --probe-adapters`, so that a driver that crashes while it is
+//! enumerated takes down the probe, not the server. The answer is kept for the server's life.
+
+use serde::{Deserialize, Serialize};
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The command-line flag that makes the binary print its adapters as JSON and exit.
+pub const PROBE_FLAG: &str = "--probe-adapters";
+
+/// How long the probe may take (a first Vulkan initialisation can take seconds).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One wgpu adapter, as wgpu describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adapter {
+    /// Its position in the probe's list.
+    pub index: usize,
+    /// E.g. `NVIDIA GeForce RTX 4090` or `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// The graphics API: `Vulkan`, `Metal`, `Dx12`, `Gl`.
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` (a software rasteriser) or `Other`.
+    pub device_type: String,
+    /// The driver's name, e.g. `llvmpipe`.
+    pub driver: String,
+    /// The driver's version string.
+    pub driver_info: String,
+}
+
+/// What the probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Adapters {
+    /// The adapters (perhaps none).
+    Found(Vec<Adapter>),
+    /// Why there is no answer: a build without the GPU backend, or a probe that failed.
+    Unavailable(String),
+}
+
+/// This machine's adapters, probed with `exe` (this binary) the first time, then remembered.
+pub fn adapters(exe: Option<&Path>) -> &'static Adapters {
+    static PROBED: OnceLock<Adapters> = OnceLock::new();
+    PROBED.get_or_init(|| {
+        if !cfg!(feature = "wgpu") {
+            return Adapters::Unavailable(
+                "this build has no GPU backend (built without the `wgpu` feature)".into(),
+            );
+        }
+        match exe {
+            Some(exe) => probe(exe),
+            None => Adapters::Unavailable("no executable to probe adapters with".into()),
+        }
+    })
+}
+
+/// Runs `exe --probe-adapters` and reads its answer.
+fn probe(exe: &Path) -> Adapters {
+    let started = Instant::now();
+    let child = Command::new(exe)
+        .arg(PROBE_FLAG)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return Adapters::Unavailable(format!("cannot start the adapter probe: {e}")),
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() > PROBE_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Adapters::Unavailable(format!(
+                    "the adapter probe did not answer within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Adapters::Unavailable(format!("the adapter probe: {e}")),
+        }
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take()
+        && let Err(e) = stdout.read_to_string(&mut out)
+    {
+        return Adapters::Unavailable(format!("the adapter probe's answer: {e}"));
+    }
+    if !status.success() {
+        // A signal (a driver crash) or an error exit: the driver is not usable.
+        return Adapters::Unavailable(format!(
+            "the adapter probe failed ({status}): the GPU driver is not usable"
+        ));
+    }
+    match serde_json::from_str(&out) {
+        Ok(found) => Adapters::Found(found),
+        Err(e) => Adapters::Unavailable(format!("the adapter probe's answer: {e}")),
+    }
+}
+
+/// In the probe process: every adapter wgpu finds, as JSON on stdout.
+pub fn print_adapters() -> std::io::Result<()> {
+    let json = serde_json::to_string(&enumerate()).map_err(std::io::Error::other)?;
+    println!("{json}");
+    Ok(())
+}
+
+#[cfg(feature = "wgpu")]
+fn enumerate() -> Vec<Adapter> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .enumerate()
+        .map(|(index, adapter)| {
+            let info = adapter.get_info();
+            Adapter {
+                index,
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: info.driver,
+                driver_info: info.driver_info,
+            }
+        })
+        .collect()
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn enumerate() -> Vec<Adapter> {
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An executable shell script with `body`, in `dir`.
+    fn script(dir: &tempfile::TempDir, name: &str, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    #[test]
+    fn a_probe_that_crashes_or_lies_leaves_the_server_an_answer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let crashing = script(&dir, "crash", "kill -SEGV $$");
+        match probe(&crashing) {
+            Adapters::Unavailable(why) => {
+                assert!(why.contains("signal: 11") && why.contains("not usable"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let garbled = script(&dir, "garbled", "echo not-json");
+        assert!(matches!(probe(&garbled), Adapters::Unavailable(why) if why.contains("answer")));
+        let lavapipe = script(
+            &dir,
+            "lavapipe",
+            r#"echo '[{"index":0,"name":"llvmpipe","backend":"Vulkan","device_type":"Cpu","driver":"llvmpipe","driver_info":"Mesa"}]'"#,
+        );
+        match probe(&lavapipe) {
+            Adapters::Found(found) => {
+                assert_eq!(found.len(), 1);
+                assert_eq!(
+                    found.first().map(|a| a.device_type.as_str()),
+                    Some("Cpu")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = dir.path().join("missing");
+        assert!(
+            matches!(probe(&missing), Adapters::Unavailable(why) if why.contains("cannot start"))
+        );
+    }
+}

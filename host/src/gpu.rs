@@ -158,7 +158,10 @@ mod tests {
         let crashing = script(&dir, "crash", "kill -SEGV $$");
         match probe(&crashing) {
             Adapters::Unavailable(why) => {
-                assert!(why.contains("signal: 11") && why.contains("not usable"), "{why}");
+                assert!(
+                    why.contains("signal: 11") && why.contains("not usable"),
+                    "{why}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -172,10 +175,7 @@ mod tests {
         match probe(&lavapipe) {
             Adapters::Found(found) => {
                 assert_eq!(found.len(), 1);
-                assert_eq!(
-                    found.first().map(|a| a.device_type.as_str()),
-                    Some("Cpu")
-                );
+                assert_eq!(found.first().map(|a| a.device_type.as_str()), Some("Cpu"));
             }
             other => panic!("{other:?}"),
         }

@@ -1,10 +1,26 @@
-//! Tensor-op conformance on the CPU backend: every op of the WIT contract on small known
-//! inputs, and the gradient of every differentiable op against central finite differences.
+//! Tensor-op conformance: every op of the WIT contract on small known inputs, and the
+//! gradient of every differentiable op against central finite differences — on the CPU
+//! backend, or with `LIGHTNING_MCP_TEST_DEVICE=wgpu` (a build with the `wgpu` feature) on
+//! wgpu's default adapter.
 
 use lightning_mcp::tensor::{self as t, Device, Rng, Tensor, TensorError};
 
 fn device() -> Device {
-    t::cpu_device()
+    match std::env::var("LIGHTNING_MCP_TEST_DEVICE").as_deref() {
+        Ok("wgpu") => wgpu(),
+        Ok("cpu") | Err(_) => t::cpu_device(),
+        Ok(other) => panic!("LIGHTNING_MCP_TEST_DEVICE must be cpu or wgpu, got {other:?}"),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Device {
+    t::wgpu_device()
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Device {
+    panic!("LIGHTNING_MCP_TEST_DEVICE=wgpu needs a build with the `wgpu` feature")
 }
 
 fn f32s(values: &[f32], shape: &[usize]) -> Tensor {

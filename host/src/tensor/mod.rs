@@ -37,6 +37,13 @@ pub fn cpu_device() -> Device {
     Device::ndarray().autodiff()
 }
 
+/// wgpu's default adapter (a discrete GPU first; `CUBECL_WGPU_DEFAULT_DEVICE` overrides), with
+/// autodiff. Lazy: nothing is initialised until the first tensor is made on it.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Device {
+    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()
+}
+
 /// A named f32 array: a parameter's values, or a leaf of an optimizer's state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NamedValues {

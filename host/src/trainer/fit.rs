@@ -145,6 +145,7 @@ pub fn fit(
         let mut lr_used = optimizer.lr();
         let mut end_validation: Option<Metrics> = None;
         let mut stopping = false;
+        let mut batches_run = 0;
         for index in 0..train_batches {
             if observer.cancelled() {
                 return Err(Cancelled.into());
@@ -162,6 +163,7 @@ pub fn fit(
             epoch.add(model.take_logged(), size);
             forward_output(model, observer);
             let done = index + 1;
+            batches_run = done;
             if in_window == accumulate || done == train_batches {
                 lr_used = optimizer.lr();
                 let grads = pending.take().unwrap_or_default();
@@ -218,7 +220,7 @@ pub fn fit(
             global_step: report.global_step,
             metrics: logged,
         };
-        observer.epoch_end(&progress(&report, train_batches), &report.metrics);
+        observer.epoch_end(&progress(&report, batches_run), &report.metrics);
         schedule.advance(Interval::Epoch)?;
         optimizer.set_lr(schedule.lr());
         if validated_at_end || val.is_none() {

@@ -72,6 +72,13 @@ fn probe(exe: &Path) -> Adapters {
         Ok(child) => child,
         Err(e) => return Adapters::Unavailable(format!("cannot start the adapter probe: {e}")),
     };
+    // Read while it runs: a probe that fills the pipe would otherwise wait for us forever.
+    let reader = child.stdout.take().map(|mut stdout| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).map(|_| out)
+        })
+    });
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -87,18 +94,21 @@ fn probe(exe: &Path) -> Adapters {
             Err(e) => return Adapters::Unavailable(format!("the adapter probe: {e}")),
         }
     };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take()
-        && let Err(e) = stdout.read_to_string(&mut out)
-    {
-        return Adapters::Unavailable(format!("the adapter probe's answer: {e}"));
-    }
     if !status.success() {
         // A signal (a driver crash) or an error exit: the driver is not usable.
         return Adapters::Unavailable(format!(
             "the adapter probe failed ({status}): the GPU driver is not usable"
         ));
     }
+    let out = match reader.map(std::thread::JoinHandle::join) {
+        Some(Ok(Ok(out))) => out,
+        Some(Ok(Err(e))) => {
+            return Adapters::Unavailable(format!("the adapter probe's answer: {e}"));
+        }
+        Some(Err(_)) | None => {
+            return Adapters::Unavailable("the adapter probe's answer could not be read".into());
+        }
+    };
     match serde_json::from_str(&out) {
         Ok(found) => Adapters::Found(found),
         Err(e) => Adapters::Unavailable(format!("the adapter probe's answer: {e}")),
@@ -179,6 +189,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // An answer larger than a pipe holds is read, not waited on until the timeout.
+        let long = script(
+            &dir,
+            "long",
+            "head -c 200000 /dev/zero | tr '\\0' ' '; echo '[]'",
+        );
+        assert_eq!(probe(&long), Adapters::Found(Vec::new()));
         let missing = dir.path().join("missing");
         assert!(
             matches!(probe(&missing), Adapters::Unavailable(why) if why.contains("cannot start"))

@@ -4,22 +4,15 @@
 //! them, pinned, under the target directory on first use.
 
 mod http_support;
+#[path = "support.rs"]
+mod support;
 
 use http_support::HttpServer;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-/// Every tool a server without `--allow-register` lists, in order.
-const TOOLS: [&str; 6] = [
-    "lightning.train",
-    "lightning.validate",
-    "lightning.test",
-    "lightning.predict",
-    "lightning.checkpoint",
-    "lightning.inspect",
-];
+use support::TOOLS;
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 

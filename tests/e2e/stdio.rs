@@ -5,20 +5,12 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{StdioServer, listed_checkpoints, number, structured, tool_error, with_test_model};
+use support::{
+    StdioServer, TOOLS, listed_checkpoints, number, structured, tool_error, with_test_model,
+};
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
-
-/// Every tool a server without `--allow-register` lists, in order.
-const TOOLS: [&str; 6] = [
-    "lightning.train",
-    "lightning.validate",
-    "lightning.test",
-    "lightning.predict",
-    "lightning.checkpoint",
-    "lightning.inspect",
-];
 
 fn simple(trainer: Value) -> Value {
     json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3}, "trainer": trainer})

@@ -9,6 +9,16 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
+/// Every tool a server without `--allow-register` lists, in order.
+pub const TOOLS: [&str; 6] = [
+    "lightning.train",
+    "lightning.validate",
+    "lightning.test",
+    "lightning.predict",
+    "lightning.checkpoint",
+    "lightning.inspect",
+];
+
 /// How long any one reply may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -304,6 +304,14 @@ impl Optimizer {
                     "{} is {:?}, its parameter {shape:?}",
                     t.name, t.shape
                 )),
+                Some(_) if t.values.len() != t.shape.iter().product::<usize>() => {
+                    problems.push(format!(
+                        "{} has {} values for shape {:?}",
+                        t.name,
+                        t.values.len(),
+                        t.shape
+                    ))
+                }
                 Some(_) => source.insert_tensor(t.name, TensorData::new(t.values, t.shape)),
             }
         }
@@ -683,6 +691,16 @@ mod tests {
         assert!(
             refused(&["v"], &[vec![2]]).contains("w.momentum.moment_1 belongs to no parameter")
         );
+        let mut short = state.clone();
+        if let Some(t) = short.tensors.first_mut() {
+            t.values.pop();
+        }
+        let message = Optimizer::new(&adam(), 1)
+            .import_state(&["w"], &[vec![2]], short, &cpu_device())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("has 1 values for shape [2]"), "{message}");
     }
 
     #[test]

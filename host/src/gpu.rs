@@ -32,6 +32,38 @@ pub struct Adapter {
     pub driver: String,
     /// The driver's version string.
     pub driver_info: String,
+    /// The PCI vendor id: 0x10de NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x106b Apple.
+    pub vendor: u32,
+    /// How Burn's wgpu backend addresses this adapter; `None` when Burn cannot use it (it
+    /// runs on one graphics API per machine, and numbers only the first software adapter).
+    pub burn_device: Option<BurnDevice>,
+}
+
+/// The NVIDIA PCI vendor id (`accelerator: "cuda"`).
+pub const NVIDIA: u32 = 0x10de;
+
+impl Adapter {
+    /// Whether this is a real GPU, not a software rasteriser such as lavapipe.
+    pub fn is_hardware(&self) -> bool {
+        matches!(
+            self.device_type.as_str(),
+            "DiscreteGpu" | "IntegratedGpu" | "VirtualGpu"
+        )
+    }
+}
+
+/// An adapter as Burn's wgpu backend selects it: the n-th adapter of its type on the graphics
+/// API Burn settles on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BurnDevice {
+    /// The n-th discrete GPU.
+    DiscreteGpu(usize),
+    /// The n-th integrated GPU.
+    IntegratedGpu(usize),
+    /// The n-th virtual GPU.
+    VirtualGpu(usize),
+    /// The (first) software adapter.
+    Cpu,
 }
 
 /// What the probe found.
@@ -126,11 +158,38 @@ pub fn print_adapters() -> std::io::Result<()> {
 fn enumerate() -> Vec<Adapter> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-        .iter()
+    let found: Vec<wgpu::AdapterInfo> =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .iter()
+            .map(wgpu::Adapter::get_info)
+            .collect();
+    let settled = burn_backend(&found);
+    let mut numbered = [0usize; 3];
+    let mut software = false;
+    found
+        .into_iter()
         .enumerate()
-        .map(|(index, adapter)| {
-            let info = adapter.get_info();
+        .map(|(index, info)| {
+            let burn_device = (Some(info.backend) == settled)
+                .then(|| {
+                    let mut next = |i: usize| {
+                        numbered.get_mut(i).map(|n| {
+                            *n += 1;
+                            *n - 1
+                        })
+                    };
+                    match info.device_type {
+                        wgpu::DeviceType::DiscreteGpu => next(0).map(BurnDevice::DiscreteGpu),
+                        wgpu::DeviceType::IntegratedGpu => next(1).map(BurnDevice::IntegratedGpu),
+                        wgpu::DeviceType::VirtualGpu => next(2).map(BurnDevice::VirtualGpu),
+                        wgpu::DeviceType::Cpu if !software => {
+                            software = true;
+                            Some(BurnDevice::Cpu)
+                        }
+                        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other => None,
+                    }
+                })
+                .flatten();
             Adapter {
                 index,
                 name: info.name,
@@ -138,9 +197,32 @@ fn enumerate() -> Vec<Adapter> {
                 device_type: format!("{:?}", info.device_type),
                 driver: info.driver,
                 driver_info: info.driver_info,
+                vendor: info.vendor,
+                burn_device,
             }
         })
         .collect()
+}
+
+/// The graphics API Burn's wgpu backend runs on here, as cubecl-wgpu 0.11 settles it: the
+/// first of its platform's list with a GPU, else the first with any adapter.
+#[cfg(feature = "wgpu")]
+fn burn_backend(found: &[wgpu::AdapterInfo]) -> Option<wgpu::Backend> {
+    let chain: &[wgpu::Backend] = if cfg!(target_os = "macos") {
+        &[wgpu::Backend::Metal]
+    } else {
+        &[
+            wgpu::Backend::Vulkan,
+            wgpu::Backend::Dx12,
+            wgpu::Backend::Gl,
+        ]
+    };
+    let on = |api: wgpu::Backend| found.iter().filter(move |a| a.backend == api);
+    chain
+        .iter()
+        .find(|api| on(**api).any(|a| a.device_type != wgpu::DeviceType::Cpu))
+        .or_else(|| chain.iter().find(|api| on(**api).next().is_some()))
+        .copied()
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -180,7 +262,7 @@ mod tests {
         let lavapipe = script(
             &dir,
             "lavapipe",
-            r#"echo '[{"index":0,"name":"llvmpipe","backend":"Vulkan","device_type":"Cpu","driver":"llvmpipe","driver_info":"Mesa"}]'"#,
+            r#"echo '[{"index":0,"name":"llvmpipe","backend":"Vulkan","device_type":"Cpu","driver":"llvmpipe","driver_info":"Mesa","vendor":65541,"burn_device":"Cpu"}]'"#,
         );
         match probe(&lavapipe) {
             Adapters::Found(found) => {

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use lightning_mcp::files::ConfinedDir;
-use lightning_mcp::runtime::{RuntimeConfig, UploadLimits};
+use lightning_mcp::runtime::{CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, RuntimeConfig, UploadLimits};
 use lightning_mcp::sandbox::{ComponentCache, Limits};
 use lightning_mcp::transport::http::{AllowedHosts, HttpConfig};
 use std::path::PathBuf;
@@ -83,6 +83,10 @@ struct Cli {
     /// probe them in a child process).
     #[arg(long = "probe-adapters", hide = true)]
     probe_adapters: bool,
+    /// Run one GPU call given as JSON on stdin and exit (the server runs itself so to keep
+    /// GPU drivers out of its own process).
+    #[arg(long = "gpu-worker", hide = true)]
+    gpu_worker: bool,
 }
 
 /// The limits of every model run; a request's `limits` may lower each, never raise it.
@@ -166,6 +170,9 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("invalid --log filter {:?}", cli.log))?,
         )
         .init();
+    if cli.gpu_worker {
+        return lightning_mcp::tools::worker::serve().context("the GPU worker failed");
+    }
     let cache = match (cli.no_cache, &cli.cache_dir) {
         (true, _) => ComponentCache::disabled(),
         (false, Some(dir)) => ComponentCache::at(dir.clone()),
@@ -183,8 +190,8 @@ fn main() -> anyhow::Result<()> {
             max_bytes: cli.max_register_bytes,
             max_models: cli.max_uploaded_models,
         }),
-        data_dir: ConfinedDir::new(cli.data_dir.clone(), "--data-dir"),
-        checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), "--checkpoint-dir"),
+        data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
+        checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
         executable: std::env::current_exe().ok(),
     });
     if cli.http {

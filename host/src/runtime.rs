@@ -11,6 +11,7 @@ use crate::sandbox::{
     ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel, Sandbox,
     SandboxError, sha256_hex,
 };
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
@@ -36,8 +37,43 @@ pub struct RuntimeConfig {
     pub executable: Option<PathBuf>,
 }
 
+/// What a GPU worker process needs of its server's [`RuntimeConfig`] to run one call as the
+/// server would (see [`crate::tools::worker`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerConfig {
+    cache_dir: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
+    limits: Limits,
+    uploads: Option<UploadLimits>,
+    data_dir: PathBuf,
+    checkpoint_dir: PathBuf,
+}
+
+impl From<WorkerConfig> for RuntimeConfig {
+    fn from(worker: WorkerConfig) -> Self {
+        Self {
+            cache: worker
+                .cache_dir
+                .map_or_else(ComponentCache::disabled, ComponentCache::at),
+            models_dir: worker.models_dir,
+            limits: worker.limits,
+            max_concurrent_runs: 1,
+            uploads: worker.uploads,
+            data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
+            checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
+            executable: None,
+        }
+    }
+}
+
+/// The option that sets [`RuntimeConfig::data_dir`], as errors name it.
+pub const DATA_DIR_FLAG: &str = "--data-dir";
+
+/// The option that sets [`RuntimeConfig::checkpoint_dir`], as errors name it.
+pub const CHECKPOINT_DIR_FLAG: &str = "--checkpoint-dir";
+
 /// How much clients may upload with `lightning.register`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadLimits {
     /// Largest component, in bytes.
     pub max_bytes: usize,
@@ -62,8 +98,8 @@ impl Default for RuntimeConfig {
             limits: Limits::default(),
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
             uploads: None,
-            data_dir: ConfinedDir::new("data", "--data-dir"),
-            checkpoint_dir: ConfinedDir::new("checkpoints", "--checkpoint-dir"),
+            data_dir: ConfinedDir::new("data", DATA_DIR_FLAG),
+            checkpoint_dir: ConfinedDir::new("checkpoints", CHECKPOINT_DIR_FLAG),
             executable: None,
         }
     }
@@ -168,6 +204,24 @@ impl Runtime {
     /// The limits of every run.
     pub fn limits(&self) -> &Limits {
         &self.config.limits
+    }
+
+    /// This server's executable (which runs the adapter probe and GPU workers), if known.
+    pub fn executable(&self) -> Option<&std::path::Path> {
+        self.config.executable.as_deref()
+    }
+
+    /// What a GPU worker needs to run a call as this server would.
+    pub fn worker_config(&self) -> WorkerConfig {
+        let config = &self.config;
+        WorkerConfig {
+            cache_dir: config.cache.dir().map(std::path::Path::to_path_buf),
+            models_dir: config.models_dir.clone(),
+            limits: config.limits.clone(),
+            uploads: config.uploads,
+            data_dir: config.data_dir.root().to_path_buf(),
+            checkpoint_dir: config.checkpoint_dir.root().to_path_buf(),
+        }
     }
 
     /// This machine's GPU adapters, probed on first use (see [`crate::gpu`]).

@@ -141,6 +141,31 @@ impl<'a> CallContext<'a> {
             }));
         }
     }
+
+    /// Sends a notification that another process made for this call (a GPU worker's
+    /// `notifications/progress` or `notifications/message`), through this call's filters:
+    /// progress only when asked for and increasing, messages at the caller's log level.
+    pub fn forward(&self, notification: &Value) {
+        let params = &notification["params"];
+        match notification["method"].as_str() {
+            Some("notifications/progress") => {
+                if let Some(progress) = params["progress"].as_f64() {
+                    self.progress(
+                        progress,
+                        params["total"].as_f64(),
+                        params["message"].as_str().unwrap_or_default(),
+                    );
+                }
+            }
+            Some("notifications/message") => {
+                if let Ok(level) = serde_json::from_value(params["level"].clone()) {
+                    let logger = params["logger"].as_str().unwrap_or_default();
+                    self.log(level, logger, params["data"].clone());
+                }
+            }
+            _ => tracing::debug!("dropped a forwarded notification: {notification}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,5 +207,46 @@ mod tests {
             json!("no level set: nothing"),
         );
         assert_eq!(sent.into_inner().unwrap_or_default(), 2);
+    }
+
+    #[test]
+    fn forwarded_notifications_pass_this_calls_filters() {
+        let sent = Mutex::new(Vec::new());
+        let notify = |m: Value| sent.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+        let ctx = CallContext::new(
+            CancelToken::new(),
+            Some(json!("mine")),
+            Some(LogLevel::Info),
+            &notify,
+        );
+        let progress = |p: f64| {
+            json!({"method": "notifications/progress",
+                   "params": {"progressToken": "theirs", "progress": p, "total": 4.0,
+                              "message": "epoch"}})
+        };
+        let message = |level: &str| {
+            json!({"method": "notifications/message",
+                   "params": {"level": level, "logger": "w", "data": "d"}})
+        };
+        for n in [
+            progress(1.0),
+            progress(1.0),
+            message("debug"),
+            message("warning"),
+            json!({"method": "sampling/createMessage"}),
+        ] {
+            ctx.forward(&n);
+        }
+        let sent = sent.into_inner().unwrap_or_default();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(
+            sent.first()
+                .and_then(|m| m.pointer("/params/progressToken")),
+            Some(&json!("mine"))
+        );
+        assert_eq!(
+            sent.get(1).and_then(|m| m.pointer("/params/level")),
+            Some(&json!("warning"))
+        );
     }
 }

@@ -14,7 +14,7 @@ const MAX_TABLES: usize = 32;
 const MAX_MEMORIES: usize = 32;
 
 /// What one model run may use. Every field has a safe default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest guest linear memory, in bytes (`guest_memory_mib`).
     pub max_guest_memory: usize,

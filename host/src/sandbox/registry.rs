@@ -132,6 +132,9 @@ pub struct RegisteredModel {
     pub source: ModelSource,
     /// Hex SHA-256 of its component bytes.
     pub sha256: String,
+    /// An upload's component bytes, which a GPU worker process registers again (built-in
+    /// models and the models directory it loads itself).
+    pub upload: Option<Arc<[u8]>>,
     pre: ModelPre<HostState>,
 }
 
@@ -317,6 +320,7 @@ impl ModelRegistry {
             .and_then(ModelDescription::checked)?;
         Ok(RegisteredModel {
             description,
+            upload: (source == ModelSource::Upload).then(|| Arc::from(wasm)),
             source,
             sha256: compiled.sha256,
             pre,

@@ -37,11 +37,19 @@ pub fn cpu_device() -> Device {
     Device::ndarray().autodiff()
 }
 
-/// wgpu's default adapter (a discrete GPU first; `CUBECL_WGPU_DEFAULT_DEVICE` overrides), with
-/// autodiff. Lazy: nothing is initialised until the first tensor is made on it.
+/// The wgpu adapter Burn knows as `adapter`, with autodiff. Lazy: nothing is initialised until
+/// the first tensor is made on it.
 #[cfg(feature = "wgpu")]
-pub fn wgpu_device() -> Device {
-    Device::wgpu(burn::tensor::DeviceKind::DefaultDevice).autodiff()
+pub fn wgpu_device(adapter: crate::gpu::BurnDevice) -> Device {
+    use crate::gpu::BurnDevice;
+    use burn::tensor::DeviceKind;
+    let kind = match adapter {
+        BurnDevice::DiscreteGpu(n) => DeviceKind::DiscreteGpu(n),
+        BurnDevice::IntegratedGpu(n) => DeviceKind::IntegratedGpu(n),
+        BurnDevice::VirtualGpu(n) => DeviceKind::VirtualGpu(n),
+        BurnDevice::Cpu => DeviceKind::Cpu,
+    };
+    Device::wgpu(kind).autodiff()
 }
 
 /// A named f32 array: a parameter's values, or a leaf of an optimizer's state.

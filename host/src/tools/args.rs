@@ -1,10 +1,10 @@
 //! Argument types shared by the tools, parsed with serde (errors name the field) and described
 //! with schemars (so the schema `tools/list` shows cannot drift from the parser).
 
+use super::accelerator::DeviceRequest;
 use super::bounds::Bounds;
 use super::checkpoint::CheckpointRule;
 use crate::sandbox::{Limits, Split};
-use crate::tensor::{self, Device};
 use crate::trainer::{BatchLimit, EarlyStopping, FitConfig, GradientClip, Mode, ValCheckInterval};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -76,10 +76,10 @@ impl ModelSpec {
 pub enum Accelerator {
     /// The CPU (Burn's ndarray backend).
     Cpu,
-    /// The best available: the CPU in this build.
+    /// A real GPU when there is one (never a software rasteriser), else the CPU.
     #[default]
     Auto,
-    /// A GPU through wgpu.
+    /// A GPU through wgpu, software ones (lavapipe) included.
     Gpu,
     /// A GPU through wgpu (explicitly).
     Wgpu,
@@ -89,14 +89,66 @@ pub enum Accelerator {
     Mps,
 }
 
-/// How many devices: a count (only 1 is supported) or `"auto"`.
+impl Accelerator {
+    /// The value as requests spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Auto => "auto",
+            Self::Gpu => "gpu",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+            Self::Mps => "mps",
+        }
+    }
+
+    /// Every value.
+    pub const ALL: [Self; 6] = [
+        Self::Cpu,
+        Self::Auto,
+        Self::Gpu,
+        Self::Wgpu,
+        Self::Cuda,
+        Self::Mps,
+    ];
+}
+
+/// Which devices: a count (only 1 is supported), `"auto"`, or a list of adapter indices
+/// (`[k]`: adapter k of `lightning.inspect` environment's `gpu_adapters`).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Devices {
     /// A number of devices.
     Count(u32),
+    /// Adapter indices.
+    Indices(Vec<u32>),
     /// `"auto"`: one device.
     Named(String),
+}
+
+impl Devices {
+    fn resolve(&self) -> Result<DeviceRequest, String> {
+        match self {
+            Self::Count(1) => Ok(DeviceRequest::One),
+            Self::Named(name) if name == "auto" => Ok(DeviceRequest::One),
+            Self::Indices(indices) => match indices.as_slice() {
+                [k] => Ok(DeviceRequest::Adapter(*k as usize)),
+                [] => Err("trainer.devices: the list of adapter indices is empty".into()),
+                more => Err(format!(
+                    "trainer.devices: training on {} devices is not supported yet; give one \
+                     adapter index",
+                    more.len()
+                )),
+            },
+            Self::Count(0) => Err("trainer.devices must be at least 1".into()),
+            Self::Count(n) => Err(format!(
+                "trainer.devices: training on {n} devices is not supported yet; use 1"
+            )),
+            Self::Named(other) => Err(format!(
+                "trainer.devices must be 1, \"auto\" or [adapter index], got {other:?}"
+            )),
+        }
+    }
 }
 
 /// A batch limit: an integer is a number of batches, a float a fraction of them.
@@ -151,7 +203,8 @@ pub struct TrainerArgs {
     /// Where a training's `lightning_logs/version_N/checkpoints/` go, relative to the
     /// server's checkpoint directory (default `.`: the checkpoint directory itself).
     pub default_root_dir: Option<String>,
-    /// Number of devices: 1 or `"auto"`.
+    /// Devices: 1 or `"auto"` (the accelerator's best), or `[k]`: adapter k of
+    /// `lightning.inspect` environment's `gpu_adapters`.
     pub devices: Option<Devices>,
     /// Epochs early stopping may not cut (default 0).
     pub min_epochs: Option<u32>,
@@ -294,8 +347,10 @@ pub struct TrainerOptions {
     pub limit_predict_batches: BatchLimit,
     /// The run's seed.
     pub seed: u64,
-    /// The accelerator actually used (`cpu`).
-    pub accelerator: &'static str,
+    /// The accelerator asked for.
+    pub accelerator: Accelerator,
+    /// The devices asked for.
+    pub devices: DeviceRequest,
     /// Whether training ends by writing a checkpoint.
     pub enable_checkpointing: bool,
     /// Whether training writes `metrics.csv`.
@@ -306,8 +361,6 @@ pub struct TrainerOptions {
     pub overfit_batches: Option<BatchLimit>,
     /// Checkpoints after every epoch, when the callback is given.
     pub model_checkpoint: Option<CheckpointRule>,
-    /// The device tensors live on.
-    pub device: Device,
 }
 
 impl TrainerArgs {
@@ -328,21 +381,10 @@ impl TrainerArgs {
                 ));
             }
         };
-        match &self.devices {
-            None | Some(Devices::Count(1)) => {}
-            Some(Devices::Named(name)) if name == "auto" => {}
-            Some(Devices::Count(n)) => {
-                return Err(format!(
-                    "trainer.devices: training on {n} devices is not supported yet; use 1"
-                ));
-            }
-            Some(Devices::Named(other)) => {
-                return Err(format!(
-                    "trainer.devices must be 1 or \"auto\", got {other:?}"
-                ));
-            }
-        }
-        let (accelerator, device) = resolve_accelerator(self.accelerator.unwrap_or_default())?;
+        let devices = self
+            .devices
+            .as_ref()
+            .map_or(Ok(DeviceRequest::One), Devices::resolve)?;
         check_precision(self.precision.as_ref())?;
         if let Some(Deterministic::Mode(mode)) = &self.deterministic
             && mode != "warn"
@@ -444,13 +486,13 @@ impl TrainerArgs {
                 "limit_predict_batches",
             )?,
             seed: self.seed.unwrap_or(0),
-            accelerator,
+            accelerator: self.accelerator.unwrap_or_default(),
+            devices,
             enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
             logger: self.logger.unwrap_or(true),
             default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
             overfit_batches,
             model_checkpoint,
-            device,
         };
         Ok(match fast_dev_run {
             None => options,
@@ -568,21 +610,6 @@ impl EarlyStoppingArg {
 /// A `limit_*_batches` option, all batches when absent.
 fn resolve_limit(limit: Option<BatchLimitArg>, field: &str) -> Result<BatchLimit, String> {
     limit.map_or(Ok(BatchLimit::default()), |l| l.resolve(field))
-}
-
-/// The device for an `accelerator` value. This build has the CPU backend only.
-pub fn resolve_accelerator(accelerator: Accelerator) -> Result<(&'static str, Device), String> {
-    match accelerator {
-        Accelerator::Cpu | Accelerator::Auto => Ok(("cpu", tensor::cpu_device())),
-        other => Err(format!(
-            "trainer.accelerator {:?} is not available: this server has no GPU backend \
-             (available: \"cpu\", \"auto\")",
-            serde_json::to_value(other)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        )),
-    }
 }
 
 /// Limits a request sets for its own run: each may lower the server's limit, never raise it.

@@ -8,7 +8,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
-use crate::tensor::{Device, NamedValues};
+use crate::tensor::NamedValues;
 use crate::trainer::{EpochRecord, Metrics, Mode, TrainingState};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,6 @@ pub enum Request {
         path: String,
         model: ModelSpec,
         seed: u64,
-        device: Device,
         limits: Limits,
     },
     /// Load.
@@ -124,7 +123,6 @@ pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String
                 path: with_extension(&a.path),
                 model: a.model,
                 seed: options.seed,
-                device: options.device,
                 limits: a.limits.unwrap_or_default().apply(limits, false)?,
             }
         }
@@ -154,7 +152,6 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             path,
             model: spec,
             seed,
-            device,
             limits,
         } => {
             let model = runtime.model(&spec.target)?;
@@ -162,7 +159,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             let (instance, hyperparameters) = build_model(
                 &model,
                 &spec,
-                device,
+                crate::tensor::cpu_device(),
                 &limits,
                 seed,
                 limits.call_timeout,

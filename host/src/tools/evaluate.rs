@@ -1,6 +1,7 @@
 //! `lightning.validate`, `lightning.test` and `lightning.predict`: build a registered model and
 //! run one of Lightning's evaluation loops over its own data.
 
+use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::data::{CallData, DataReport};
 use super::{build_model, num_parameters, run_failed};
@@ -131,6 +132,8 @@ pub struct EvaluateOutput {
     pub ckpt_path: Option<String>,
     /// Where the data came from, when it was a file (`data.csv`).
     pub data: Option<DataReport>,
+    /// The device the model ran on.
+    pub device: DeviceReport,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -150,6 +153,8 @@ pub struct PredictOutput {
     pub ckpt_path: Option<String>,
     /// Where the data came from, when it was a file (`data.csv`).
     pub data: Option<DataReport>,
+    /// The device the model ran on.
+    pub device: DeviceReport,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
 }
@@ -190,6 +195,13 @@ pub(super) fn definitions() -> [ToolDefinition; 3] {
     ]
 }
 
+impl Request {
+    /// The trainer options.
+    pub(super) fn options(&self) -> &TrainerOptions {
+        &self.options
+    }
+}
+
 /// Parses and checks the arguments of the `what` tool against the server's `limits`.
 pub(super) fn parse(what: Loop, arguments: Value, limits: &Limits) -> Result<Request, String> {
     let args: EvaluateArgs = args::parse(arguments)?;
@@ -212,7 +224,12 @@ impl FitObserver for Cancellation<'_, '_> {
     }
 }
 
-pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+pub(super) fn run(
+    runtime: &Runtime,
+    request: Request,
+    placement: &Placement,
+    ctx: &CallContext,
+) -> Result<Value, String> {
     let started = Instant::now();
     let Request {
         what,
@@ -228,7 +245,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     let (mut instance, _) = build_model(
         &model,
         &spec,
-        options.device.clone(),
+        placement.device()?,
         &limits,
         options.seed,
         limits.train_timeout,
@@ -277,6 +294,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 num_batches: limit(batches),
                 ckpt_path,
                 data: call_data.report(),
+                device: placement.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }
@@ -307,6 +325,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 predictions,
                 ckpt_path,
                 data: call_data.report(),
+                device: placement.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }

@@ -1,7 +1,8 @@
 //! `lightning.inspect`: a model's size and hyperparameters, a per-parameter summary table, the
 //! environment (versions, backends, devices) or the registered models.
 
-use super::args::{self, Accelerator, LimitsArg, ModelSpec, resolve_accelerator};
+use super::accelerator::{self, DeviceRequest, Placement};
+use super::args::{self, Accelerator, LimitsArg, ModelSpec};
 use super::{build_model, num_parameters};
 use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
@@ -86,7 +87,8 @@ pub(super) fn definition() -> ToolDefinition {
         description: "what=model: class, num_parameters, trainable_parameters and resolved \
             hyperparameters of a model (pass model._target_ and hyperparameters); \
             what=summary: a table of the model's parameters; what=environment: versions, \
-            platform, backends, devices, cuda_available/mps_available; what=models: every \
+            platform, backends, GPU adapters, which trainer.accelerator values are usable \
+            here, cuda_available/mps_available, limits; what=models: every \
             registered model target with its description and default hyperparameters.",
         input_schema: args::schema::<InspectArgs>(),
         // The result's shape depends on `what`.
@@ -102,7 +104,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
         Subject::Summary(spec) => (spec, true),
     };
     let model = runtime.model(&spec.target)?;
-    let (_, device) = resolve_accelerator(Accelerator::Cpu)?;
+    let device = crate::tensor::cpu_device();
     let _slot = runtime.run_slot()?;
     let (instance, hyperparameters) = build_model(
         &model,
@@ -175,6 +177,29 @@ fn summary_table(rows: &[(String, Vec<usize>, usize)]) -> String {
 
 fn environment(runtime: &Runtime) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let adapters = runtime.gpu_adapters();
+    // What each `trainer.accelerator` value would run on here.
+    let accelerators: serde_json::Map<String, Value> = Accelerator::ALL
+        .iter()
+        .map(|a| {
+            let placed = accelerator::place(*a, DeviceRequest::One, || adapters);
+            let entry = match placed {
+                Ok(Placement::Cpu) => json!({"usable": true, "device": "cpu"}),
+                Ok(Placement::Gpu(adapter)) => json!({
+                    "usable": true,
+                    "device": format!("adapter {}: {}", adapter.index, adapter.name),
+                }),
+                Err(why) => json!({"usable": false, "reason": why}),
+            };
+            (a.name().to_string(), entry)
+        })
+        .collect();
+    let usable = |a: Accelerator| {
+        accelerators
+            .get(a.name())
+            .and_then(|entry| entry.get("usable"))
+            == Some(&json!(true))
+    };
     json!({
         "lightning_mcp": env!("CARGO_PKG_VERSION"),
         "wasmtime": env!("LIGHTNING_MCP_WASMTIME_VERSION"),
@@ -182,18 +207,19 @@ fn environment(runtime: &Runtime) -> Value {
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
         "cpus": cpus,
-        "backends": [{
-            "name": "ndarray",
-            "accelerator": "cpu",
-            "available": true,
-            "devices": [{"index": 0, "name": "cpu", "type": "Cpu", "threads": cpus}],
-        }],
-        "accelerators": {
-            "cpu": true, "auto": true, "gpu": false, "wgpu": false, "cuda": false, "mps": false,
-        },
-        "cuda_available": false,
-        "mps_available": false,
-        "gpu_adapters": match runtime.gpu_adapters() {
+        "backends": [
+            {
+                "name": "ndarray",
+                "accelerator": "cpu",
+                "available": true,
+                "devices": [{"index": 0, "name": "cpu", "type": "Cpu", "threads": cpus}],
+            },
+            wgpu_backend(adapters),
+        ],
+        "accelerators": accelerators,
+        "cuda_available": usable(Accelerator::Cuda),
+        "mps_available": usable(Accelerator::Mps),
+        "gpu_adapters": match adapters {
             Adapters::Found(found) => json!({"available": true, "adapters": found}),
             Adapters::Unavailable(why) => json!({"available": false, "reason": why}),
         },
@@ -208,6 +234,34 @@ fn environment(runtime: &Runtime) -> Value {
         "runs_in_progress": runtime.runs_in_progress(),
         "model_instances_alive": crate::sandbox::live_instances(),
     })
+}
+
+/// The wgpu backend's entry in `backends`: the adapters Burn can run on.
+fn wgpu_backend(adapters: &Adapters) -> Value {
+    match adapters {
+        Adapters::Found(found) => json!({
+            "name": "wgpu",
+            "accelerator": "gpu",
+            "available": found.iter().any(|a| a.burn_device.is_some()),
+            "devices": found
+                .iter()
+                .filter(|a| a.burn_device.is_some())
+                .map(|a| json!({
+                    "index": a.index,
+                    "name": a.name,
+                    "type": a.device_type,
+                    "graphics_api": a.backend,
+                }))
+                .collect::<Vec<_>>(),
+        }),
+        Adapters::Unavailable(why) => json!({
+            "name": "wgpu",
+            "accelerator": "gpu",
+            "available": false,
+            "devices": [],
+            "reason": why,
+        }),
+    }
 }
 
 fn models(runtime: &Runtime) -> Result<Value, String> {

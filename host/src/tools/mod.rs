@@ -5,6 +5,7 @@
 //! resolved — then run on the shared [`Runtime`], returning the Python project's result
 //! shapes.
 
+pub mod accelerator;
 mod args;
 mod bounds;
 mod checkpoint;
@@ -13,6 +14,7 @@ mod evaluate;
 mod inspect;
 mod register;
 mod train;
+pub mod worker;
 
 pub use args::{Accelerator, DataArgs, LimitsArg, ModelSpec, TrainerArgs};
 pub use bounds::Bounds;
@@ -22,6 +24,7 @@ use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider}
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, ModelInstance, RegisteredModel, SandboxError};
 use crate::trainer::TrainError;
+use accelerator::{DeviceRequest, Placement};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -73,16 +76,84 @@ impl Tools {
         })
     }
 
-    fn run(&self, call: ParsedCall, ctx: &CallContext) -> Result<CallToolResult, String> {
+    /// Runs a parsed call at `placement` in this process.
+    fn run(
+        &self,
+        call: ParsedCall,
+        placement: &Placement,
+        ctx: &CallContext,
+    ) -> Result<CallToolResult, String> {
         let structured = match call {
-            ParsedCall::Train(request) => return train::run(&self.runtime, *request, ctx),
-            ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, ctx),
+            ParsedCall::Train(request) => {
+                return train::run(&self.runtime, *request, placement, ctx);
+            }
+            ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, placement, ctx),
             ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, request),
         };
         structured.map(CallToolResult::success)
     }
+
+    /// Parses tool call `name` and runs it at `placement` in this process, whatever its
+    /// `accelerator` says (a GPU worker runs the call its server placed).
+    pub fn run_placed(
+        &self,
+        name: &str,
+        arguments: Value,
+        placement: &Placement,
+        ctx: &CallContext,
+    ) -> CallToolResult {
+        let outcome = match self.parse(name, arguments) {
+            Some(Ok(call)) => self.run(call, placement, ctx),
+            Some(Err(message)) => Err(message),
+            None => Err(format!("unknown tool: {name}")),
+        };
+        outcome.unwrap_or_else(|message| failed(name, message))
+    }
+
+    /// Places a parsed call and runs it: in this process on the CPU, in a worker process on
+    /// a GPU.
+    fn place_and_run(
+        &self,
+        name: &str,
+        arguments: Value,
+        call: ParsedCall,
+        ctx: &CallContext,
+    ) -> Result<CallToolResult, String> {
+        let placement = match call.device_request() {
+            Some((accelerator, devices)) => {
+                accelerator::place(accelerator, devices, || self.runtime.gpu_adapters())?
+            }
+            None => Placement::Cpu,
+        };
+        match &placement {
+            Placement::Gpu(adapter) => {
+                let _slot = self.runtime.run_slot()?;
+                worker::run(&self.runtime, name, arguments, adapter, ctx)
+            }
+            Placement::Cpu => self.run(call, &placement, ctx),
+        }
+    }
+}
+
+impl ParsedCall {
+    /// The accelerator and devices a model run asks for; `None` for calls that run no
+    /// model loop (they run on the CPU).
+    fn device_request(&self) -> Option<(Accelerator, DeviceRequest)> {
+        let options = match self {
+            Self::Train(request) => request.options(),
+            Self::Evaluate(request) => request.options(),
+            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) => return None,
+        };
+        Some((options.accelerator, options.devices))
+    }
+}
+
+/// A failed call's result, logged.
+fn failed(tool: &str, message: String) -> CallToolResult {
+    tracing::info!(tool, "tool call failed: {message}");
+    CallToolResult::error(message)
 }
 
 impl ToolProvider for Tools {
@@ -98,16 +169,11 @@ impl ToolProvider for Tools {
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
+        // A GPU worker is sent the arguments as given.
         let outcome = self
-            .parse(name, arguments)?
-            .and_then(|call| self.run(call, ctx));
-        Some(match outcome {
-            Ok(result) => result,
-            Err(message) => {
-                tracing::info!(tool = name, "tool call failed: {message}");
-                CallToolResult::error(message)
-            }
-        })
+            .parse(name, arguments.clone())?
+            .and_then(|call| self.place_and_run(name, arguments, call, ctx));
+        Some(outcome.unwrap_or_else(|message| failed(name, message)))
     }
 }
 

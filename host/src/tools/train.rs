@@ -1,5 +1,6 @@
 //! `lightning.train`: builds a registered model and fits it on its data.
 
+use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::checkpoint::Checkpointer;
 use super::data::{CallData, DataReport};
@@ -52,6 +53,13 @@ pub struct Request {
     data: Option<DataArgs>,
     ckpt_path: Option<String>,
     plot: bool,
+}
+
+impl Request {
+    /// The trainer options.
+    pub(super) fn options(&self) -> &TrainerOptions {
+        &self.options
+    }
 }
 
 /// Parses and checks `lightning.train` arguments against the server's `limits`.
@@ -139,10 +147,12 @@ pub struct TrainerReport {
     pub max_epochs: u32,
     /// Step limit, `-1` for none.
     pub max_steps: i64,
-    /// The accelerator used.
+    /// The accelerator used: `cpu` or `gpu`.
     pub accelerator: &'static str,
     /// Devices used.
     pub devices: u32,
+    /// The device trained on.
+    pub device: DeviceReport,
     /// The seed of initialisation, shuffling and dropout.
     pub seed: u64,
     /// Epochs run.
@@ -177,6 +187,7 @@ pub(super) fn definition() -> ToolDefinition {
 pub(super) fn run(
     runtime: &Runtime,
     request: Request,
+    placement: &Placement,
     ctx: &CallContext,
 ) -> Result<CallToolResult, String> {
     let started = Instant::now();
@@ -191,10 +202,11 @@ pub(super) fn run(
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
     let _slot = runtime.run_slot()?;
+    let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
         &model,
         &spec,
-        options.device.clone(),
+        placement.device()?,
         &limits,
         options.seed,
         limits.train_timeout,
@@ -252,8 +264,8 @@ pub(super) fn run(
         LogLevel::Info,
         NAME,
         json!(format!(
-            "training {target} ({num_parameters} parameters) on {}, seed {}",
-            options.accelerator, options.seed
+            "training {target} ({num_parameters} parameters) on {} ({}), seed {}",
+            device.name, device.backend, options.seed
         )),
     );
     // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
@@ -332,8 +344,9 @@ pub(super) fn run(
                 .fit
                 .max_steps
                 .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-            accelerator: options.accelerator,
+            accelerator: device.accelerator,
             devices: 1,
+            device,
             seed: options.seed,
             current_epoch: report.epochs,
             global_step: report.global_step,

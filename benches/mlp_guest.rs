@@ -3,7 +3,7 @@
 
 use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{ComponentCache, Limits, ModelInstance, ModelRegistry, Sandbox};
-use lightning_mcp::tensor::{self, Optimizer, Rng, Tensor};
+use lightning_mcp::tensor::{self, Device, Optimizer, Rng, Tensor};
 use lightning_mcp::trainer;
 use std::time::Duration;
 
@@ -12,9 +12,9 @@ pub const INPUT: usize = 784;
 pub const HIDDEN: usize = 256;
 pub const CLASSES: usize = 10;
 
-/// The batch's labels: `i % CLASSES`.
-pub fn labels() -> Vec<i64> {
-    (0..BATCH).map(|i| (i % CLASSES) as i64).collect()
+/// A batch's labels: `i % CLASSES`.
+pub fn labels(batch: usize) -> Vec<i64> {
+    (0..batch).map(|i| (i % CLASSES) as i64).collect()
 }
 
 /// An MLP instance with its optimizer and a batch (the sandbox kept alive with it).
@@ -27,14 +27,19 @@ pub struct MlpGuest {
 }
 
 impl MlpGuest {
-    /// A fresh instance of the built-in MLP, 784-256-10, Adam with lr 0.001.
+    /// A fresh instance of the built-in MLP, 784-256-10, Adam with lr 0.001, on the CPU with
+    /// a batch of [`BATCH`].
     pub fn new() -> Self {
+        Self::on(tensor::cpu_device(), BATCH)
+    }
+
+    /// The same on `device`, with a batch of `batch`.
+    pub fn on(device: Device, batch: usize) -> Self {
         let sandbox = Sandbox::new().expect("sandbox");
         let registry =
             ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
                 .expect("models");
         let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
-        let device = tensor::cpu_device();
         let mut model = mlp
             .instantiate(
                 device.clone(),
@@ -53,11 +58,11 @@ impl MlpGuest {
         let optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
         let x = tensor::from_f32(
             &device,
-            Rng::seeded(1).normal(BATCH * INPUT, 1.0),
-            &[BATCH, INPUT],
+            Rng::seeded(1).normal(batch * INPUT, 1.0),
+            &[batch, INPUT],
         )
         .expect("x");
-        let y = tensor::from_i64(&device, labels(), &[BATCH]).expect("y");
+        let y = tensor::from_i64(&device, labels(batch), &[batch]).expect("y");
         Self {
             _sandbox: sandbox,
             model,

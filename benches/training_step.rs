@@ -15,17 +15,20 @@
 
 #[path = "mlp_guest.rs"]
 mod mlp_guest;
+#[path = "same_math.rs"]
+mod same_math;
 #[path = "timing.rs"]
 mod timing;
 
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use mlp_guest::{BATCH, CLASSES, HIDDEN, INPUT, MlpGuest, labels};
+use same_math::{read_back_metrics, same_math};
 use std::hint::black_box;
 
 #[allow(deprecated)]
@@ -39,51 +42,6 @@ fn sandboxed() -> impl FnMut() {
     move || {
         guest.step();
         black_box(&guest.model);
-    }
-}
-
-/// Reads the loss and the accuracy back as scalars, as the guest's logging does.
-fn read_back_metrics(logits: Tensor<2>, labels: Tensor<1, Int>, loss: Tensor<1>) {
-    let accuracy = logits
-        .argmax(1)
-        .squeeze_dim::<1>(1)
-        .equal(labels)
-        .float()
-        .mean();
-    black_box((loss.into_scalar::<f32>(), accuracy.into_scalar::<f32>()));
-}
-
-/// The guest's exact math: PyTorch-layout weights `[out, in]`.
-#[derive(Module, Debug)]
-struct SameMathMlp {
-    w1: Param<Tensor<2>>,
-    b1: Param<Tensor<1>>,
-    w2: Param<Tensor<2>>,
-    b2: Param<Tensor<1>>,
-}
-
-fn same_math() -> impl FnMut() {
-    let device = burn_device();
-    let uniform = Distribution::Uniform(-0.03, 0.03);
-    let mut model = SameMathMlp {
-        w1: Param::from_tensor(Tensor::random([HIDDEN, INPUT], uniform, &device)),
-        b1: Param::from_tensor(Tensor::random([HIDDEN], uniform, &device)),
-        w2: Param::from_tensor(Tensor::random([CLASSES, HIDDEN], uniform, &device)),
-        b2: Param::from_tensor(Tensor::random([CLASSES], uniform, &device)),
-    };
-    let mut optimizer = AdamConfig::new().init();
-    let x = Tensor::<2>::random([BATCH, INPUT], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(labels().as_slice(), &device);
-    move || {
-        let h = relu(x.clone().matmul(model.w1.val().transpose()) + model.b1.val().unsqueeze());
-        let logits = h.matmul(model.w2.val().transpose()) + model.b2.val().unsqueeze();
-        let loss = log_softmax(logits.clone(), 1)
-            .gather(1, y.clone().reshape([BATCH, 1]))
-            .mean()
-            .neg();
-        read_back_metrics(logits, y.clone(), loss.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
     }
 }
 
@@ -102,7 +60,7 @@ fn idiomatic() -> impl FnMut() {
     let mut optimizer = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let x = Tensor::<2>::random([BATCH, INPUT], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(labels().as_slice(), &device);
+    let y = Tensor::<1, Int>::from_data(labels(BATCH).as_slice(), &device);
     move || {
         let logits = model.output.forward(relu(model.hidden.forward(x.clone())));
         let loss = loss_fn.forward(logits.clone(), y.clone());
@@ -117,13 +75,14 @@ fn main() {
     if let Some(only) = std::env::args().skip(1).find(|a| !a.starts_with('-')) {
         let mut step: Box<dyn FnMut()> = match only.as_str() {
             "sandbox" => Box::new(sandboxed()),
-            "same" => Box::new(same_math()),
+            "same" => Box::new(same_math(burn_device(), BATCH)),
             _ => Box::new(idiomatic()),
         };
         (0..1000).for_each(|_| step());
         return;
     }
-    let (mut sandbox, mut same, mut nn) = (sandboxed(), same_math(), idiomatic());
+    let (mut sandbox, mut same, mut nn) =
+        (sandboxed(), same_math(burn_device(), BATCH), idiomatic());
     let results = timing::measure_interleaved(30, 20, 25, &mut [&mut sandbox, &mut same, &mut nn]);
     let [sandbox, same, nn] = results.as_slice() else {
         return;

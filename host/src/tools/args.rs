@@ -193,7 +193,9 @@ pub struct TrainerArgs {
     /// Seed of parameter initialisation, dropout and the model's synthetic data (default 0).
     /// The same seed on the same backend gives the same numbers.
     pub seed: Option<u64>,
-    /// `cpu`, `auto`, `gpu`, `wgpu`, `cuda` or `mps` (default `auto`).
+    /// `cpu`; `auto` (default: a real GPU when there is one, else the CPU); `gpu` or `wgpu`
+    /// (any wgpu adapter, software ones included); `cuda` (an NVIDIA adapter) or `mps` (an
+    /// Apple one), both through wgpu. `lightning.inspect` environment lists which are usable.
     pub accelerator: Option<Accelerator>,
     /// Write a checkpoint when training ends (default true, as Lightning).
     pub enable_checkpointing: Option<bool>,

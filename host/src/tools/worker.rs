@@ -10,7 +10,8 @@
 //! the adapter. It answers with [`Message`] lines on stdout: the call's notifications as they
 //! happen, then its result. A `cancel` line on stdin, or stdin closing (the server went away),
 //! cancels the call; the server kills a worker that has not stopped [`KILL_GRACE`] after being
-//! told to, or after the server's run budget. Its logs go to stderr, which it shares with the
+//! told to (which it is when the client cancels, or [`KILL_GRACE`] past the server's run
+//! budget). Its logs go to stderr, which it shares with the
 //! server.
 
 use super::Tools;
@@ -32,7 +33,8 @@ use std::time::{Duration, Instant};
 /// The command-line flag that makes the binary run one [`Job`] from stdin and exit.
 pub const WORKER_FLAG: &str = "--gpu-worker";
 
-/// How long a worker may take to stop once cancelled, or past its budget, before it is killed.
+/// How long a worker may take to stop once cancelled, or past the server's run budget, before
+/// it is told to stop or killed.
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// What a worker runs.
@@ -149,7 +151,9 @@ fn supervise(
             Err(RecvTimeoutError::Disconnected) => return Ok(result),
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let overdue = started.elapsed() > budget;
+        // The worker keeps its own (the request's) deadline; this one only catches a worker
+        // that does not.
+        let overdue = started.elapsed() > budget + KILL_GRACE;
         if (ctx.is_cancelled() || overdue) && told_to_stop.is_none() {
             let _ = stdin.write_all(b"cancel\n").and_then(|()| stdin.flush());
             told_to_stop = Some(Instant::now());

@@ -156,8 +156,9 @@ pub fn print_adapters() -> std::io::Result<()> {
 
 #[cfg(feature = "wgpu")]
 fn enumerate() -> Vec<Adapter> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    // As cubecl-wgpu makes its instances (not from the environment's WGPU_* variables), so
+    // that the adapters listed are those Burn opens.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let found: Vec<wgpu::AdapterInfo> =
         pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
             .iter()

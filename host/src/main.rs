@@ -157,6 +157,17 @@ impl LimitFlags {
     }
 }
 
+/// This binary, to run the adapter probe and GPU workers with. On Linux `/proc/self/exe`, which
+/// stays this very binary even when the file is replaced or deleted while the server runs.
+fn own_executable() -> Option<PathBuf> {
+    let proc_self = PathBuf::from("/proc/self/exe");
+    if proc_self.exists() {
+        Some(proc_self)
+    } else {
+        std::env::current_exe().ok()
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.probe_adapters {
@@ -192,7 +203,7 @@ fn main() -> anyhow::Result<()> {
         }),
         data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
         checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
-        executable: std::env::current_exe().ok(),
+        executable: own_executable(),
     });
     if cli.http {
         let config = HttpConfig {

@@ -191,8 +191,8 @@ fn usable(found: &[Adapter]) -> impl Iterator<Item = &Adapter> {
 /// What an accelerator value needs.
 fn wanted(accelerator: Accelerator) -> &'static str {
     match accelerator {
-        Accelerator::Cuda => "an NVIDIA adapter (run through Vulkan)",
-        Accelerator::Mps => "an Apple adapter (run through Metal)",
+        Accelerator::Cuda => "an NVIDIA adapter (run through wgpu)",
+        Accelerator::Mps => "an adapter on Metal (run through wgpu)",
         _ => "a GPU adapter",
     }
 }
@@ -331,7 +331,7 @@ mod tests {
             "{e}"
         );
         let e = error(place(Accelerator::Mps, one, workstation));
-        assert!(e.contains("an Apple adapter"), "{e}");
+        assert!(e.contains("an adapter on Metal"), "{e}");
     }
 
     #[test]

@@ -117,7 +117,7 @@ impl Tools {
     fn place_and_run(
         &self,
         name: &str,
-        arguments: Value,
+        arguments: Option<Value>,
         call: ParsedCall,
         ctx: &CallContext,
     ) -> Result<CallToolResult, String> {
@@ -127,12 +127,12 @@ impl Tools {
             }
             None => Placement::Cpu,
         };
-        match &placement {
-            Placement::Gpu(adapter) => {
+        match (&placement, arguments) {
+            (Placement::Gpu(adapter), Some(arguments)) => {
                 let _slot = self.runtime.run_slot()?;
                 worker::run(&self.runtime, name, arguments, adapter, ctx)
             }
-            Placement::Cpu => self.run(call, &placement, ctx),
+            _ => self.run(call, &placement, ctx),
         }
     }
 }
@@ -169,10 +169,13 @@ impl ToolProvider for Tools {
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
-        // A GPU worker is sent the arguments as given.
+        // A GPU worker is sent the arguments as given: keep them for the calls that may go
+        // there.
+        let kept =
+            (name == train::NAME || evaluate::Loop::of(name).is_some()).then(|| arguments.clone());
         let outcome = self
-            .parse(name, arguments.clone())?
-            .and_then(|call| self.place_and_run(name, arguments, call, ctx));
+            .parse(name, arguments)?
+            .and_then(|call| self.place_and_run(name, kept, call, ctx));
         Some(outcome.unwrap_or_else(|message| failed(name, message)))
     }
 }

@@ -20,7 +20,6 @@ use crate::cancel::CancelToken;
 use crate::gpu::Adapter;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel};
 use crate::runtime::{Runtime, RuntimeConfig, WorkerConfig};
-use anyhow::Context as _;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -44,6 +43,9 @@ struct Job {
     tool: String,
     arguments: Value,
     adapter: Adapter,
+    /// The SHA-256 of the server's component of the call's model: the worker runs that one or
+    /// none (a file in the models directory may have changed since the server loaded it).
+    sha256: Option<String>,
     /// An uploaded model's component (base64), registered before the call runs.
     upload: Option<String>,
 }
@@ -52,6 +54,8 @@ struct Job {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Message {
+    /// The worker has loaded the model and starts the call: its run budget counts from here.
+    Started,
     /// A notification of the call (progress, log).
     Notification(Value),
     /// The call's result.
@@ -79,18 +83,19 @@ pub(super) fn run(
     let exe = runtime
         .executable()
         .ok_or("this server does not know its executable, which GPU runs need")?;
-    let upload = arguments
+    let model = arguments
         .pointer("/model/_target_")
         .and_then(Value::as_str)
-        .and_then(|target| runtime.model(target).ok())
-        .and_then(|model| model.upload.clone())
-        .map(|wasm| base64::engine::general_purpose::STANDARD.encode(wasm));
+        .and_then(|target| runtime.model(target).ok());
     let job = Job {
         config: runtime.worker_config(),
         tool: tool.to_string(),
-        arguments,
         adapter: adapter.clone(),
-        upload,
+        sha256: model.as_ref().map(|m| m.sha256.clone()),
+        upload: model
+            .and_then(|m| m.upload.clone())
+            .map(|wasm| base64::engine::general_purpose::STANDARD.encode(wasm)),
+        arguments,
     };
     let mut line = serde_json::to_vec(&job).map_err(|e| format!("the GPU worker's job: {e}"))?;
     line.push(b'\n');
@@ -137,37 +142,43 @@ fn supervise(
     if stdin.write_all(job).and_then(|()| stdin.flush()).is_err() {
         return Ok(None);
     }
-    let started = Instant::now();
-    let mut told_to_stop: Option<Instant> = None;
-    let mut result = None;
+    // Until it starts the call, the worker's time is its start-up (loading the models); then
+    // the run's.
+    let mut clock = Instant::now();
+    let mut told_to_stop: Option<(Instant, &str)> = None;
     loop {
         match received.recv_timeout(Duration::from_millis(20)) {
             Ok(Ok(line)) => match serde_json::from_str::<Message>(&line) {
+                Ok(Message::Started) => clock = Instant::now(),
                 Ok(Message::Notification(n)) => ctx.forward(&n),
-                Ok(Message::Result(wire)) => result = Some(from_wire(wire)),
+                Ok(Message::Result(wire)) => return Ok(Some(from_wire(wire))),
                 Err(e) => tracing::warn!("the GPU worker wrote an unreadable line: {e}"),
             },
             Ok(Err(e)) => return Err(format!("reading its answer: {e}")),
-            Err(RecvTimeoutError::Disconnected) => return Ok(result),
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
             Err(RecvTimeoutError::Timeout) => {}
         }
-        // The worker keeps its own (the request's) deadline; this one only catches a worker
-        // that does not.
-        let overdue = started.elapsed() > budget + KILL_GRACE;
-        if (ctx.is_cancelled() || overdue) && told_to_stop.is_none() {
-            let _ = stdin.write_all(b"cancel\n").and_then(|()| stdin.flush());
-            told_to_stop = Some(Instant::now());
+        if told_to_stop.is_none() {
+            // The worker keeps its own (the request's) deadline; this one only catches a
+            // worker that does not.
+            let why = if ctx.is_cancelled() {
+                Some("cancelled")
+            } else if clock.elapsed() > budget + KILL_GRACE {
+                Some("past the run's time budget")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let _ = stdin.write_all(b"cancel\n").and_then(|()| stdin.flush());
+                told_to_stop = Some((Instant::now(), why));
+            }
         }
-        if told_to_stop.is_some_and(|t| t.elapsed() > KILL_GRACE) {
+        if let Some((since, why)) = told_to_stop.filter(|(since, _)| since.elapsed() > KILL_GRACE) {
             let _ = child.kill();
             return Err(format!(
-                "it did not stop within {} s of being {} and was killed",
+                "it did not stop within {} s of being {why} ({:.0} s ago) and was killed",
                 KILL_GRACE.as_secs(),
-                if overdue {
-                    "past the run's time budget"
-                } else {
-                    "cancelled"
-                }
+                since.elapsed().as_secs_f64()
             ));
         }
     }
@@ -176,14 +187,18 @@ fn supervise(
 /// The error of a worker that ended without answering: a crash names its signal.
 fn ended_without_result(tool: &str, on: &str, status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt as _;
-    let how = match status.signal() {
-        Some(signal) => format!("crashed (signal {signal}{})", signal_name(signal)),
-        None => format!("ended ({status}) without a result"),
-    };
-    format!(
-        "{tool}: the GPU worker running it on {on} {how}: the GPU driver failed. The server is \
-         unaffected; accelerator \"cpu\" runs without the driver"
-    )
+    match status.signal() {
+        Some(signal) => format!(
+            "{tool}: the GPU worker running it on {on} crashed (signal {signal}{}): the GPU \
+             driver failed. The server is unaffected; accelerator \"cpu\" runs without the \
+             driver",
+            signal_name(signal)
+        ),
+        None => format!(
+            "{tool}: the GPU worker running it on {on} ended ({status}) without a result; the \
+             server's log (stderr) has its own"
+        ),
+    }
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -243,24 +258,7 @@ fn from_wire(wire: WireResult) -> CallToolResult {
 /// In the worker process: reads the job from stdin, runs it, writes its notifications and
 /// result to stdout.
 pub fn serve() -> anyhow::Result<()> {
-    let mut stdin = std::io::stdin().lock();
-    let mut line = String::new();
-    stdin.read_line(&mut line).context("reading the job")?;
-    let job: Job = serde_json::from_str(&line).context("reading the job")?;
-    drop(stdin);
-    let cancel = CancelToken::new();
-    let cancelled = cancel.clone();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(line) if line.trim() == "cancel" => break,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        // Told to, or the server is gone.
-        cancelled.cancel();
-    });
+    die_with_the_server();
     let stdout = Mutex::new(std::io::stdout());
     let send = |message: &Message| {
         let mut out = stdout
@@ -274,31 +272,89 @@ pub fn serve() -> anyhow::Result<()> {
             tracing::warn!("the GPU worker cannot write to the server: {e}");
         }
     };
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    let job = read
+        .map_err(anyhow::Error::from)
+        .and_then(|_| Ok(serde_json::from_str::<Job>(&line)?));
+    let job = match job {
+        Ok(job) => job,
+        Err(e) => {
+            // E.g. a server and a worker of different versions (the binary was replaced).
+            let message = format!("the GPU worker could not read its job: {e}");
+            send(&Message::Result(to_wire(&CallToolResult::error(
+                message.clone(),
+            ))));
+            anyhow::bail!(message);
+        }
+    };
+    let cancel = CancelToken::new();
+    let cancelled = cancel.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(line) if line.trim() == "cancel" => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        // Told to, or the server is gone.
+        cancelled.cancel();
+    });
     let notify = |notification: Value| send(&Message::Notification(notification));
     // Everything goes to the server, whose own context filters it for the client.
     let ctx = CallContext::new(cancel, Some(json!(0)), Some(LogLevel::Debug), &notify);
     let runtime = Runtime::new(RuntimeConfig::from(job.config));
-    let result = match job
-        .upload
-        .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
-    {
-        Some(Err(e)) => CallToolResult::error(format!("the uploaded model's bytes: {e}")),
-        Some(Ok(wasm)) => match runtime.register_upload(&wasm, true) {
-            Ok(_) => run_job(runtime, &job.tool, job.arguments, job.adapter, &ctx),
-            Err(e) => CallToolResult::error(e),
-        },
-        None => run_job(runtime, &job.tool, job.arguments, job.adapter, &ctx),
+    let result = match prepare(&runtime, &job.arguments, job.sha256, job.upload) {
+        Ok(()) => {
+            send(&Message::Started);
+            Tools::new(runtime).run_placed(
+                &job.tool,
+                job.arguments,
+                &Placement::Gpu(job.adapter),
+                &ctx,
+            )
+        }
+        Err(message) => CallToolResult::error(message),
     };
     send(&Message::Result(to_wire(&result)));
     Ok(())
 }
 
-fn run_job(
-    runtime: std::sync::Arc<Runtime>,
-    tool: &str,
-    arguments: Value,
-    adapter: Adapter,
-    ctx: &CallContext,
-) -> CallToolResult {
-    Tools::new(runtime).run_placed(tool, arguments, &Placement::Gpu(adapter), ctx)
+/// Registers the job's upload, and checks that the worker's model is the server's.
+fn prepare(
+    runtime: &Runtime,
+    arguments: &Value,
+    sha256: Option<String>,
+    upload: Option<String>,
+) -> Result<(), String> {
+    if let Some(upload) = upload {
+        let wasm = base64::engine::general_purpose::STANDARD
+            .decode(upload)
+            .map_err(|e| format!("the uploaded model's bytes: {e}"))?;
+        runtime.register_upload(&wasm, true)?;
+    }
+    let target = arguments.pointer("/model/_target_").and_then(Value::as_str);
+    if let (Some(target), Some(sha256)) = (target, sha256) {
+        let model = runtime.model(target)?;
+        if model.sha256 != sha256 {
+            return Err(format!(
+                "{target}: its component changed on disk since the server loaded it; restart \
+                 the server to use the new one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Asks the kernel to kill this worker when the server that started it dies, so that one
+/// stuck in a GPU driver cannot outlive it.
+#[allow(unsafe_code)]
+fn die_with_the_server() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `prctl(PR_SET_PDEATHSIG, sig)` only sets this process's parent-death signal; it
+    // reads no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
 }

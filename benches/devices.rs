@@ -49,9 +49,9 @@ fn main() {
         let mut wgpu = MlpGuest::on(device.clone(), batch);
         let mut same = same_math::same_math(device.clone(), batch);
         let results = timing::measure_interleaved(
-            3,
+            5,
+            8,
             4,
-            3,
             &mut [&mut || cpu.step(), &mut || wgpu.step(), &mut same],
         );
         let [cpu, wgpu, same] = results.as_slice() else {

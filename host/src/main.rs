@@ -173,11 +173,19 @@ fn main() -> anyhow::Result<()> {
     if cli.probe_adapters {
         return lightning_mcp::gpu::print_adapters().context("printing the adapters");
     }
+    // A GPU worker on a machine whose Vulkan has no hardware GPU has cubecl probe GL too, and
+    // wgpu logs an EGL failure there as an error; the device the worker uses is not on GL, or
+    // its failure is the call's error anyway.
+    let filter = if cli.gpu_worker {
+        format!("{},wgpu_hal::gles::egl=off", cli.log)
+    } else {
+        cli.log.clone()
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .with_context(|| format!("invalid --log filter {:?}", cli.log))?,
         )
         .init();
@@ -204,6 +212,7 @@ fn main() -> anyhow::Result<()> {
         data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
         checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
         executable: own_executable(),
+        log_filter: Some(cli.log.clone()),
     });
     if cli.http {
         let config = HttpConfig {

@@ -35,6 +35,8 @@ pub struct RuntimeConfig {
     /// This server's executable, which probes GPU adapters in a child process; `None`: no
     /// probing (adapters are reported unavailable).
     pub executable: Option<PathBuf>,
+    /// The server's log filter (`--log`), which its GPU workers log with too.
+    pub log_filter: Option<String>,
 }
 
 /// What a GPU worker process needs of its server's [`RuntimeConfig`] to run one call as the
@@ -62,6 +64,7 @@ impl From<WorkerConfig> for RuntimeConfig {
             data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
             executable: None,
+            log_filter: None,
         }
     }
 }
@@ -101,6 +104,7 @@ impl Default for RuntimeConfig {
             data_dir: ConfinedDir::new("data", DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new("checkpoints", CHECKPOINT_DIR_FLAG),
             executable: None,
+            log_filter: None,
         }
     }
 }
@@ -209,6 +213,11 @@ impl Runtime {
     /// This server's executable (which runs the adapter probe and GPU workers), if known.
     pub fn executable(&self) -> Option<&std::path::Path> {
         self.config.executable.as_deref()
+    }
+
+    /// The server's log filter, if it has one.
+    pub fn log_filter(&self) -> Option<&str> {
+        self.config.log_filter.as_deref()
     }
 
     /// What a GPU worker needs to run a call as this server would.

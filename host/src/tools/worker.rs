@@ -99,8 +99,12 @@ pub(super) fn run(
     };
     let mut line = serde_json::to_vec(&job).map_err(|e| format!("the GPU worker's job: {e}"))?;
     line.push(b'\n');
-    let mut child = Command::new(exe)
-        .arg(WORKER_FLAG)
+    let mut command = Command::new(exe);
+    command.arg(WORKER_FLAG);
+    if let Some(filter) = runtime.log_filter() {
+        command.arg("--log").arg(filter);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

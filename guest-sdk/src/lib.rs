@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use export::Exporter;
 pub use module::{Dataset, LightningModule, Split};
 pub use optim::{Interval, LrScheduler, Optimization, Optimizer, Schedule};
-pub use tensor::{DType, Tensor};
+pub use tensor::{Conv2dOptions, DType, Pool2dOptions, Tensor};
 
 /// Declares trainable parameters; only valid inside [`LightningModule::new`].
 pub mod param {
@@ -63,8 +63,8 @@ pub mod prelude {
     pub use crate::nn::{Activation, Dropout, Linear, LinearConfig};
     pub use crate::param::Init;
     pub use crate::{
-        Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer, Result, Schedule,
-        Split, Tensor, export_model,
+        Conv2dOptions, Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer,
+        Pool2dOptions, Result, Schedule, Split, Tensor, export_model,
     };
     pub use serde::{Deserialize, Serialize};
 }

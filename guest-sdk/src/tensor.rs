@@ -13,6 +13,68 @@ pub enum DType {
     I64,
 }
 
+/// Options of [`Tensor::conv2d`], each `(height, width)`; the default is PyTorch's: stride 1,
+/// no padding, dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step of the kernel.
+    pub stride: (u32, u32),
+    /// Zeros added on each side.
+    pub padding: (u32, u32),
+    /// Spacing of the kernel's cells.
+    pub dilation: (u32, u32),
+    /// Channel groups.
+    pub groups: u32,
+}
+
+impl Default for Conv2dOptions {
+    fn default() -> Self {
+        Self {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+/// Options of [`Tensor::max_pool2d`] and [`Tensor::avg_pool2d`], each `(height, width)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dOptions {
+    /// Window size.
+    pub kernel: (u32, u32),
+    /// Step of the window.
+    pub stride: (u32, u32),
+    /// Cells added on each side, at most half the kernel.
+    pub padding: (u32, u32),
+    /// Spacing of the window's cells (`avg_pool2d` takes 1 only).
+    pub dilation: (u32, u32),
+}
+
+impl Pool2dOptions {
+    /// A `kernel` window with PyTorch's defaults: stride the kernel size, no padding,
+    /// dilation 1.
+    pub fn new(kernel: (u32, u32)) -> Self {
+        Self {
+            kernel,
+            stride: kernel,
+            padding: (0, 0),
+            dilation: (1, 1),
+        }
+    }
+}
+
+impl From<Pool2dOptions> for raw::Pool2dOptions {
+    fn from(o: Pool2dOptions) -> Self {
+        Self {
+            kernel: o.kernel,
+            stride: o.stride,
+            padding: o.padding,
+            dilation: o.dilation,
+        }
+    }
+}
+
 /// A tensor that lives on the host. Every op runs there, in Burn, with autodiff.
 ///
 /// Dropping it frees the host memory. Dims may be negative (counted from the end).
@@ -241,6 +303,34 @@ impl Tensor {
     /// Mean cross-entropy of logits `[n, classes]` against i64 labels `[n]`.
     pub fn cross_entropy(&self, targets: &Tensor) -> Result<Self> {
         Self::wrap(self.0.cross_entropy(&targets.0))
+    }
+    /// 2-D convolution of `[n, c_in, h, w]` with `weight` `[c_out, c_in / groups, kh, kw]` and
+    /// an optional `bias` `[c_out]`, as PyTorch's `conv2d`.
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        options: Conv2dOptions,
+    ) -> Result<Self> {
+        let options = raw::Conv2dOptions {
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+            groups: options.groups,
+        };
+        Self::wrap(self.0.conv2d(&weight.0, bias.map(|b| &b.0), options))
+    }
+    /// 2-D max pooling of `[n, c, h, w]`, as PyTorch's `max_pool2d`.
+    pub fn max_pool2d(&self, options: Pool2dOptions) -> Result<Self> {
+        Self::wrap(self.0.max_pool2d(options.into()))
+    }
+    /// 2-D average pooling of `[n, c, h, w]`, as PyTorch's `avg_pool2d` (padded cells count).
+    pub fn avg_pool2d(&self, options: Pool2dOptions) -> Result<Self> {
+        Self::wrap(self.0.avg_pool2d(options.into()))
+    }
+    /// Average pooling of `[n, c, h, w]` to `[n, c, height, width]`.
+    pub fn adaptive_avg_pool2d(&self, height: u32, width: u32) -> Result<Self> {
+        Self::wrap(self.0.adaptive_avg_pool2d(height, width))
     }
     /// Mean squared error against a target of the same shape.
     pub fn mse(&self, target: &Tensor) -> Result<Self> {

@@ -130,6 +130,52 @@ fn shape_mismatch_is_the_guests_error() {
     still_serves(&f);
 }
 
+/// The loss of the second training step in `mode` (so that it depends on the first step's
+/// gradients).
+fn second_loss(f: &Fixture, mode: &str) -> f32 {
+    let mut model = instance(f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
+    model
+        .init(&format!(r#"{{"mode":"{mode}"}}"#))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (inputs, targets) = own_training_data(&mut model);
+    let config = model
+        .configure_optimizers()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
+    let mut loss = None;
+    for _ in 0..2 {
+        trainer::training_step(
+            &mut model,
+            &mut optimizer,
+            inputs.clone(),
+            targets.clone(),
+            0,
+        )
+        .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        loss = model
+            .take_logged()
+            .into_iter()
+            .find(|(name, _)| name == "train_loss")
+            .map(|(_, v)| v);
+    }
+    loss.unwrap_or_else(|| panic!("{mode} logged no train_loss"))
+}
+
+#[test]
+fn image_ops_reach_the_host_through_the_contract() {
+    let f = fixture();
+    // conv2d (with its optional bias) and the three pools, gradients included, compute what
+    // the linear layer does.
+    let (linear, as_images) = (second_loss(&f, "ok"), second_loss(&f, "image_ops"));
+    assert!(
+        (linear - as_images).abs() <= 1e-5 * linear.abs().max(1.0),
+        "ok {linear} vs image_ops {as_images}"
+    );
+    let e = misbehave(&f, "bad_conv", &Limits::default(), Duration::from_secs(30));
+    assert_mentions(&e, &["conv2d", "2 channels per group", "1 in 1 group"]);
+    still_serves(&f);
+}
+
 #[test]
 fn a_stale_handle_traps_cleanly() {
     let f = fixture();
@@ -280,7 +326,7 @@ fn a_guest_that_imports_clocks_is_refused() {
     assert_mentions(
         &e,
         &[
-            "not a component of world lightning:model/model@0.2.0",
+            "not a component of world lightning:model/model@0.3.0",
             "wasi:clocks",
         ],
     );

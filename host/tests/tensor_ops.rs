@@ -296,6 +296,173 @@ fn refused(result: Result<Tensor, TensorError>, op: &str, mentions: &[&str]) {
     }
 }
 
+/// `1.0, 2.0, ...` in `shape`.
+fn counting(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    f32s(&(1..=n).map(|i| i as f32).collect::<Vec<_>>(), shape)
+}
+
+fn conv(stride: t::Pair, padding: t::Pair, dilation: t::Pair, groups: usize) -> t::Conv2dOptions {
+    t::Conv2dOptions {
+        stride,
+        padding,
+        dilation,
+        groups,
+    }
+}
+
+fn pool(kernel: t::Pair, stride: t::Pair, padding: t::Pair) -> t::Pool2dOptions {
+    t::Pool2dOptions {
+        kernel,
+        stride,
+        padding,
+        dilation: [1, 1],
+    }
+}
+
+#[test]
+fn convolution_and_pooling() {
+    let x = counting(&[1, 1, 3, 3]);
+    let diagonal = f32s(&[1.0, 0.0, 0.0, 1.0], &[1, 1, 2, 2]);
+    let bias = f32s(&[0.5], &[1]);
+    let plain = conv([1, 1], [0, 0], [1, 1], 1);
+    // x[i][j] + x[i+1][j+1] + 0.5
+    check(
+        t::conv2d(&x, &diagonal, Some(&bias), &plain),
+        &[1, 1, 2, 2],
+        &[6.5, 8.5, 12.5, 14.5],
+    );
+    // Zero padding 1, stride 2: the windows at (0, 0), (0, 2), (2, 0), (2, 2) of the padded 5×5.
+    check(
+        t::conv2d(&x, &diagonal, Some(&bias), &conv([2, 2], [1, 1], [1, 1], 1)),
+        &[1, 1, 2, 2],
+        &[1.5, 3.5, 7.5, 14.5],
+    );
+    // Dilation 2: the four corners.
+    let ones = f32s(&[1.0; 4], &[1, 1, 2, 2]);
+    check(
+        t::conv2d(&x, &ones, None, &conv([1, 1], [0, 0], [2, 2], 1)),
+        &[1, 1, 1, 1],
+        &[20.0],
+    );
+    // Two groups: each channel scaled by its own 1×1 kernel.
+    let two = counting(&[1, 2, 2, 2]);
+    check(
+        t::conv2d(
+            &two,
+            &f32s(&[2.0, 3.0], &[2, 1, 1, 1]),
+            None,
+            &conv([1, 1], [0, 0], [1, 1], 2),
+        ),
+        &[1, 2, 2, 2],
+        &[2.0, 4.0, 6.0, 8.0, 15.0, 18.0, 21.0, 24.0],
+    );
+
+    let grid = counting(&[1, 1, 4, 4]);
+    check(
+        t::max_pool2d(&grid, &pool([2, 2], [2, 2], [0, 0])),
+        &[1, 1, 2, 2],
+        &[6.0, 8.0, 14.0, 16.0],
+    );
+    // Padding never wins a max: it is -inf.
+    check(
+        t::max_pool2d(&x, &pool([3, 3], [1, 1], [1, 1])),
+        &[1, 1, 3, 3],
+        &[5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0],
+    );
+    check(
+        t::avg_pool2d(&grid, &pool([2, 2], [2, 2], [0, 0])),
+        &[1, 1, 2, 2],
+        &[3.5, 5.5, 11.5, 13.5],
+    );
+    // Padded cells count toward the mean (PyTorch's count_include_pad).
+    check(
+        t::avg_pool2d(&counting(&[1, 1, 2, 2]), &pool([2, 2], [2, 2], [1, 1])),
+        &[1, 1, 2, 2],
+        &[0.25, 0.5, 0.75, 1.0],
+    );
+    check(t::adaptive_avg_pool2d(&grid, [1, 1]), &[1, 1, 1, 1], &[8.5]);
+    // 3 into 2 bins: rows and columns [0, 2) and [1, 3), overlapping as in PyTorch.
+    check(
+        t::adaptive_avg_pool2d(&x, [2, 2]),
+        &[1, 1, 2, 2],
+        &[3.0, 4.0, 6.0, 7.0],
+    );
+}
+
+#[test]
+fn image_ops_refuse_what_does_not_fit() {
+    let x = counting(&[1, 2, 3, 3]);
+    let w = f32s(&[1.0; 8], &[2, 1, 2, 2]);
+    let plain = conv([1, 1], [0, 0], [1, 1], 1);
+    refused(
+        t::conv2d(&counting(&[2, 3, 3]), &w, None, &plain),
+        "conv2d",
+        &["[n, c, h, w]", "[2, 3, 3]"],
+    );
+    refused(
+        t::conv2d(&x, &w, None, &plain),
+        "conv2d",
+        &["1 channels per group", "2 in 1 group"],
+    );
+    refused(
+        t::conv2d(&x, &w, None, &conv([1, 1], [0, 0], [1, 1], 3)),
+        "conv2d",
+        &["groups 3"],
+    );
+    refused(
+        t::conv2d(
+            &x,
+            &w,
+            Some(&f32s(&[0.0; 3], &[3])),
+            &conv([1, 1], [0, 0], [1, 1], 2),
+        ),
+        "conv2d",
+        &["bias must be [2]", "[3]"],
+    );
+    refused(
+        t::conv2d(&x, &w, None, &conv([0, 1], [0, 0], [1, 1], 2)),
+        "conv2d",
+        &["stride"],
+    );
+    refused(
+        t::conv2d(&x, &w, None, &conv([1, 1], [0, 0], [3, 3], 2)),
+        "conv2d",
+        &["height window", "dilation 3"],
+    );
+    refused(
+        t::max_pool2d(&x, &pool([2, 2], [1, 1], [2, 0])),
+        "max-pool2d",
+        &["at most half the kernel"],
+    );
+    refused(
+        t::max_pool2d(&x, &pool([4, 4], [1, 1], [0, 0])),
+        "max-pool2d",
+        &["larger than the padded input"],
+    );
+    refused(
+        t::avg_pool2d(
+            &x,
+            &t::Pool2dOptions {
+                dilation: [2, 2],
+                ..pool([2, 2], [1, 1], [0, 0])
+            },
+        ),
+        "avg-pool2d",
+        &["dilation must be (1, 1)"],
+    );
+    refused(
+        t::adaptive_avg_pool2d(&x, [0, 2]),
+        "adaptive-avg-pool2d",
+        &["at least 1"],
+    );
+    refused(
+        t::max_pool2d(&i64s(&[1; 9], &[1, 1, 3, 3]), &pool([2, 2], [1, 1], [0, 0])),
+        "max-pool2d",
+        &["f32"],
+    );
+}
+
 #[test]
 fn misuse_is_an_error_not_a_panic() {
     let d = device();
@@ -552,3 +719,45 @@ fn detach_cuts_the_graph() {
         .unwrap_or_else(|| panic!("backward of a detached loss"));
     assert!(e.message.contains("detached"), "{e}");
 }
+
+/// An image batch `[1, 2, 3, 3]` with distinct values (a max is never within 2 × the finite
+/// difference's step of another).
+const IMAGE: [f32; 18] = [
+    0.3, -0.7, 1.1, 0.5, -1.2, 0.9, -0.1, 1.4, -0.5, 0.8, -0.3, 1.6, -0.9, 0.2, 1.0, -1.4, 0.6,
+    -0.6,
+];
+const KERNEL: [f32; 16] = [
+    0.2, -0.5, 0.7, 0.1, -0.3, 0.4, 0.6, -0.8, 0.5, 0.3, -0.2, 0.9, -0.6, 0.1, 0.8, -0.4,
+];
+const KERNEL_PER_GROUP: [f32; 8] = [0.2, -0.5, 0.7, 0.1, -0.3, 0.4, 0.6, -0.8];
+const BIAS: [f32; 2] = [0.3, -0.2];
+
+grad_test!(
+    grad_conv2d,
+    [(IMAGE, [1, 2, 3, 3]), (KERNEL, [2, 2, 2, 2]), (BIAS, [2])],
+    |x| t::conv2d(
+        arg(x, 0),
+        arg(x, 1),
+        Some(arg(x, 2)),
+        &conv([1, 1], [1, 1], [1, 1], 1)
+    )
+);
+grad_test!(
+    grad_conv2d_grouped_strided_dilated,
+    [(IMAGE, [1, 2, 3, 3]), (KERNEL_PER_GROUP, [2, 1, 2, 2])],
+    |x| t::conv2d(arg(x, 0), arg(x, 1), None, &conv([2, 2], [1, 1], [2, 2], 2))
+);
+grad_test!(grad_max_pool2d, [(IMAGE, [1, 2, 3, 3])], |x| t::max_pool2d(
+    arg(x, 0),
+    &pool([2, 2], [1, 1], [0, 0])
+));
+grad_test!(grad_max_pool2d_padded, [(IMAGE, [1, 2, 3, 3])], |x| {
+    t::max_pool2d(arg(x, 0), &pool([3, 3], [2, 2], [1, 1]))
+});
+grad_test!(grad_avg_pool2d, [(IMAGE, [1, 2, 3, 3])], |x| t::avg_pool2d(
+    arg(x, 0),
+    &pool([2, 2], [1, 1], [1, 1])
+));
+grad_test!(grad_adaptive_avg_pool2d, [(IMAGE, [1, 2, 3, 3])], |x| {
+    t::adaptive_avg_pool2d(arg(x, 0), [2, 2])
+});

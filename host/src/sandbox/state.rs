@@ -365,6 +365,20 @@ impl HostState {
     }
 }
 
+/// A WIT `(height, width)` as the tensor module takes it.
+fn pair((h, w): (u32, u32)) -> tensor::Pair {
+    [h as usize, w as usize]
+}
+
+fn pool_options(o: tensors::Pool2dOptions) -> tensor::Pool2dOptions {
+    tensor::Pool2dOptions {
+        kernel: pair(o.kernel),
+        stride: pair(o.stride),
+        padding: pair(o.padding),
+        dilation: pair(o.dilation),
+    }
+}
+
 fn wit_error(e: TensorError) -> tensors::TensorError {
     tensors::TensorError {
         op: e.op.to_string(),
@@ -614,6 +628,41 @@ impl tensors::HostTensor for HostState {
 
     fn mse(&mut self, prediction: Resource<GuestTensor>, target: Resource<GuestTensor>) -> OpReply {
         self.binary(prediction, target, tensor::mse)
+    }
+
+    fn conv2d(
+        &mut self,
+        x: Resource<GuestTensor>,
+        weight: Resource<GuestTensor>,
+        bias: Option<Resource<GuestTensor>>,
+        options: tensors::Conv2dOptions,
+    ) -> OpReply {
+        let (x, weight) = (self.get(&x)?, self.get(&weight)?);
+        let bias = bias.map(|b| self.get(&b)).transpose()?;
+        let options = tensor::Conv2dOptions {
+            stride: pair(options.stride),
+            padding: pair(options.padding),
+            dilation: pair(options.dilation),
+            groups: options.groups as usize,
+        };
+        self.reply(tensor::conv2d(&x, &weight, bias.as_ref(), &options))
+    }
+
+    fn max_pool2d(&mut self, t: Resource<GuestTensor>, options: tensors::Pool2dOptions) -> OpReply {
+        self.unary(t, |x| tensor::max_pool2d(x, &pool_options(options)))
+    }
+
+    fn avg_pool2d(&mut self, t: Resource<GuestTensor>, options: tensors::Pool2dOptions) -> OpReply {
+        self.unary(t, |x| tensor::avg_pool2d(x, &pool_options(options)))
+    }
+
+    fn adaptive_avg_pool2d(
+        &mut self,
+        t: Resource<GuestTensor>,
+        height: u32,
+        width: u32,
+    ) -> OpReply {
+        self.unary(t, |x| tensor::adaptive_avg_pool2d(x, pair((height, width))))
     }
 
     fn dropout(&mut self, t: Resource<GuestTensor>, p: f32) -> OpReply {

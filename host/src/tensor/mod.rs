@@ -10,12 +10,14 @@
 //! plain `Vec`s.
 
 mod autodiff;
+mod conv;
 mod ops;
 mod optim;
 mod random;
 
 pub use autodiff::*;
 pub use burn::tensor::Device;
+pub use conv::*;
 pub use ops::*;
 pub use optim::*;
 pub use random::{Init, Rng};

@@ -12,7 +12,8 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// bad_scheduler | panic_in:HOOK | unreachable_in:HOOK; and, behaving but scripted: sgd (plain SGD with
+    /// bad_scheduler | bad_conv | panic_in:HOOK | unreachable_in:HOOK; and, behaving but
+    /// scripted: image_ops (the linear layer as a convolution, through every pooling op) | sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
     /// over validation passes)
     mode: String,
@@ -141,6 +142,26 @@ impl LightningModule for Misbehaving {
                 let values = vec![0.5f32; 12 << 20];
                 Tensor::from_f32(&values, &[values.len()])
             }
+            "image_ops" => {
+                // The linear layer as a 2×2 convolution over the inputs seen as 2×2 images,
+                // then pools that keep [n, 3, 1, 1]: the loss of `ok`, through the image ops.
+                let images = inputs.reshape(&[-1, 1, 2, 2])?;
+                let kernel = self.layer.weight.reshape(&[3, 1, 2, 2])?;
+                let logits = images
+                    .conv2d(&kernel, self.layer.bias.as_ref(), Conv2dOptions::default())?
+                    .max_pool2d(Pool2dOptions::new((1, 1)))?
+                    .avg_pool2d(Pool2dOptions::new((1, 1)))?
+                    .adaptive_avg_pool2d(1, 1)?
+                    .reshape(&[-1, 3])?;
+                let loss = logits.cross_entropy(&targets)?;
+                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+                Ok(loss)
+            }
+            "bad_conv" => inputs.reshape(&[-1, 1, 2, 2])?.conv2d(
+                &Tensor::ones(&[3, 2, 2, 2])?,
+                None,
+                Conv2dOptions::default(),
+            ),
             "nan_loss" => self.loss(&inputs, &targets)?.mul_scalar(f32::NAN),
             "non_scalar_loss" => self.forward(&inputs),
             "read_env" => {

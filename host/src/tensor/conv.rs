@@ -1,0 +1,232 @@
+//! The 2-D image ops of the WIT contract — convolution and pooling over `[n, c, h, w]` —
+//! validated before Burn sees them, with PyTorch's semantics.
+
+use super::{Tensor, TensorError, check_shape, guarded};
+use burn::tensor::Tensor as BurnTensor;
+use burn::tensor::module;
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+
+type OpResult = Result<Tensor, TensorError>;
+
+/// A `(height, width)` pair.
+pub type Pair = [usize; 2];
+
+/// Options of [`conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step of the kernel.
+    pub stride: Pair,
+    /// Zeros added on each side.
+    pub padding: Pair,
+    /// Spacing of the kernel's cells.
+    pub dilation: Pair,
+    /// Channel groups.
+    pub groups: usize,
+}
+
+/// Options of [`max_pool2d`] and [`avg_pool2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dOptions {
+    /// Window size.
+    pub kernel: Pair,
+    /// Step of the window.
+    pub stride: Pair,
+    /// Cells added on each side.
+    pub padding: Pair,
+    /// Spacing of the window's cells.
+    pub dilation: Pair,
+}
+
+fn err(op: &'static str, message: impl Into<String>) -> TensorError {
+    TensorError::new(op, message)
+}
+
+fn float4(t: &Tensor) -> BurnTensor<4> {
+    BurnTensor::<4>::from_bridge(t.bridge.clone())
+}
+
+/// `[n, c, h, w]` of an f32 image batch.
+fn image(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4], TensorError> {
+    t.require_float(op)?;
+    match t.shape().as_slice() {
+        [n, c, h, w] => Ok([*n, *c, *h, *w]),
+        other => Err(err(
+            op,
+            format!("{what} must be [n, c, h, w], got {other:?}"),
+        )),
+    }
+}
+
+/// Positive `(height, width)` values of `field`.
+fn positive(op: &'static str, field: &str, pair: Pair) -> Result<(), TensorError> {
+    if pair.contains(&0) {
+        return Err(err(op, format!("{field} must be at least 1, got {pair:?}")));
+    }
+    Ok(())
+}
+
+/// `padding` on both sides of each axis, as Burn takes it.
+fn symmetric([h, w]: Pair) -> [(usize, usize); 2] {
+    [(h, h), (w, w)]
+}
+
+/// The output extent of a window of `kernel` cells, `dilation` apart, sliding by `stride` over
+/// `input` cells with `padding` on each side.
+fn extent(
+    op: &'static str,
+    axis: &str,
+    input: usize,
+    kernel: usize,
+    o: (usize, usize, usize),
+) -> Result<usize, TensorError> {
+    let (stride, padding, dilation) = o;
+    let window = dilation
+        .checked_mul(kernel.saturating_sub(1))
+        .and_then(|w| w.checked_add(1));
+    let padded = padding.checked_mul(2).and_then(|p| p.checked_add(input));
+    match (window, padded) {
+        (Some(window), Some(padded)) if window <= padded => Ok((padded - window) / stride + 1),
+        _ => Err(err(
+            op,
+            format!(
+                "the {axis} window ({kernel} cells, dilation {dilation}) is larger than the \
+                 padded input ({input} + 2 × {padding})"
+            ),
+        )),
+    }
+}
+
+fn output_hw(
+    op: &'static str,
+    h: usize,
+    w: usize,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+) -> Result<Pair, TensorError> {
+    positive(op, "stride", stride)?;
+    positive(op, "dilation", dilation)?;
+    let ([kh, kw], [sh, sw], [ph, pw], [dh, dw]) = (kernel, stride, padding, dilation);
+    Ok([
+        extent(op, "height", h, kh, (sh, ph, dh))?,
+        extent(op, "width", w, kw, (sw, pw, dw))?,
+    ])
+}
+
+/// 2-D convolution of `x` `[n, c_in, h, w]` with `weight` `[c_out, c_in / groups, kh, kw]`
+/// and an optional `bias` `[c_out]`.
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &Conv2dOptions) -> OpResult {
+    const OP: &str = "conv2d";
+    let [n, c_in, h, w] = image(OP, "the input", x)?;
+    let [c_out, c_per_group, kh, kw] = image(OP, "the weight", weight)?;
+    if o.groups == 0 || c_in % o.groups != 0 || c_out % o.groups != 0 {
+        return Err(err(
+            OP,
+            format!(
+                "groups {} must divide the input's {c_in} and the weight's {c_out} channels",
+                o.groups
+            ),
+        ));
+    }
+    if c_per_group != c_in / o.groups {
+        return Err(err(
+            OP,
+            format!(
+                "the weight {:?} takes {c_per_group} channels per group, the input {:?} has \
+                 {c_in} in {} group(s)",
+                weight.shape(),
+                x.shape(),
+                o.groups
+            ),
+        ));
+    }
+    if let Some(bias) = bias {
+        bias.require_float(OP)?;
+        if bias.shape() != [c_out] {
+            return Err(err(
+                OP,
+                format!("the bias must be [{c_out}], got {:?}", bias.shape()),
+            ));
+        }
+    }
+    let [oh, ow] = output_hw(OP, h, w, [kh, kw], o.stride, o.padding, o.dilation)?;
+    check_shape(OP, &[n, c_out, oh, ow])?;
+    let options = ConvOptions {
+        stride: o.stride,
+        padding: symmetric(o.padding),
+        dilation: o.dilation,
+        groups: o.groups,
+    };
+    guarded(OP, || {
+        let bias = bias.map(|b| BurnTensor::<1>::from_bridge(b.bridge.clone()));
+        module::conv2d(float4(x), float4(weight), bias, options).into_bridge()
+    })
+    .map(Tensor::from_bridge)
+}
+
+/// Checks pooling options against `x`; returns the output shape.
+fn pool_shape(op: &'static str, x: &Tensor, o: &Pool2dOptions) -> Result<[usize; 4], TensorError> {
+    let [n, c, h, w] = image(op, "the input", x)?;
+    positive(op, "kernel", o.kernel)?;
+    let ([ph, pw], [kh, kw]) = (o.padding, o.kernel);
+    if ph > kh / 2 || pw > kw / 2 {
+        return Err(err(
+            op,
+            format!(
+                "padding {:?} must be at most half the kernel {:?}",
+                o.padding, o.kernel
+            ),
+        ));
+    }
+    let [oh, ow] = output_hw(op, h, w, o.kernel, o.stride, o.padding, o.dilation)?;
+    check_shape(op, &[n, c, oh, ow])?;
+    Ok([n, c, oh, ow])
+}
+
+/// 2-D max pooling of `x` `[n, c, h, w]`.
+pub fn max_pool2d(x: &Tensor, o: &Pool2dOptions) -> OpResult {
+    const OP: &str = "max-pool2d";
+    pool_shape(OP, x, o)?;
+    let options = MaxPoolOptions {
+        kernel_size: o.kernel,
+        stride: o.stride,
+        padding: symmetric(o.padding),
+        dilation: o.dilation,
+        ceil_mode: false,
+    };
+    guarded(OP, || module::max_pool2d(float4(x), options).into_bridge()).map(Tensor::from_bridge)
+}
+
+/// 2-D average pooling of `x` `[n, c, h, w]`, padded cells counted (PyTorch's default).
+pub fn avg_pool2d(x: &Tensor, o: &Pool2dOptions) -> OpResult {
+    const OP: &str = "avg-pool2d";
+    if o.dilation != [1, 1] {
+        return Err(err(
+            OP,
+            format!("dilation must be (1, 1), got {:?}", o.dilation),
+        ));
+    }
+    pool_shape(OP, x, o)?;
+    let options = AvgPoolOptions {
+        kernel_size: o.kernel,
+        stride: o.stride,
+        padding: symmetric(o.padding),
+        count_include_pad: true,
+        ceil_mode: false,
+    };
+    guarded(OP, || module::avg_pool2d(float4(x), options).into_bridge()).map(Tensor::from_bridge)
+}
+
+/// Average pooling of `x` `[n, c, h, w]` to `[n, c, size[0], size[1]]`.
+pub fn adaptive_avg_pool2d(x: &Tensor, size: Pair) -> OpResult {
+    const OP: &str = "adaptive-avg-pool2d";
+    let [n, c, _, _] = image(OP, "the input", x)?;
+    positive(OP, "the output size", size)?;
+    let [oh, ow] = size;
+    check_shape(OP, &[n, c, oh, ow])?;
+    guarded(OP, || {
+        module::adaptive_avg_pool2d(float4(x), size).into_bridge()
+    })
+    .map(Tensor::from_bridge)
+}

@@ -332,6 +332,39 @@ impl Tensor {
     pub fn adaptive_avg_pool2d(&self, height: u32, width: u32) -> Result<Self> {
         Self::wrap(self.0.adaptive_avg_pool2d(height, width))
     }
+    /// Elements `start..end` of `dim`, as PyTorch's `x[..., start:end]` (negative bounds
+    /// count from the end).
+    pub fn slice(&self, dim: i32, start: i64, end: i64) -> Result<Self> {
+        Self::wrap(self.0.slice(dim, start, end))
+    }
+    /// `tensors` joined along `dim` (PyTorch's `cat`).
+    pub fn cat(tensors: &[&Tensor], dim: i32) -> Result<Self> {
+        let raw: Vec<&raw::Tensor> = tensors.iter().map(|t| &t.0).collect();
+        Self::wrap(raw::Tensor::cat(&raw, dim))
+    }
+    /// The entries of `dim` at i64 `indices` `[k]` (PyTorch's `index_select`).
+    pub fn index_select(&self, dim: i32, indices: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.index_select(dim, &indices.0))
+    }
+    /// PyTorch's `gather` along `dim` with i64 `indices`.
+    pub fn gather(&self, dim: i32, indices: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.gather(dim, &indices.0))
+    }
+    /// `value` where the f32 `mask` (broadcast to this shape) is non-zero (PyTorch's
+    /// `masked_fill`).
+    pub fn masked_fill(&self, mask: &Tensor, value: f32) -> Result<Self> {
+        Self::wrap(self.0.masked_fill(&mask.0, value))
+    }
+    /// For i64 indices: the rows of `weight` `[num, size]` at them, shape `indices ++ [size]`
+    /// (PyTorch's `F.embedding`).
+    pub fn embedding(&self, weight: &Tensor) -> Result<Self> {
+        Self::wrap(self.0.embedding(&weight.0))
+    }
+    /// An f32 `[size, size]` mask, 1.0 above the diagonal: the positions a causal model must
+    /// not attend to (`masked_fill` them with `f32::NEG_INFINITY`).
+    pub fn causal_mask(size: u32) -> Result<Self> {
+        Self::wrap(raw::Tensor::causal_mask(size))
+    }
     /// Mean squared error against a target of the same shape.
     pub fn mse(&self, target: &Tensor) -> Result<Self> {
         Self::wrap(self.0.mse(&target.0))

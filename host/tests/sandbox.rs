@@ -177,6 +177,21 @@ fn image_ops_reach_the_host_through_the_contract() {
 }
 
 #[test]
+fn indexing_ops_reach_the_host_through_the_contract() {
+    let f = fixture();
+    // slice, cat (a list of handles), index-select, embedding, gather, masked-fill and
+    // causal-mask, gradients included, rebuild what the linear layer computes.
+    let (linear, indexed) = (second_loss(&f, "ok"), second_loss(&f, "index_ops"));
+    assert!(
+        (linear - indexed).abs() <= 1e-5 * linear.abs().max(1.0),
+        "ok {linear} vs index_ops {indexed}"
+    );
+    let e = misbehave(&f, "bad_index", &Limits::default(), Duration::from_secs(30));
+    assert_mentions(&e, &["index-select", "index 4 is out of range 0..4"]);
+    still_serves(&f);
+}
+
+#[test]
 fn a_stale_handle_traps_cleanly() {
     let f = fixture();
     let e = misbehave(

@@ -464,6 +464,134 @@ fn image_ops_refuse_what_does_not_fit() {
 }
 
 #[test]
+fn slicing_joining_and_indexing() {
+    let d = device();
+    let x = counting(&[2, 3]);
+    check(t::slice(&x, 1, 1, 3), &[2, 2], &[2.0, 3.0, 5.0, 6.0]);
+    check(t::slice(&x, -1, -2, 100), &[2, 2], &[2.0, 3.0, 5.0, 6.0]);
+    check(t::slice(&x, 0, 0, 1), &[1, 3], &[1.0, 2.0, 3.0]);
+    let labels = i64s(&[4, 5, 6], &[3]);
+    let first_two = t::slice(&labels, 0, 0, 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t::to_i64(&first_two).ok(), Some(vec![4, 5]));
+
+    check(
+        t::cat(&[x.clone(), x.clone()], 0),
+        &[4, 3],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    );
+    let tail = t::slice(&x, 1, 1, 3).unwrap_or_else(|e| panic!("{e}"));
+    check(
+        t::cat(&[x.clone(), tail], 1),
+        &[2, 5],
+        &[1.0, 2.0, 3.0, 2.0, 3.0, 4.0, 5.0, 6.0, 5.0, 6.0],
+    );
+
+    check(
+        t::index_select(&x, 1, &i64s(&[2, 0], &[2])),
+        &[2, 2],
+        &[3.0, 1.0, 6.0, 4.0],
+    );
+    check(
+        t::gather(&x, 1, &i64s(&[2, 0, 1, 1], &[2, 2])),
+        &[2, 2],
+        &[3.0, 1.0, 5.0, 5.0],
+    );
+    check(
+        t::masked_fill(&x, &f32s(&[0.0, 1.0, 0.0], &[3]), -9.0),
+        &[2, 3],
+        &[1.0, -9.0, 3.0, 4.0, -9.0, 6.0],
+    );
+    let causal = t::causal_mask(&d, 3).unwrap_or_else(|e| panic!("{e}"));
+    assert_close(
+        &values(&causal),
+        &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        0.0,
+    );
+    // Attention's use: the future masked with -inf, a softmax over what is left.
+    let scores = t::masked_fill(&f32s(&[0.0; 9], &[3, 3]), &causal, f32::NEG_INFINITY)
+        .unwrap_or_else(|e| panic!("{e}"));
+    check(
+        t::softmax(&scores, 1),
+        &[3, 3],
+        &[
+            1.0,
+            0.0,
+            0.0,
+            0.5,
+            0.5,
+            0.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+        ],
+    );
+    let table = counting(&[3, 2]);
+    check(
+        t::embedding(&i64s(&[2, 0, 1, 1], &[2, 2]), &table),
+        &[2, 2, 2],
+        &[5.0, 6.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0],
+    );
+}
+
+#[test]
+fn indexing_refuses_what_does_not_fit() {
+    let x = counting(&[2, 3]);
+    refused(t::slice(&x, 1, 2, 2), "slice", &["2..2", "is empty"]);
+    refused(t::slice(&x, 2, 0, 1), "slice", &["dim 2"]);
+    refused(t::cat(&[], 0), "cat", &["at least one"]);
+    refused(
+        t::cat(&[x.clone(), counting(&[3, 2])], 0),
+        "cat",
+        &["[3, 2] does not join", "[2, 3]"],
+    );
+    refused(
+        t::cat(&[x.clone(), i64s(&[1; 6], &[2, 3])], 0),
+        "cat",
+        &["I64", "F32"],
+    );
+    refused(
+        t::index_select(&x, 1, &i64s(&[3], &[1])),
+        "index-select",
+        &["index 3 is out of range 0..3"],
+    );
+    refused(
+        t::index_select(&x, 1, &f32s(&[0.0], &[1])),
+        "index-select",
+        &["i64"],
+    );
+    refused(
+        t::gather(&x, 1, &i64s(&[0; 3], &[3, 1])),
+        "gather",
+        &["[3, 1] must match [2, 3]"],
+    );
+    refused(
+        t::gather(&x, 0, &i64s(&[-1, 0, 0], &[1, 3])),
+        "gather",
+        &["index -1"],
+    );
+    refused(
+        t::masked_fill(&x, &f32s(&[1.0, 0.0], &[2]), 0.0),
+        "masked-fill",
+        &["do not broadcast"],
+    );
+    refused(
+        t::masked_fill(&x, &f32s(&[1.0; 3], &[3]), f32::NAN),
+        "masked-fill",
+        &["NaN"],
+    );
+    refused(
+        t::embedding(&i64s(&[3], &[1]), &counting(&[3, 2])),
+        "embedding",
+        &["index 3 is out of range 0..3"],
+    );
+    refused(
+        t::embedding(&i64s(&[0], &[1]), &counting(&[3, 2, 1])),
+        "embedding",
+        &["[num, size]"],
+    );
+}
+
+#[test]
 fn misuse_is_an_error_not_a_panic() {
     let d = device();
     let a = f32s(&[1.0; 6], &[2, 3]);
@@ -761,3 +889,29 @@ grad_test!(grad_avg_pool2d, [(IMAGE, [1, 2, 3, 3])], |x| t::avg_pool2d(
 grad_test!(grad_adaptive_avg_pool2d, [(IMAGE, [1, 2, 3, 3])], |x| {
     t::adaptive_avg_pool2d(arg(x, 0), [2, 2])
 });
+
+grad_test!(grad_slice, [(A, [2, 3])], |x| t::slice(arg(x, 0), 1, 0, 2));
+grad_test!(grad_cat, [(A, [2, 3]), (B, [2, 3])], |x| t::cat(
+    &[arg(x, 0).clone(), arg(x, 1).clone()],
+    1
+));
+// A repeated index adds up its gradients.
+grad_test!(grad_index_select, [(A, [2, 3])], |x| t::index_select(
+    arg(x, 0),
+    1,
+    &i64s(&[2, 0, 2], &[3])
+));
+grad_test!(grad_gather, [(A, [2, 3])], |x| t::gather(
+    arg(x, 0),
+    1,
+    &i64s(&[2, 0, 1, 1], &[2, 2])
+));
+grad_test!(grad_masked_fill, [(A, [2, 3])], |x| t::masked_fill(
+    arg(x, 0),
+    &f32s(&[0.0, 1.0, 0.0], &[3]),
+    0.5
+));
+grad_test!(grad_embedding, [(A, [3, 2])], |x| t::embedding(
+    &i64s(&[2, 0, 1, 1], &[2, 2]),
+    arg(x, 0)
+));

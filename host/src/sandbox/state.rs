@@ -665,6 +665,61 @@ impl tensors::HostTensor for HostState {
         self.unary(t, |x| tensor::adaptive_avg_pool2d(x, pair((height, width))))
     }
 
+    fn slice(&mut self, t: Resource<GuestTensor>, dim: i32, start: i64, end: i64) -> OpReply {
+        self.unary(t, |x| tensor::slice(x, dim, start, end))
+    }
+
+    fn cat(&mut self, tensors: Vec<Resource<GuestTensor>>, dim: i32) -> OpReply {
+        let tensors = tensors
+            .iter()
+            .map(|t| self.get(t))
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        self.reply(tensor::cat(&tensors, dim))
+    }
+
+    fn index_select(
+        &mut self,
+        t: Resource<GuestTensor>,
+        dim: i32,
+        indices: Resource<GuestTensor>,
+    ) -> OpReply {
+        self.binary(t, indices, |x, i| tensor::index_select(x, dim, i))
+    }
+
+    fn gather(
+        &mut self,
+        t: Resource<GuestTensor>,
+        dim: i32,
+        indices: Resource<GuestTensor>,
+    ) -> OpReply {
+        self.binary(t, indices, |x, i| tensor::gather(x, dim, i))
+    }
+
+    fn masked_fill(
+        &mut self,
+        t: Resource<GuestTensor>,
+        mask: Resource<GuestTensor>,
+        value: f32,
+    ) -> OpReply {
+        self.binary(t, mask, |x, m| tensor::masked_fill(x, m, value))
+    }
+
+    fn embedding(
+        &mut self,
+        indices: Resource<GuestTensor>,
+        weight: Resource<GuestTensor>,
+    ) -> OpReply {
+        self.binary(indices, weight, tensor::embedding)
+    }
+
+    fn causal_mask(&mut self, size: u32) -> OpReply {
+        let outcome = match self.check_new_tensor("causal-mask", &[size, size], DType::F32)? {
+            Ok(_) => tensor::causal_mask(&self.device, size as usize),
+            Err(e) => Err(e),
+        };
+        self.reply(outcome)
+    }
+
     fn dropout(&mut self, t: Resource<GuestTensor>, p: f32) -> OpReply {
         let x = self.get(&t)?;
         let training = (self.mode == Mode::Train).then_some(&mut self.rng);

@@ -11,6 +11,7 @@
 
 mod autodiff;
 mod conv;
+mod indexing;
 mod ops;
 mod optim;
 mod random;
@@ -18,6 +19,7 @@ mod random;
 pub use autodiff::*;
 pub use burn::tensor::Device;
 pub use conv::*;
+pub use indexing::*;
 pub use ops::*;
 pub use optim::*;
 pub use random::{Init, Rng};

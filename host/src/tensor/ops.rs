@@ -6,9 +6,9 @@
 use super::{DType, Device, MAX_ELEMENTS, MAX_RANK, Rng, Tensor, TensorError, guarded, with_rank};
 use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData, activation};
 
-type OpResult = Result<Tensor, TensorError>;
+pub(super) type OpResult = Result<Tensor, TensorError>;
 
-fn err(op: &'static str, message: impl Into<String>) -> TensorError {
+pub(super) fn err(op: &'static str, message: impl Into<String>) -> TensorError {
     TensorError::new(op, message)
 }
 
@@ -41,7 +41,7 @@ pub fn check_shape(op: &'static str, shape: &[usize]) -> Result<usize, TensorErr
 }
 
 /// Resolves a possibly negative dim against `rank`.
-fn dim_index(op: &'static str, dim: i32, shape: &[usize]) -> Result<usize, TensorError> {
+pub(super) fn dim_index(op: &'static str, dim: i32, shape: &[usize]) -> Result<usize, TensorError> {
     let rank = shape.len() as i64;
     let resolved = if dim < 0 {
         rank + i64::from(dim)
@@ -58,11 +58,11 @@ fn dim_index(op: &'static str, dim: i32, shape: &[usize]) -> Result<usize, Tenso
     }
 }
 
-fn float_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D> {
+pub(super) fn float_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D> {
     BurnTensor::<D>::from_bridge(t.bridge.clone())
 }
 
-fn int_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D, Int> {
+pub(super) fn int_tensor<const D: usize>(t: &Tensor) -> BurnTensor<D, Int> {
     BurnTensor::<D, Int>::from_bridge(t.bridge.clone())
 }
 
@@ -200,7 +200,7 @@ pub fn to_scalar(op: &'static str, t: &Tensor) -> Result<f32, TensorError> {
 // Shape plumbing
 
 /// Reshapes to `to` (same element count, validated by the caller).
-fn reshape_to(op: &'static str, t: &Tensor, to: &[usize]) -> OpResult {
+pub(super) fn reshape_to(op: &'static str, t: &Tensor, to: &[usize]) -> OpResult {
     let shape = Shape::from(to.to_vec());
     let bridge = match t.dtype() {
         DType::F32 => with_rank!(op, t.rank(), S => with_rank!(op, to.len(), T => guarded(op, || {
@@ -214,7 +214,7 @@ fn reshape_to(op: &'static str, t: &Tensor, to: &[usize]) -> OpResult {
 }
 
 /// Prepends size-1 dims so `t` has `rank` dims.
-fn with_leading_ones(op: &'static str, t: &Tensor, rank: usize) -> OpResult {
+pub(super) fn with_leading_ones(op: &'static str, t: &Tensor, rank: usize) -> OpResult {
     if t.rank() == rank {
         return Ok(t.clone());
     }
@@ -224,7 +224,11 @@ fn with_leading_ones(op: &'static str, t: &Tensor, rank: usize) -> OpResult {
 }
 
 /// NumPy broadcasting of two shapes (the caller checks the result against the limits).
-fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorError> {
+pub(super) fn broadcast_shapes(
+    op: &'static str,
+    a: &[usize],
+    b: &[usize],
+) -> Result<Vec<usize>, TensorError> {
     let rank = a.len().max(b.len());
     let padded = |s: &[usize]| {
         let mut p = vec![1; rank - s.len()];

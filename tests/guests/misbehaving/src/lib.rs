@@ -12,8 +12,10 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// bad_scheduler | bad_conv | panic_in:HOOK | unreachable_in:HOOK; and, behaving but
-    /// scripted: image_ops (the linear layer as a convolution, through every pooling op) | sgd (plain SGD with
+    /// bad_scheduler | bad_conv | bad_index | panic_in:HOOK | unreachable_in:HOOK; and,
+    /// behaving but scripted: image_ops (the linear layer as a convolution, through every
+    /// pooling op) | index_ops (its weight through slice, cat, index-select, embedding, gather,
+    /// masked-fill and causal-mask) | sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
     /// over validation passes)
     mode: String,
@@ -157,6 +159,31 @@ impl LightningModule for Misbehaving {
                 lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
                 Ok(loss)
             }
+            "index_ops" => {
+                // The linear layer's weight taken apart and put back together by the slicing,
+                // joining and indexing ops, then masks that mask nothing: the loss of `ok`.
+                let w = &self.layer.weight;
+                let halves = Tensor::cat(&[&w.slice(1, 0, 2)?, &w.slice(1, -2, 4)?], 1)?;
+                let rows = Tensor::from_i64(&[0, 1, 2], &[3])?;
+                let w = Tensor::from_i64(&[2, 1, 0], &[3])?
+                    .embedding(&halves.index_select(0, &rows)?)?
+                    .index_select(0, &Tensor::from_i64(&[2, 1, 0], &[3])?)?;
+                let n = inputs.shape().first().copied().unwrap_or(0);
+                let order: Vec<i64> = (0..n).flat_map(|_| [0, 1, 2]).collect();
+                let nothing = Tensor::causal_mask(3)?.slice(0, 0, 1)?.mul_scalar(0.0)?;
+                let logits = inputs
+                    .matmul(&w.transpose(0, 1)?)?
+                    .gather(1, &Tensor::from_i64(&order, &[n, 3])?)?
+                    .masked_fill(&nothing, f32::NEG_INFINITY)?;
+                let logits = match &self.layer.bias {
+                    Some(b) => (&logits + b)?,
+                    None => logits,
+                };
+                let loss = logits.cross_entropy(&targets)?;
+                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+                Ok(loss)
+            }
+            "bad_index" => inputs.index_select(1, &Tensor::from_i64(&[4], &[1])?),
             "bad_conv" => inputs.reshape(&[-1, 1, 2, 2])?.conv2d(
                 &Tensor::ones(&[3, 2, 2, 2])?,
                 None,

@@ -360,6 +360,19 @@ impl Tensor {
     pub fn embedding(&self, weight: &Tensor) -> Result<Self> {
         Self::wrap(self.0.embedding(&weight.0))
     }
+    /// Layer normalisation over the last dim `d`, as PyTorch's `F.layer_norm(x, [d], weight,
+    /// bias, eps)`; `weight` and `bias` are `[d]` (absent: 1 and 0).
+    pub fn layer_norm(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Self> {
+        Self::wrap(
+            self.0
+                .layer_norm(weight.map(|w| &w.0), bias.map(|b| &b.0), eps),
+        )
+    }
     /// An f32 `[size, size]` mask, 1.0 above the diagonal: the positions a causal model must
     /// not attend to (`masked_fill` them with `f32::NEG_INFINITY`).
     pub fn causal_mask(size: u32) -> Result<Self> {

@@ -188,6 +188,20 @@ fn indexing_ops_reach_the_host_through_the_contract() {
     );
     let e = misbehave(&f, "bad_index", &Limits::default(), Duration::from_secs(30));
     assert_mentions(&e, &["index-select", "index 4 is out of range 0..4"]);
+    // Layer-normalised logits: zero mean and unit variance per row bound the loss away from
+    // the plain layer's.
+    let normalised = second_loss(&f, "layer_norm");
+    assert!(
+        normalised.is_finite() && (normalised - linear).abs() > 1e-3,
+        "layer_norm {normalised} vs ok {linear}"
+    );
+    let e = misbehave(
+        &f,
+        "bad_layer_norm",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
+    assert_mentions(&e, &["layer-norm", "weight must be [4]", "[3]"]);
     still_serves(&f);
 }
 

@@ -534,6 +534,30 @@ fn slicing_joining_and_indexing() {
 }
 
 #[test]
+fn layer_norm_normalises_the_last_dim() {
+    // Rows [1, 2, 3] and [4, 6, 8]: means 2 and 6, biased variances 2/3 and 8/3.
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 6.0, 8.0], &[2, 3]);
+    let z = (1.5f32).sqrt(); // 1 / sqrt(2/3)
+    check(
+        t::layer_norm(&x, None, None, 1e-12),
+        &[2, 3],
+        &[-z, 0.0, z, -z, 0.0, z],
+    );
+    let (w, b) = (f32s(&[1.0, 2.0, 3.0], &[3]), f32s(&[0.5, 0.0, -0.5], &[3]));
+    check(
+        t::layer_norm(&x, Some(&w), Some(&b), 1e-12),
+        &[2, 3],
+        &[0.5 - z, 0.0, 3.0 * z - 0.5, 0.5 - z, 0.0, 3.0 * z - 0.5],
+    );
+    refused(
+        t::layer_norm(&x, Some(&f32s(&[1.0; 2], &[2])), None, 1e-5),
+        "layer-norm",
+        &["weight must be [3]", "[2]"],
+    );
+    refused(t::layer_norm(&x, None, None, 0.0), "layer-norm", &["eps"]);
+}
+
+#[test]
 fn indexing_refuses_what_does_not_fit() {
     let x = counting(&[2, 3]);
     refused(t::slice(&x, 1, 2, 2), "slice", &["2..2", "is empty"]);
@@ -857,6 +881,7 @@ const IMAGE: [f32; 18] = [
 const KERNEL: [f32; 16] = [
     0.2, -0.5, 0.7, 0.1, -0.3, 0.4, 0.6, -0.8, 0.5, 0.3, -0.2, 0.9, -0.6, 0.1, 0.8, -0.4,
 ];
+const SHIFT: [f32; 3] = [0.2, -0.4, 0.1];
 const KERNEL_PER_GROUP: [f32; 8] = [0.2, -0.5, 0.7, 0.1, -0.3, 0.4, 0.6, -0.8];
 const BIAS: [f32; 2] = [0.3, -0.2];
 
@@ -915,3 +940,8 @@ grad_test!(grad_embedding, [(A, [3, 2])], |x| t::embedding(
     &i64s(&[2, 0, 1, 1], &[2, 2]),
     arg(x, 0)
 ));
+grad_test!(
+    grad_layer_norm,
+    [(A, [2, 3]), (ROW, [3]), (SHIFT, [3])],
+    |x| t::layer_norm(arg(x, 0), Some(arg(x, 1)), Some(arg(x, 2)), 1e-5)
+);

@@ -712,6 +712,19 @@ impl tensors::HostTensor for HostState {
         self.binary(indices, weight, tensor::embedding)
     }
 
+    fn layer_norm(
+        &mut self,
+        x: Resource<GuestTensor>,
+        weight: Option<Resource<GuestTensor>>,
+        bias: Option<Resource<GuestTensor>>,
+        eps: f32,
+    ) -> OpReply {
+        let x = self.get(&x)?;
+        let weight = weight.map(|w| self.get(&w)).transpose()?;
+        let bias = bias.map(|b| self.get(&b)).transpose()?;
+        self.reply(tensor::layer_norm(&x, weight.as_ref(), bias.as_ref(), eps))
+    }
+
     fn causal_mask(&mut self, size: u32) -> OpReply {
         let outcome = match self.check_new_tensor("causal-mask", &[size, size], DType::F32)? {
             Ok(_) => tensor::causal_mask(&self.device, size as usize),

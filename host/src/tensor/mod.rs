@@ -12,6 +12,7 @@
 mod autodiff;
 mod conv;
 mod indexing;
+mod norm;
 mod ops;
 mod optim;
 mod random;
@@ -20,6 +21,7 @@ pub use autodiff::*;
 pub use burn::tensor::Device;
 pub use conv::*;
 pub use indexing::*;
+pub use norm::*;
 pub use ops::*;
 pub use optim::*;
 pub use random::{Init, Rng};

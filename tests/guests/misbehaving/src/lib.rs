@@ -12,10 +12,10 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// bad_scheduler | bad_conv | bad_index | panic_in:HOOK | unreachable_in:HOOK; and,
+    /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | panic_in:HOOK | unreachable_in:HOOK; and,
     /// behaving but scripted: image_ops (the linear layer as a convolution, through every
     /// pooling op) | index_ops (its weight through slice, cat, index-select, embedding, gather,
-    /// masked-fill and causal-mask) | sgd (plain SGD with
+    /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
     /// over validation passes)
     mode: String,
@@ -183,6 +183,17 @@ impl LightningModule for Misbehaving {
                 lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
                 Ok(loss)
             }
+            "layer_norm" => {
+                let logits = self.forward(&inputs)?.layer_norm(
+                    Some(&Tensor::ones(&[3])?),
+                    Some(&Tensor::zeros(&[3])?),
+                    1e-5,
+                )?;
+                let loss = logits.cross_entropy(&targets)?;
+                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+                Ok(loss)
+            }
+            "bad_layer_norm" => inputs.layer_norm(Some(&Tensor::ones(&[3])?), None, 1e-5),
             "bad_index" => inputs.index_select(1, &Tensor::from_i64(&[4], &[1])?),
             "bad_conv" => inputs.reshape(&[-1, 1, 2, 2])?.conv2d(
                 &Tensor::ones(&[3, 2, 2, 2])?,

@@ -16,6 +16,15 @@ fn position(index: i64, size: usize) -> usize {
     resolved.clamp(0, size) as usize
 }
 
+/// Whether two shapes have the same rank and sizes, except perhaps in dim `d`.
+fn same_but_in(a: &[usize], b: &[usize], d: usize) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .enumerate()
+            .all(|(i, (x, y))| i == d || x == y)
+}
+
 /// Elements `start..end` of `dim`, as PyTorch's `x[..., start:end]` (negative bounds count
 /// from the end; bounds are clamped; the result must not be empty).
 pub fn slice(t: &Tensor, dim: i32, start: i64, end: i64) -> OpResult {
@@ -52,14 +61,7 @@ pub fn cat(tensors: &[Tensor], dim: i32) -> OpResult {
     let mut joined = 0usize;
     for t in tensors {
         let other = t.shape();
-        let fits = t.dtype() == first.dtype()
-            && other.len() == shape.len()
-            && other
-                .iter()
-                .zip(&shape)
-                .enumerate()
-                .all(|(i, (a, b))| i == d || a == b);
-        if !fits {
+        if t.dtype() != first.dtype() || !same_but_in(&other, &shape, d) {
             return Err(err(
                 OP,
                 format!(
@@ -137,13 +139,7 @@ pub fn gather(t: &Tensor, dim: i32, indices: &Tensor) -> OpResult {
     t.require_float(OP)?;
     let (shape, index_shape) = (t.shape(), indices.shape());
     let d = dim_index(OP, dim, &shape)?;
-    let fits = index_shape.len() == shape.len()
-        && index_shape
-            .iter()
-            .zip(&shape)
-            .enumerate()
-            .all(|(i, (a, b))| i == d || a == b);
-    if !fits {
+    if !same_but_in(&index_shape, &shape, d) {
         return Err(err(
             OP,
             format!("indices {index_shape:?} must match {shape:?} in every dim but {dim}"),

@@ -364,11 +364,12 @@ fn convolution_and_pooling() {
         &[1, 1, 2, 2],
         &[6.0, 8.0, 14.0, 16.0],
     );
-    // Padding never wins a max: it is -inf.
+    // Padding never wins a max: it is -inf (with zeros the negative inputs would lose).
+    let negative = t::neg(&x).unwrap_or_else(|e| panic!("{e}"));
     check(
-        t::max_pool2d(&x, &pool([3, 3], [1, 1], [1, 1])),
+        t::max_pool2d(&negative, &pool([3, 3], [1, 1], [1, 1])),
         &[1, 1, 3, 3],
-        &[5.0, 6.0, 6.0, 8.0, 9.0, 9.0, 8.0, 9.0, 9.0],
+        &[-1.0, -1.0, -2.0, -1.0, -1.0, -2.0, -4.0, -4.0, -5.0],
     );
     check(
         t::avg_pool2d(&grid, &pool([2, 2], [2, 2], [0, 0])),
@@ -455,6 +456,57 @@ fn image_ops_refuse_what_does_not_fit() {
         t::adaptive_avg_pool2d(&x, [0, 2]),
         "adaptive-avg-pool2d",
         &["at least 1"],
+    );
+    // Sizes that would have the backend materialise or grind through too much.
+    let pixel = counting(&[1, 1, 1, 1]);
+    let one = f32s(&[1.0], &[1, 1, 1, 1]);
+    refused(
+        t::conv2d(
+            &pixel,
+            &one,
+            None,
+            &conv([200_001, 200_001], [100_000, 100_000], [1, 1], 1),
+        ),
+        "conv2d",
+        &["stride [200001, 200001] is above 65536"],
+    );
+    refused(
+        t::conv2d(
+            &pixel,
+            &one,
+            None,
+            &conv([1, 1], [100_000, 100_000], [1, 1], 1),
+        ),
+        "conv2d",
+        &["padded by [100000, 100000] exceeds the limit"],
+    );
+    refused(
+        t::max_pool2d(
+            &pixel,
+            &pool([200_001, 200_001], [1, 1], [100_000, 100_000]),
+        ),
+        "max-pool2d",
+        &["exceeds the limit"],
+    );
+    refused(
+        t::avg_pool2d(
+            &pixel,
+            &pool([u32::MAX as usize; 2], [1, 1], [(u32::MAX / 2) as usize; 2]),
+        ),
+        "avg-pool2d",
+        &["exceeds the limit"],
+    );
+    let big = t::zeros(&device(), &[1, 1, 4096, 4096]).unwrap_or_else(|e| panic!("{e}"));
+    let wide = t::zeros(&device(), &[1, 1, 2048, 2048]).unwrap_or_else(|e| panic!("{e}"));
+    refused(
+        t::conv2d(&big, &wide, None, &conv([1, 1], [0, 0], [1, 1], 1)),
+        "conv2d",
+        &["operations"],
+    );
+    refused(
+        t::cat(&vec![x.clone(); t::MAX_CAT + 1], 0),
+        "cat",
+        &["at most 1024"],
     );
     refused(
         t::max_pool2d(&i64s(&[1; 9], &[1, 1, 3, 3]), &pool([2, 2], [1, 1], [0, 0])),
@@ -597,6 +649,11 @@ fn indexing_refuses_what_does_not_fit() {
         t::masked_fill(&x, &f32s(&[1.0, 0.0], &[2]), 0.0),
         "masked-fill",
         &["do not broadcast"],
+    );
+    refused(
+        t::masked_fill(&x, &f32s(&[0.0; 12], &[2, 2, 3]), 0.0),
+        "masked-fill",
+        &["must broadcast to the tensor's shape [2, 3]"],
     );
     refused(
         t::masked_fill(&x, &f32s(&[1.0; 3], &[3]), f32::NAN),

@@ -670,6 +670,9 @@ impl tensors::HostTensor for HostState {
     }
 
     fn cat(&mut self, tensors: Vec<Resource<GuestTensor>>, dim: i32) -> OpReply {
+        if let Err(e) = tensor::check_cat_count(tensors.len()) {
+            return self.reply(Err(e));
+        }
         let tensors = tensors
             .iter()
             .map(|t| self.get(t))

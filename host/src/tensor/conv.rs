@@ -96,22 +96,71 @@ fn extent(
     }
 }
 
-fn output_hw(
+/// Largest stride or dilation (a larger one wraps around in the GPU kernels' index maths).
+pub const MAX_STEP: usize = 1 << 16;
+
+/// Most multiply-adds (or compares) one convolution or pooling may take: a few seconds on the
+/// CPU. A host op runs to its end once started (the run's deadline interrupts guest code), so
+/// its work is bounded up front.
+pub const MAX_WORK: usize = 1 << 34;
+
+/// A window op's geometry, checked: the padded input (which the backend materialises) and the
+/// output within the tensor limits, `cells` kernel cells per output element within
+/// [`MAX_WORK`]. Returns the output shape `[n, out_channels, oh, ow]`.
+fn plan(
     op: &'static str,
-    h: usize,
-    w: usize,
-    kernel: Pair,
+    [n, c, h, w]: [usize; 4],
+    out_channels: usize,
+    (kernel, cells): (Pair, usize),
     stride: Pair,
     padding: Pair,
     dilation: Pair,
-) -> Result<Pair, TensorError> {
+) -> Result<[usize; 4], TensorError> {
     positive(op, "stride", stride)?;
     positive(op, "dilation", dilation)?;
+    for (field, pair) in [("stride", stride), ("dilation", dilation)] {
+        if pair.iter().any(|v| *v > MAX_STEP) {
+            return Err(err(op, format!("{field} {pair:?} is above {MAX_STEP}")));
+        }
+    }
     let ([kh, kw], [sh, sw], [ph, pw], [dh, dw]) = (kernel, stride, padding, dilation);
-    Ok([
+    let padded = |size: usize, pad: usize| pad.checked_mul(2).and_then(|p| p.checked_add(size));
+    match (padded(h, ph), padded(w, pw)) {
+        (Some(hp), Some(wp)) => {
+            check_shape(op, &[n, c, hp, wp]).map_err(|_| {
+                err(
+                    op,
+                    format!(
+                        "the input [{n}, {c}, {h}, {w}] padded by {padding:?} exceeds the limit \
+                         of {} elements per tensor",
+                        super::MAX_ELEMENTS
+                    ),
+                )
+            })?;
+        }
+        _ => return Err(err(op, format!("padding {padding:?} is too large"))),
+    }
+    let out = [
+        n,
+        out_channels,
         extent(op, "height", h, kh, (sh, ph, dh))?,
         extent(op, "width", w, kw, (sw, pw, dw))?,
-    ])
+    ];
+    check_shape(op, &out)?;
+    let work = out
+        .iter()
+        .try_fold(cells, |acc, d| acc.checked_mul(*d))
+        .filter(|work| *work <= MAX_WORK);
+    if work.is_none() {
+        return Err(err(
+            op,
+            format!(
+                "an output of {out:?} with {cells} kernel cells per element is more than \
+                 {MAX_WORK} operations"
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// 2-D convolution of `x` `[n, c_in, h, w]` with `weight` `[c_out, c_in / groups, kh, kw]`
@@ -150,8 +199,16 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &Conv2dOpti
             ));
         }
     }
-    let [oh, ow] = output_hw(OP, h, w, [kh, kw], o.stride, o.padding, o.dilation)?;
-    check_shape(OP, &[n, c_out, oh, ow])?;
+    let cells = c_per_group.saturating_mul(kh).saturating_mul(kw);
+    plan(
+        OP,
+        [n, c_in, h, w],
+        c_out,
+        ([kh, kw], cells),
+        o.stride,
+        o.padding,
+        o.dilation,
+    )?;
     let options = ConvOptions {
         stride: o.stride,
         padding: symmetric(o.padding),
@@ -179,9 +236,16 @@ fn pool_shape(op: &'static str, x: &Tensor, o: &Pool2dOptions) -> Result<[usize;
             ),
         ));
     }
-    let [oh, ow] = output_hw(op, h, w, o.kernel, o.stride, o.padding, o.dilation)?;
-    check_shape(op, &[n, c, oh, ow])?;
-    Ok([n, c, oh, ow])
+    let cells = kh.saturating_mul(kw);
+    plan(
+        op,
+        [n, c, h, w],
+        c,
+        (o.kernel, cells),
+        o.stride,
+        o.padding,
+        o.dilation,
+    )
 }
 
 /// 2-D max pooling of `x` `[n, c, h, w]`.

@@ -50,9 +50,24 @@ pub fn slice(t: &Tensor, dim: i32, start: i64, end: i64) -> OpResult {
     Ok(Tensor::from_bridge(bridge))
 }
 
+/// Most tensors one `cat` joins.
+pub const MAX_CAT: usize = 1024;
+
+/// Refuses a `cat` of more than [`MAX_CAT`] tensors (before their handles are looked up).
+pub fn check_cat_count(count: usize) -> Result<(), TensorError> {
+    if count > MAX_CAT {
+        return Err(err(
+            "cat",
+            format!("joins at most {MAX_CAT} tensors at once, got {count}"),
+        ));
+    }
+    Ok(())
+}
+
 /// `tensors` joined along `dim`: the same dtype and rank, the same sizes but in `dim`.
 pub fn cat(tensors: &[Tensor], dim: i32) -> OpResult {
     const OP: &str = "cat";
+    check_cat_count(tensors.len())?;
     let Some(first) = tensors.first() else {
         return Err(err(OP, "needs at least one tensor"));
     };

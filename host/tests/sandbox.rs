@@ -177,6 +177,76 @@ fn image_ops_reach_the_host_through_the_contract() {
 }
 
 #[test]
+fn window_options_cross_the_contract_as_sent() {
+    let f = fixture();
+    let mut model = instance(&f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
+    model
+        .init(r#"{"mode":"window_options"}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (inputs, targets) = own_training_data(&mut model);
+    let weight = model
+        .parameters()
+        .iter()
+        .find(|p| p.name.ends_with("weight"))
+        .map(|p| p.value.clone())
+        .unwrap_or_else(|| panic!("no weight"));
+    let config = model
+        .configure_optimizers()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
+    trainer::training_step(&mut model, &mut optimizer, inputs.clone(), targets, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logged = model.take_logged();
+    // The same ops, called directly on the same data.
+    let ok = |r: Result<tensor::Tensor, tensor::TensorError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let images = ok(tensor::reshape(&inputs, &[-1, 1, 2, 2]));
+    let kernel = ok(tensor::reshape(&weight, &[3, 1, 2, 2]));
+    let pool = |kernel, stride, padding| tensor::Pool2dOptions {
+        kernel,
+        stride,
+        padding,
+        dilation: [1, 1],
+    };
+    let expected = [
+        (
+            "conv",
+            ok(tensor::conv2d(
+                &images,
+                &kernel,
+                None,
+                &tensor::Conv2dOptions {
+                    stride: [2, 1],
+                    padding: [1, 0],
+                    dilation: [1, 1],
+                    groups: 1,
+                },
+            )),
+        ),
+        (
+            "max",
+            ok(tensor::max_pool2d(&images, &pool([2, 1], [1, 2], [1, 0]))),
+        ),
+        (
+            "avg",
+            ok(tensor::avg_pool2d(&images, &pool([1, 2], [1, 1], [0, 1]))),
+        ),
+        ("adaptive", ok(tensor::adaptive_avg_pool2d(&images, [1, 2]))),
+    ];
+    for (name, direct) in expected {
+        let sum = ok(tensor::sum(&direct));
+        let want = tensor::to_f32(&sum).ok().and_then(|v| v.first().copied());
+        let got = logged.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        match (got, want) {
+            (Some(got), Some(want)) => assert!(
+                (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{name}: through the contract {got}, direct {want}"
+            ),
+            other => panic!("{name}: {other:?} in {logged:?}"),
+        }
+    }
+}
+
+#[test]
 fn indexing_ops_reach_the_host_through_the_contract() {
     let f = fixture();
     // slice, cat (a list of handles), index-select, embedding, gather, masked-fill and

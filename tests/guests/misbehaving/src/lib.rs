@@ -15,7 +15,8 @@ struct Hyperparameters {
     /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | panic_in:HOOK | unreachable_in:HOOK; and,
     /// behaving but scripted: image_ops (the linear layer as a convolution, through every
     /// pooling op) | index_ops (its weight through slice, cat, index-select, embedding, gather,
-    /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | sgd (plain SGD with
+    /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | window_options
+    /// (conv and pools with asymmetric options, their sums logged) | sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
     /// over validation passes)
     mode: String,
@@ -194,6 +195,44 @@ impl LightningModule for Misbehaving {
                 Ok(loss)
             }
             "bad_layer_norm" => inputs.layer_norm(Some(&Tensor::ones(&[3])?), None, 1e-5),
+            "window_options" => {
+                // Asymmetric options, each op's result logged as a sum, for the host to compare
+                // with the same ops called directly: (height, width) must arrive as sent.
+                let images = inputs.reshape(&[-1, 1, 2, 2])?;
+                let kernel = self.layer.weight.reshape(&[3, 1, 2, 2])?;
+                let conv = images.conv2d(
+                    &kernel,
+                    None,
+                    Conv2dOptions {
+                        stride: (2, 1),
+                        padding: (1, 0),
+                        dilation: (1, 1),
+                        groups: 1,
+                    },
+                )?;
+                let max = images.max_pool2d(Pool2dOptions {
+                    kernel: (2, 1),
+                    stride: (1, 2),
+                    padding: (1, 0),
+                    dilation: (1, 1),
+                })?;
+                let avg = images.avg_pool2d(Pool2dOptions {
+                    kernel: (1, 2),
+                    stride: (1, 1),
+                    padding: (0, 1),
+                    dilation: (1, 1),
+                })?;
+                let adaptive = images.adaptive_avg_pool2d(1, 2)?;
+                for (name, t) in [
+                    ("conv", &conv),
+                    ("max", &max),
+                    ("avg", &avg),
+                    ("adaptive", &adaptive),
+                ] {
+                    lightning_mcp_guest_sdk::log::log_tensor(name, &t.sum()?)?;
+                }
+                self.loss(&inputs, &targets)
+            }
             "bad_index" => inputs.index_select(1, &Tensor::from_i64(&[4], &[1])?),
             "bad_conv" => inputs.reshape(&[-1, 1, 2, 2])?.conv2d(
                 &Tensor::ones(&[3, 2, 2, 2])?,

@@ -26,7 +26,7 @@ impl ToolProvider for ParseOnly {
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
         ctx.progress(1.0, Some(2.0), "parsed");
-        Some(match self.0.parse(name, arguments)? {
+        Some(match self.0.parse(name, &arguments)? {
             Ok(_) => CallToolResult::success(json!({"status": "parsed"})),
             Err(e) => CallToolResult::error(e),
         })

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let name = TOOLS[usize::from(*first) % TOOLS.len()];
-    match tools().parse(name, arguments) {
+    match tools().parse(name, &arguments) {
         Some(Ok(_)) => {}
         Some(Err(message)) => assert!(!message.is_empty(), "an empty error"),
         None => panic!("{name} is a tool of this server"),

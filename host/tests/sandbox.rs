@@ -161,16 +161,22 @@ fn second_loss(f: &Fixture, mode: &str) -> f32 {
     loss.unwrap_or_else(|| panic!("{mode} logged no train_loss"))
 }
 
+/// Asserts that `mode` trains to the plain linear layer's loss (mode `ok`); returns that loss.
+fn assert_loss_of_the_linear_layer(f: &Fixture, mode: &str) -> f32 {
+    let (linear, other) = (second_loss(f, "ok"), second_loss(f, mode));
+    assert!(
+        (linear - other).abs() <= 1e-5 * linear.abs().max(1.0),
+        "ok {linear} vs {mode} {other}"
+    );
+    linear
+}
+
 #[test]
 fn image_ops_reach_the_host_through_the_contract() {
     let f = fixture();
     // conv2d (with its optional bias) and the three pools, gradients included, compute what
     // the linear layer does.
-    let (linear, as_images) = (second_loss(&f, "ok"), second_loss(&f, "image_ops"));
-    assert!(
-        (linear - as_images).abs() <= 1e-5 * linear.abs().max(1.0),
-        "ok {linear} vs image_ops {as_images}"
-    );
+    assert_loss_of_the_linear_layer(&f, "image_ops");
     let e = misbehave(&f, "bad_conv", &Limits::default(), Duration::from_secs(30));
     assert_mentions(&e, &["conv2d", "2 channels per group", "1 in 1 group"]);
     still_serves(&f);
@@ -251,11 +257,7 @@ fn indexing_ops_reach_the_host_through_the_contract() {
     let f = fixture();
     // slice, cat (a list of handles), index-select, embedding, gather, masked-fill and
     // causal-mask, gradients included, rebuild what the linear layer computes.
-    let (linear, indexed) = (second_loss(&f, "ok"), second_loss(&f, "index_ops"));
-    assert!(
-        (linear - indexed).abs() <= 1e-5 * linear.abs().max(1.0),
-        "ok {linear} vs index_ops {indexed}"
-    );
+    let linear = assert_loss_of_the_linear_layer(&f, "index_ops");
     let e = misbehave(&f, "bad_index", &Limits::default(), Duration::from_secs(30));
     assert_mentions(&e, &["index-select", "index 4 is out of range 0..4"]);
     // Layer-normalised logits: zero mean and unit variance per row bound the loss away from

@@ -11,7 +11,7 @@ mod support;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
-use support::{StdioServer, number, structured, tool_error};
+use support::{StdioServer, number, start_long_training, structured, tool_error};
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
@@ -337,17 +337,9 @@ fn workers_of(server: u32) -> Vec<u32> {
 /// Starts a GPU training that would run for days (request id `long`) and returns its worker's
 /// pid once the first progress notification arrived.
 fn start_long_gpu_training(server: &mut StdioServer) -> u32 {
-    server.send_raw(
-        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
-                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
-                           "arguments": train(&json!({"_target_": SIMPLE}), "gpu", 1_000_000)}})
-        .to_string(),
-    );
-    let first = server.next_message();
-    assert_eq!(
-        first.get("method"),
-        Some(&json!("notifications/progress")),
-        "{first}"
+    start_long_training(
+        server,
+        train(&json!({"_target_": SIMPLE}), "gpu", 1_000_000),
     );
     match workers_of(server.pid()).as_slice() {
         [worker] => *worker,

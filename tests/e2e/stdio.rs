@@ -6,7 +6,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::{
-    StdioServer, TOOLS, listed_checkpoints, number, structured, tool_error, with_test_model,
+    StdioServer, TOOLS, listed_checkpoints, number, start_long_training, structured, tool_error,
+    with_test_model,
 };
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
@@ -550,27 +551,10 @@ fn progress_and_log_messages_come_before_the_result() {
     assert_eq!(quiet.next_message().get("id"), Some(&json!(1)));
 }
 
-/// Starts a training that would run for days (request id `long`) and waits for its first
-/// progress notification.
-fn start_long_training(server: &mut StdioServer) {
-    server.send_raw(
-        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
-                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
-                           "arguments": simple(json!({"max_epochs": 1_000_000}))}})
-        .to_string(),
-    );
-    let first = server.next_message();
-    assert_eq!(
-        first.get("method"),
-        Some(&json!("notifications/progress")),
-        "{first}"
-    );
-}
-
 #[test]
 fn cancelling_stops_a_training_and_frees_it() {
     let mut server = StdioServer::start(&[]);
-    start_long_training(&mut server);
+    start_long_training(&mut server, simple(json!({"max_epochs": 1_000_000})));
     let (runs, alive) = resources_in_use(&mut server, 10);
     assert_eq!((runs, alive), (json!(1), json!(1)));
     server.send_raw(
@@ -600,7 +584,7 @@ fn cancelling_stops_a_training_and_frees_it() {
 #[test]
 fn a_full_server_says_it_is_busy() {
     let mut server = StdioServer::start(&["--max-concurrent-runs", "1"]);
-    start_long_training(&mut server);
+    start_long_training(&mut server, simple(json!({"max_epochs": 1_000_000})));
     let busy = server.call_tool(2, "lightning.train", simple(json!({"max_epochs": 1})));
     let message = tool_error(&busy);
     assert!(

@@ -208,3 +208,20 @@ pub fn listed_checkpoints(server: &mut StdioServer, id: u64, directory: &str) ->
     names.sort();
     names
 }
+
+/// Sends a `lightning.train` call with `arguments` that would run for days (request id `long`,
+/// progress token 1) and waits for its first progress notification.
+pub fn start_long_training(server: &mut StdioServer, arguments: Value) {
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
+                "params": {"name": "lightning.train", "_meta": {"progressToken": 1},
+                           "arguments": arguments}})
+        .to_string(),
+    );
+    let first = server.next_message();
+    assert_eq!(
+        first.get("method"),
+        Some(&json!("notifications/progress")),
+        "{first}"
+    );
+}

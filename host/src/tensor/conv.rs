@@ -1,12 +1,10 @@
 //! The 2-D image ops of the WIT contract — convolution and pooling over `[n, c, h, w]` —
 //! validated before Burn sees them, with PyTorch's semantics.
 
+use super::ops::{OpResult, err, float_tensor};
 use super::{Tensor, TensorError, check_shape, guarded};
-use burn::tensor::Tensor as BurnTensor;
 use burn::tensor::module;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
-
-type OpResult = Result<Tensor, TensorError>;
 
 /// A `(height, width)` pair.
 pub type Pair = [usize; 2];
@@ -35,14 +33,6 @@ pub struct Pool2dOptions {
     pub padding: Pair,
     /// Spacing of the window's cells.
     pub dilation: Pair,
-}
-
-fn err(op: &'static str, message: impl Into<String>) -> TensorError {
-    TensorError::new(op, message)
-}
-
-fn float4(t: &Tensor) -> BurnTensor<4> {
-    BurnTensor::<4>::from_bridge(t.bridge.clone())
 }
 
 /// `[n, c, h, w]` of an f32 image batch.
@@ -216,8 +206,14 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, o: &Conv2dOpti
         groups: o.groups,
     };
     guarded(OP, || {
-        let bias = bias.map(|b| BurnTensor::<1>::from_bridge(b.bridge.clone()));
-        module::conv2d(float4(x), float4(weight), bias, options).into_bridge()
+        let bias = bias.map(float_tensor::<1>);
+        module::conv2d(
+            float_tensor::<4>(x),
+            float_tensor::<4>(weight),
+            bias,
+            options,
+        )
+        .into_bridge()
     })
     .map(Tensor::from_bridge)
 }
@@ -259,7 +255,10 @@ pub fn max_pool2d(x: &Tensor, o: &Pool2dOptions) -> OpResult {
         dilation: o.dilation,
         ceil_mode: false,
     };
-    guarded(OP, || module::max_pool2d(float4(x), options).into_bridge()).map(Tensor::from_bridge)
+    guarded(OP, || {
+        module::max_pool2d(float_tensor::<4>(x), options).into_bridge()
+    })
+    .map(Tensor::from_bridge)
 }
 
 /// 2-D average pooling of `x` `[n, c, h, w]`, padded cells counted (PyTorch's default).
@@ -279,7 +278,10 @@ pub fn avg_pool2d(x: &Tensor, o: &Pool2dOptions) -> OpResult {
         count_include_pad: true,
         ceil_mode: false,
     };
-    guarded(OP, || module::avg_pool2d(float4(x), options).into_bridge()).map(Tensor::from_bridge)
+    guarded(OP, || {
+        module::avg_pool2d(float_tensor::<4>(x), options).into_bridge()
+    })
+    .map(Tensor::from_bridge)
 }
 
 /// Average pooling of `x` `[n, c, h, w]` to `[n, c, size[0], size[1]]`.
@@ -290,7 +292,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, size: Pair) -> OpResult {
     let [oh, ow] = size;
     check_shape(OP, &[n, c, oh, ow])?;
     guarded(OP, || {
-        module::adaptive_avg_pool2d(float4(x), size).into_bridge()
+        module::adaptive_avg_pool2d(float_tensor::<4>(x), size).into_bridge()
     })
     .map(Tensor::from_bridge)
 }

@@ -7,7 +7,7 @@ use super::ops::{
     to_i64, with_leading_ones,
 };
 use super::{DType, Device, Tensor, TensorError, from_f32, guarded, with_rank};
-use burn::tensor::{Int, Tensor as BurnTensor};
+use burn::tensor::Tensor as BurnTensor;
 
 /// Resolves a possibly negative position against `size` (PyTorch's slice bounds, clamped).
 fn position(index: i64, size: usize) -> usize {
@@ -213,7 +213,7 @@ pub fn embedding(indices: &Tensor, weight: &Tensor) -> OpResult {
     let flat = reshape_to(OP, indices, &[indices.num_elements()])?;
     let rows = guarded(OP, || {
         float_tensor::<2>(weight)
-            .select(0, BurnTensor::<1, Int>::from_bridge(flat.bridge.clone()))
+            .select(0, int_tensor::<1>(&flat))
             .into_bridge()
     })
     .map(Tensor::from_bridge)?;

@@ -19,13 +19,13 @@ pub const MAX_STEPS: i64 = 1_000_000_000;
 
 /// Parses tool arguments into `T` after checking them against [`Bounds::ARGUMENTS`]; the
 /// error names the offending field.
-pub fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, String> {
+pub fn parse<T: DeserializeOwned>(arguments: &Value) -> Result<T, String> {
     parse_within(arguments, &Bounds::ARGUMENTS)
 }
 
 /// Parses tool arguments into `T` after checking them against `bounds`.
-pub fn parse_within<T: DeserializeOwned>(arguments: Value, bounds: &Bounds) -> Result<T, String> {
-    bounds.check(&arguments)?;
+pub fn parse_within<T: DeserializeOwned>(arguments: &Value, bounds: &Bounds) -> Result<T, String> {
+    bounds.check(arguments)?;
     serde_path_to_error::deserialize(arguments).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -115,7 +115,7 @@ pub(super) fn definition() -> ToolDefinition {
 }
 
 /// Parses and checks `lightning.checkpoint` arguments against the server's `limits`.
-pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {
     Ok(match args::parse::<CheckpointArgs>(arguments)? {
         CheckpointArgs::Save(a) => {
             let options = a.trainer.unwrap_or_default().resolve()?;

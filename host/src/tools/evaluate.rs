@@ -203,7 +203,7 @@ impl Request {
 }
 
 /// Parses and checks the arguments of the `what` tool against the server's `limits`.
-pub(super) fn parse(what: Loop, arguments: Value, limits: &Limits) -> Result<Request, String> {
+pub(super) fn parse(what: Loop, arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: EvaluateArgs = args::parse(arguments)?;
     Ok(Request {
         what,

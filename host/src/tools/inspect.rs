@@ -59,7 +59,7 @@ enum Subject {
 }
 
 /// Parses and checks `lightning.inspect` arguments against the server's `limits`.
-pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: InspectArgs = args::parse(arguments)?;
     let subject = match (args.what, args.model) {
         (What::Environment, _) => Subject::Environment,

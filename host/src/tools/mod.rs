@@ -57,7 +57,7 @@ impl Tools {
 
     /// Parses and checks the arguments of tool `name`: `None` for a tool this server does not
     /// offer, else the call ready to run or an error naming the offending field.
-    pub fn parse(&self, name: &str, arguments: Value) -> Option<Result<ParsedCall, String>> {
+    pub fn parse(&self, name: &str, arguments: &Value) -> Option<Result<ParsedCall, String>> {
         let limits = self.runtime.limits();
         Some(match name {
             train::NAME => train::parse(arguments, limits).map(|r| ParsedCall::Train(Box::new(r))),
@@ -100,7 +100,7 @@ impl Tools {
     pub fn run_placed(
         &self,
         name: &str,
-        arguments: Value,
+        arguments: &Value,
         placement: &Placement,
         ctx: &CallContext,
     ) -> CallToolResult {
@@ -117,7 +117,7 @@ impl Tools {
     fn place_and_run(
         &self,
         name: &str,
-        arguments: Option<Value>,
+        arguments: Value,
         call: ParsedCall,
         ctx: &CallContext,
     ) -> Result<CallToolResult, String> {
@@ -127,12 +127,13 @@ impl Tools {
             }
             None => Placement::Cpu,
         };
-        match (&placement, arguments) {
-            (Placement::Gpu(adapter), Some(arguments)) => {
+        match &placement {
+            // A worker is sent the arguments as given.
+            Placement::Gpu(adapter) => {
                 let _slot = self.runtime.run_slot()?;
                 worker::run(&self.runtime, name, arguments, adapter, ctx)
             }
-            _ => self.run(call, &placement, ctx),
+            Placement::Cpu => self.run(call, &placement, ctx),
         }
     }
 }
@@ -169,13 +170,9 @@ impl ToolProvider for Tools {
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
-        // A GPU worker is sent the arguments as given: keep them for the calls that may go
-        // there.
-        let kept =
-            (name == train::NAME || evaluate::Loop::of(name).is_some()).then(|| arguments.clone());
         let outcome = self
-            .parse(name, arguments)?
-            .and_then(|call| self.place_and_run(name, kept, call, ctx));
+            .parse(name, &arguments)?
+            .and_then(|call| self.place_and_run(name, arguments, call, ctx));
         Some(outcome.unwrap_or_else(|message| failed(name, message)))
     }
 }

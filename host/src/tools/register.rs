@@ -93,7 +93,7 @@ fn base64_len(bytes: usize) -> usize {
 
 /// Parses `lightning.register` arguments: the base64's length is checked before it is
 /// decoded (the decoded size when it is registered).
-pub(super) fn parse(arguments: Value, uploads: UploadLimits) -> Result<Request, String> {
+pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request, String> {
     let bounds = Bounds {
         max_string: base64_len(uploads.max_bytes).max(Bounds::ARGUMENTS.max_string),
         ..Bounds::ARGUMENTS

@@ -63,7 +63,7 @@ impl Request {
 }
 
 /// Parses and checks `lightning.train` arguments against the server's `limits`.
-pub(super) fn parse(arguments: Value, limits: &Limits) -> Result<Request, String> {
+pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: TrainArgs = args::parse(arguments)?;
     Ok(Request {
         options: args.trainer.unwrap_or_default().resolve()?,

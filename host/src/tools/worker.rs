@@ -314,7 +314,7 @@ pub fn serve() -> anyhow::Result<()> {
             send(&Message::Started);
             Tools::new(runtime).run_placed(
                 &job.tool,
-                job.arguments,
+                &job.arguments,
                 &Placement::Gpu(job.adapter),
                 &ctx,
             )

@@ -37,6 +37,13 @@ fn fail_in(mode: &str, hook: &str) {
     }
 }
 
+/// The cross-entropy of `logits`, logged as `train_loss`.
+fn logged_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let loss = logits.cross_entropy(targets)?;
+    lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
+    Ok(loss)
+}
+
 /// Recurses until the call stack runs out.
 fn recurse(depth: u64) -> u64 {
     if depth == u64::MAX {
@@ -156,9 +163,7 @@ impl LightningModule for Misbehaving {
                     .avg_pool2d(Pool2dOptions::new((1, 1)))?
                     .adaptive_avg_pool2d(1, 1)?
                     .reshape(&[-1, 3])?;
-                let loss = logits.cross_entropy(&targets)?;
-                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-                Ok(loss)
+                logged_loss(&logits, &targets)
             }
             "index_ops" => {
                 // The linear layer's weight taken apart and put back together by the slicing,
@@ -180,9 +185,7 @@ impl LightningModule for Misbehaving {
                     Some(b) => (&logits + b)?,
                     None => logits,
                 };
-                let loss = logits.cross_entropy(&targets)?;
-                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-                Ok(loss)
+                logged_loss(&logits, &targets)
             }
             "layer_norm" => {
                 let logits = self.forward(&inputs)?.layer_norm(
@@ -190,9 +193,7 @@ impl LightningModule for Misbehaving {
                     Some(&Tensor::zeros(&[3])?),
                     1e-5,
                 )?;
-                let loss = logits.cross_entropy(&targets)?;
-                lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-                Ok(loss)
+                logged_loss(&logits, &targets)
             }
             "bad_layer_norm" => inputs.layer_norm(Some(&Tensor::ones(&[3])?), None, 1e-5),
             "window_options" => {
@@ -305,9 +306,7 @@ impl LightningModule for Misbehaving {
 impl Misbehaving {
     /// The well-behaved step: cross-entropy of the forward pass, logged as `train_loss`.
     fn loss(&mut self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let loss = self.forward(inputs)?.cross_entropy(targets)?;
-        lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
-        Ok(loss)
+        logged_loss(&self.forward(inputs)?, targets)
     }
 }
 

@@ -9,15 +9,15 @@
 
 #![allow(clippy::expect_used)]
 
-#[path = "mlp_guest.rs"]
-mod mlp_guest;
+#[path = "guest_model.rs"]
+mod guest_model;
 #[path = "timing.rs"]
 mod timing;
 
+use guest_model::GuestModel;
 use lightning_mcp::checkpoint::{self, CheckpointMeta};
 use lightning_mcp::tensor::{Interval, LrSchedule, Optimizer, Schedule, SchedulerConfig};
 use lightning_mcp::trainer::{EpochRecord, Metrics, TrainingState};
-use mlp_guest::MlpGuest;
 use std::hint::black_box;
 
 fn meta() -> CheckpointMeta {
@@ -58,11 +58,11 @@ fn history(epochs: u32) -> Vec<EpochRecord> {
 
 fn main() {
     // After three Adam steps, so that Adam has state.
-    let mut guest = MlpGuest::new();
+    let mut guest = GuestModel::mlp(lightning_mcp::tensor::cpu_device(), guest_model::BATCH);
     for _ in 0..3 {
         guest.step();
     }
-    let MlpGuest {
+    let GuestModel {
         model, optimizer, ..
     } = &mut guest;
     let optimizer = &*optimizer;

@@ -11,18 +11,18 @@
 
 // Shared with the other benches; this one uses part of it.
 #[allow(dead_code)]
-#[path = "mlp_guest.rs"]
-mod mlp_guest;
+#[path = "guest_model.rs"]
+mod guest_model;
 #[path = "same_math.rs"]
 mod same_math;
 #[path = "timing.rs"]
 mod timing;
 
+use guest_model::GuestModel;
 use lightning_mcp::gpu;
 use lightning_mcp::tensor;
 use lightning_mcp::tools::Accelerator;
 use lightning_mcp::tools::accelerator::{DeviceRequest, Placement, place};
-use mlp_guest::MlpGuest;
 use std::path::Path;
 
 fn main() {
@@ -45,8 +45,8 @@ fn main() {
         adapter.name, adapter.backend, adapter.device_type
     );
     for batch in [64, 1024] {
-        let mut cpu = MlpGuest::on(tensor::cpu_device(), batch);
-        let mut wgpu = MlpGuest::on(device.clone(), batch);
+        let mut cpu = GuestModel::mlp(tensor::cpu_device(), batch);
+        let mut wgpu = GuestModel::mlp(device.clone(), batch);
         let mut same = same_math::same_math(device.clone(), batch);
         let results = timing::measure_interleaved(
             5,

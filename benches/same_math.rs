@@ -3,7 +3,7 @@
 //! accuracy read back as scalars as the guest's logging does. The baseline of the sandbox's
 //! overhead, on any device.
 
-use crate::mlp_guest::{CLASSES, HIDDEN, INPUT, labels};
+use crate::guest_model::{CLASSES, HIDDEN, INPUT, labels};
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};

@@ -13,8 +13,8 @@
 
 #![allow(clippy::expect_used)]
 
-#[path = "mlp_guest.rs"]
-mod mlp_guest;
+#[path = "guest_model.rs"]
+mod guest_model;
 #[path = "same_math.rs"]
 mod same_math;
 #[path = "timing.rs"]
@@ -27,7 +27,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor};
-use mlp_guest::{BATCH, CLASSES, HIDDEN, INPUT, MlpGuest, labels};
+use guest_model::{BATCH, CLASSES, GuestModel, HIDDEN, INPUT, labels};
 use same_math::{read_back_metrics, same_math};
 use std::hint::black_box;
 
@@ -38,7 +38,7 @@ fn burn_device() -> Device {
 
 /// The built-in MLP guest, stepped by the host trainer.
 fn sandboxed() -> impl FnMut() {
-    let mut guest = MlpGuest::new();
+    let mut guest = GuestModel::mlp(lightning_mcp::tensor::cpu_device(), guest_model::BATCH);
     move || {
         guest.step();
         black_box(&guest.model);

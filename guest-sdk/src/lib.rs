@@ -48,9 +48,9 @@ pub use module::{Dataset, LightningModule, Split};
 pub use optim::{Interval, LrScheduler, Optimization, Optimizer, Schedule};
 pub use tensor::{Conv2dOptions, DType, Pool2dOptions, Tensor};
 
-/// Declares trainable parameters; only valid inside [`LightningModule::new`].
+/// Declares trainable parameters and buffers; only valid inside [`LightningModule::new`].
 pub mod param {
-    pub use crate::tensor::{Init, parameter};
+    pub use crate::tensor::{Init, buffer, parameter};
 }
 
 /// Metrics, like `LightningModule.log` in PyTorch Lightning.
@@ -60,7 +60,10 @@ pub mod log {
 
 /// Everything a model author usually needs.
 pub mod prelude {
-    pub use crate::nn::{Activation, Dropout, Linear, LinearConfig};
+    pub use crate::nn::{
+        Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Embedding,
+        EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+    };
     pub use crate::param::Init;
     pub use crate::{
         Conv2dOptions, Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer,

@@ -81,6 +81,23 @@ impl Optimizer {
         }
     }
 
+    /// This optimizer with weight decay `weight_decay` (an L2 penalty for SGD and Adam,
+    /// decoupled for AdamW).
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Self {
+        match &mut self {
+            Self::Sgd {
+                weight_decay: w, ..
+            }
+            | Self::Adam {
+                weight_decay: w, ..
+            }
+            | Self::AdamW {
+                weight_decay: w, ..
+            } => *w = weight_decay,
+        }
+        self
+    }
+
     /// This optimizer with `scheduler` changing its learning rate.
     pub fn with_scheduler(self, scheduler: LrScheduler) -> Optimization {
         Optimization {

@@ -373,6 +373,27 @@ impl Tensor {
                 .layer_norm(weight.map(|w| &w.0), bias.map(|b| &b.0), eps),
         )
     }
+    /// Batch normalisation over dim 1 of `[n, c, ...]`, as PyTorch's `F.batch_norm`: in a
+    /// training step with the batch's statistics, updating the [`buffer`]s `running_mean` and
+    /// `running_var` `[c]` on the host (`momentum` weighs the batch); otherwise with them.
+    pub fn batch_norm(
+        &self,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<Self> {
+        Self::wrap(self.0.batch_norm(
+            &running_mean.0,
+            &running_var.0,
+            weight.map(|w| &w.0),
+            bias.map(|b| &b.0),
+            momentum,
+            eps,
+        ))
+    }
     /// An f32 `[size, size]` mask, 1.0 above the diagonal: the positions a causal model must
     /// not attend to (`masked_fill` them with `f32::NEG_INFINITY`).
     pub fn causal_mask(size: u32) -> Result<Self> {
@@ -459,15 +480,26 @@ pub enum Init {
 ///
 /// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
 pub fn parameter(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-    let init = match init {
+    Tensor::wrap(raw_params::parameter(name, &dims(shape)?, raw_init(init)))
+}
+
+/// Declares a buffer named `name`: state that checkpoints save with the parameters but that
+/// is not trained (like PyTorch's `register_buffer`), e.g. batch-norm's running statistics.
+///
+/// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
+pub fn buffer(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+    Tensor::wrap(raw_params::buffer(name, &dims(shape)?, raw_init(init)))
+}
+
+fn raw_init(init: Init) -> raw_params::Init {
+    match init {
         Init::Zeros => raw_params::Init::Zeros,
         Init::Ones => raw_params::Init::Ones,
         Init::Normal(std) => raw_params::Init::Normal(std),
         Init::Uniform(low, high) => raw_params::Init::Uniform((low, high)),
         Init::KaimingUniform => raw_params::Init::KaimingUniform,
         Init::XavierUniform => raw_params::Init::XavierUniform,
-    };
-    Tensor::wrap(raw_params::parameter(name, &dims(shape)?, init))
+    }
 }
 
 /// Logs a scalar for this step; the host reports the epoch mean.

@@ -14,6 +14,21 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "`lightning_mcp.models.simple.SimpleClassifier`.",
     ),
     ("guest-mlp", "MLP", "`lightning_mcp.models.mlp.MLP`."),
+    (
+        "guest-convnet",
+        "CONVNET",
+        "`lightning_mcp.models.cnn.ConvNet`.",
+    ),
+    (
+        "guest-sequential",
+        "SEQUENTIAL",
+        "`lightning_mcp.models.sequential.Sequential`.",
+    ),
+    (
+        "guest-transformer",
+        "CHAR_TRANSFORMER",
+        "`lightning_mcp.models.transformer.CharTransformer`.",
+    ),
 ];
 const TESTING: &[(&str, &str, &str)] = &[
     (
@@ -69,6 +84,9 @@ fn run() -> Result<(), String> {
         "guest-sdk",
         "guests/simple-classifier",
         "guests/mlp",
+        "guests/convnet",
+        "guests/sequential",
+        "guests/transformer",
         "tests/guests",
         "Cargo.lock",
     ] {

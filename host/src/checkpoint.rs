@@ -311,7 +311,7 @@ pub fn restore(
                         p.value.shape()
                     ));
                 }
-                ordered.push(l);
+                ordered.push((l, p.clone()));
             }
         }
     }
@@ -326,12 +326,10 @@ pub fn restore(
     let device = instance.device().clone();
     let mut values = ordered.into_iter();
     instance.update_parameters(|_, _old| -> Result<Tensor, CheckpointError> {
-        let l = values
+        let (l, param) = values
             .next()
             .ok_or_else(|| CheckpointError::Mismatch("a parameter has no value".into()))?;
-        Ok(tensor::trainable(tensor::from_f32(
-            &device, l.values, &l.shape,
-        )?)?)
+        Ok(param.prepare(tensor::from_f32(&device, l.values, &l.shape)?)?)
     })
 }
 

@@ -274,6 +274,22 @@ fn indexing_ops_reach_the_host_through_the_contract() {
         Duration::from_secs(30),
     );
     assert_mentions(&e, &["layer-norm", "weight must be [4]", "[3]"]);
+    // Batch norm updates its running statistics in place: they must be buffers, which only
+    // `init` declares.
+    let e = misbehave(
+        &f,
+        "bad_batch_norm",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
+    assert_mentions(&e, &["batch-norm", "running mean must be a buffer"]);
+    let e = misbehave(
+        &f,
+        "late_buffer",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
+    assert_mentions(&e, &["buffers can only be declared during init"]);
     still_serves(&f);
 }
 
@@ -427,7 +443,7 @@ fn a_guest_that_imports_clocks_is_refused() {
     assert_mentions(
         &e,
         &[
-            "not a component of world lightning:model/model@0.3.0",
+            "not a component of world lightning:model/model@0.4.0",
             "wasi:clocks",
         ],
     );

@@ -610,6 +610,96 @@ fn layer_norm_normalises_the_last_dim() {
 }
 
 #[test]
+fn batch_norm_trains_on_the_batch_and_evaluates_on_running_statistics() {
+    // Channel 0 holds [1, 2, 3]: mean 2, biased variance 2/3, unbiased 1. Channel 1 holds
+    // [10, 20, 60]: mean 30, biased variance 1400/3, unbiased 700.
+    let x = f32s(&[1.0, 10.0, 2.0, 20.0, 3.0, 60.0], &[3, 2]);
+    let (mean, var) = (f32s(&[0.0, 0.0], &[2]), f32s(&[1.0, 1.0], &[2]));
+    let stats = t::RunningStats {
+        mean: &mean,
+        var: &var,
+    };
+    let trained =
+        t::batch_norm(&x, stats, None, None, 0.1, 1e-12, true).unwrap_or_else(|e| panic!("{e}"));
+    let (z0, z1) = (1.5f32.sqrt(), (1400.0f32 / 3.0).sqrt());
+    let expected = [-z0, -20.0 / z1, 0.0, -10.0 / z1, z0, 30.0 / z1];
+    assert_close(&values(&trained.output), &expected, 1e-5);
+    let Some((new_mean, new_var)) = trained.running else {
+        panic!("training updates the running statistics")
+    };
+    assert_close(&values(&new_mean), &[0.2, 3.0], 1e-6);
+    assert_close(&values(&new_var), &[1.0, 70.9], 1e-6);
+
+    // Evaluation uses the running statistics, then the weight and bias.
+    let stats = t::RunningStats {
+        mean: &new_mean,
+        var: &new_var,
+    };
+    let (w, b) = (f32s(&[2.0, 1.0], &[2]), f32s(&[0.5, 0.0], &[2]));
+    let evaluated = t::batch_norm(&x, stats, Some(&w), Some(&b), 0.1, 1e-12, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(evaluated.running.is_none());
+    let s1 = 70.9f32.sqrt();
+    let expected = [
+        2.0 * 0.8 + 0.5,
+        7.0 / s1,
+        2.0 * 1.8 + 0.5,
+        17.0 / s1,
+        2.0 * 2.8 + 0.5,
+        57.0 / s1,
+    ];
+    assert_close(&values(&evaluated.output), &expected, 1e-5);
+
+    // Over [n, c, h, w], each channel's statistics span the batch and both spatial dims.
+    let image = f32s(&[1.0, 3.0, 10.0, 10.0, 5.0, 7.0, 10.0, 10.0], &[2, 2, 1, 2]);
+    let stats = t::RunningStats {
+        mean: &mean,
+        var: &var,
+    };
+    let trained = t::batch_norm(&image, stats, None, None, 1.0, 1e-12, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some((m, v)) = trained.running else {
+        panic!("no running statistics")
+    };
+    assert_close(&values(&m), &[4.0, 10.0], 1e-6);
+    assert_close(&values(&v), &[20.0 / 3.0, 0.0], 1e-6);
+    assert_eq!(trained.output.shape(), [2, 2, 1, 2]);
+}
+
+#[test]
+fn batch_norm_refuses_what_does_not_fit() {
+    let x = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]);
+    let (two, three) = (f32s(&[0.0; 2], &[2]), f32s(&[1.0; 3], &[3]));
+    let bn = |x: &Tensor, mean: &Tensor, momentum: f32, eps: f32, training: bool| {
+        let stats = t::RunningStats { mean, var: &two };
+        t::batch_norm(x, stats, None, None, momentum, eps, training).map(|b| b.output)
+    };
+    refused(
+        bn(&x, &three, 0.1, 1e-5, true),
+        "batch-norm",
+        &["running mean must be [2]", "[3]"],
+    );
+    refused(bn(&x, &two, 1.5, 1e-5, true), "batch-norm", &["momentum"]);
+    refused(bn(&x, &two, 0.1, 0.0, true), "batch-norm", &["eps"]);
+    refused(
+        bn(&f32s(&[1.0, 2.0], &[2]), &two, 0.1, 1e-5, false),
+        "batch-norm",
+        &["rank 2"],
+    );
+    // One value per channel has no variance to train with (PyTorch refuses it too).
+    refused(
+        bn(&f32s(&[1.0, 2.0], &[1, 2]), &two, 0.1, 1e-5, true),
+        "batch-norm",
+        &["more than one value"],
+    );
+    refused(
+        bn(&i64s(&[1; 6], &[3, 2]), &two, 0.1, 1e-5, false),
+        "batch-norm",
+        &["f32"],
+    );
+}
+
+#[test]
 fn indexing_refuses_what_does_not_fit() {
     let x = counting(&[2, 3]);
     refused(t::slice(&x, 1, 2, 2), "slice", &["2..2", "is empty"]);
@@ -1001,4 +1091,46 @@ grad_test!(
     grad_layer_norm,
     [(A, [2, 3]), (ROW, [3]), (SHIFT, [3])],
     |x| t::layer_norm(arg(x, 0), Some(arg(x, 1)), Some(arg(x, 2)), 1e-5)
+);
+grad_test!(
+    grad_batch_norm_training,
+    [(IMAGE, [1, 2, 3, 3]), (BIAS, [2]), (SHIFT[..2], [2])],
+    |x| {
+        let (mean, var) = (f32s(&[0.0; 2], &[2]), f32s(&[1.0; 2], &[2]));
+        let stats = t::RunningStats {
+            mean: &mean,
+            var: &var,
+        };
+        t::batch_norm(
+            arg(x, 0),
+            stats,
+            Some(arg(x, 1)),
+            Some(arg(x, 2)),
+            0.1,
+            1e-5,
+            true,
+        )
+        .map(|b| b.output)
+    }
+);
+grad_test!(
+    grad_batch_norm_evaluation,
+    [(A, [3, 2]), (BIAS, [2]), (SHIFT[..2], [2])],
+    |x| {
+        let (mean, var) = (f32s(&[0.1, -0.2], &[2]), f32s(&[0.5, 2.0], &[2]));
+        let stats = t::RunningStats {
+            mean: &mean,
+            var: &var,
+        };
+        t::batch_norm(
+            arg(x, 0),
+            stats,
+            Some(arg(x, 1)),
+            Some(arg(x, 2)),
+            0.1,
+            1e-5,
+            false,
+        )
+        .map(|b| b.output)
+    }
 );

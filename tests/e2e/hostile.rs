@@ -347,7 +347,7 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
         ),
         (
             "old-world.wasm",
-            &["lightning:model/model@0.3.0", "lightning-module@0.3.0"],
+            &["lightning:model/model@0.4.0", "lightning-module@0.4.0"],
         ),
         ("broken-describe.wasm", &["describe failed", "unreachable"]),
         ("mlp-copy.wasm", &["already registered (built-in)"]),
@@ -586,7 +586,7 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         (lightning_mcp_guests::testing::SLEEPER, "wasi:clocks"),
         (
             lightning_mcp_guests::testing::OLD_WORLD,
-            "lightning-module@0.3.0",
+            "lightning-module@0.4.0",
         ),
     ];
     // (With `replace`, so that the full server compiles and checks them.)

@@ -12,6 +12,9 @@ use support::{
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
+const CONVNET: &str = "lightning_mcp.models.cnn.ConvNet";
+const SEQUENTIAL: &str = "lightning_mcp.models.sequential.Sequential";
+const TRANSFORMER: &str = "lightning_mcp.models.transformer.CharTransformer";
 
 fn simple(trainer: Value) -> Value {
     json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3}, "trainer": trainer})
@@ -179,7 +182,7 @@ fn inspect_model_summary_environment_models() {
         .and_then(Value::as_array)
         .map(|m| m.iter().filter_map(|m| m.get("target")?.as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(targets, [MLP, SIMPLE]);
+    assert_eq!(targets, [CONVNET, MLP, SEQUENTIAL, SIMPLE, TRANSFORMER]);
     assert_eq!(models.pointer("/models/0/source"), Some(&json!("built-in")));
 }
 

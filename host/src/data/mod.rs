@@ -3,6 +3,7 @@
 //! order drawn anew each epoch. [`json`] turns a request's nested arrays into tensors, [`csv`]
 //! a CSV file's columns.
 
+pub mod builtin;
 pub mod csv;
 pub mod json;
 

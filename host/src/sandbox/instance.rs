@@ -366,13 +366,22 @@ impl ModelInstance {
         let params = self.store.data_mut().take_parameters();
         let mut updated = Vec::with_capacity(params.len());
         let mut outcome = Ok(());
-        for (index, Parameter { name, value }) in params.into_iter().enumerate() {
+        for (index, param) in params.into_iter().enumerate() {
             if outcome.is_err() {
-                updated.push(Parameter { name, value });
+                updated.push(param);
                 continue;
             }
+            let Parameter {
+                name,
+                value,
+                trainable,
+            } = param;
             match update(index, value) {
-                Ok(value) => updated.push(Parameter { name, value }),
+                Ok(value) => updated.push(Parameter {
+                    name,
+                    value,
+                    trainable,
+                }),
                 Err(e) => {
                     self.broken = Some(format!("updating parameter {name} failed"));
                     outcome = Err(e);

@@ -38,13 +38,26 @@ pub enum Mode {
     Eval,
 }
 
-/// A trainable parameter the guest declared.
+/// A parameter or buffer the guest declared.
 #[derive(Clone, Debug)]
 pub struct Parameter {
     /// Its unique, dot-separated name.
     pub name: String,
-    /// Its current value (a trainable autodiff leaf).
+    /// Its current value: a trainable autodiff leaf, or an untracked tensor for a buffer.
     pub value: Tensor,
+    /// False for a buffer: saved in checkpoints, never given to the optimizer.
+    pub trainable: bool,
+}
+
+impl Parameter {
+    /// `value` as this parameter's new value: a trainable leaf unless it is a buffer.
+    pub fn prepare(&self, value: Tensor) -> Result<Tensor, TensorError> {
+        if self.trainable {
+            tensor::trainable(value)
+        } else {
+            Ok(tensor::detach(&value))
+        }
+    }
 }
 
 /// The store data of one model instance.
@@ -728,6 +741,55 @@ impl tensors::HostTensor for HostState {
         self.reply(tensor::layer_norm(&x, weight.as_ref(), bias.as_ref(), eps))
     }
 
+    fn batch_norm(
+        &mut self,
+        x: Resource<GuestTensor>,
+        running_mean: Resource<GuestTensor>,
+        running_var: Resource<GuestTensor>,
+        weight: Option<Resource<GuestTensor>>,
+        bias: Option<Resource<GuestTensor>>,
+        momentum: f32,
+        eps: f32,
+    ) -> OpReply {
+        let mean_index = match self.buffer_index(&running_mean, "running mean")? {
+            Ok(index) => index,
+            Err(e) => return Ok(Err(wit_error(e))),
+        };
+        let var_index = match self.buffer_index(&running_var, "running variance")? {
+            Ok(index) => index,
+            Err(e) => return Ok(Err(wit_error(e))),
+        };
+        let x = self.get(&x)?;
+        let (mean, var) = (self.get(&running_mean)?, self.get(&running_var)?);
+        let weight = weight.map(|w| self.get(&w)).transpose()?;
+        let bias = bias.map(|b| self.get(&b)).transpose()?;
+        let stats = tensor::RunningStats {
+            mean: &mean,
+            var: &var,
+        };
+        let training = self.mode == Mode::Train;
+        let outcome = tensor::batch_norm(
+            &x,
+            stats,
+            weight.as_ref(),
+            bias.as_ref(),
+            momentum,
+            eps,
+            training,
+        )
+        .map(|tensor::BatchNorm { output, running }| {
+            if let Some((mean, var)) = running {
+                for (index, value) in [(mean_index, mean), (var_index, var)] {
+                    if let Some(buffer) = self.params.get_mut(index) {
+                        buffer.value = value;
+                    }
+                }
+            }
+            output
+        });
+        self.reply(outcome)
+    }
+
     fn causal_mask(&mut self, size: u32) -> OpReply {
         let outcome = match self.check_new_tensor("causal-mask", &[size, size], DType::F32)? {
             Ok(_) => tensor::causal_mask(&self.device, size as usize),
@@ -755,8 +817,25 @@ impl tensors::HostTensor for HostState {
 
 impl params::Host for HostState {
     fn parameter(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
-        const OP: &str = "parameter";
-        let shape = match self.check_new_tensor(OP, &shape, DType::F32)? {
+        self.declare("parameter", name, shape, init, true)
+    }
+
+    fn buffer(&mut self, name: String, shape: Vec<u32>, init: params::Init) -> OpReply {
+        self.declare("buffer", name, shape, init, false)
+    }
+}
+
+impl HostState {
+    /// Declares a parameter (`trainable`) or a buffer.
+    fn declare(
+        &mut self,
+        op: &'static str,
+        name: String,
+        shape: Vec<u32>,
+        init: params::Init,
+        trainable: bool,
+    ) -> OpReply {
+        let shape = match self.check_new_tensor(op, &shape, DType::F32)? {
             Ok(shape) => shape,
             Err(e) => return Ok(Err(wit_error(e))),
         };
@@ -769,31 +848,58 @@ impl params::Host for HostState {
             params::Init::XavierUniform => Init::XavierUniform,
         };
         let checked = self
-            .check_parameter(&name, &shape, init)
+            .check_parameter(op, &name, &shape, init)
             .and_then(|()| {
                 let values = init.sample(&shape, &mut self.rng);
                 tensor::from_f32(&self.device, values, &shape)
             })
-            .and_then(tensor::trainable)
-            .map_err(|e| TensorError::new(OP, e.message));
+            .and_then(|value| match trainable {
+                true => tensor::trainable(value),
+                false => Ok(value),
+            })
+            .map_err(|e| TensorError::new(op, e.message));
         let value = match checked {
             Ok(v) => v,
             Err(e) => return Ok(Err(wit_error(e))),
         };
         self.charge(value.size_in_bytes())?;
-        self.params.push(Parameter { name, value });
+        self.params.push(Parameter {
+            name,
+            value,
+            trainable,
+        });
         let index = self.params.len() - 1;
         Ok(Ok(self.table.push(GuestTensor::Param(index))?))
+    }
+
+    /// The index of the buffer behind `handle`, for an op that updates it in place.
+    fn buffer_index(
+        &self,
+        handle: &Resource<GuestTensor>,
+        what: &str,
+    ) -> wasmtime::Result<Result<usize, TensorError>> {
+        Ok(match self.table.get(handle)? {
+            GuestTensor::Param(i) if self.params.get(*i).is_some_and(|p| !p.trainable) => Ok(*i),
+            _ => Err(TensorError::new(
+                "batch-norm",
+                format!("the {what} must be a buffer declared with params.buffer"),
+            )),
+        })
     }
 }
 
 impl HostState {
-    fn check_parameter(&self, name: &str, shape: &[usize], init: Init) -> Result<(), TensorError> {
-        const OP: &str = "parameter";
+    fn check_parameter(
+        &self,
+        op: &'static str,
+        name: &str,
+        shape: &[usize],
+        init: Init,
+    ) -> Result<(), TensorError> {
         if self.mode != Mode::Init {
             return Err(TensorError::new(
-                OP,
-                "parameters can only be declared during init",
+                op,
+                format!("{op}s can only be declared during init"),
             ));
         }
         let valid_name = !name.is_empty()
@@ -804,25 +910,25 @@ impl HostState {
         if !valid_name {
             let start: String = name.chars().take(64).collect();
             return Err(TensorError::new(
-                OP,
+                op,
                 format!("name {start:?} must be 1 to 128 characters of [A-Za-z0-9_.]"),
             ));
         }
         if self.params.iter().any(|p| p.name == name) {
-            return Err(TensorError::new(OP, format!("{name} is declared twice")));
+            return Err(TensorError::new(op, format!("{name} is declared twice")));
         }
         if self.params.len() >= self.limits.max_parameters {
             return Err(TensorError::new(
-                OP,
+                op,
                 format!(
                     "a model may declare at most {} parameters",
                     self.limits.max_parameters
                 ),
             ));
         }
-        tensor::check_shape(OP, shape)?;
+        tensor::check_shape(op, shape)?;
         init.validate()
-            .map_err(|m| TensorError::new(OP, format!("{name}: {m}")))
+            .map_err(|m| TensorError::new(op, format!("{name}: {m}")))
     }
 }
 

@@ -742,6 +742,12 @@ pub struct DataArgs {
     pub predict: Option<InputsData>,
     /// A CSV file under the server's data directory, instead of `train`/`val`/`test`/`predict`.
     pub csv: Option<CsvArgs>,
+    /// A built-in dataset by name (`iris`, `digits`), instead of the other sources: fixed
+    /// training, validation and test splits (the test rows are also the prediction inputs).
+    pub dataset: Option<String>,
+    /// The shape of one sample's inputs, e.g. `[1, 8, 8]` to see 64 columns as an image or
+    /// `[64]` to see an image as a vector: the same number of values per sample.
+    pub input_shape: Option<Vec<usize>>,
     /// Samples per batch of the request's data (default 32).
     #[schemars(range(min = 1))]
     pub batch_size: Option<u64>,

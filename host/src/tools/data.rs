@@ -1,8 +1,10 @@
-//! The data a tool call runs on, split by split: what the request gives — nested arrays, or a
-//! CSV file under `--data-dir` — else the model's own `dataset` hook.
+//! The data a tool call runs on, split by split: what the request gives — nested arrays, a
+//! CSV file under `--data-dir` or a built-in dataset by name — else the model's own `dataset`
+//! hook.
 
 use super::args::{CsvArgs, DataArgs};
 use crate::data::Dataset;
+use crate::data::builtin::BuiltinDataset;
 use crate::data::csv::{self, CsvSpec, Table, Targets};
 use crate::data::json::{self, Element};
 use crate::runtime::Runtime;
@@ -15,77 +17,115 @@ use serde_json::Value;
 /// Where a call's data came from, for its result.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DataReport {
-    /// `csv`.
+    /// `csv` (a file) or `dataset` (built in).
     pub source: &'static str,
-    /// The file, relative to the data directory.
-    pub path: String,
+    /// The file, relative to the data directory (`csv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The built-in dataset's name, description and origin (`dataset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetInfo>,
     /// The feature columns, in input order.
     pub features: Vec<String>,
     /// The target column, if any.
     pub target: Option<String>,
     /// The class labels by index, when the target column held text.
     pub classes: Option<Vec<String>>,
+    /// The shape of one sample's inputs.
+    pub input_shape: Vec<usize>,
     /// Rows in the file.
     pub rows: usize,
     /// Rows used for training.
     pub train_samples: usize,
     /// Rows held out for validation.
     pub val_samples: usize,
+    /// Rows held out for test and prediction (a built-in dataset's; a file's test and
+    /// prediction use every row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<usize>,
+}
+
+/// What a result says of a built-in dataset.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct DatasetInfo {
+    /// Its name.
+    pub name: &'static str,
+    /// What it is.
+    pub description: &'static str,
+    /// Where it comes from, and its licence.
+    pub source: &'static str,
 }
 
 /// The data of one call.
 pub(super) struct CallData<'a> {
     args: Option<&'a DataArgs>,
-    table: Option<CsvTable>,
+    table: Option<LoadedTable>,
     seed: u64,
 }
 
-/// A CSV table and its seeded split into training and validation rows.
-struct CsvTable {
+/// A table of samples (a CSV file or a built-in dataset) and its rows for each split.
+struct LoadedTable {
     table: Table,
     train_rows: Vec<usize>,
     val_rows: Vec<usize>,
+    /// `None`: test and prediction use every row.
+    test_rows: Option<Vec<usize>>,
+    /// One sample's input shape.
+    sample_shape: Vec<usize>,
+    /// Input values are multiplied by this.
+    scale: f32,
     report: DataReport,
 }
 
 impl<'a> CallData<'a> {
     /// The call's `data` (reading its CSV file, if it names one, under the runtime's data
-    /// directory, within the run's `limits`); `seed` draws the validation split and the
-    /// shuffling.
+    /// directory, within the run's `limits`); `seed` draws a CSV file's validation split and
+    /// the shuffling.
     pub(super) fn load(
         runtime: &Runtime,
         args: Option<&'a DataArgs>,
         seed: u64,
         limits: &Limits,
     ) -> Result<Self, String> {
-        let table = match args.and_then(|a| a.csv.as_ref().map(|csv| (a, csv))) {
+        let table = match args {
             None => None,
-            Some((args, csv)) => {
-                if args.train.is_some()
+            Some(args) => {
+                let arrays = args.train.is_some()
                     || args.val.is_some()
                     || args.test.is_some()
-                    || args.predict.is_some()
-                {
-                    return Err(
-                        "data.csv cannot be combined with data.train, val, test or predict".into(),
-                    );
+                    || args.predict.is_some();
+                match (&args.csv, &args.dataset) {
+                    (Some(_), Some(_)) => {
+                        return Err("data.csv and data.dataset cannot be combined".into());
+                    }
+                    (Some(_), None) | (None, Some(_)) if arrays => {
+                        return Err(format!(
+                            "data.{} cannot be combined with data.train, val, test or predict",
+                            if args.csv.is_some() { "csv" } else { "dataset" }
+                        ));
+                    }
+                    (Some(csv), None) => Some(read_csv(runtime, csv, seed, limits)?),
+                    (None, Some(name)) => Some(read_builtin(name, limits)?),
+                    (None, None) => None,
                 }
-                Some(read_csv(runtime, csv, seed, limits)?)
             }
         };
+        let table = table
+            .map(|t| t.reshaped(args.and_then(|a| a.input_shape.as_deref())))
+            .transpose()?;
         Ok(Self { args, table, seed })
     }
 
-    /// What the result says of the data, when it came from a file.
+    /// What the result says of the data, when it came from a table.
     pub(super) fn report(&self) -> Option<DataReport> {
         self.table.as_ref().map(|t| t.report.clone())
     }
 
     /// The data of `split`: the request's when it gives that split (checked against the run's
     /// limits and, for training, reshuffled each epoch when asked), else the model's own;
-    /// `None` when neither has any. From a CSV file, training gets the rows outside the
-    /// validation split and validation the rows in it — or, with no split and `whole`, every
-    /// row, as the test and prediction splits always do.
+    /// `None` when neither has any. From a table, each split gets its rows; a CSV file's test
+    /// and prediction splits — and, with no validation rows and `whole`, its validation
+    /// split — get every row.
     pub(super) fn split(
         &self,
         instance: &mut ModelInstance,
@@ -94,22 +134,29 @@ impl<'a> CallData<'a> {
     ) -> Result<Option<Dataset>, String> {
         let shuffle = split == Split::Train && self.args.and_then(|d| d.shuffle).unwrap_or(false);
         let batch_size = self.args.map_or(Ok(32), DataArgs::batch_size)?;
-        let dataset = if let Some(csv) = &self.table {
+        let dataset = if let Some(loaded) = &self.table {
             let every_row: Vec<usize>;
-            let rows: &[usize] = match split {
-                Split::Train => &csv.train_rows,
-                Split::Validation if !csv.val_rows.is_empty() => &csv.val_rows,
-                Split::Validation if !whole => &[],
+            let rows: &[usize] = match (split, &loaded.test_rows) {
+                (Split::Train, _) => &loaded.train_rows,
+                (Split::Validation, _) if !loaded.val_rows.is_empty() => &loaded.val_rows,
+                (Split::Validation, _) if !whole => &[],
+                (Split::Test | Split::Predict, Some(test)) => test,
                 _ => {
-                    every_row = (0..csv.table.rows()).collect();
+                    every_row = (0..loaded.table.rows()).collect();
                     &every_row
                 }
             };
             if rows.is_empty() {
                 None
             } else {
-                let (inputs, targets) = csv_tensors(instance, &csv.table, rows, split)?;
-                Some(admit(instance, "csv", inputs, targets, batch_size)?)
+                let (inputs, targets) = table_tensors(instance, loaded, rows, split)?;
+                Some(admit(
+                    instance,
+                    loaded.report.source,
+                    inputs,
+                    targets,
+                    batch_size,
+                )?)
             }
         } else if let Some((name, inputs, targets)) = self.args.and_then(|d| d.split(split)) {
             let device = instance.device().clone();
@@ -119,6 +166,11 @@ impl<'a> CallData<'a> {
                     .map_err(|e| e.to_string())
             };
             let inputs = parse("inputs", inputs, Element::Float)?;
+            let inputs = match self.args.and_then(|a| a.input_shape.as_deref()) {
+                Some(shape) => reshape_samples(&inputs, shape)
+                    .map_err(|e| format!("data.{name}.inputs: {e}"))?,
+                None => inputs,
+            };
             let targets = targets
                 .map(|t| parse("targets", t, Element::Inferred))
                 .transpose()?;
@@ -127,6 +179,58 @@ impl<'a> CallData<'a> {
             own_data(instance, split, self.seed)?
         };
         Ok(dataset.map(|d| if shuffle { d.shuffled(self.seed) } else { d }))
+    }
+}
+
+/// `inputs` `[n, ...]` as `[n] ++ shape`, when that holds the same values per sample.
+fn reshape_samples(inputs: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
+    let dims = inputs.shape();
+    let n = dims.first().copied().unwrap_or(0);
+    let per_sample: usize = dims.iter().skip(1).product();
+    let wanted = checked_sample_size(shape)?;
+    if wanted != per_sample {
+        return Err(format!(
+            "data.input_shape {shape:?} holds {wanted} values, but each sample has {per_sample} \
+             ({:?})",
+            dims.get(1..).unwrap_or_default()
+        ));
+    }
+    let mut full = vec![n];
+    full.extend(shape);
+    tensor::reshape(inputs, &full.iter().map(|d| *d as i64).collect::<Vec<_>>())
+        .map_err(|e| e.to_string())
+}
+
+/// The number of values in one sample of `shape` (rank 1 to 5: the batch dim makes 6).
+fn checked_sample_size(shape: &[usize]) -> Result<usize, String> {
+    if shape.is_empty() || shape.len() >= tensor::MAX_RANK || shape.contains(&0) {
+        return Err(format!(
+            "data.input_shape must be 1 to {} dims of at least 1, got {shape:?}",
+            tensor::MAX_RANK - 1
+        ));
+    }
+    shape
+        .iter()
+        .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| format!("data.input_shape {shape:?} is too large"))
+}
+
+impl LoadedTable {
+    /// The table with samples of `shape`, when the request asks for one.
+    fn reshaped(mut self, shape: Option<&[usize]>) -> Result<Self, String> {
+        if let Some(shape) = shape {
+            let width = self.table.features.len();
+            let wanted = checked_sample_size(shape)?;
+            if wanted != width {
+                return Err(format!(
+                    "data.input_shape {shape:?} holds {wanted} values, but each row has {width} \
+                     features"
+                ));
+            }
+            self.sample_shape = shape.to_vec();
+            self.report.input_shape = shape.to_vec();
+        }
+        Ok(self)
     }
 }
 
@@ -150,7 +254,7 @@ fn read_csv(
     args: &CsvArgs,
     seed: u64,
     limits: &Limits,
-) -> Result<CsvTable, String> {
+) -> Result<LoadedTable, String> {
     let val_split = args.val_split.unwrap_or(0.0);
     if !(0.0..1.0).contains(&val_split) {
         return Err(format!(
@@ -178,36 +282,85 @@ fn read_csv(
     // Held-out rows are drawn at random; each part keeps the file's order.
     train_rows.sort_unstable();
     val_rows.sort_unstable();
+    let width = table.features.len();
     let report = DataReport {
         source: "csv",
-        path: shown,
+        path: Some(shown),
+        dataset: None,
         features: table.features.clone(),
         target: args.target.clone(),
         classes: table.classes.clone(),
+        input_shape: vec![width],
         rows,
         train_samples: train_rows.len(),
         val_samples: val_rows.len(),
+        test_samples: None,
     };
-    Ok(CsvTable {
+    Ok(LoadedTable {
         table,
         train_rows,
         val_rows,
+        test_rows: None,
+        sample_shape: vec![width],
+        scale: 1.0,
         report,
     })
 }
 
-/// The inputs and targets of `rows` of `table`, on the instance's device.
-fn csv_tensors(
+/// Parses and splits the built-in dataset `name`.
+fn read_builtin(name: &str, limits: &Limits) -> Result<LoadedTable, String> {
+    let d = BuiltinDataset::find(name).map_err(|e| format!("data.dataset: {e}"))?;
+    let spec = CsvSpec {
+        target: Some(d.target.to_string()),
+        features: Vec::new(),
+        header: true,
+    };
+    let table = csv::parse(d.name, d.csv, &spec, limits.max_tensor_elements)
+        .map_err(|e| format!("data.dataset: {e}"))?;
+    let splits = d.splits(table.rows());
+    let report = DataReport {
+        source: "dataset",
+        path: None,
+        dataset: Some(DatasetInfo {
+            name: d.name,
+            description: d.description,
+            source: d.source,
+        }),
+        features: table.features.clone(),
+        target: Some(d.target.to_string()),
+        classes: table.classes.clone(),
+        input_shape: d.sample_shape.to_vec(),
+        rows: table.rows(),
+        train_samples: splits.train.len(),
+        val_samples: splits.val.len(),
+        test_samples: Some(splits.test.len()),
+    };
+    Ok(LoadedTable {
+        table,
+        train_rows: splits.train,
+        val_rows: splits.val,
+        test_rows: Some(splits.test),
+        sample_shape: d.sample_shape.to_vec(),
+        scale: d.scale,
+        report,
+    })
+}
+
+/// The inputs (`[rows] ++ sample shape`, scaled) and targets of `rows` of a table, on the
+/// instance's device.
+fn table_tensors(
     instance: &ModelInstance,
-    table: &Table,
+    loaded: &LoadedTable,
     rows: &[usize],
     split: Split,
 ) -> Result<(Tensor, Option<Tensor>), String> {
+    let table = &loaded.table;
+    let source = loaded.report.source;
     let width = table.features.len();
     let max = instance.limits().max_tensor_elements;
     if rows.len().saturating_mul(width) > max {
         return Err(format!(
-            "data.csv: {} rows × {width} features is above the limit of {max} elements per \
+            "data.{source}: {} rows × {width} features is above the limit of {max} elements per \
              tensor (tensor_elements)",
             rows.len()
         ));
@@ -221,10 +374,12 @@ fn csv_tensors(
                 .get(r * width..(r + 1) * width)
                 .unwrap_or_default()
         })
-        .copied()
+        .map(|v| v * loaded.scale)
         .collect();
-    let inputs = tensor::from_f32(device, values, &[rows.len(), width])
-        .map_err(|e| format!("data.csv: {e}"))?;
+    let mut shape = vec![rows.len()];
+    shape.extend(&loaded.sample_shape);
+    let inputs =
+        tensor::from_f32(device, values, &shape).map_err(|e| format!("data.{source}: {e}"))?;
     let targets = match (&table.targets, split) {
         (_, Split::Predict) | (None, _) => None,
         (Some(Targets::Classes(all)), _) => Some(tensor::from_i64(
@@ -238,7 +393,9 @@ fn csv_tensors(
             &[rows.len()],
         )),
     };
-    let targets = targets.transpose().map_err(|e| format!("data.csv: {e}"))?;
+    let targets = targets
+        .transpose()
+        .map_err(|e| format!("data.{source}: {e}"))?;
     Ok((inputs, targets))
 }
 

@@ -92,6 +92,17 @@ pub struct EvaluateArgs {
     /// Data to evaluate on instead of the model's own: `val` (validate), `test` (test) or
     /// `predict` (predict).
     pub data: Option<DataArgs>,
+    /// `lightning.predict` only: `"text"` reads each row of the (i64) predictions as Unicode
+    /// code points and adds `text`, one string per row, e.g. a character model's generation.
+    pub decode: Option<Decode>,
+}
+
+/// How `lightning.predict` decodes its predictions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decode {
+    /// Rows of Unicode code points as strings.
+    Text,
 }
 
 /// A checked call.
@@ -103,6 +114,7 @@ pub struct Request {
     limits: Limits,
     ckpt_path: Option<String>,
     data: Option<DataArgs>,
+    decode: Option<Decode>,
 }
 
 /// The model part of a result.
@@ -147,6 +159,9 @@ pub struct PredictOutput {
     pub model: EvaluatedModel,
     /// The model's output for each batch, as nested lists in the output's shape.
     pub predictions: Vec<Value>,
+    /// With `decode: "text"`: every row of the predictions (batch by batch) as a string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<Vec<String>>,
     /// Batches predicted.
     pub num_batches: usize,
     /// The checkpoint the weights came from, if any.
@@ -205,6 +220,9 @@ impl Request {
 /// Parses and checks the arguments of the `what` tool against the server's `limits`.
 pub(super) fn parse(what: Loop, arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: EvaluateArgs = args::parse(arguments)?;
+    if args.decode.is_some() && what != Loop::Predict {
+        return Err("decode applies to lightning.predict only".into());
+    }
     Ok(Request {
         what,
         options: args.trainer.unwrap_or_default().resolve()?,
@@ -212,6 +230,7 @@ pub(super) fn parse(what: Loop, arguments: &Value, limits: &Limits) -> Result<Re
         model: args.model,
         ckpt_path: args.ckpt_path,
         data: args.data,
+        decode: args.decode,
     })
 }
 
@@ -238,6 +257,7 @@ pub(super) fn run(
         limits,
         ckpt_path,
         data,
+        decode,
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
@@ -318,11 +338,23 @@ pub(super) fn run(
                 .map(nested_lists)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("{target}: reading the predictions: {e}"))?;
+            let text = match decode {
+                Some(Decode::Text) => Some(
+                    outputs
+                        .iter()
+                        .map(text_rows)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("{target}: decode \"text\": {e}"))?
+                        .concat(),
+                ),
+                None => None,
+            };
             serde_json::to_value(PredictOutput {
                 status: "completed",
                 model: evaluated,
                 num_batches: predictions.len(),
                 predictions,
+                text,
                 ckpt_path,
                 data: call_data.report(),
                 device: placement.report(),
@@ -331,6 +363,31 @@ pub(super) fn run(
         }
     };
     output.map_err(|e| format!("{target}: cannot write the result: {e}"))
+}
+
+/// Every row (along the last dim) of an i64 tensor of Unicode code points, as a string.
+fn text_rows(t: &Tensor) -> Result<Vec<String>, String> {
+    if t.dtype() != DType::I64 {
+        return Err(format!(
+            "the predictions must be i64 code points, got an f32 tensor {:?}",
+            t.shape()
+        ));
+    }
+    let width = t.shape().last().copied().unwrap_or(1).max(1);
+    let codes = tensor::to_i64(t).map_err(|e| e.to_string())?;
+    codes
+        .chunks(width)
+        .map(|row| {
+            row.iter()
+                .map(|&c| {
+                    u32::try_from(c)
+                        .ok()
+                        .and_then(char::from_u32)
+                        .ok_or_else(|| format!("{c} is not a Unicode code point"))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A tensor as nested JSON lists in its shape (PyTorch's `tolist()`).

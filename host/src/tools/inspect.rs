@@ -125,19 +125,26 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             "hyperparameters": hyperparameters,
         }));
     }
-    let rows: Vec<(String, Vec<usize>, usize)> = instance
-        .parameters()
-        .iter()
-        .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
-        .collect();
+    let rows = |trainable: bool| -> Vec<(String, Vec<usize>, usize)> {
+        instance
+            .parameters()
+            .iter()
+            .filter(|p| p.trainable == trainable)
+            .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
+            .collect()
+    };
+    let listed = |rows: &[(String, Vec<usize>, usize)]| -> Vec<Value> {
+        rows.iter()
+            .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
+            .collect()
+    };
+    let parameters = rows(true);
     Ok(json!({
         "class": model.description.class_name,
         "num_parameters": total,
-        "summary": summary_table(&rows),
-        "parameters": rows
-            .iter()
-            .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
-            .collect::<Vec<_>>(),
+        "summary": summary_table(&parameters),
+        "parameters": listed(&parameters),
+        "buffers": listed(&rows(false)),
     }))
 }
 

@@ -202,11 +202,13 @@ fn build_model(
     Ok((instance, hyperparameters))
 }
 
-/// Total element count of the model's parameters.
+/// Total element count of the model's trainable parameters (buffers, such as running
+/// statistics, are not parameters, as in PyTorch).
 fn num_parameters(instance: &ModelInstance) -> usize {
     instance
         .parameters()
         .iter()
+        .filter(|p| p.trainable)
         .map(|p| p.value.num_elements())
         .sum()
 }

@@ -12,7 +12,8 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
-    /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | panic_in:HOOK | unreachable_in:HOOK; and,
+    /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | bad_batch_norm (a plain
+    /// tensor as running statistics) | late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
     /// behaving but scripted: image_ops (the linear layer as a convolution, through every
     /// pooling op) | index_ops (its weight through slice, cat, index-select, embedding, gather,
     /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | window_options
@@ -196,6 +197,11 @@ impl LightningModule for Misbehaving {
                 logged_loss(&logits, &targets)
             }
             "bad_layer_norm" => inputs.layer_norm(Some(&Tensor::ones(&[3])?), None, 1e-5),
+            "bad_batch_norm" => {
+                let (mean, var) = (Tensor::zeros(&[4])?, Tensor::ones(&[4])?);
+                inputs.batch_norm(&mean, &var, None, None, 0.1, 1e-5)
+            }
+            "late_buffer" => lightning_mcp_guest_sdk::param::buffer("late", &[4], Init::Zeros),
             "window_options" => {
                 // Asymmetric options, each op's result logged as a sum, for the host to compare
                 // with the same ops called directly: (height, width) must arrive as sent.

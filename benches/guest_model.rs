@@ -1,5 +1,5 @@
-//! The built-in MLP guest as 784-256-10 with Adam, and one batch for it; shared by the bench
-//! binaries.
+//! A built-in model guest with its optimizer and one batch, stepped by the host trainer; and
+//! the MLP 784-256-10 most benches use. Shared by the bench binaries.
 
 use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{ComponentCache, Limits, ModelInstance, ModelRegistry, Sandbox};
@@ -17,8 +17,8 @@ pub fn labels(batch: usize) -> Vec<i64> {
     (0..batch).map(|i| (i % CLASSES) as i64).collect()
 }
 
-/// An MLP instance with its optimizer and a batch (the sandbox kept alive with it).
-pub struct MlpGuest {
+/// A model instance with its optimizer and a batch (the sandbox kept alive with it).
+pub struct GuestModel {
     _sandbox: Sandbox,
     pub model: ModelInstance,
     pub optimizer: Optimizer,
@@ -26,36 +26,10 @@ pub struct MlpGuest {
     y: Tensor,
 }
 
-impl MlpGuest {
-    /// A fresh instance of the built-in MLP, 784-256-10, Adam with lr 0.001, on the CPU with
-    /// a batch of [`BATCH`].
-    pub fn new() -> Self {
-        Self::on(tensor::cpu_device(), BATCH)
-    }
-
-    /// The same on `device`, with a batch of `batch`.
-    pub fn on(device: Device, batch: usize) -> Self {
-        let sandbox = Sandbox::new().expect("sandbox");
-        let registry =
-            ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
-                .expect("models");
-        let mlp = registry.get("lightning_mcp.models.mlp.MLP").expect("MLP");
-        let mut model = mlp
-            .instantiate(
-                device.clone(),
-                &Limits::default(),
-                0,
-                Duration::from_secs(3600),
-                CancelToken::new(),
-            )
-            .expect("instance");
-        model
-            .init(&format!(
-                r#"{{"input_dim":{INPUT},"hidden_dims":[{HIDDEN}],"num_classes":{CLASSES},"lr":0.001}}"#
-            ))
-            .expect("init");
-        let config = model.configure_optimizers().expect("optimizer");
-        let optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
+impl GuestModel {
+    /// The built-in MLP, 784-256-10, Adam with lr 0.001, on `device` with a batch of
+    /// `batch` normal inputs.
+    pub fn mlp(device: Device, batch: usize) -> Self {
         let x = tensor::from_f32(
             &device,
             Rng::seeded(1).normal(batch * INPUT, 1.0),
@@ -63,6 +37,33 @@ impl MlpGuest {
         )
         .expect("x");
         let y = tensor::from_i64(&device, labels(batch), &[batch]).expect("y");
+        let hparams = format!(
+            r#"{{"input_dim":{INPUT},"hidden_dims":[{HIDDEN}],"num_classes":{CLASSES},"lr":0.001}}"#
+        );
+        Self::new(device, "lightning_mcp.models.mlp.MLP", &hparams, x, y)
+    }
+
+    /// The built-in model `target` with `hparams` (JSON) on `device`, with the batch `x`, `y`
+    /// (on that device).
+    pub fn new(device: Device, target: &str, hparams: &str, x: Tensor, y: Tensor) -> Self {
+        let sandbox = Sandbox::new().expect("sandbox");
+        let registry =
+            ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
+                .expect("models");
+        let mut model = registry
+            .get(target)
+            .expect("a built-in model")
+            .instantiate(
+                device,
+                &Limits::default(),
+                0,
+                Duration::from_secs(3600),
+                CancelToken::new(),
+            )
+            .expect("instance");
+        model.init(hparams).expect("init");
+        let config = model.configure_optimizers().expect("optimizer");
+        let optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
         Self {
             _sandbox: sandbox,
             model,

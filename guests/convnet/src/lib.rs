@@ -1,0 +1,239 @@
+//! `lightning_mcp.models.cnn.ConvNet`: a small configurable CNN for `[channels, height, width]`
+//! images — blocks of 3×3 convolution, optional batch norm, ReLU and 2×2 max-pooling, then a
+//! hidden linear layer and the classifier.
+
+use lightning_mcp_guest_sdk::log;
+use lightning_mcp_guest_sdk::prelude::*;
+
+/// Most channels of any layer, and the largest hidden width.
+const MAX_WIDTH: u32 = 4096;
+/// Most convolution blocks.
+const MAX_BLOCKS: usize = 8;
+/// Largest image side.
+const MAX_SIDE: u32 = 1024;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Hyperparameters {
+    /// Channels of the input images.
+    in_channels: u32,
+    /// `[height, width]` of the input images.
+    image_size: [u32; 2],
+    /// Output channels of each block.
+    channels: Vec<u32>,
+    /// Batch norm after each convolution.
+    batch_norm: bool,
+    /// Width of the hidden linear layer (0: none).
+    hidden_dim: u32,
+    /// Classes to predict.
+    num_classes: u32,
+    /// Dropout before the classifier.
+    dropout: f32,
+    /// Adam's learning rate.
+    lr: f32,
+    /// Adam's weight decay (L2 penalty).
+    weight_decay: f32,
+}
+
+impl Default for Hyperparameters {
+    fn default() -> Self {
+        Self {
+            in_channels: 1,
+            image_size: [8, 8],
+            channels: vec![16, 32],
+            batch_norm: true,
+            hidden_dim: 64,
+            num_classes: 10,
+            dropout: 0.0,
+            lr: 0.01,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// A field's value when it lies in `range`, else an error naming the field.
+fn within(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::new(format!(
+            "{field} must be between {} and {}, got {value}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+impl Hyperparameters {
+    /// Checks every field; returns the side lengths after the last block's pooling.
+    fn validate(&self) -> Result<(u32, u32)> {
+        within("in_channels", self.in_channels, 1..=MAX_WIDTH)?;
+        let [mut h, mut w] = self.image_size;
+        within("image_size[0]", h, 1..=MAX_SIDE)?;
+        within("image_size[1]", w, 1..=MAX_SIDE)?;
+        within("num_classes", self.num_classes, 2..=MAX_WIDTH)?;
+        within("hidden_dim", self.hidden_dim, 0..=MAX_WIDTH)?;
+        if self.channels.is_empty() || self.channels.len() > MAX_BLOCKS {
+            return Err(Error::new(format!(
+                "channels must list 1 to {MAX_BLOCKS} blocks, got {}",
+                self.channels.len()
+            )));
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            within(&format!("channels[{i}]"), *c, 1..=MAX_WIDTH)?;
+            if h < 2 || w < 2 {
+                return Err(Error::new(format!(
+                    "channels[{i}]: the image is {h}x{w} before this block, too small for its \
+                     2x2 pooling; use fewer blocks or larger images"
+                )));
+            }
+            (h, w) = (h / 2, w / 2);
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::new(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
+            return Err(Error::new(format!(
+                "lr must be in (0, 10], got {}",
+                self.lr
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::new(format!(
+                "weight_decay must be a finite number >= 0, got {}",
+                self.weight_decay
+            )));
+        }
+        Ok((h, w))
+    }
+}
+
+/// Convolution, optional batch norm; ReLU and pooling follow.
+struct Block {
+    conv: Conv2d,
+    norm: Option<BatchNorm>,
+}
+
+struct ConvNet {
+    hparams: Hyperparameters,
+    blocks: Vec<Block>,
+    hidden: Option<Linear>,
+    classifier: Linear,
+    dropout: Dropout,
+}
+
+impl LightningModule for ConvNet {
+    type Hyperparameters = Hyperparameters;
+    const TARGET: &'static str = "lightning_mcp.models.cnn.ConvNet";
+    const SUMMARY: &'static str = "Small CNN classifier for [in_channels, height, width] images \
+        (image_size): per entry of channels, a 3x3 convolution (padding 1), batch norm \
+        (batch_norm), ReLU and 2x2 max-pooling; then a hidden linear layer of hidden_dim with \
+        ReLU (0: none), dropout and the num_classes classifier. Cross-entropy, Adam(lr, \
+        weight_decay). Brings no data: use data.dataset \"digits\" (8x8 handwritten digits) or \
+        your own images.";
+
+    fn new(h: &Hyperparameters) -> Result<Self> {
+        let (out_h, out_w) = h.validate()?;
+        let mut in_channels = h.in_channels;
+        let mut blocks = Vec::with_capacity(h.channels.len());
+        for (i, &out) in h.channels.iter().enumerate() {
+            let options = Conv2dOptions {
+                padding: (1, 1),
+                ..Conv2dOptions::default()
+            };
+            let conv = Conv2dConfig::new(in_channels, out, (3, 3))
+                .with_options(options)
+                .init(&format!("blocks.{i}.conv"))?;
+            let norm = match h.batch_norm {
+                true => Some(BatchNormConfig::new(out).init(&format!("blocks.{i}.norm"))?),
+                false => None,
+            };
+            blocks.push(Block { conv, norm });
+            in_channels = out;
+        }
+        let features = in_channels * out_h * out_w;
+        let hidden = match h.hidden_dim {
+            0 => None,
+            d => Some(LinearConfig::new(features, d).init("hidden")?),
+        };
+        let classifier_in = if h.hidden_dim == 0 {
+            features
+        } else {
+            h.hidden_dim
+        };
+        Ok(Self {
+            hparams: h.clone(),
+            blocks,
+            hidden,
+            classifier: LinearConfig::new(classifier_in, h.num_classes).init("classifier")?,
+            dropout: Dropout::new(h.dropout)?,
+        })
+    }
+
+    /// `[batch, in_channels, height, width] -> [batch, num_classes]`.
+    fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        let [height, width] = self.hparams.image_size;
+        let expected = [
+            self.hparams.in_channels as usize,
+            height as usize,
+            width as usize,
+        ];
+        let shape = x.shape();
+        if shape.len() != 4 || shape.get(1..) != Some(&expected[..]) {
+            return Err(Error::new(format!(
+                "ConvNet expects images [batch, {}, {}, {}], got {shape:?}; set in_channels and \
+                 image_size, or data.input_shape",
+                expected[0], expected[1], expected[2]
+            )));
+        }
+        let mut h = self.stage(x, 0)?;
+        for i in 1..self.blocks.len() {
+            h = self.stage(&h, i)?;
+        }
+        let mut h = h.flatten(1, -1)?;
+        if let Some(hidden) = &self.hidden {
+            h = hidden.forward(&h)?.relu()?;
+        }
+        self.classifier.forward(&self.dropout.forward(&h)?)
+    }
+
+    /// Cross-entropy, logging `train_loss` and `train_acc`.
+    fn training_step(
+        &mut self,
+        inputs: Tensor,
+        targets: Tensor,
+        _batch_index: u32,
+    ) -> Result<Tensor> {
+        let logits = self.forward(&inputs)?;
+        let loss = logits.cross_entropy(&targets)?;
+        log::log_tensor("train_loss", &loss)?;
+        log::log_tensor("train_acc", &logits.accuracy(&targets)?)?;
+        Ok(loss)
+    }
+
+    fn configure_optimizers(&self) -> Optimization {
+        Optimizer::adam(self.hparams.lr)
+            .with_weight_decay(self.hparams.weight_decay)
+            .into()
+    }
+}
+
+impl ConvNet {
+    /// Block `i`: convolution, batch norm, ReLU, 2x2 max-pooling.
+    fn stage(&self, x: &Tensor, i: usize) -> Result<Tensor> {
+        let block = self
+            .blocks
+            .get(i)
+            .ok_or_else(|| Error::new(format!("no block {i}")))?;
+        let mut h = block.conv.forward(x)?;
+        if let Some(norm) = &block.norm {
+            h = norm.forward(&h)?;
+        }
+        h.relu()?.max_pool2d(Pool2dOptions::new((2, 2)))
+    }
+}
+
+export_model!(ConvNet);

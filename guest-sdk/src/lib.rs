@@ -35,6 +35,7 @@
 
 extern crate self as lightning_mcp_guest_sdk;
 
+pub mod check;
 mod error;
 mod export;
 mod module;
@@ -56,6 +57,20 @@ pub mod param {
 /// Metrics, like `LightningModule.log` in PyTorch Lightning.
 pub mod log {
     pub use crate::tensor::{log, log_tensor};
+
+    /// The cross-entropy of `logits` `[n, classes]` against i64 `labels` `[n]`, logged as
+    /// `{stage}_loss` with the accuracy as `{stage}_acc` (`stage`: `train`, `val`, `test`);
+    /// returns the loss.
+    pub fn classification(
+        stage: &str,
+        logits: &crate::Tensor,
+        labels: &crate::Tensor,
+    ) -> crate::Result<crate::Tensor> {
+        let loss = logits.cross_entropy(labels)?;
+        log_tensor(&format!("{stage}_loss"), &loss)?;
+        log_tensor(&format!("{stage}_acc"), &logits.accuracy(labels)?)?;
+        Ok(loss)
+    }
 }
 
 /// Everything a model author usually needs.

@@ -72,17 +72,13 @@ pub trait LightningModule: Sized + 'static {
     /// One validation step; logs `val_loss` and `val_acc` by default.
     fn validation_step(&mut self, inputs: Tensor, targets: Tensor, batch_index: u32) -> Result<()> {
         let _ = batch_index;
-        let logits = self.forward(&inputs)?;
-        log::log_tensor("val_loss", &logits.cross_entropy(&targets)?)?;
-        log::log_tensor("val_acc", &logits.accuracy(&targets)?)
+        log::classification("val", &self.forward(&inputs)?, &targets).map(drop)
     }
 
     /// One test step; logs `test_loss` and `test_acc` by default.
     fn test_step(&mut self, inputs: Tensor, targets: Tensor, batch_index: u32) -> Result<()> {
         let _ = batch_index;
-        let logits = self.forward(&inputs)?;
-        log::log_tensor("test_loss", &logits.cross_entropy(&targets)?)?;
-        log::log_tensor("test_acc", &logits.accuracy(&targets)?)
+        log::classification("test", &self.forward(&inputs)?, &targets).map(drop)
     }
 
     /// One prediction step; `forward` by default.

@@ -111,11 +111,8 @@ pub struct Dropout {
 impl Dropout {
     /// Dropout with probability `p`, which must be in `[0, 1)`.
     pub fn new(p: f32) -> Result<Self> {
-        if (0.0..1.0).contains(&p) {
-            Ok(Self { p })
-        } else {
-            Err(Error::new(format!("dropout must be in [0, 1), got {p}")))
-        }
+        crate::check::fraction("dropout", p)?;
+        Ok(Self { p })
     }
 
     /// Applies dropout (the host makes it the identity outside training steps).

@@ -1373,6 +1373,7 @@ fn models_train_on_a_csv_file_under_the_data_dir() {
         Some(&json!({"source": "csv", "path": "flowers.csv",
             "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
             "target": "species", "classes": ["setosa", "versicolor", "virginica"],
+            "input_shape": [4],
             "rows": 90, "train_samples": 72, "val_samples": 18}))
     );
     assert!(number(&trained, "/metrics/val_acc") >= 0.9, "{trained}");

@@ -125,6 +125,36 @@ fn learns_a_text_and_generates_deterministically_from_its_checkpoint() {
         text,
         "greedy generation is deterministic"
     );
+
+    // `decode: "text"` returns the same characters as a string.
+    let decoded = server.call_tool(
+        4,
+        "lightning.predict",
+        json!({"model": model(), "ckpt_path": ckpt, "decode": "text",
+               "trainer": {"accelerator": "cpu"}}),
+    );
+    assert_eq!(
+        structured(&decoded).get("text"),
+        Some(&json!([text])),
+        "{decoded}"
+    );
+    // Only predictions decode, and only i64 ones.
+    let result = server.call_tool(
+        5,
+        "lightning.test",
+        json!({"model": model(), "decode": "text"}),
+    );
+    assert!(tool_error(&result).contains("decode applies to lightning.predict only"));
+    let result = server.call_tool(
+        6,
+        "lightning.predict",
+        json!({"model": {"_target_": "lightning_mcp.models.mlp.MLP"}, "decode": "text",
+               "trainer": {"accelerator": "cpu", "limit_predict_batches": 1}}),
+    );
+    assert!(
+        tool_error(&result).contains("must be i64 code points"),
+        "{result}"
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! rename `TARGET`, and change what you need: hyperparameters, layers, `forward`, the steps,
 //! the optimizer, or a `dataset` of its own.
 
-use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
+use lightning_mcp_guest_sdk::{check, log};
 
 /// What a request's `model` object may set (besides `_target_`); unknown fields are errors.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,9 +41,7 @@ impl LightningModule for TinyNet {
 
     /// Checks the hyperparameters and declares the parameters.
     fn new(h: &Hyperparameters) -> Result<Self> {
-        if !(h.lr.is_finite() && h.lr > 0.0 && h.lr <= 1.0) {
-            return Err(Error::new(format!("lr must be in (0, 1], got {}", h.lr)));
-        }
+        check::learning_rate("lr", h.lr)?;
         Ok(Self {
             hidden: LinearConfig::new(h.input_dim, h.hidden_dim).init("hidden")?,
             norm: LayerNormConfig::new(h.hidden_dim).init("norm")?,
@@ -61,11 +59,7 @@ impl LightningModule for TinyNet {
     /// Cross-entropy, logging `train_loss` and `train_acc` (validation and test steps keep
     /// the SDK's classifier defaults: `val_loss`, `val_acc`, `test_loss`, `test_acc`).
     fn training_step(&mut self, inputs: Tensor, targets: Tensor, _batch: u32) -> Result<Tensor> {
-        let logits = self.forward(&inputs)?;
-        let loss = logits.cross_entropy(&targets)?;
-        log::log_tensor("train_loss", &loss)?;
-        log::log_tensor("train_acc", &logits.accuracy(&targets)?)?;
-        Ok(loss)
+        log::classification("train", &self.forward(&inputs)?, &targets)
     }
 
     fn configure_optimizers(&self) -> Optimization {

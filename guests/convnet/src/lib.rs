@@ -2,6 +2,7 @@
 //! images — blocks of 3×3 convolution, optional batch norm, ReLU and 2×2 max-pooling, then a
 //! hidden linear layer and the classifier.
 
+use lightning_mcp_guest_sdk::check::{self, within};
 use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
 
@@ -51,19 +52,6 @@ impl Default for Hyperparameters {
     }
 }
 
-/// A field's value when it lies in `range`, else an error naming the field.
-fn within(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(Error::new(format!(
-            "{field} must be between {} and {}, got {value}",
-            range.start(),
-            range.end()
-        )))
-    }
-}
-
 impl Hyperparameters {
     /// Checks every field; returns the side lengths after the last block's pooling.
     fn validate(&self) -> Result<(u32, u32)> {
@@ -89,24 +77,9 @@ impl Hyperparameters {
             }
             (h, w) = (h / 2, w / 2);
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::new(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::new(format!(
-                "lr must be in (0, 10], got {}",
-                self.lr
-            )));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::new(format!(
-                "weight_decay must be a finite number >= 0, got {}",
-                self.weight_decay
-            )));
-        }
+        check::fraction("dropout", self.dropout)?;
+        check::learning_rate("lr", self.lr)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
         Ok((h, w))
     }
 }
@@ -207,11 +180,7 @@ impl LightningModule for ConvNet {
         targets: Tensor,
         _batch_index: u32,
     ) -> Result<Tensor> {
-        let logits = self.forward(&inputs)?;
-        let loss = logits.cross_entropy(&targets)?;
-        log::log_tensor("train_loss", &loss)?;
-        log::log_tensor("train_acc", &logits.accuracy(&targets)?)?;
-        Ok(loss)
+        log::classification("train", &self.forward(&inputs)?, &targets)
     }
 
     fn configure_optimizers(&self) -> Optimization {

@@ -1,8 +1,8 @@
 //! `lightning_mcp.models.mlp.MLP`: a multilayer perceptron classifier with configurable hidden
 //! sizes, activation and dropout, and its own seeded, linearly separable synthetic data.
 
-use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
+use lightning_mcp_guest_sdk::{check, log};
 
 /// Largest width of any layer.
 const MAX_WIDTH: u32 = 65_536;
@@ -49,22 +49,8 @@ impl Default for Hyperparameters {
 
 impl Hyperparameters {
     fn validate(&self) -> Result<()> {
-        let width = |field: &str, v: u32| {
-            if (1..=MAX_WIDTH).contains(&v) {
-                Ok(())
-            } else {
-                Err(Error::new(format!(
-                    "{field} must be between 1 and {MAX_WIDTH}, got {v}"
-                )))
-            }
-        };
-        width("input_dim", self.input_dim)?;
-        if !(2..=MAX_WIDTH).contains(&self.num_classes) {
-            return Err(Error::new(format!(
-                "num_classes must be between 2 and {MAX_WIDTH}, got {}",
-                self.num_classes
-            )));
-        }
+        check::within("input_dim", self.input_dim, 1..=MAX_WIDTH)?;
+        check::within("num_classes", self.num_classes, 2..=MAX_WIDTH)?;
         if self.hidden_dims.len() > MAX_DEPTH {
             return Err(Error::new(format!(
                 "hidden_dims may list at most {MAX_DEPTH} layers, got {}",
@@ -72,21 +58,10 @@ impl Hyperparameters {
             )));
         }
         for (i, h) in self.hidden_dims.iter().enumerate() {
-            width(&format!("hidden_dims[{i}]"), *h)?;
+            check::within(&format!("hidden_dims[{i}]"), *h, 1..=MAX_WIDTH)?;
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::new(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::new(format!(
-                "lr must be in (0, 10], got {}",
-                self.lr
-            )));
-        }
-        Ok(())
+        check::fraction("dropout", self.dropout)?;
+        check::learning_rate("lr", self.lr)
     }
 }
 
@@ -154,11 +129,7 @@ impl LightningModule for Mlp {
         targets: Tensor,
         _batch_index: u32,
     ) -> Result<Tensor> {
-        let logits = self.forward(&inputs)?;
-        let loss = logits.cross_entropy(&targets)?;
-        log::log_tensor("train_loss", &loss)?;
-        log::log_tensor("train_acc", &logits.accuracy(&targets)?)?;
-        Ok(loss)
+        log::classification("train", &self.forward(&inputs)?, &targets)
     }
 
     fn configure_optimizers(&self) -> Optimization {

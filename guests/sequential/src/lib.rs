@@ -4,7 +4,7 @@
 //! names the layer, its type and the shape that does not fit.
 
 use lightning_mcp_guest_sdk::prelude::*;
-use lightning_mcp_guest_sdk::{DType, log};
+use lightning_mcp_guest_sdk::{DType, check, log};
 
 /// Most layers.
 const MAX_LAYERS: usize = 64;
@@ -615,18 +615,8 @@ struct Plan {
 impl Hyperparameters {
     /// Checks every field and walks the sample shape through all layers.
     fn validate(&self) -> Result<Plan> {
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::new(format!(
-                "lr must be in (0, 10], got {}",
-                self.lr
-            )));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::new(format!(
-                "weight_decay must be a finite number >= 0, got {}",
-                self.weight_decay
-            )));
-        }
+        check::learning_rate("lr", self.lr)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
         let plan = self.walk(self.input()?)?;
         self.check_loss(&plan.output)?;
         Ok(plan)
@@ -964,16 +954,14 @@ impl Sequential {
     /// cross-entropy).
     fn evaluate(&mut self, inputs: &Tensor, targets: &Tensor, prefix: &str) -> Result<Tensor> {
         let outputs = self.forward(inputs)?;
-        let loss = match self.hparams.loss {
-            Loss::CrossEntropy => {
-                let loss = outputs.cross_entropy(targets)?;
-                log::log_tensor(&format!("{prefix}_acc"), &outputs.accuracy(targets)?)?;
-                loss
+        match self.hparams.loss {
+            Loss::CrossEntropy => log::classification(prefix, &outputs, targets),
+            Loss::Mse => {
+                let loss = outputs.mse(&regression_targets(targets, &outputs.shape())?)?;
+                log::log_tensor(&format!("{prefix}_loss"), &loss)?;
+                Ok(loss)
             }
-            Loss::Mse => outputs.mse(&regression_targets(targets, &outputs.shape())?)?,
-        };
-        log::log_tensor(&format!("{prefix}_loss"), &loss)?;
-        Ok(loss)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `lightning_mcp.models.simple.SimpleClassifier`: the Python project's example model — one
 //! linear layer, cross-entropy, Adam — with its own seeded synthetic data.
 
+use lightning_mcp_guest_sdk::check;
 use lightning_mcp_guest_sdk::prelude::*;
 
 /// Largest `input_dim` or `num_classes` accepted.
@@ -37,21 +38,9 @@ impl LightningModule for SimpleClassifier {
         (train 64, val 32, test 32, predict 16 samples; batch size 8).";
 
     fn new(h: &Hyperparameters) -> Result<Self> {
-        if !(1..=MAX_DIM).contains(&h.input_dim) {
-            return Err(Error::new(format!(
-                "input_dim must be between 1 and {MAX_DIM}, got {}",
-                h.input_dim
-            )));
-        }
-        if !(2..=MAX_DIM).contains(&h.num_classes) {
-            return Err(Error::new(format!(
-                "num_classes must be between 2 and {MAX_DIM}, got {}",
-                h.num_classes
-            )));
-        }
-        if !(h.lr.is_finite() && h.lr > 0.0 && h.lr <= 10.0) {
-            return Err(Error::new(format!("lr must be in (0, 10], got {}", h.lr)));
-        }
+        check::within("input_dim", h.input_dim, 1..=MAX_DIM)?;
+        check::within("num_classes", h.num_classes, 2..=MAX_DIM)?;
+        check::learning_rate("lr", h.lr)?;
         Ok(Self {
             hparams: h.clone(),
             layer: LinearConfig::new(h.input_dim, h.num_classes).init("layer")?,

@@ -8,6 +8,7 @@
 //! validation and test. Prediction generates `generate` characters after `prompt` and returns
 //! their Unicode code points.
 
+use lightning_mcp_guest_sdk::check::{self, within};
 use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
 
@@ -92,30 +93,6 @@ impl Default for Hyperparameters {
     }
 }
 
-/// A field's value when it lies in `range`, else an error naming the field.
-fn within(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32> {
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(Error::new(format!(
-            "{field} must be between {} and {}, got {value}",
-            range.start(),
-            range.end()
-        )))
-    }
-}
-
-/// An error naming `field` unless `value` lies in `[0, 1)`.
-fn fraction(field: &str, value: f32) -> Result<()> {
-    if (0.0..1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::new(format!(
-            "{field} must be in [0, 1), got {value}"
-        )))
-    }
-}
-
 impl Hyperparameters {
     /// Checks every field but the text and prompt (see [`Corpus::new`]).
     fn validate(&self) -> Result<()> {
@@ -132,14 +109,9 @@ impl Hyperparameters {
         if let Some(ff) = self.ff_dim {
             within("ff_dim", ff, 1..=MAX_WIDTH)?;
         }
-        fraction("dropout", self.dropout)?;
-        fraction("val_fraction", self.val_fraction)?;
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return Err(Error::new(format!(
-                "lr must be in (0, 10], got {}",
-                self.lr
-            )));
-        }
+        check::fraction("dropout", self.dropout)?;
+        check::fraction("val_fraction", self.val_fraction)?;
+        check::learning_rate("lr", self.lr)?;
         within("batch_size", self.batch_size, 1..=MAX_BATCH)?;
         within("generate", self.generate, 1..=MAX_GENERATE)?;
         Ok(())
@@ -411,8 +383,7 @@ impl CharTransformer {
     /// Logs `{stage}_loss` and `{stage}_acc` (per character) of a batch.
     fn evaluate(&mut self, stage: &str, inputs: &Tensor, targets: &Tensor) -> Result<()> {
         let (logits, targets) = self.flat_logits(inputs, targets)?;
-        log::log_tensor(&format!("{stage}_loss"), &logits.cross_entropy(&targets)?)?;
-        log::log_tensor(&format!("{stage}_acc"), &logits.accuracy(&targets)?)
+        log::classification(stage, &logits, &targets).map(drop)
     }
 
     /// The vocabulary index the model predicts after `tokens` (greedy), attending over the
@@ -500,7 +471,8 @@ impl LightningModule for CharTransformer {
         self.head.forward(&self.ln_f.forward(&h)?)
     }
 
-    /// Cross-entropy over every position, logging `train_loss`.
+    /// Cross-entropy over every position, logging `train_loss` and `train_acc` (per
+    /// character).
     fn training_step(
         &mut self,
         inputs: Tensor,
@@ -508,9 +480,7 @@ impl LightningModule for CharTransformer {
         _batch_index: u32,
     ) -> Result<Tensor> {
         let (logits, targets) = self.flat_logits(&inputs, &targets)?;
-        let loss = logits.cross_entropy(&targets)?;
-        log::log_tensor("train_loss", &loss)?;
-        Ok(loss)
+        log::classification("train", &logits, &targets)
     }
 
     /// Logs `val_loss` and `val_acc` (per character).

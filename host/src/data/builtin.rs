@@ -122,7 +122,10 @@ mod tests {
             let mut all: Vec<usize> = [s.train.clone(), s.val.clone(), s.test.clone()].concat();
             all.sort_unstable();
             assert_eq!(all, (0..rows).collect::<Vec<_>>(), "{}", d.name);
-            assert!(s.val.len() * 5 >= rows - 1 && s.test.len() * 5 >= rows - 1);
+            let near = |part: &[usize], fraction: f64| {
+                (part.len() as f64 - rows as f64 * fraction).abs() <= 0.5
+            };
+            assert!(near(&s.val, d.val_fraction) && near(&s.test, d.test_fraction));
             assert_eq!(d.splits(rows), s, "the split is fixed");
             assert!(matches!(table.targets, Some(Targets::Classes(_))));
         }

@@ -159,7 +159,12 @@ impl Conv2dConfig {
     /// initialised like `torch.nn.Conv2d` (uniform in `±1/sqrt(fan_in)`).
     pub fn init(&self, name: &str) -> Result<Conv2d> {
         let (kh, kw) = self.kernel_size;
-        let groups = self.options.groups.max(1);
+        let groups = self.options.groups;
+        if groups == 0 {
+            return Err(Error::new(format!(
+                "{name}: a convolution needs at least one group"
+            )));
+        }
         if self.in_channels == 0 || self.out_channels == 0 || kh == 0 || kw == 0 {
             return Err(Error::new(format!(
                 "{name}: a convolution needs channels and a kernel of at least 1, got {} -> {} \

@@ -484,7 +484,9 @@ pub fn parameter(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
 }
 
 /// Declares a buffer named `name`: state that checkpoints save with the parameters but that
-/// is not trained (like PyTorch's `register_buffer`), e.g. batch-norm's running statistics.
+/// is not trained (like PyTorch's `register_buffer`): batch-norm's running statistics. A
+/// buffer changes only through [`Tensor::batch_norm`] in a training step and when a
+/// checkpoint is loaded; a guest cannot write to it otherwise.
 ///
 /// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
 pub fn buffer(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {

@@ -285,6 +285,13 @@ fn indexing_ops_reach_the_host_through_the_contract() {
     assert_mentions(&e, &["batch-norm", "running mean must be a buffer"]);
     let e = misbehave(
         &f,
+        "shared_buffer",
+        &Limits::default(),
+        Duration::from_secs(30),
+    );
+    assert_mentions(&e, &["batch-norm", "two different buffers"]);
+    let e = misbehave(
+        &f,
         "late_buffer",
         &Limits::default(),
         Duration::from_secs(30),

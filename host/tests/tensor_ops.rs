@@ -1092,45 +1092,31 @@ grad_test!(
     [(A, [2, 3]), (ROW, [3]), (SHIFT, [3])],
     |x| t::layer_norm(arg(x, 0), Some(arg(x, 1)), Some(arg(x, 2)), 1e-5)
 );
+
+/// Batch norm of input 0 with weight input 1 and bias input 2, from the running statistics
+/// `mean` and `var` `[2]`.
+fn batch_norm_of(
+    x: &[Tensor],
+    mean: [f32; 2],
+    var: [f32; 2],
+    training: bool,
+) -> Result<Tensor, TensorError> {
+    let (mean, var) = (f32s(&mean, &[2]), f32s(&var, &[2]));
+    let stats = t::RunningStats {
+        mean: &mean,
+        var: &var,
+    };
+    let (weight, bias) = (Some(arg(x, 1)), Some(arg(x, 2)));
+    t::batch_norm(arg(x, 0), stats, weight, bias, 0.1, 1e-5, training).map(|b| b.output)
+}
+
 grad_test!(
     grad_batch_norm_training,
     [(IMAGE, [1, 2, 3, 3]), (BIAS, [2]), (SHIFT[..2], [2])],
-    |x| {
-        let (mean, var) = (f32s(&[0.0; 2], &[2]), f32s(&[1.0; 2], &[2]));
-        let stats = t::RunningStats {
-            mean: &mean,
-            var: &var,
-        };
-        t::batch_norm(
-            arg(x, 0),
-            stats,
-            Some(arg(x, 1)),
-            Some(arg(x, 2)),
-            0.1,
-            1e-5,
-            true,
-        )
-        .map(|b| b.output)
-    }
+    |x| batch_norm_of(x, [0.0; 2], [1.0; 2], true)
 );
 grad_test!(
     grad_batch_norm_evaluation,
     [(A, [3, 2]), (BIAS, [2]), (SHIFT[..2], [2])],
-    |x| {
-        let (mean, var) = (f32s(&[0.1, -0.2], &[2]), f32s(&[0.5, 2.0], &[2]));
-        let stats = t::RunningStats {
-            mean: &mean,
-            var: &var,
-        };
-        t::batch_norm(
-            arg(x, 0),
-            stats,
-            Some(arg(x, 1)),
-            Some(arg(x, 2)),
-            0.1,
-            1e-5,
-            false,
-        )
-        .map(|b| b.output)
-    }
+    |x| batch_norm_of(x, [0.1, -0.2], [0.5, 2.0], false)
 );

@@ -143,6 +143,10 @@ fn dataset_options_are_checked() {
             json!({"dataset": "digits", "input_shape": [0, 64]}),
             vec!["input_shape", "at least 1"],
         ),
+        (
+            json!({"input_shape": [2, 4]}),
+            vec!["input_shape", "a model's own data keeps its shape"],
+        ),
     ];
     for (id, (data, mentions)) in (1..).zip(cases) {
         let result = server.call_tool(

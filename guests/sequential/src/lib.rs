@@ -263,8 +263,9 @@ struct Hyperparameters {
     optimizer: OptimizerName,
     /// Learning rate, in (0, 10].
     lr: f32,
-    /// Weight decay (L2 penalty; decoupled for AdamW), >= 0.
-    weight_decay: f32,
+    /// Weight decay (L2 penalty; decoupled for AdamW), >= 0; absent: PyTorch's default (0,
+    /// AdamW 0.01).
+    weight_decay: Option<f32>,
     /// An optional learning-rate scheduler.
     lr_scheduler: Option<LrScheduler>,
 }
@@ -284,7 +285,7 @@ impl Default for Hyperparameters {
             loss: Loss::CrossEntropy,
             optimizer: OptimizerName::Adam,
             lr: 0.01,
-            weight_decay: 0.0,
+            weight_decay: None,
             lr_scheduler: None,
         }
     }
@@ -616,7 +617,9 @@ impl Hyperparameters {
     /// Checks every field and walks the sample shape through all layers.
     fn validate(&self) -> Result<Plan> {
         check::learning_rate("lr", self.lr)?;
-        check::non_negative("weight_decay", self.weight_decay)?;
+        if let Some(weight_decay) = self.weight_decay {
+            check::non_negative("weight_decay", weight_decay)?;
+        }
         let plan = self.walk(self.input()?)?;
         self.check_loss(&plan.output)?;
         Ok(plan)
@@ -917,8 +920,11 @@ impl LightningModule for Sequential {
             OptimizerName::Adam => Optimizer::adam(h.lr),
             OptimizerName::Adamw => Optimizer::adamw(h.lr),
             OptimizerName::Sgd => Optimizer::sgd(h.lr),
-        }
-        .with_weight_decay(h.weight_decay);
+        };
+        let optimizer = match h.weight_decay {
+            Some(weight_decay) => optimizer.with_weight_decay(weight_decay),
+            None => optimizer,
+        };
         match h.lr_scheduler {
             Some(scheduler) => optimizer.with_scheduler(scheduler),
             None => optimizer.into(),

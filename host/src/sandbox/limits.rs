@@ -31,7 +31,7 @@ pub struct Limits {
     pub max_tensor_rank: usize,
     /// Most elements of one tensor (`tensor_elements`), at most [`tensor::MAX_ELEMENTS`].
     pub max_tensor_elements: usize,
-    /// Most parameters a model may declare.
+    /// Most parameters and buffers a model may declare, together.
     pub max_parameters: usize,
     /// Most metrics a guest may log in one step (the rest are dropped).
     pub max_logged_per_step: usize,

@@ -759,6 +759,12 @@ impl tensors::HostTensor for HostState {
             Ok(index) => index,
             Err(e) => return Ok(Err(wit_error(e))),
         };
+        if mean_index == var_index {
+            return Ok(Err(wit_error(TensorError::new(
+                "batch-norm",
+                "the running mean and variance must be two different buffers",
+            ))));
+        }
         let x = self.get(&x)?;
         let (mean, var) = (self.get(&running_mean)?, self.get(&running_var)?);
         let weight = weight.map(|w| self.get(&w)).transpose()?;
@@ -921,7 +927,7 @@ impl HostState {
             return Err(TensorError::new(
                 op,
                 format!(
-                    "a model may declare at most {} parameters",
+                    "a model may declare at most {} parameters and buffers",
                     self.limits.max_parameters
                 ),
             ));

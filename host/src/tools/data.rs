@@ -110,9 +110,21 @@ impl<'a> CallData<'a> {
                 }
             }
         };
-        let table = table
-            .map(|t| t.reshaped(args.and_then(|a| a.input_shape.as_deref())))
-            .transpose()?;
+        let input_shape = args.and_then(|a| a.input_shape.as_deref());
+        if let Some(shape) = input_shape {
+            checked_sample_size(shape)?;
+            let arrays = [Split::Train, Split::Validation, Split::Test, Split::Predict]
+                .into_iter()
+                .any(|split| args.and_then(|a| a.split(split)).is_some());
+            if table.is_none() && !arrays {
+                return Err(
+                    "data.input_shape reshapes data.csv, data.dataset or the request's \
+                            data.train/val/test/predict; a model's own data keeps its shape"
+                        .into(),
+                );
+            }
+        }
+        let table = table.map(|t| t.reshaped(input_shape)).transpose()?;
         Ok(Self { args, table, seed })
     }
 

@@ -13,7 +13,8 @@ struct Hyperparameters {
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
     /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | bad_batch_norm (a plain
-    /// tensor as running statistics) | late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
+    /// tensor as running statistics) | shared_buffer (one buffer as both running statistics) |
+    /// late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
     /// behaving but scripted: image_ops (the linear layer as a convolution, through every
     /// pooling op) | index_ops (its weight through slice, cat, index-select, embedding, gather,
     /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | window_options
@@ -27,6 +28,8 @@ struct Misbehaving {
     mode: String,
     layer: Linear,
     validations: usize,
+    /// A buffer of 4, declared in mode `shared_buffer` only.
+    buffer: Option<Tensor>,
 }
 
 /// Panics or executes `unreachable` if `mode` asks for it in `hook`.
@@ -64,6 +67,14 @@ impl LightningModule for Misbehaving {
             mode: h.mode.clone(),
             layer: LinearConfig::new(4, 3).init("layer")?,
             validations: 0,
+            buffer: match h.mode.as_str() {
+                "shared_buffer" => Some(lightning_mcp_guest_sdk::param::buffer(
+                    "running",
+                    &[4],
+                    Init::Zeros,
+                )?),
+                _ => None,
+            },
         })
     }
 
@@ -201,6 +212,10 @@ impl LightningModule for Misbehaving {
                 let (mean, var) = (Tensor::zeros(&[4])?, Tensor::ones(&[4])?);
                 inputs.batch_norm(&mean, &var, None, None, 0.1, 1e-5)
             }
+            "shared_buffer" => match &self.buffer {
+                Some(b) => inputs.batch_norm(b, b, None, None, 0.1, 1e-5),
+                None => Err(Error::new("no buffer")),
+            },
             "late_buffer" => lightning_mcp_guest_sdk::param::buffer("late", &[4], Init::Zeros),
             "window_options" => {
                 // Asymmetric options, each op's result logged as a sum, for the host to compare

@@ -139,6 +139,32 @@ fn python_sdk_over_http() {
     }
 }
 
+#[test]
+fn the_example_agent_trains_tests_and_predicts() {
+    // examples/agent.py, as the README tells a newcomer to run it, on the pinned Python SDK.
+    let state = ServerState::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent.py");
+    let output = run(
+        Command::new(clients().python())
+            .arg(script)
+            .arg(server_binary())
+            .args(state.args()),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no summary line in:\n{stdout}"));
+    let test_acc = summary
+        .get("test_acc")
+        .and_then(Value::as_f64)
+        .unwrap_or_default();
+    assert!(test_acc >= 0.9, "{stdout}");
+    assert!(stdout.contains("first predicted digits:"), "{stdout}");
+}
+
 /// Runs the Inspector CLI against `target` with `args`; returns its JSON output.
 fn inspector(target: &[&str], args: &[&str], expected_exit: i32) -> Value {
     let clients = clients();

@@ -162,9 +162,11 @@ impl LightningModule for ConvNet {
                 expected[0], expected[1], expected[2]
             )));
         }
-        let mut h = self.stage(x, 0)?;
-        for i in 1..self.blocks.len() {
-            h = self.stage(&h, i)?;
+        let mut blocks = self.blocks.iter();
+        let first = blocks.next().ok_or_else(|| Error::new("no blocks"))?;
+        let mut h = first.forward(x)?;
+        for block in blocks {
+            h = block.forward(&h)?;
         }
         let mut h = h.flatten(1, -1)?;
         if let Some(hidden) = &self.hidden {
@@ -190,15 +192,11 @@ impl LightningModule for ConvNet {
     }
 }
 
-impl ConvNet {
-    /// Block `i`: convolution, batch norm, ReLU, 2x2 max-pooling.
-    fn stage(&self, x: &Tensor, i: usize) -> Result<Tensor> {
-        let block = self
-            .blocks
-            .get(i)
-            .ok_or_else(|| Error::new(format!("no block {i}")))?;
-        let mut h = block.conv.forward(x)?;
-        if let Some(norm) = &block.norm {
+impl Block {
+    /// Convolution, batch norm, ReLU, 2x2 max-pooling.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.conv.forward(x)?;
+        if let Some(norm) = &self.norm {
             h = norm.forward(&h)?;
         }
         h.relu()?.max_pool2d(Pool2dOptions::new((2, 2)))

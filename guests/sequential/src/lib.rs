@@ -350,10 +350,9 @@ impl LayerSpec {
             LayerSpec::Flatten {} => Ok(Step::reshaped(vec![
                 usize::try_from(volume(input)).unwrap_or(usize::MAX),
             ])),
-            LayerSpec::Dropout { p } => match (0.0..1.0).contains(p) {
-                true => Ok(Step::reshaped(input.to_vec())),
-                false => Err(format!("p must be in [0, 1), got {p}")),
-            },
+            LayerSpec::Dropout { p } => check::fraction("p", *p)
+                .map(|()| Step::reshaped(input.to_vec()))
+                .map_err(|e| e.to_string()),
             LayerSpec::BatchNorm { momentum, eps } => batch_norm_step(input, *momentum, *eps),
             LayerSpec::LayerNorm { eps } => layer_norm_step(input, *eps),
             LayerSpec::Relu {}
@@ -368,14 +367,10 @@ impl LayerSpec {
     }
 }
 
-/// A field's value when it lies in `min..=max`, else an error naming it.
+/// A field's value when it lies in `min..=max`, else an error naming it (the SDK's check, as
+/// the message a layer's error wraps).
 fn bounded(field: &str, value: u32, min: u32, max: u32) -> Result<u32, String> {
-    match (min..=max).contains(&value) {
-        true => Ok(value),
-        false => Err(format!(
-            "{field} must be between {min} and {max}, got {value}"
-        )),
-    }
+    check::within(field, value, min..=max).map_err(|e| e.to_string())
 }
 
 /// A window field's sides when they lie in `min..=max`, else an error naming it.

@@ -52,11 +52,16 @@ pub struct Parameter {
 impl Parameter {
     /// `value` as this parameter's new value: a trainable leaf unless it is a buffer.
     pub fn prepare(&self, value: Tensor) -> Result<Tensor, TensorError> {
-        if self.trainable {
-            tensor::trainable(value)
-        } else {
-            Ok(tensor::detach(&value))
-        }
+        leaf(value, self.trainable)
+    }
+}
+
+/// `value` as a trainable autodiff leaf, or cut from any graph for a buffer.
+fn leaf(value: Tensor, trainable: bool) -> Result<Tensor, TensorError> {
+    if trainable {
+        tensor::trainable(value)
+    } else {
+        Ok(tensor::detach(&value))
     }
 }
 
@@ -859,10 +864,7 @@ impl HostState {
                 let values = init.sample(&shape, &mut self.rng);
                 tensor::from_f32(&self.device, values, &shape)
             })
-            .and_then(|value| match trainable {
-                true => tensor::trainable(value),
-                false => Ok(value),
-            })
+            .and_then(|value| leaf(value, trainable))
             .map_err(|e| TensorError::new(op, e.message));
         let value = match checked {
             Ok(v) => v,

@@ -5,6 +5,43 @@ use super::ops::{OpResult, err, float_tensor, reshape_to};
 use super::{Tensor, guarded, with_rank};
 use burn::tensor::{Tensor as BurnTensor, module};
 
+/// Checks that each given tensor of `named` is an f32 `[d]`, one value per feature of an input
+/// of `shape`.
+fn per_feature(
+    op: &'static str,
+    shape: &[usize],
+    d: usize,
+    named: &[(&str, Option<&Tensor>)],
+) -> Result<(), TensorError> {
+    for (what, t) in named {
+        if let Some(t) = t {
+            t.require_float(op)?;
+            if t.shape() != [d] {
+                return Err(err(
+                    op,
+                    format!(
+                        "the {what} must be [{d}] for {shape:?}, got {:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a normalisation's `eps`: finite and > 0.
+fn positive_eps(op: &'static str, eps: f32) -> Result<(), TensorError> {
+    if eps.is_finite() && eps > 0.0 {
+        Ok(())
+    } else {
+        Err(err(
+            op,
+            format!("eps must be a finite number > 0, got {eps}"),
+        ))
+    }
+}
+
 /// Layer normalisation over the last dim `d`, as PyTorch's `F.layer_norm(x, [d], weight,
 /// bias, eps)`: `(x - mean) / sqrt(var + eps) * weight + bias`, the (biased) variance and the
 /// mean taken over the last dim; `weight` and `bias` are `[d]` (absent: 1 and 0).
@@ -20,26 +57,8 @@ pub fn layer_norm(
     let Some(&d) = shape.last() else {
         return Err(err(OP, "needs a tensor of rank 1 or more"));
     };
-    for (what, t) in [("weight", weight), ("bias", bias)] {
-        if let Some(t) = t {
-            t.require_float(OP)?;
-            if t.shape() != [d] {
-                return Err(err(
-                    OP,
-                    format!(
-                        "the {what} must be [{d}] for {shape:?}, got {:?}",
-                        t.shape()
-                    ),
-                ));
-            }
-        }
-    }
-    if !(eps.is_finite() && eps > 0.0) {
-        return Err(err(
-            OP,
-            format!("eps must be a finite number > 0, got {eps}"),
-        ));
-    }
+    per_feature(OP, &shape, d, &[("weight", weight), ("bias", bias)])?;
+    positive_eps(OP, eps)?;
     with_rank!(OP, x.rank(), D => guarded(OP, || {
         let input = float_tensor::<D>(x);
         let gamma = weight
@@ -102,32 +121,14 @@ pub fn batch_norm(
         ("weight", weight),
         ("bias", bias),
     ];
-    for (what, t) in named {
-        if let Some(t) = t {
-            t.require_float(OP)?;
-            if t.shape() != [c] {
-                return Err(err(
-                    OP,
-                    format!(
-                        "the {what} must be [{c}] for {shape:?}, got {:?}",
-                        t.shape()
-                    ),
-                ));
-            }
-        }
-    }
+    per_feature(OP, &shape, c, &named)?;
     if !(0.0..=1.0).contains(&momentum) {
         return Err(err(
             OP,
             format!("momentum must be in [0, 1], got {momentum}"),
         ));
     }
-    if !(eps.is_finite() && eps > 0.0) {
-        return Err(err(
-            OP,
-            format!("eps must be a finite number > 0, got {eps}"),
-        ));
-    }
+    positive_eps(OP, eps)?;
     let count = n.saturating_mul(per_channel);
     if training && count < 2 {
         return Err(err(

@@ -817,6 +817,11 @@ impl DataArgs {
         }
     }
 
+    /// Whether the request gives any split as nested arrays.
+    pub fn has_arrays(&self) -> bool {
+        self.train.is_some() || self.val.is_some() || self.test.is_some() || self.predict.is_some()
+    }
+
     /// The batch size of the request's data.
     pub fn batch_size(&self) -> Result<usize, String> {
         match self.batch_size.unwrap_or(32) {

@@ -90,10 +90,7 @@ impl<'a> CallData<'a> {
         let table = match args {
             None => None,
             Some(args) => {
-                let arrays = args.train.is_some()
-                    || args.val.is_some()
-                    || args.test.is_some()
-                    || args.predict.is_some();
+                let arrays = args.has_arrays();
                 match (&args.csv, &args.dataset) {
                     (Some(_), Some(_)) => {
                         return Err("data.csv and data.dataset cannot be combined".into());
@@ -113,10 +110,7 @@ impl<'a> CallData<'a> {
         let input_shape = args.and_then(|a| a.input_shape.as_deref());
         if let Some(shape) = input_shape {
             checked_sample_size(shape)?;
-            let arrays = [Split::Train, Split::Validation, Split::Test, Split::Predict]
-                .into_iter()
-                .any(|split| args.and_then(|a| a.split(split)).is_some());
-            if table.is_none() && !arrays {
+            if table.is_none() && !args.is_some_and(DataArgs::has_arrays) {
                 return Err(
                     "data.input_shape reshapes data.csv, data.dataset or the request's \
                             data.train/val/test/predict; a model's own data keeps its shape"

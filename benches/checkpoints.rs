@@ -9,6 +9,8 @@
 
 #![allow(clippy::expect_used)]
 
+// Shared with the other benches; this one uses part of it.
+#[allow(dead_code)]
 #[path = "guest_model.rs"]
 mod guest_model;
 #[path = "timing.rs"]

@@ -13,6 +13,7 @@
 #[allow(dead_code)]
 #[path = "guest_model.rs"]
 mod guest_model;
+#[allow(dead_code)]
 #[path = "same_math.rs"]
 mod same_math;
 #[path = "timing.rs"]

@@ -1,8 +1,10 @@
-//! A built-in model guest with its optimizer and one batch, stepped by the host trainer; and
-//! the MLP 784-256-10 most benches use. Shared by the bench binaries.
+//! A model guest with its optimizer and one batch, stepped by the host trainer; and the
+//! MLP 784-256-10 most benches use. Shared by the bench binaries.
 
 use lightning_mcp::cancel::CancelToken;
-use lightning_mcp::sandbox::{ComponentCache, Limits, ModelInstance, ModelRegistry, Sandbox};
+use lightning_mcp::sandbox::{
+    ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox,
+};
 use lightning_mcp::tensor::{self, Device, Optimizer, Rng, Tensor};
 use lightning_mcp::trainer;
 use std::time::Duration;
@@ -40,27 +42,35 @@ impl GuestModel {
         let hparams = format!(
             r#"{{"input_dim":{INPUT},"hidden_dims":[{HIDDEN}],"num_classes":{CLASSES},"lr":0.001}}"#
         );
-        Self::new(device, "lightning_mcp.models.mlp.MLP", &hparams, x, y)
+        Self::new(
+            device,
+            built_in("lightning_mcp.models.mlp.MLP"),
+            &hparams,
+            x,
+            y,
+        )
     }
 
-    /// The built-in model `target` with `hparams` (JSON) on `device`, with the batch `x`, `y`
+    /// The model component `wasm` with `hparams` (JSON) on `device`, with the batch `x`, `y`
     /// (on that device).
-    pub fn new(device: Device, target: &str, hparams: &str, x: Tensor, y: Tensor) -> Self {
+    pub fn new(device: Device, wasm: &[u8], hparams: &str, x: Tensor, y: Tensor) -> Self {
         let sandbox = Sandbox::new().expect("sandbox");
-        let registry =
-            ModelRegistry::built_in(&sandbox, &ComponentCache::disabled(), &Limits::default())
-                .expect("models");
-        let mut model = registry
-            .get(target)
-            .expect("a built-in model")
-            .instantiate(
-                device,
-                &Limits::default(),
-                0,
-                Duration::from_secs(3600),
-                CancelToken::new(),
-            )
-            .expect("instance");
+        let mut model = ModelRegistry::compile(
+            &sandbox,
+            &ComponentCache::disabled(),
+            &Limits::default(),
+            wasm,
+            ModelSource::BuiltIn,
+        )
+        .expect("a model component")
+        .instantiate(
+            device,
+            &Limits::default(),
+            0,
+            Duration::from_secs(3600),
+            CancelToken::new(),
+        )
+        .expect("instance");
         model.init(hparams).expect("init");
         let config = model.configure_optimizers().expect("optimizer");
         let optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
@@ -85,4 +95,19 @@ impl GuestModel {
         .expect("step");
         self.model.take_logged();
     }
+
+    /// The model's forward pass on the batch, its output read back.
+    pub fn forward(&mut self) {
+        let output = self.model.forward(self.x.clone()).expect("forward");
+        std::hint::black_box(tensor::to_f32(&output).expect("read back"));
+    }
+}
+
+/// The component of the built-in model `target`.
+pub fn built_in(target: &str) -> &'static [u8] {
+    lightning_mcp_guests::BUILT_IN
+        .iter()
+        .find(|b| b.target == target)
+        .expect("a built-in target")
+        .wasm
 }

@@ -1,10 +1,12 @@
 //! Throughput and latency of the release binary's Streamable HTTP endpoint on loopback:
-//! `tools/list` and `lightning.inspect` `environment`, over 1 and 32 keep-alive connections,
-//! a bounded number of requests each.
+//! `tools/list`, `lightning.inspect` `environment` and a small `lightning.train`
+//! (SimpleClassifier, 1 epoch), over 1 and 32 keep-alive connections, a bounded number of
+//! requests each.
 //!
 //! `cargo bench -p lightning-mcp --bench http`
-//! With `LIGHTNING_MCP_BENCH_URL=http://127.0.0.1:PORT/mcp` it measures that server instead
-//! (e.g. the Python project's FastAPI server; `tools/list` only).
+//! With `LIGHTNING_MCP_BENCH_SERVER=COMMAND` it measures that server instead, started as
+//! `COMMAND --http --port PORT` in a temporary directory (e.g. the Python project's
+//! `VENV/bin/lightning-mcp`); `benches/compare_python.py` runs both side by side.
 
 #![allow(clippy::expect_used)]
 
@@ -16,38 +18,73 @@ use std::time::{Duration, Instant};
 const BINARY: &str = env!("CARGO_BIN_EXE_lightning-mcp");
 const TOOLS_LIST: &str = r#"{"id":"1","method":"tools/list","params":{}}"#;
 const INSPECT: &str = r#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"lightning.inspect","arguments":{"what":"environment"}}}"#;
-/// Requests per measurement, split across the connections.
-const REQUESTS: usize = 20_000;
-const WARMUP: usize = 1_000;
+const TRAIN: &str = r#"{"jsonrpc":"2.0","id":"1","method":"tools/call","params":{"name":"lightning.train","arguments":{"model":{"_target_":"lightning_mcp.models.simple.SimpleClassifier","input_dim":4,"num_classes":3},"trainer":{"max_epochs":1,"accelerator":"cpu"}}}}"#;
 
-/// Starts the release server on a free port; returns it with its host:port.
-fn start() -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["--http", "--port", "0", "--log", "info", "--no-cache"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines.next().expect("server exited").expect("stderr");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_string();
+/// (name, body, requests per measurement split across the connections, warm-up requests).
+const REQUESTS: [(&str, &str, usize, usize); 3] = [
+    ("tools/list", TOOLS_LIST, 20_000, 1_000),
+    ("lightning.inspect environment", INSPECT, 5_000, 200),
+    ("lightning.train, 1 epoch", TRAIN, 320, 10),
+];
+
+/// Starts the server (ours, or `external`) on a free port in `dir`; returns it with its
+/// host:port once it accepts connections.
+fn start(external: Option<&str>, dir: &std::path::Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut command = match external {
+        Some(program) => Command::new(program),
+        None => {
+            let mut command = Command::new(BINARY);
+            command
+                // As many trainings at once as there are connections, as the Python
+                // server's thread pool runs them.
+                .args([
+                    "--log",
+                    "warn",
+                    "--max-concurrent-runs",
+                    "64",
+                    "--cache-dir",
+                ])
+                .arg(dir.join("cache"))
+                .arg("--checkpoint-dir")
+                .arg(dir.join("checkpoints"));
+            command
         }
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut child = command
+        .args(["--http", "--port", &port.to_string()])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let address = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    while TcpStream::connect(&address).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited ({status}) before it listened");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the server did not listen within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (child, address)
 }
 
 /// One keep-alive connection sending `body` `count` times; returns each request's latency.
-fn client(address: &str, path: &str, body: &str, count: usize) -> Vec<Duration> {
+fn client(address: &str, body: &str, count: usize) -> Vec<Duration> {
     let stream = TcpStream::connect(address).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+        "POST /mcp HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
          Accept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
@@ -75,19 +112,26 @@ fn client(address: &str, path: &str, body: &str, count: usize) -> Vec<Duration> 
         }
         buf.resize(length, 0);
         reader.read_exact(&mut buf).expect("body");
+        if latencies.is_empty() {
+            let reply: String = String::from_utf8_lossy(&buf).split_whitespace().collect();
+            assert!(
+                reply.contains("\"result\"") && !reply.contains("\"isError\":true"),
+                "unexpected reply: {reply}"
+            );
+        }
         latencies.push(started.elapsed());
     }
     latencies
 }
 
-/// `REQUESTS` requests over `connections` connections: requests/s, p50 and p99 latency.
-fn measure(address: &str, path: &str, body: &str, connections: usize) -> String {
-    let per_connection = REQUESTS / connections;
+/// `requests` requests over `connections` connections: requests/s, p50 and p99 latency.
+fn measure(address: &str, body: &str, requests: usize, connections: usize) -> String {
+    let per_connection = requests / connections;
     let started = Instant::now();
     let threads: Vec<_> = (0..connections)
         .map(|_| {
-            let (address, path, body) = (address.to_string(), path.to_string(), body.to_string());
-            std::thread::spawn(move || client(&address, &path, &body, per_connection))
+            let (address, body) = (address.to_string(), body.to_string());
+            std::thread::spawn(move || client(&address, &body, per_connection))
         })
         .collect();
     let mut all: Vec<Duration> = threads
@@ -110,31 +154,27 @@ fn measure(address: &str, path: &str, body: &str, connections: usize) -> String 
 }
 
 fn main() {
-    let external = std::env::var("LIGHTNING_MCP_BENCH_URL").ok();
-    let (child, address, path) = match &external {
-        Some(url) => {
-            let rest = url.strip_prefix("http://").expect("an http:// URL");
-            let (address, path) = rest.split_once('/').expect("a path");
-            (None, address.to_string(), format!("/{path}"))
-        }
-        None => {
-            let (child, address) = start();
-            (Some(child), address, "/mcp".to_string())
-        }
-    };
-    let mut requests = vec![("tools/list", TOOLS_LIST)];
-    if external.is_none() {
-        requests.push(("lightning.inspect environment", INSPECT));
-    }
-    for (name, body) in requests {
-        client(&address, &path, body, WARMUP);
+    let external = std::env::var("LIGHTNING_MCP_BENCH_SERVER").ok();
+    let dir = std::env::temp_dir().join(format!("lightning-mcp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let (child, address) = start(external.as_deref(), &dir);
+    let _server = KillOnDrop(child);
+    for (name, body, requests, warmup) in REQUESTS {
+        client(&address, body, warmup);
         for connections in [1, 32] {
-            let result = measure(&address, &path, body, connections);
+            let result = measure(&address, body, requests, connections);
             println!("{name:<30} {connections:>2} connection(s)  {result}");
         }
     }
-    if let Some(mut child) = child {
-        let _ = child.kill();
-        let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stops the server when the bench ends, a failed one included.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

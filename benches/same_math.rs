@@ -31,21 +31,45 @@ struct SameMathMlp {
     b2: Param<Tensor<1>>,
 }
 
+impl SameMathMlp {
+    fn new(device: &Device) -> Self {
+        let uniform = Distribution::Uniform(-0.03, 0.03);
+        Self {
+            w1: Param::from_tensor(Tensor::random([HIDDEN, INPUT], uniform, device)),
+            b1: Param::from_tensor(Tensor::random([HIDDEN], uniform, device)),
+            w2: Param::from_tensor(Tensor::random([CLASSES, HIDDEN], uniform, device)),
+            b2: Param::from_tensor(Tensor::random([CLASSES], uniform, device)),
+        }
+    }
+
+    fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        let h = relu(x.matmul(self.w1.val().transpose()) + self.b1.val().unsqueeze());
+        h.matmul(self.w2.val().transpose()) + self.b2.val().unsqueeze()
+    }
+}
+
+fn batch_of(device: &Device, batch: usize) -> Tensor<2> {
+    Tensor::random([batch, INPUT], Distribution::Normal(0.0, 1.0), device)
+}
+
+/// The forward pass of the guest's math on `device` for a batch of `batch`, untracked (as the
+/// host runs a guest's `forward`), the logits read back.
+pub fn same_math_forward(device: Device, batch: usize) -> impl FnMut() {
+    let model = SameMathMlp::new(&device).no_grad();
+    let x = batch_of(&device, batch);
+    move || {
+        black_box(model.logits(x.clone()).into_data());
+    }
+}
+
 /// One training step of the guest's math on `device`, for a batch of `batch`.
 pub fn same_math(device: Device, batch: usize) -> impl FnMut() {
-    let uniform = Distribution::Uniform(-0.03, 0.03);
-    let mut model = SameMathMlp {
-        w1: Param::from_tensor(Tensor::random([HIDDEN, INPUT], uniform, &device)),
-        b1: Param::from_tensor(Tensor::random([HIDDEN], uniform, &device)),
-        w2: Param::from_tensor(Tensor::random([CLASSES, HIDDEN], uniform, &device)),
-        b2: Param::from_tensor(Tensor::random([CLASSES], uniform, &device)),
-    };
+    let mut model = SameMathMlp::new(&device);
     let mut optimizer = AdamConfig::new().init();
-    let x = Tensor::<2>::random([batch, INPUT], Distribution::Normal(0.0, 1.0), &device);
+    let x = batch_of(&device, batch);
     let y = Tensor::<1, Int>::from_data(labels(batch).as_slice(), &device);
     move || {
-        let h = relu(x.clone().matmul(model.w1.val().transpose()) + model.b1.val().unsqueeze());
-        let logits = h.matmul(model.w2.val().transpose()) + model.b2.val().unsqueeze();
+        let logits = model.logits(x.clone());
         let loss = log_softmax(logits.clone(), 1)
             .gather(1, y.clone().reshape([batch, 1]))
             .mean()
@@ -53,5 +77,27 @@ pub fn same_math(device: Device, batch: usize) -> impl FnMut() {
         read_back_metrics(logits, y.clone(), loss.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(ModuleLearningRate::from(1e-3_f64), model.clone(), grads);
+    }
+}
+
+/// Times `sandbox` against `same_math` in alternating rounds and prints both with their ratio
+/// of medians under `title`.
+pub fn print_overhead(
+    title: &str,
+    rounds: (usize, usize, usize),
+    sandbox: &mut dyn FnMut(),
+    same_math: &mut dyn FnMut(),
+) {
+    let (warmup, rounds, per_round) = rounds;
+    let results =
+        crate::timing::measure_interleaved(warmup, rounds, per_round, &mut [sandbox, same_math]);
+    if let [sandbox, same] = results.as_slice() {
+        println!("{title}");
+        println!("  through the sandbox:        {sandbox}");
+        println!("  same math, Burn directly:   {same}");
+        println!(
+            "  sandbox / same math: {:.3}",
+            crate::timing::ms(sandbox.median) / crate::timing::ms(same.median)
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! One training step of an MLP 784-256-10 (ReLU, cross-entropy, Adam, batch 64), three ways:
+//! One training step of an MLP 784-256-10 (ReLU, cross-entropy, Adam, batch 64), three ways
+//! (then its forward pass, through the sandbox and directly):
 //! - through the sandbox: the built-in MLP guest, every op a host call;
 //! - the same math directly in Burn: PyTorch-layout weights `[out, in]`, `x @ Wᵀ + b`,
 //!   log-softmax + gather cross-entropy, Burn's Adam — the guest's exact computation;
@@ -28,7 +29,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use guest_model::{BATCH, CLASSES, GuestModel, HIDDEN, INPUT, labels};
-use same_math::{read_back_metrics, same_math};
+use same_math::{read_back_metrics, same_math, same_math_forward};
 use std::hint::black_box;
 
 #[allow(deprecated)]
@@ -98,5 +99,12 @@ fn main() {
         ratio(sandbox, same),
         ratio(sandbox, nn),
         BATCH as f64 / sandbox.median.as_secs_f64()
+    );
+    let mut guest = GuestModel::mlp(lightning_mcp::tensor::cpu_device(), BATCH);
+    same_math::print_overhead(
+        &format!("MLP 784-256-10 forward pass, batch {BATCH}, logits read back"),
+        (30, 20, 50),
+        &mut || guest.forward(),
+        &mut same_math_forward(burn_device(), BATCH),
     );
 }

@@ -54,7 +54,7 @@ fn guest(
     let device = host::cpu_device();
     let x = host::from_f32(&device, x.1, x.0).expect("x");
     let y = host::from_i64(&device, y.1, y.0).expect("y");
-    GuestModel::new(device, target, hparams, x, y)
+    GuestModel::new(device, guest_model::built_in(target), hparams, x, y)
 }
 
 fn digit_images() -> (&'static [usize], Vec<f32>) {
@@ -110,7 +110,7 @@ fn char_transformer() -> GuestModel {
     let y = host::from_i64(&device, next, &[BATCH, CONTEXT]).expect("y");
     GuestModel::new(
         device,
-        "lightning_mcp.models.transformer.CharTransformer",
+        guest_model::built_in("lightning_mcp.models.transformer.CharTransformer"),
         &hparams,
         x,
         y,
@@ -158,72 +158,114 @@ fn batch_norm(
     (y * gamma.reshape([1, c, 1]) + beta.reshape([1, c, 1])).reshape([n, c, h, w])
 }
 
-fn same_math_convnet(device: Device) -> impl FnMut() {
-    let uniform = |bound: f64| Distribution::Uniform(-bound, bound);
-    let param4 = |shape: [usize; 4], bound| {
-        Param::from_tensor(Tensor::random(shape, uniform(bound), &device))
-    };
-    let param2 = |shape: [usize; 2], bound| {
-        Param::from_tensor(Tensor::random(shape, uniform(bound), &device))
-    };
-    let param1 =
-        |size: usize, bound| Param::from_tensor(Tensor::random([size], uniform(bound), &device));
-    let ones = |size: usize| Param::from_tensor(Tensor::ones([size], &device));
-    let zeros = |size: usize| Param::from_tensor(Tensor::zeros([size], &device));
-    let mut model = SameMathConvNet {
-        conv1: param4([16, 1, 3, 3], 1.0 / 3.0),
-        bias1: param1(16, 1.0 / 3.0),
-        gamma1: ones(16),
-        beta1: zeros(16),
-        conv2: param4([32, 16, 3, 3], 1.0 / 12.0),
-        bias2: param1(32, 1.0 / 12.0),
-        gamma2: ones(32),
-        beta2: zeros(32),
-        hidden: param2([64, 128], 1.0 / 128f64.sqrt()),
-        hidden_bias: param1(64, 1.0 / 128f64.sqrt()),
-        classifier: param2([CLASSES, 64], 0.125),
-        classifier_bias: param1(CLASSES, 0.125),
-    };
-    let mut running = [16, 32].map(|c| {
-        (
-            Tensor::<1>::zeros([c], &device),
-            Tensor::<1>::ones([c], &device),
-        )
-    });
-    let mut optimizer = AdamConfig::new().init();
-    let (_, pixels) = digit_images();
-    let x = Tensor::<1>::from_floats(pixels.as_slice(), &device).reshape([IMAGES, 1, SIDE, SIDE]);
-    let y = Tensor::<1, Int>::from_data(labels(IMAGES, CLASSES).as_slice(), &device);
-    let conv = ConvOptions {
-        stride: [1, 1],
-        padding: [(1, 1), (1, 1)],
-        dilation: [1, 1],
-        groups: 1,
-    };
-    let pool = MaxPoolOptions {
-        kernel_size: [2, 2],
-        stride: [2, 2],
-        padding: [(0, 0), (0, 0)],
-        dilation: [1, 1],
-        ceil_mode: false,
-    };
-    move || {
-        let [first, second] = &mut running;
-        let h = conv2d(
-            x.clone(),
-            model.conv1.val(),
-            Some(model.bias1.val()),
-            conv.clone(),
-        );
-        let h = batch_norm(h, model.gamma1.val(), model.beta1.val(), first);
+/// Eval-mode batch norm with the running statistics.
+fn batch_norm_eval(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    running: &(Tensor<1>, Tensor<1>),
+) -> Tensor<4> {
+    let c = gamma.dims()[0];
+    let shape = [1, c, 1, 1];
+    let y = (x - running.0.clone().reshape(shape))
+        / running.1.clone().add_scalar(1e-5).sqrt().reshape(shape);
+    y * gamma.reshape(shape) + beta.reshape(shape)
+}
+
+impl SameMathConvNet {
+    /// PyTorch's initialisation of the ConvNet's defaults.
+    fn new(device: &Device) -> Self {
+        let uniform = |bound: f64| Distribution::Uniform(-bound, bound);
+        let param4 = |shape: [usize; 4], bound| {
+            Param::from_tensor(Tensor::random(shape, uniform(bound), device))
+        };
+        let param2 = |shape: [usize; 2], bound| {
+            Param::from_tensor(Tensor::random(shape, uniform(bound), device))
+        };
+        let param1 =
+            |size: usize, bound| Param::from_tensor(Tensor::random([size], uniform(bound), device));
+        let ones = |size: usize| Param::from_tensor(Tensor::ones([size], device));
+        let zeros = |size: usize| Param::from_tensor(Tensor::zeros([size], device));
+        Self {
+            conv1: param4([16, 1, 3, 3], 1.0 / 3.0),
+            bias1: param1(16, 1.0 / 3.0),
+            gamma1: ones(16),
+            beta1: zeros(16),
+            conv2: param4([32, 16, 3, 3], 1.0 / 12.0),
+            bias2: param1(32, 1.0 / 12.0),
+            gamma2: ones(32),
+            beta2: zeros(32),
+            hidden: param2([64, 128], 1.0 / 128f64.sqrt()),
+            hidden_bias: param1(64, 1.0 / 128f64.sqrt()),
+            classifier: param2([CLASSES, 64], 0.125),
+            classifier_bias: param1(CLASSES, 0.125),
+        }
+    }
+
+    /// The logits of `x`; batch norm with the batch's statistics (updating `running`) in
+    /// training, else with `running`.
+    fn logits(
+        &self,
+        x: Tensor<4>,
+        running: &mut [(Tensor<1>, Tensor<1>); 2],
+        train: bool,
+    ) -> Tensor<2> {
+        let conv = ConvOptions {
+            stride: [1, 1],
+            padding: [(1, 1), (1, 1)],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let pool = MaxPoolOptions {
+            kernel_size: [2, 2],
+            stride: [2, 2],
+            padding: [(0, 0), (0, 0)],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let [first, second] = running;
+        let norm = |h, gamma, beta, stats: &mut (Tensor<1>, Tensor<1>)| {
+            if train {
+                batch_norm(h, gamma, beta, stats)
+            } else {
+                batch_norm_eval(h, gamma, beta, stats)
+            }
+        };
+        let h = conv2d(x, self.conv1.val(), Some(self.bias1.val()), conv.clone());
+        let h = norm(h, self.gamma1.val(), self.beta1.val(), first);
         let h = max_pool2d(relu(h), pool.clone());
-        let h = conv2d(h, model.conv2.val(), Some(model.bias2.val()), conv.clone());
-        let h = batch_norm(h, model.gamma2.val(), model.beta2.val(), second);
-        let h = max_pool2d(relu(h), pool.clone()).flatten::<2>(1, 3);
-        let h =
-            relu(h.matmul(model.hidden.val().transpose()) + model.hidden_bias.val().unsqueeze());
-        let logits =
-            h.matmul(model.classifier.val().transpose()) + model.classifier_bias.val().unsqueeze();
+        let h = conv2d(h, self.conv2.val(), Some(self.bias2.val()), conv);
+        let h = norm(h, self.gamma2.val(), self.beta2.val(), second);
+        let h = max_pool2d(relu(h), pool).flatten::<2>(1, 3);
+        let h = relu(h.matmul(self.hidden.val().transpose()) + self.hidden_bias.val().unsqueeze());
+        h.matmul(self.classifier.val().transpose()) + self.classifier_bias.val().unsqueeze()
+    }
+}
+
+/// Fresh running statistics of the two batch norms.
+fn running_statistics(device: &Device) -> [(Tensor<1>, Tensor<1>); 2] {
+    [16, 32].map(|c| {
+        (
+            Tensor::<1>::zeros([c], device),
+            Tensor::<1>::ones([c], device),
+        )
+    })
+}
+
+fn digit_batch(device: &Device) -> Tensor<4> {
+    let (_, pixels) = digit_images();
+    Tensor::<1>::from_floats(pixels.as_slice(), device).reshape([IMAGES, 1, SIDE, SIDE])
+}
+
+/// One training step of the ConvNet's exact math.
+fn same_math_convnet(device: Device) -> impl FnMut() {
+    let mut model = SameMathConvNet::new(&device);
+    let mut running = running_statistics(&device);
+    let mut optimizer = AdamConfig::new().init();
+    let x = digit_batch(&device);
+    let y = Tensor::<1, Int>::from_data(labels(IMAGES, CLASSES).as_slice(), &device);
+    move || {
+        let logits = model.logits(x.clone(), &mut running, true);
         let loss = log_softmax(logits.clone(), 1)
             .gather(1, y.clone().reshape([IMAGES, 1]))
             .mean()
@@ -232,6 +274,17 @@ fn same_math_convnet(device: Device) -> impl FnMut() {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(ModuleLearningRate::from(1e-2_f64), model.clone(), grads);
         black_box(&running);
+    }
+}
+
+/// The ConvNet's exact math, forward only (untracked, batch norm with running statistics),
+/// the logits read back.
+fn same_math_convnet_forward(device: Device) -> impl FnMut() {
+    let model = SameMathConvNet::new(&device).no_grad();
+    let mut running = running_statistics(&device);
+    let x = digit_batch(&device);
+    move || {
+        black_box(model.logits(x.clone(), &mut running, false).into_data());
     }
 }
 
@@ -255,19 +308,19 @@ fn main() {
         (0..1000).for_each(|_| step());
         return;
     }
-    let (mut sandbox, mut same) = (stepping(convnet()), same_math_convnet(burn_device()));
-    let results = timing::measure_interleaved(20, 20, 20, &mut [&mut sandbox, &mut same]);
-    if let [sandbox, same] = results.as_slice() {
-        println!(
-            "ConvNet (16-32 channels, batch norm, hidden 64) on 32 images 1x8x8, Adam, one training step, ndarray CPU"
-        );
-        println!("  through the sandbox:        {sandbox}");
-        println!("  same math, Burn directly:   {same}");
-        println!(
-            "  sandbox / same math: {:.3}",
-            timing::ms(sandbox.median) / timing::ms(same.median)
-        );
-    }
+    same_math::print_overhead(
+        "ConvNet (16-32 channels, batch norm, hidden 64) on 32 images 1x8x8, Adam, one training step, ndarray CPU",
+        (20, 20, 20),
+        &mut stepping(convnet()),
+        &mut same_math_convnet(burn_device()),
+    );
+    let mut guest = convnet();
+    same_math::print_overhead(
+        "ConvNet forward pass (eval, running statistics) on 32 images 1x8x8, logits read back",
+        (20, 20, 50),
+        &mut || guest.forward(),
+        &mut same_math_convnet_forward(burn_device()),
+    );
 
     let models: [ModelBench; 4] = [
         ("MLP 784-256-10", guest_model::BATCH, mlp),

@@ -6,30 +6,31 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (crate name, constant name, doc) of every guest, built-in models first.
+/// (crate name, constant name, `_target_`) of every built-in model.
 const BUILT_IN: &[(&str, &str, &str)] = &[
     (
         "guest-simple-classifier",
         "SIMPLE_CLASSIFIER",
-        "`lightning_mcp.models.simple.SimpleClassifier`.",
+        "lightning_mcp.models.simple.SimpleClassifier",
     ),
-    ("guest-mlp", "MLP", "`lightning_mcp.models.mlp.MLP`."),
+    ("guest-mlp", "MLP", "lightning_mcp.models.mlp.MLP"),
     (
         "guest-convnet",
         "CONVNET",
-        "`lightning_mcp.models.cnn.ConvNet`.",
+        "lightning_mcp.models.cnn.ConvNet",
     ),
     (
         "guest-sequential",
         "SEQUENTIAL",
-        "`lightning_mcp.models.sequential.Sequential`.",
+        "lightning_mcp.models.sequential.Sequential",
     ),
     (
         "guest-transformer",
         "CHAR_TRANSFORMER",
-        "`lightning_mcp.models.transformer.CharTransformer`.",
+        "lightning_mcp.models.transformer.CharTransformer",
     ),
 ];
+/// (crate name, constant name, doc) of every test guest.
 const TESTING: &[(&str, &str, &str)] = &[
     (
         "guest-misbehaving",
@@ -127,10 +128,14 @@ fn run() -> Result<(), String> {
 
     let artifacts = target_dir.join("wasm32-wasip2").join("guest");
     let mut code = String::new();
-    write_consts(&mut code, BUILT_IN, &artifacts)?;
-    code.push_str("\n/// Every built-in model component.\npub const BUILT_IN: &[&[u8]] = &[");
-    for (_, name, _) in BUILT_IN {
-        let _ = write!(code, "{name}, ");
+    let documented: Vec<(&str, &str, String)> = BUILT_IN
+        .iter()
+        .map(|(krate, name, target)| (*krate, *name, format!("`{target}`.")))
+        .collect();
+    write_consts(&mut code, &documented, &artifacts)?;
+    code.push_str("\n/// Every built-in model component, with the target it declares.\npub const BUILT_IN: &[BuiltIn] = &[");
+    for (_, name, target) in BUILT_IN {
+        let _ = write!(code, "BuiltIn {{ target: {target:?}, wasm: {name} }}, ");
     }
     code.push_str("];\n\n/// Components for tests of the sandbox.\npub mod testing {\n");
     write_consts(&mut code, TESTING, &artifacts)?;
@@ -138,9 +143,9 @@ fn run() -> Result<(), String> {
     std::fs::write(out_dir.join("guests.rs"), code).map_err(|e| e.to_string())
 }
 
-fn write_consts(
+fn write_consts<D: std::fmt::Display>(
     code: &mut String,
-    guests: &[(&str, &str, &str)],
+    guests: &[(&str, &str, D)],
     dir: &Path,
 ) -> Result<(), String> {
     for (krate, name, doc) in guests {

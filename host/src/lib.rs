@@ -33,8 +33,8 @@ pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
         registered model targets.",
 };
 
-/// An MCP server with the lightning tools on a runtime built from `config`; models start
-/// loading in the background.
+/// An MCP server with the lightning tools on a runtime built from `config`; a models
+/// directory starts loading in the background, built-in models load on first use.
 pub fn server(config: runtime::RuntimeConfig) -> protocol::Server {
     let runtime = runtime::Runtime::new(config);
     runtime.preload();

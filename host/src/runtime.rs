@@ -1,19 +1,20 @@
 //! What every tool call shares: the sandbox, the model registry, the limits, the directories
 //! files may live in.
 //!
-//! Compiling the model components takes tens of milliseconds (a few hundred µs from the
-//! on-disk cache), so the registry loads in the background when the server starts and the
-//! first tool call that needs it waits for it; `initialize` never does. Uploaded models join
-//! the registry while the server runs: compiled outside its lock, inserted under it.
+//! Nothing is loaded at start-up. Compiling a model component takes tens of milliseconds (about
+//! a millisecond from the on-disk cache): each built-in model loads the first time a request
+//! names it, and a models directory loads in the background when the server starts, the first
+//! tool call that needs it waiting for it; `initialize` never does. Uploaded models join the
+//! registry while the server runs: compiled outside its lock, inserted under it.
 
 use crate::files::ConfinedDir;
 use crate::sandbox::{
-    ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel, Sandbox,
-    SandboxError, sha256_hex,
+    BuiltInModels, ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel,
+    Rejected, Sandbox, SandboxError, sha256_hex,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -113,6 +114,7 @@ impl Default for RuntimeConfig {
 pub struct Runtime {
     config: RuntimeConfig,
     sandbox: OnceLock<Result<Sandbox, String>>,
+    built_in: BuiltInModels,
     registry: OnceLock<Result<RwLock<ModelRegistry>, String>>,
     running: Mutex<usize>,
 }
@@ -164,18 +166,22 @@ impl Runtime {
         Arc::new(Self {
             config,
             sandbox: OnceLock::new(),
+            built_in: BuiltInModels::default(),
             registry: OnceLock::new(),
             running: Mutex::new(0),
         })
     }
 
-    /// Starts loading the models on a background thread.
+    /// Starts loading the models directory, if there is one, on a background thread.
     pub fn preload(self: &Arc<Self>) {
+        if self.config.models_dir.is_none() {
+            return;
+        }
         let runtime = self.clone();
         let spawned = std::thread::Builder::new()
             .name("model-loader".into())
             .spawn(move || {
-                if let Err(e) = runtime.registry() {
+                if let Err(e) = runtime.loaded_registry() {
                     tracing::error!("loading models failed: {e}");
                 }
             });
@@ -265,12 +271,21 @@ impl Runtime {
             .map_err(Clone::clone)
     }
 
-    /// Every registered model (waits for loading to finish).
-    pub fn registry(&self) -> Result<RwLockReadGuard<'_, ModelRegistry>, String> {
-        Ok(self
+    /// Every model this server can run, by target (loading the built-in ones not loaded yet,
+    /// and waiting for the models directory), and the models directory's refused files.
+    pub fn models(&self) -> Result<(Vec<Arc<RegisteredModel>>, Vec<Rejected>), String> {
+        let sandbox = self.sandbox()?;
+        let mut models = self
+            .built_in
+            .all(sandbox, &self.config.cache, &self.config.limits)
+            .map_err(|e| e.to_string())?;
+        let registry = self
             .loaded_registry()?
             .read()
-            .unwrap_or_else(PoisonError::into_inner))
+            .unwrap_or_else(PoisonError::into_inner);
+        models.extend(registry.models().cloned());
+        models.sort_by(|a, b| a.description.target.cmp(&b.description.target));
+        Ok((models, registry.rejected().to_vec()))
     }
 
     fn loaded_registry(&self) -> Result<&RwLock<ModelRegistry>, String> {
@@ -336,7 +351,8 @@ impl Runtime {
         )
         .map_err(|e| e.to_string())?;
         let mut registry = registry.write().unwrap_or_else(PoisonError::into_inner);
-        let taken = registry.get(&model.description.target).is_some();
+        let target = &model.description.target;
+        let taken = registry.get(target).is_some() || BuiltInModels::is_built_in(target);
         if !taken && is_full(&registry) {
             return Err(full());
         }
@@ -347,7 +363,7 @@ impl Runtime {
         let started = std::time::Instant::now();
         let sandbox = self.sandbox().map_err(SandboxError::Component)?;
         let (cache, limits) = (&self.config.cache, &self.config.limits);
-        let mut registry = ModelRegistry::built_in(sandbox, cache, limits)?;
+        let mut registry = ModelRegistry::default();
         if let Some(dir) = &self.config.models_dir {
             registry.register_dir(sandbox, cache, limits, dir);
         }
@@ -355,19 +371,31 @@ impl Runtime {
             models = registry.models().count(),
             refused = registry.rejected().len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "models loaded"
+            "models directory loaded"
         );
         Ok(registry)
     }
 
-    /// The model registered under `target`, or an error listing the registered targets.
+    /// The model registered under `target` (a built-in one loads on its first use), or an
+    /// error listing the registered targets.
     pub fn model(&self, target: &str) -> Result<Arc<RegisteredModel>, String> {
-        let registry = self.registry()?;
+        let sandbox = self.sandbox()?;
+        if let Some(model) =
+            self.built_in
+                .get(target, sandbox, &self.config.cache, &self.config.limits)
+        {
+            return model.map_err(|e| e.to_string());
+        }
+        let registry = self
+            .loaded_registry()?
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         registry.get(target).cloned().ok_or_else(|| {
-            let known: Vec<&str> = registry
+            let mut known: Vec<&str> = registry
                 .models()
                 .map(|m| m.description.target.as_str())
                 .collect();
+            known.splice(0..0, self.built_in.targets());
             let refused = match registry.rejected().len() {
                 0 => String::new(),
                 n => format!(

@@ -3,7 +3,8 @@
 
 use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{
-    ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource, Sandbox, SandboxError, Split,
+    BuiltInModels, ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource,
+    RegisteredModel, Sandbox, SandboxError, Split,
 };
 use lightning_mcp::tensor::{self, Optimizer};
 use lightning_mcp::trainer::{self, TrainError};
@@ -13,15 +14,33 @@ use std::time::Duration;
 const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
 
 struct Fixture {
+    built_in: BuiltInModels,
     registry: ModelRegistry,
-    _sandbox: Sandbox,
+    sandbox: Sandbox,
+}
+
+impl Fixture {
+    /// The model registered under `target`, built-in or the misbehaving one.
+    fn model(&self, target: &str) -> Arc<RegisteredModel> {
+        let cache = ComponentCache::disabled();
+        match self
+            .built_in
+            .get(target, &self.sandbox, &cache, &Limits::default())
+        {
+            Some(model) => model.unwrap_or_else(|e| panic!("{target}: {e}")),
+            None => self
+                .registry
+                .get(target)
+                .map(Arc::clone)
+                .unwrap_or_else(|| panic!("{target} is not registered")),
+        }
+    }
 }
 
 fn fixture() -> Fixture {
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::disabled();
-    let mut registry = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
-        .unwrap_or_else(|e| panic!("built-ins: {e}"));
+    let mut registry = ModelRegistry::default();
     registry
         .register(
             &sandbox,
@@ -32,18 +51,14 @@ fn fixture() -> Fixture {
         )
         .unwrap_or_else(|e| panic!("misbehaving: {e}"));
     Fixture {
+        built_in: BuiltInModels::default(),
         registry,
-        _sandbox: sandbox,
+        sandbox,
     }
 }
 
 fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> ModelInstance {
-    let model = f
-        .registry
-        .get(target)
-        .map(Arc::clone)
-        .unwrap_or_else(|| panic!("{target} is not registered"));
-    model
+    f.model(target)
         .instantiate(tensor::cpu_device(), limits, 7, budget, CancelToken::new())
         .unwrap_or_else(|e| panic!("instantiate: {e}"))
 }
@@ -369,10 +384,7 @@ fn own_training_data(model: &mut ModelInstance) -> (tensor::Tensor, tensor::Tens
 #[test]
 fn cancelling_stops_a_guest_that_never_returns() {
     let f = fixture();
-    let model = f
-        .registry
-        .get(MISBEHAVING)
-        .unwrap_or_else(|| panic!("{MISBEHAVING} is not registered"));
+    let model = f.model(MISBEHAVING);
     let cancel = CancelToken::new();
     let mut model = model
         .instantiate(
@@ -477,19 +489,25 @@ fn registry_refuses_a_duplicate_target_and_non_components() {
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::disabled();
     let limits = Limits::default();
-    let mut registry = ModelRegistry::built_in(&sandbox, &cache, &limits)
-        .unwrap_or_else(|e| panic!("built-ins: {e}"));
+    let mut registry = ModelRegistry::default();
+    let misbehaving = lightning_mcp_guests::testing::MISBEHAVING;
+    let file = || ModelSource::File("model.wasm".into());
+    registry
+        .register(&sandbox, &cache, &limits, misbehaving, file())
+        .unwrap_or_else(|e| panic!("misbehaving: {e}"));
     let dup = registry
-        .register(
-            &sandbox,
-            &cache,
-            &limits,
-            lightning_mcp_guests::MLP,
-            ModelSource::BuiltIn,
-        )
+        .register(&sandbox, &cache, &limits, misbehaving, file())
         .err()
         .unwrap_or_else(|| panic!("a duplicate target was accepted"));
     assert!(dup.to_string().contains("already registered"), "{dup}");
+    let built_in = registry
+        .register(&sandbox, &cache, &limits, lightning_mcp_guests::MLP, file())
+        .err()
+        .unwrap_or_else(|| panic!("a built-in model's target was taken"));
+    assert_mentions(
+        &built_in,
+        &["lightning_mcp.models.mlp.MLP is already registered (built-in)"],
+    );
     let junk = registry
         .register(
             &sandbox,
@@ -508,18 +526,27 @@ fn the_compile_cache_round_trips() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let cache = ComponentCache::at(dir.path());
-    let first = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let load = || {
+        BuiltInModels::default()
+            .all(&sandbox, &cache, &Limits::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let targets = |models: Vec<Arc<RegisteredModel>>| {
+        models
+            .iter()
+            .map(|m| (m.description.target.clone(), m.sha256.clone()))
+            .collect::<Vec<_>>()
+    };
+    let first = targets(load());
     let files = std::fs::read_dir(dir.path())
         .map(Iterator::count)
         .unwrap_or(0);
     assert_eq!(files, lightning_mcp_guests::BUILT_IN.len());
-    let second = ModelRegistry::built_in(&sandbox, &cache, &Limits::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let targets = |r: &ModelRegistry| {
-        r.models()
-            .map(|m| (m.description.target.clone(), m.sha256.clone()))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(targets(&first), targets(&second));
+    assert_eq!(first, targets(load()));
+    let declared: Vec<&str> = lightning_mcp_guests::BUILT_IN
+        .iter()
+        .map(|b| b.target)
+        .collect();
+    let described: Vec<&str> = first.iter().map(|(target, _)| target.as_str()).collect();
+    assert_eq!(described, declared);
 }

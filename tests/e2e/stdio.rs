@@ -186,6 +186,46 @@ fn inspect_model_summary_environment_models() {
     assert_eq!(models.pointer("/models/0/source"), Some(&json!("built-in")));
 }
 
+/// How many compiled components the server's cache holds.
+fn components_loaded(server: &StdioServer) -> usize {
+    std::fs::read_dir(server.cache_dir())
+        .map(Iterator::count)
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_built_in_model_loads_only_when_a_request_names_it() {
+    let mut server = StdioServer::start(&[]);
+    let init = server.request(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "1"}}}));
+    assert!(init.get("result").is_some(), "{init}");
+    let list = server.request(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}));
+    assert!(list.pointer("/result/tools/5").is_some(), "{list}");
+    assert_eq!(
+        components_loaded(&server),
+        0,
+        "start-up and tools/list load no model"
+    );
+    let trained = server.call_tool(
+        3,
+        "lightning.train",
+        simple(json!({"max_epochs": 1, "accelerator": "cpu"})),
+    );
+    assert_eq!(
+        structured(&trained).get("status"),
+        Some(&json!("completed"))
+    );
+    assert_eq!(components_loaded(&server), 1, "only the SimpleClassifier");
+    let models = server.call_tool(4, "lightning.inspect", json!({"what": "models"}));
+    assert_eq!(structured(&models).get("count"), Some(&json!(5)));
+    assert_eq!(
+        components_loaded(&server),
+        5,
+        "inspect models loads every built-in"
+    );
+}
+
 #[test]
 fn train_simple_classifier() {
     let mut server = StdioServer::start(&[]);

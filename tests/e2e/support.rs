@@ -27,7 +27,7 @@ pub struct StdioServer {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    _cache: tempfile::TempDir,
+    cache: tempfile::TempDir,
     checkpoints: tempfile::TempDir,
 }
 
@@ -60,9 +60,14 @@ impl StdioServer {
             stdin: child.stdin.take(),
             child,
             lines,
-            _cache: cache,
+            cache,
             checkpoints,
         }
+    }
+
+    /// The server's compile cache (private to it): a file per component it has loaded.
+    pub fn cache_dir(&self) -> &std::path::Path {
+        self.cache.path()
     }
 
     /// The server's checkpoint directory (private to it).

@@ -25,7 +25,7 @@ pub use version::{
 };
 
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A tool as `tools/list` shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,6 +140,11 @@ fn success_or_failure(success: &Value) -> Value {
 pub trait ToolProvider: Send + Sync {
     /// Every tool, in the order `tools/list` shows them.
     fn tools(&self) -> Vec<ToolDefinition>;
+    /// Every tool's name, in the same order; a provider whose schemas take time to build
+    /// answers this without building them.
+    fn names(&self) -> Vec<&'static str> {
+        self.tools().iter().map(|t| t.name).collect()
+    }
     /// Runs tool `name` with `arguments`, reporting through `ctx`; `None` when there is no
     /// such tool.
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult>;
@@ -161,10 +166,12 @@ pub struct ServerInfo {
 pub struct Server {
     info: ServerInfo,
     tools: Arc<dyn ToolProvider>,
-    definitions: Arc<Vec<ToolDefinition>>,
+    names: Arc<[&'static str]>,
     /// The `tools/list` result of the stateful and of the stateless era, built and written
-    /// once: the tools never change while the server runs.
-    tool_lists: [Arc<str>; 2],
+    /// on the first `tools/list` (not at start-up: building the schemas takes milliseconds
+    /// that `initialize` need not wait for), then served as is: the tools never change while
+    /// the server runs.
+    tool_lists: Arc<OnceLock<[Arc<str>; 2]>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -178,18 +185,11 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server offering `tools`.
     pub fn new(info: ServerInfo, tools: Arc<dyn ToolProvider>) -> Self {
-        let definitions = tools.tools();
-        let list = tool_list(&definitions);
-        let stateless = dispatch::finish(
-            dispatch::cached(list.clone(), true),
-            STATELESS_VERSION,
-            &info,
-        );
         Self {
             info,
+            names: tools.names().into(),
             tools,
-            definitions: Arc::new(definitions),
-            tool_lists: [&list, &stateless].map(|v| Arc::from(v.to_string())),
+            tool_lists: Arc::new(OnceLock::new()),
         }
     }
 
@@ -209,22 +209,19 @@ impl Server {
 
     /// The tool names, in `tools/list` order.
     pub fn tool_names(&self) -> Vec<&'static str> {
-        self.definitions.iter().map(|t| t.name).collect()
+        self.names.to_vec()
     }
 
     /// The tool a legacy-form method names: its name (`lightning.train`) or the Python
     /// project's spelling with a slash (`lightning/train`).
     pub(crate) fn tool_for_method(&self, method: &str) -> Option<&'static str> {
-        self.definitions
-            .iter()
-            .find(|t| {
-                t.name.len() == method.len()
-                    && t.name
-                        .bytes()
-                        .zip(method.bytes())
-                        .all(|(n, m)| n == m || (n == b'.' && m == b'/'))
-            })
-            .map(|t| t.name)
+        self.names.iter().copied().find(|name| {
+            name.len() == method.len()
+                && name
+                    .bytes()
+                    .zip(method.bytes())
+                    .all(|(n, m)| n == m || (n == b'.' && m == b'/'))
+        })
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
@@ -232,7 +229,15 @@ impl Server {
     }
 
     fn tool_list(&self, stateless: bool) -> Arc<str> {
-        let [stateful, stateless_list] = &self.tool_lists;
+        let [stateful, stateless_list] = self.tool_lists.get_or_init(|| {
+            let list = tool_list(&self.tools.tools());
+            let stateless = dispatch::finish(
+                dispatch::cached(list.clone(), true),
+                STATELESS_VERSION,
+                &self.info,
+            );
+            [&list, &stateless].map(|v| Arc::from(v.to_string()))
+        });
         if stateless {
             stateless_list.clone()
         } else {

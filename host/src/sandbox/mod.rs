@@ -3,11 +3,13 @@
 //! One [`Sandbox`] owns the engine (with epoch interruption for wall-clock deadlines) and the
 //! linker that gives guests the `lightning:model` imports plus a WASI that grants nothing (no
 //! clocks, randomness, files or network; stdout and stderr go to the log). A
-//! [`ModelRegistry`] compiles each component once and keeps its `InstancePre`; every request
+//! [`ModelRegistry`] compiles each component once and keeps its `InstancePre` ([`BuiltInModels`]
+//! does the same for the embedded models, each on first use); every request
 //! gets a fresh [`ModelInstance`] in its own store with its own [`Limits`], so a guest that
 //! traps or breaks a limit never affects another request.
 
 mod bindings;
+mod built_in;
 mod cache;
 mod instance;
 mod limits;
@@ -15,6 +17,7 @@ mod registry;
 mod state;
 mod wasi;
 
+pub use built_in::BuiltInModels;
 pub use cache::{ComponentCache, sha256_hex};
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};

@@ -1,8 +1,10 @@
-//! The models a server can run, by `_target_`: each compiled once, kept as an `InstancePre`.
+//! The models a server loads from files or uploads, by `_target_`: each compiled once, kept as
+//! an `InstancePre` (the built-in models are in [`super::BuiltInModels`]).
 //! Nothing is ever loaded by a name a request invents: a target that is not registered here is
 //! an error.
 
 use super::bindings::ModelPre;
+use super::built_in::BuiltInModels;
 use super::cache::ComponentCache;
 use super::instance::ModelInstance;
 use super::limits::Limits;
@@ -191,19 +193,6 @@ pub struct ModelRegistry {
 }
 
 impl ModelRegistry {
-    /// The models compiled into the binary.
-    pub fn built_in(
-        sandbox: &Sandbox,
-        cache: &ComponentCache,
-        limits: &Limits,
-    ) -> Result<Self, SandboxError> {
-        let mut registry = Self::default();
-        for wasm in lightning_mcp_guests::BUILT_IN {
-            registry.register(sandbox, cache, limits, wasm, ModelSource::BuiltIn)?;
-        }
-        Ok(registry)
-    }
-
     /// Registers every `*.wasm` in `dir` (sorted by name). A file that is not a valid model,
     /// or whose target is taken, is logged and kept in [`Self::rejected`] with the reason; the
     /// other models are unaffected.
@@ -327,15 +316,20 @@ impl ModelRegistry {
         })
     }
 
-    /// Registers `model` under the target it declares. A taken target is refused, except
-    /// that an upload may replace an upload when `replace` is set, and uploading the same
-    /// component again changes nothing.
+    /// Registers `model` under the target it declares. A taken target, or a built-in model's,
+    /// is refused, except that an upload may replace an upload when `replace` is set, and
+    /// uploading the same component again changes nothing.
     pub fn insert(
         &mut self,
         model: RegisteredModel,
         replace: bool,
     ) -> Result<(Arc<RegisteredModel>, Insertion), SandboxError> {
         let target = model.description.target.clone();
+        if model.source != ModelSource::BuiltIn && BuiltInModels::is_built_in(&target) {
+            return Err(SandboxError::Component(format!(
+                "target {target} is already registered (built-in)"
+            )));
+        }
         let insertion = match self.models.get(&target) {
             None => Insertion::Added,
             Some(existing) => {

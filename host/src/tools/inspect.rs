@@ -272,9 +272,9 @@ fn wgpu_backend(adapters: &Adapters) -> Value {
 }
 
 fn models(runtime: &Runtime) -> Result<Value, String> {
-    let registry = runtime.registry()?;
-    let models: Vec<Value> = registry
-        .models()
+    let (models, rejected) = runtime.models()?;
+    let models: Vec<Value> = models
+        .iter()
         .map(|m| {
             json!({
                 "target": m.description.target,
@@ -286,8 +286,7 @@ fn models(runtime: &Runtime) -> Result<Value, String> {
             })
         })
         .collect();
-    let rejected: Vec<Value> = registry
-        .rejected()
+    let rejected: Vec<Value> = rejected
         .iter()
         .map(|r| json!({"path": r.path.display().to_string(), "error": r.error}))
         .collect();

@@ -158,6 +158,21 @@ fn failed(tool: &str, message: String) -> CallToolResult {
 }
 
 impl ToolProvider for Tools {
+    fn names(&self) -> Vec<&'static str> {
+        let mut names = vec![
+            train::NAME,
+            evaluate::VALIDATE,
+            evaluate::TEST,
+            evaluate::PREDICT,
+            checkpoint::NAME,
+            inspect::NAME,
+        ];
+        if self.runtime.uploads().is_some() {
+            names.push(register::NAME);
+        }
+        names
+    }
+
     fn tools(&self) -> Vec<ToolDefinition> {
         let mut tools = vec![train::definition()];
         tools.extend(evaluate::definitions());
@@ -221,5 +236,23 @@ fn run_failed(target: &str, verb: &str, error: TrainError) -> String {
             format!("{target}: {verb} cancelled")
         }
         e => format!("{target}: {verb} failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{RuntimeConfig, UploadLimits};
+
+    #[test]
+    fn the_cheap_names_are_the_tool_lists_names_in_its_order() {
+        for uploads in [None, Some(UploadLimits::default())] {
+            let tools = Tools::new(Runtime::new(RuntimeConfig {
+                uploads,
+                ..RuntimeConfig::default()
+            }));
+            let listed: Vec<&str> = tools.tools().iter().map(|t| t.name).collect();
+            assert_eq!(tools.names(), listed);
+        }
     }
 }

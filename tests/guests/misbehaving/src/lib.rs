@@ -20,9 +20,13 @@ struct Hyperparameters {
     /// masked-fill and causal-mask) | layer_norm (layer-normalised logits) | window_options
     /// (conv and pools with asymmetric options, their sums logged) | sgd (plain SGD with
     /// lr 1, for checking gradients through the weights) | plateau (val_loss 5, 4, 3, 3, 3, …
-    /// over validation passes)
+    /// over validation passes) | shape_calls / op_calls (the step first makes
+    /// [`HOST_CALLS`] `shape` queries / `relu`s of its input, for the round-trip benchmark)
     mode: String,
 }
+
+/// How many host calls modes `shape_calls` and `op_calls` make in a step.
+const HOST_CALLS: usize = 10_000;
 
 struct Misbehaving {
     mode: String,
@@ -132,6 +136,18 @@ impl LightningModule for Misbehaving {
                 loop {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
+            }
+            "shape_calls" => {
+                for _ in 0..HOST_CALLS {
+                    std::hint::black_box(inputs.shape());
+                }
+                self.loss(&inputs, &targets)
+            }
+            "op_calls" => {
+                for _ in 0..HOST_CALLS {
+                    std::hint::black_box(inputs.relu()?);
+                }
+                self.loss(&inputs, &targets)
             }
             "host_call_loop" => loop {
                 let t = Tensor::ones(&[2])?;

@@ -1,12 +1,12 @@
 """An agent-side script that drives lightning-mcp over MCP end to end, with the official MCP
-Python SDK (`pip install mcp`; the tests pin it in tests/clients/requirements.txt).
+Python SDK (`pip install 'mcp>=2'`; the tests pin it in tests/clients/requirements.txt).
 
 It discovers the tools and models, defines a CNN as a JSON layer list (the Sequential no-code
 model), trains it on the built-in 8x8 digits, tests the checkpoint on the held-out digits and
 predicts a few of them.
 
 usage: python examples/agent.py SERVER_COMMAND...     (stdio)
-       python examples/agent.py http://127.0.0.1:8080/mcp
+       python examples/agent.py http://127.0.0.1:8000/mcp
 e.g.   python examples/agent.py target/release/lightning-mcp
 """
 

@@ -14,7 +14,7 @@ use crate::sandbox::{
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -279,13 +279,18 @@ impl Runtime {
             .built_in
             .all(sandbox, &self.config.cache, &self.config.limits)
             .map_err(|e| e.to_string())?;
-        let registry = self
-            .loaded_registry()?
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let registry = self.read_registry()?;
         models.extend(registry.models().cloned());
         models.sort_by(|a, b| a.description.target.cmp(&b.description.target));
         Ok((models, registry.rejected().to_vec()))
+    }
+
+    /// The models directory's and the uploaded models (waits for the directory to load).
+    fn read_registry(&self) -> Result<RwLockReadGuard<'_, ModelRegistry>, String> {
+        Ok(self
+            .loaded_registry()?
+            .read()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     fn loaded_registry(&self) -> Result<&RwLock<ModelRegistry>, String> {
@@ -351,9 +356,7 @@ impl Runtime {
         )
         .map_err(|e| e.to_string())?;
         let mut registry = registry.write().unwrap_or_else(PoisonError::into_inner);
-        let target = &model.description.target;
-        let taken = registry.get(target).is_some() || BuiltInModels::is_built_in(target);
-        if !taken && is_full(&registry) {
+        if !registry.is_taken(&model.description.target) && is_full(&registry) {
             return Err(full());
         }
         registry.insert(model, replace).map_err(|e| e.to_string())
@@ -386,16 +389,13 @@ impl Runtime {
         {
             return model.map_err(|e| e.to_string());
         }
-        let registry = self
-            .loaded_registry()?
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let registry = self.read_registry()?;
         registry.get(target).cloned().ok_or_else(|| {
-            let mut known: Vec<&str> = registry
-                .models()
-                .map(|m| m.description.target.as_str())
+            let known: Vec<&str> = self
+                .built_in
+                .targets()
+                .chain(registry.models().map(|m| m.description.target.as_str()))
                 .collect();
-            known.splice(0..0, self.built_in.targets());
             let refused = match registry.rejected().len() {
                 0 => String::new(),
                 n => format!(

@@ -357,6 +357,12 @@ impl ModelRegistry {
         Ok((model, insertion))
     }
 
+    /// Whether a new model could not take `target` without replacing one: it is registered
+    /// here, or it is a built-in model's.
+    pub fn is_taken(&self, target: &str) -> bool {
+        self.models.contains_key(target) || BuiltInModels::is_built_in(target)
+    }
+
     /// The model registered under `target`.
     pub fn get(&self, target: &str) -> Option<&Arc<RegisteredModel>> {
         self.models.get(target)

@@ -11,8 +11,9 @@ this checkout, with the release profile and the CPU backend only:
 - `cargo bench --bench process`: whole-process stdio timings, ours, then with
   LIGHTNING_MCP_BENCH_SERVER=VENV/bin/lightning-mcp;
 - `cargo bench --bench http`: HTTP requests/s and latency, the same two ways;
-- `cargo bench --bench training_step` and `VENV/bin/python benches/torch_mlp.py`: the MLP
-  784-256-10 training step, ours through the sandbox against PyTorch eager.
+- `cargo bench --bench zoo` with `LIGHTNING_MCP_TORCH_PYTHON=VENV/bin/python`: a training step
+  of each built-in model through the sandbox, in alternating rounds with the same network in
+  PyTorch eager (`benches/torch_models.py`).
 
 and prints each pair with the ratio. Only the Python standard library is needed to run it.
 """
@@ -78,7 +79,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("venv", type=Path, help="a virtualenv with the Python lightning-mcp")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["process", "http", "mlp"],
+        "--skip", action="append", default=[], choices=["process", "http", "models"],
         help="leave out a measurement (repeatable)",
     )
     args = parser.parse_args()
@@ -114,16 +115,11 @@ def main():
         table(["request", "conns", "ours req/s", "ours p50/p99", "Python req/s",
                "Python p50/p99", "ours / Python"], rows)
 
-    if "mlp" not in args.skip:
-        ours = run(CARGO_BENCH + ["training_step"])
-        torch = run([str(args.venv / "bin" / "python"), "benches/torch_mlp.py"])
-        ours_rate = re.search(r"sandbox throughput: ([\d.]+) samples/s", ours)
-        torch_rate = re.search(r"([\d.]+) samples/s", torch)
-        if ours_rate and torch_rate:
-            a, b = float(ours_rate.group(1)), float(torch_rate.group(1))
-            print("MLP 784-256-10 training step, batch 64, Adam, CPU")
-            table(["lightning-mcp (sandbox, Burn ndarray)", "PyTorch eager", "ours / PyTorch"],
-                  [[f"{a:.0f} samples/s", f"{b:.0f} samples/s", f"{a / b:.2f}"]])
+    if "models" not in args.skip:
+        python = args.venv / "bin" / "python"
+        output = run(CARGO_BENCH + ["zoo"], {"LIGHTNING_MCP_TORCH_PYTHON": str(python)})
+        side_by_side = output[output.find("Training throughput per model"):]
+        print(side_by_side or "the zoo bench printed no side-by-side table (is torch installed?)")
 
 
 if __name__ == "__main__":

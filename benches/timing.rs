@@ -57,7 +57,8 @@ fn time(f: &mut impl FnMut()) -> Duration {
     start.elapsed()
 }
 
-fn summarize(mut times: Vec<Duration>) -> Summary {
+/// Quantiles of `times`.
+pub fn summarize(mut times: Vec<Duration>) -> Summary {
     times.sort();
     let at = |q: f64| {
         let index = ((times.len().saturating_sub(1)) as f64 * q).round() as usize;

@@ -32,9 +32,8 @@ use guest_model::{BATCH, CLASSES, GuestModel, HIDDEN, INPUT, labels};
 use same_math::{read_back_metrics, same_math, same_math_forward};
 use std::hint::black_box;
 
-#[allow(deprecated)]
 fn burn_device() -> Device {
-    Device::ndarray().autodiff()
+    lightning_mcp::tensor::cpu_device()
 }
 
 /// The built-in MLP guest, stepped by the host trainer.
@@ -88,7 +87,7 @@ fn main() {
     let [sandbox, same, nn] = results.as_slice() else {
         return;
     };
-    println!("MLP 784-256-10, batch {BATCH}, Adam, one training step, ndarray CPU backend");
+    println!("MLP 784-256-10, batch {BATCH}, Adam, one training step, CPU backend (flex)");
     println!("  through the sandbox:        {sandbox}");
     println!("  same math, Burn directly:   {same}");
     println!("  idiomatic burn::nn:         {nn}");

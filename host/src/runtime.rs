@@ -40,10 +40,11 @@ pub struct RuntimeConfig {
     pub log_filter: Option<String>,
 }
 
-/// What a GPU worker process needs of its server's [`RuntimeConfig`] to run one call as the
+/// What a GPU worker process needs of its server's [`RuntimeConfig`] to run calls as the
 /// server would (see [`crate::tools::worker`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkerConfig {
+    max_concurrent_runs: usize,
     cache_dir: Option<PathBuf>,
     models_dir: Option<PathBuf>,
     limits: Limits,
@@ -60,7 +61,7 @@ impl From<WorkerConfig> for RuntimeConfig {
                 .map_or_else(ComponentCache::disabled, ComponentCache::at),
             models_dir: worker.models_dir,
             limits: worker.limits,
-            max_concurrent_runs: 1,
+            max_concurrent_runs: worker.max_concurrent_runs,
             uploads: worker.uploads,
             data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
@@ -230,6 +231,7 @@ impl Runtime {
     pub fn worker_config(&self) -> WorkerConfig {
         let config = &self.config;
         WorkerConfig {
+            max_concurrent_runs: config.max_concurrent_runs,
             cache_dir: config.cache.dir().map(std::path::Path::to_path_buf),
             models_dir: config.models_dir.clone(),
             limits: config.limits.clone(),

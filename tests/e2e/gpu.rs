@@ -1,6 +1,7 @@
 //! The GPU path end to end: `trainer.accelerator` and `devices`, trainings and evaluations on a
-//! wgpu adapter (in a worker process) that agree with the CPU, and a worker that crashes or is
-//! cancelled without taking the server along.
+//! wgpu adapter (in a worker process) that agree with the CPU, one worker serving every call on
+//! its adapter (one after another and at once), and a worker that crashes, or a call that is
+//! cancelled, without taking the server along.
 //!
 //! Each test needs a usable adapter (lavapipe — Debian's `mesa-vulkan-drivers` — will do). Without
 //! one a test is skipped with a loud message, unless `CI` is set: there it fails.
@@ -145,10 +146,7 @@ fn models_train_and_evaluate_on_the_gpu_as_on_the_cpu() {
         assert_eq!(gpu.get("status"), Some(&json!("completed")), "{gpu}");
         assert_eq!(gpu.pointer("/trainer/accelerator"), Some(&json!("gpu")));
         assert_eq!(gpu.pointer("/trainer/device/backend"), Some(&json!("wgpu")));
-        assert_eq!(
-            cpu.pointer("/trainer/device/backend"),
-            Some(&json!("ndarray"))
-        );
+        assert_eq!(cpu.pointer("/trainer/device/backend"), Some(&json!("flex")));
         assert!(
             progress.len() >= 3 && progress.is_sorted_by(|a, b| a < b),
             "{progress:?}"
@@ -260,7 +258,7 @@ fn accelerator_values_pick_a_device_or_say_why_not() {
     .clone();
     let backend = auto.pointer("/trainer/device/backend");
     if auto_device == "cpu" {
-        assert_eq!(backend, Some(&json!("ndarray")), "{auto}");
+        assert_eq!(backend, Some(&json!("flex")), "{auto}");
     } else {
         assert_eq!(backend, Some(&json!("wgpu")), "{auto}");
         assert_ne!(
@@ -341,19 +339,25 @@ fn start_long_gpu_training(server: &mut StdioServer) -> u32 {
         server,
         train(&json!({"_target_": SIMPLE}), "gpu", 1_000_000),
     );
+    only_worker(server)
+}
+
+/// The pid of the server's one GPU worker.
+#[track_caller]
+fn only_worker(server: &StdioServer) -> u32 {
     match workers_of(server.pid()).as_slice() {
         [worker] => *worker,
         other => panic!("expected one GPU worker, found {other:?}"),
     }
 }
 
-/// Waits until the server has no GPU worker and no run in progress.
-fn wait_until_idle(server: &mut StdioServer, first_id: u64) {
+/// Waits until the server has no run in progress and `workers` GPU workers.
+fn wait_until_idle(server: &mut StdioServer, first_id: u64, workers: usize) {
     let started = Instant::now();
     for id in first_id.. {
         let env = server.call_tool(id, "lightning.inspect", json!({"what": "environment"}));
         let runs = structured(&env).get("runs_in_progress").cloned();
-        if runs == Some(json!(0)) && workers_of(server.pid()).is_empty() {
+        if runs == Some(json!(0)) && workers_of(server.pid()).len() == workers {
             return;
         }
         // Under the 10 s after which the server kills a worker that ignores cancellation.
@@ -364,6 +368,10 @@ fn wait_until_idle(server: &mut StdioServer, first_id: u64) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn completed(result: &Value) -> bool {
+    structured(result).get("status") == Some(&json!("completed"))
 }
 
 #[test]
@@ -393,33 +401,109 @@ fn a_crashing_gpu_worker_is_a_tool_error_and_the_server_goes_on() {
         error.contains("crashed (signal 6, SIGABRT)") && error.contains("server is unaffected"),
         "{error}"
     );
-    wait_until_idle(&mut server, 100);
+    wait_until_idle(&mut server, 100, 0);
     for accelerator in ["cpu", "gpu"] {
         let after = server.call_tool(
             200,
             "lightning.train",
             train(&json!({"_target_": SIMPLE}), accelerator, 1),
         );
-        assert_eq!(structured(&after).get("status"), Some(&json!("completed")));
+        assert!(completed(&after), "{after}");
     }
+    // The GPU call after the crash started a new worker.
+    assert_ne!(only_worker(&server), worker);
     assert!(server.finish());
 }
 
 #[test]
-fn cancelling_a_gpu_training_stops_its_worker() {
+fn cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker() {
     let mut server = StdioServer::start(&[]);
-    if gpu_or_skip(&mut server, "cancelling_a_gpu_training_stops_its_worker").is_none() {
+    let test = "cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker";
+    if gpu_or_skip(&mut server, test).is_none() {
         return;
     }
-    start_long_gpu_training(&mut server);
+    let worker = start_long_gpu_training(&mut server);
     server.send_raw(
         &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": "long", "reason": "enough"}})
         .to_string(),
     );
-    wait_until_idle(&mut server, 100);
+    wait_until_idle(&mut server, 100, 1);
     let pong = server.request(&json!({"jsonrpc": "2.0", "id": "after", "method": "ping"}));
     assert_eq!(pong.get("result"), Some(&json!({})));
+    let next = server.call_tool(
+        200,
+        "lightning.train",
+        train(&json!({"_target_": SIMPLE}), "gpu", 1),
+    );
+    assert!(completed(&next), "{next}");
+    assert_eq!(
+        only_worker(&server),
+        worker,
+        "the next call runs in the same worker"
+    );
+    assert!(server.finish());
+}
+
+#[test]
+fn one_worker_serves_every_gpu_call_one_after_another_and_at_once() {
+    let mut server = StdioServer::start(&[]);
+    let test = "one_worker_serves_every_gpu_call_one_after_another_and_at_once";
+    if gpu_or_skip(&mut server, test).is_none() {
+        return;
+    }
+    assert!(
+        workers_of(server.pid()).is_empty(),
+        "no worker before the first GPU call"
+    );
+    let first = server.call_tool(
+        1,
+        "lightning.train",
+        train(&json!({"_target_": SIMPLE}), "gpu", 1),
+    );
+    assert!(completed(&first), "{first}");
+    let worker = only_worker(&server);
+    let mlp = json!({"_target_": MLP});
+    let args = json!({"model": mlp, "trainer": {"accelerator": "gpu", "seed": 7}});
+    let second = server.call_tool(2, "lightning.validate", args);
+    assert!(
+        structured(&second).pointer("/metrics/val_loss").is_some(),
+        "{second}"
+    );
+    assert_eq!(only_worker(&server), worker);
+    // Two trainings at once, different models and seeds: both answered by the one worker,
+    // each with the numbers it has alone.
+    let alone = server.call_tool(3, "lightning.train", train(&mlp, "gpu", 2));
+    for (id, model) in [("a", &mlp), ("b", &json!({"_target_": SIMPLE}))] {
+        server.send_raw(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": "lightning.train", "arguments": train(model, "gpu", 2)}})
+            .to_string(),
+        );
+    }
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 2 {
+        let message = server.next_message();
+        if let Some(id) = message.get("id").and_then(Value::as_str) {
+            answers.insert(
+                id.to_string(),
+                message.get("result").cloned().unwrap_or_default(),
+            );
+        }
+    }
+    for answer in answers.values() {
+        assert!(completed(answer), "{answer}");
+    }
+    assert_close(
+        number(structured(&alone), "/metrics/train_loss"),
+        number(
+            structured(&answers.get("a").cloned().unwrap_or_default()),
+            "/metrics/train_loss",
+        ),
+        1e-5,
+        "a call's numbers do not depend on what else its worker runs",
+    );
+    assert_eq!(only_worker(&server), worker);
     assert!(server.finish());
 }
 

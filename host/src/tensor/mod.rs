@@ -11,6 +11,7 @@
 
 mod autodiff;
 mod conv;
+mod fused_adam;
 mod indexing;
 mod norm;
 mod ops;
@@ -26,6 +27,7 @@ pub use ops::*;
 pub use optim::*;
 pub use random::{Init, Rng};
 
+use burn::tensor::Tensor as BurnTensor;
 use burn::tensor::kind::BridgeTensor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -35,12 +37,15 @@ pub const MAX_RANK: usize = 6;
 /// Largest element count of one tensor (256 MiB of f32).
 pub const MAX_ELEMENTS: usize = 1 << 26;
 
-/// The CPU device used for training, with autodiff.
+/// The CPU device used for training, with autodiff: Burn's flex backend (im2col + GEMM
+/// convolutions, a SIMD GEMM, strided views; see `benches/README.md`).
 pub fn cpu_device() -> Device {
-    // `ndarray` measured faster than its successor `flex` for MLP steps on this hardware
-    // (see benches/README.md); Burn marks it deprecated in 0.22.
-    #[allow(deprecated)]
-    Device::ndarray().autodiff()
+    Device::flex().autodiff()
+}
+
+/// Whether `device` is the CPU backend, with or without autodiff.
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
 }
 
 /// The wgpu adapter Burn knows as `adapter`, with autodiff. Lazy: nothing is initialised until
@@ -141,6 +146,11 @@ impl Tensor {
             DType::I64 => 8,
         };
         self.num_elements().saturating_mul(width)
+    }
+
+    /// The device it lives on.
+    pub fn device(&self) -> Result<Device, TensorError> {
+        with_rank!("device", self.rank(), D => BurnTensor::<D>::from_bridge(self.bridge.clone()).device())
     }
 
     fn require_float(&self, op: &'static str) -> Result<BridgeTensor, TensorError> {

@@ -3,8 +3,11 @@
 //! Each op checks dtypes, dims and shapes and returns a [`TensorError`] naming the op and the
 //! shapes involved; only then is Burn called, inside [`guarded`] as a second line of defence.
 
-use super::{DType, Device, MAX_ELEMENTS, MAX_RANK, Rng, Tensor, TensorError, guarded, with_rank};
+use super::{
+    DType, Device, MAX_ELEMENTS, MAX_RANK, Rng, Tensor, TensorError, guarded, is_cpu, with_rank,
+};
 use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData, activation};
+use std::f32::consts::SQRT_2;
 
 pub(super) type OpResult = Result<Tensor, TensorError>;
 
@@ -143,21 +146,10 @@ pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64)
     from_f32(device, Rng::seeded(seed).uniform(count, low, high), shape)
 }
 
-/// The size from which [`to_f32`] reads through a private copy.
-const BULK_READ_ELEMENTS: usize = 4096;
-
 /// Row-major values as f32.
 pub fn to_f32(t: &Tensor) -> Result<Vec<f32>, TensorError> {
     const OP: &str = "to-f32";
     let data = match t.dtype() {
-        // For a large tensor, multiplying by one gives an array only this read holds, which
-        // burn-ndarray hands over without copying; the tensor's own array, shared, it would
-        // collect element by element (six times slower for a 200,000-element parameter).
-        DType::F32 if t.num_elements() >= BULK_READ_ELEMENTS => {
-            with_rank!(OP, t.rank(), D => guarded(OP, || {
-                float_tensor::<D>(t).inner().mul_scalar(1.0).into_data()
-            })?)?
-        }
         DType::F32 => {
             with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).into_data())?)?
         }
@@ -363,8 +355,16 @@ unary_float_op!(
     tanh, "tanh", |x| activation::tanh(x)
 );
 unary_float_op!(
-    /// Exact (erf) GELU.
-    gelu, "gelu", |x| activation::gelu(x)
+    /// Exact (erf) GELU, `x/2 · (1 + erf(x/√2))`. Burn's own `gelu_backward` is the tanh
+    /// approximation's derivative on every backend but the CPU's (flex), so elsewhere GELU is
+    /// built from `erf`, whose gradient is exact.
+    gelu, "gelu", |x| {
+        if is_cpu(&x.device()) {
+            activation::gelu(x)
+        } else {
+            x.clone().mul(x.div_scalar(SQRT_2).erf().add_scalar(1.0)).mul_scalar(0.5)
+        }
+    }
 );
 
 /// Softmax over `dim`.

@@ -1,8 +1,13 @@
 //! Optimizers and learning-rate schedules: Burn's optimizers stepping one host-owned parameter
-//! at a time (through `DynOptimizer`), their state as named tensors and scalars for
-//! checkpoints, and Burn's schedulers driving the learning rate.
+//! at a time (through `DynOptimizer`) — Adam and AdamW on the CPU in one fused pass instead
+//! ([`fused_adam`]) — their state as named tensors and scalars for checkpoints, and Burn's
+//! schedulers driving the learning rate.
 
-use super::{DType, Device, NamedValues, Tensor, TensorError, guarded, trainable, with_rank};
+use super::fused_adam::{self, AdamStep, Decay, Moments};
+use super::{
+    DType, Device, NamedValues, Tensor, TensorError, from_f32, guarded, is_cpu, to_f32, trainable,
+    with_rank,
+};
 use burn::lr_scheduler::{
     LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig, linear::LinearLrSchedulerConfig,
     module_lr_scheduler::ModuleLrScheduler, module_lr_scheduler::ModuleLrSchedulerConfig,
@@ -140,6 +145,34 @@ impl OptimizerConfig {
         }
     }
 
+    /// Adam's or AdamW's step at learning rate `lr`, for the fused CPU path; `None` for SGD.
+    fn fused(&self, lr: f64) -> Option<AdamStep> {
+        let (beta1, beta2, eps, decay) = match *self {
+            Self::Sgd { .. } => return None,
+            Self::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => (beta1, beta2, eps, Decay::L2(weight_decay)),
+            Self::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => (beta1, beta2, eps, Decay::Decoupled(weight_decay)),
+        };
+        Some(AdamStep {
+            lr: lr as f32,
+            beta1,
+            beta2,
+            eps,
+            decay,
+        })
+    }
+
     fn build(&self) -> Arc<dyn DynOptimizer> {
         match *self {
             Self::Sgd {
@@ -200,7 +233,21 @@ pub struct Optimizer {
     optimizer: Arc<dyn DynOptimizer>,
     config: OptimizerConfig,
     lr: f64,
-    states: Vec<Option<DynState>>,
+    states: Vec<Option<ParamState>>,
+}
+
+/// One parameter's optimizer state, after its first step.
+#[derive(Clone)]
+enum ParamState {
+    /// Burn's optimizer's.
+    Burn(DynState),
+    /// The fused Adam's, for a parameter of this shape.
+    Fused(Vec<usize>, Moments),
+}
+
+/// Where Burn's Adam keeps a parameter's moments: `{parameter}.momentum.{leaf}`.
+fn moments_prefix(parameter: &str) -> String {
+    format!("{parameter}.momentum")
 }
 
 impl std::fmt::Debug for Optimizer {
@@ -239,33 +286,49 @@ impl Optimizer {
     /// named `{parameter}.{leaf}` after `names`, the parameters' names in order.
     pub fn export_state(&self, names: &[&str]) -> Result<OptimizerState, TensorError> {
         const OP: &str = "optimizer-state";
-        let mut sink = StateSink::default();
+        let mut exported = OptimizerState::default();
         for (name, state) in names.iter().zip(&self.states) {
-            if let Some(state) = state {
-                guarded(OP, || self.optimizer.state_flatten(name, state, &mut sink))?;
+            match state {
+                Some(ParamState::Burn(state)) => {
+                    let mut sink = StateSink::default();
+                    guarded(OP, || self.optimizer.state_flatten(name, state, &mut sink))?;
+                    for (name, data) in sink.tensors {
+                        let shape = data.shape().to_vec();
+                        let values = data
+                            .try_into_vec_as::<f32>()
+                            .map_err(|e| TensorError::new(OP, format!("{name}: {e:?}")))?;
+                        exported.tensors.push(NamedValues {
+                            name,
+                            shape,
+                            values,
+                        });
+                    }
+                    exported.scalars.extend(
+                        sink.scalars
+                            .into_iter()
+                            .map(|(name, value)| (name, StateScalar::from(value))),
+                    );
+                }
+                Some(ParamState::Fused(shape, moments)) => {
+                    let prefix = moments_prefix(name);
+                    for (leaf, values) in [
+                        ("moment_1", &moments.moment_1),
+                        ("moment_2", &moments.moment_2),
+                    ] {
+                        exported.tensors.push(NamedValues {
+                            name: format!("{prefix}.{leaf}"),
+                            shape: shape.clone(),
+                            values: values.clone(),
+                        });
+                    }
+                    exported
+                        .scalars
+                        .insert(format!("{prefix}.time"), StateScalar::UInt(moments.time));
+                }
+                None => {}
             }
         }
-        let tensors = sink
-            .tensors
-            .into_iter()
-            .map(|(name, data)| {
-                let shape = data.shape().to_vec();
-                let values = data
-                    .try_into_vec_as::<f32>()
-                    .map_err(|e| TensorError::new(OP, format!("{name}: {e:?}")))?;
-                Ok(NamedValues {
-                    name,
-                    shape,
-                    values,
-                })
-            })
-            .collect::<Result<_, TensorError>>()?;
-        let scalars = sink
-            .scalars
-            .into_iter()
-            .map(|(name, value)| (name, StateScalar::from(value)))
-            .collect();
-        Ok(OptimizerState { tensors, scalars })
+        Ok(exported)
     }
 
     /// Takes back the state [`export_state`](Self::export_state) gave, for parameters named
@@ -318,12 +381,19 @@ impl Optimizer {
         if !problems.is_empty() {
             return Err(TensorError::new(OP, problems.join("; ")));
         }
+        let fused = is_cpu(device) && self.config.fused(self.lr).is_some();
         let inner = device.clone().inner();
         for ((name, shape), slot) in names.iter().zip(shapes).zip(self.states.iter_mut()) {
-            *slot = guarded(OP, || {
-                self.optimizer
-                    .state_unflatten(shape.len(), name, &mut source, &inner)
-            })?;
+            *slot = if fused {
+                saved_moments(&mut source, name, shape)?
+                    .map(|moments| ParamState::Fused(shape.clone(), moments))
+            } else {
+                guarded(OP, || {
+                    self.optimizer
+                        .state_unflatten(shape.len(), name, &mut source, &inner)
+                })?
+                .map(ParamState::Burn)
+            };
         }
         Ok(())
     }
@@ -353,12 +423,85 @@ impl Optimizer {
             .ok_or_else(|| TensorError::new(OP, format!("no parameter {index}")))?;
         let rank = param.rank();
         let inner = with_rank!(OP, rank, D => BurnTensor::<D>::from_bridge(param.bridge).inner().into_bridge())?;
+        let inner = Tensor::from_bridge(inner);
+        let device = inner.device()?;
+        if let Some(config) = self.config.fused(self.lr).filter(|_| is_cpu(&device)) {
+            return trainable(fused_step(&config, slot, &device, inner, &grad)?);
+        }
+        let state = match slot.take() {
+            Some(ParamState::Burn(state)) => Some(state),
+            Some(ParamState::Fused(..)) | None => None,
+        };
         let (updated, state) = guarded(OP, || {
             self.optimizer
-                .step_dyn(rank, self.lr, inner, grad.bridge, slot.take())
+                .step_dyn(rank, self.lr, inner.bridge, grad.bridge, state)
         })?;
-        *slot = state;
+        *slot = state.map(ParamState::Burn);
         trainable(Tensor::from_bridge(updated))
+    }
+}
+
+/// One fused Adam or AdamW step of `param` (on the CPU `device`, without autodiff), its state
+/// in `slot`; the updated parameter.
+fn fused_step(
+    config: &AdamStep,
+    slot: &mut Option<ParamState>,
+    device: &Device,
+    param: Tensor,
+    grad: &Tensor,
+) -> Result<Tensor, TensorError> {
+    let shape = param.shape();
+    let mut values = to_f32(&param)?;
+    drop(param);
+    let grad = to_f32(grad)?;
+    let mut moments = match slot.take() {
+        Some(ParamState::Fused(_, moments)) if moments.moment_1.len() == values.len() => moments,
+        _ => Moments::new(values.len()),
+    };
+    fused_adam::step(config, &mut values, &grad, &mut moments);
+    *slot = Some(ParamState::Fused(shape.clone(), moments));
+    from_f32(device, values, &shape)
+}
+
+/// A parameter's saved Adam moments, `None` when it has none; an error when only part of
+/// them was saved.
+fn saved_moments(
+    source: &mut StateSource,
+    name: &str,
+    shape: &[usize],
+) -> Result<Option<Moments>, TensorError> {
+    const OP: &str = "optimizer-state";
+    let prefix = moments_prefix(name);
+    let mut take = |leaf: &str| {
+        source
+            .take_tensor(&prefix, leaf)
+            .map(|data| {
+                data.try_into_vec_as::<f32>()
+                    .map_err(|e| TensorError::new(OP, format!("{prefix}.{leaf}: {e:?}")))
+            })
+            .transpose()
+    };
+    let (moment_1, moment_2) = (take("moment_1")?, take("moment_2")?);
+    let time = source.take_scalar(&prefix, "time").map(StateScalar::from);
+    let len: usize = shape.iter().product();
+    match (moment_1, moment_2, time) {
+        (None, None, None) => Ok(None),
+        (Some(moment_1), Some(moment_2), Some(StateScalar::UInt(time)))
+            if moment_1.len() == len && moment_2.len() == len =>
+        {
+            Ok(Some(Moments {
+                time,
+                moment_1,
+                moment_2,
+            }))
+        }
+        _ => Err(TensorError::new(
+            OP,
+            format!(
+                "{prefix}: Adam's state needs moment_1 and moment_2 of {len} values and a step \
+                 count (time)"
+            ),
+        )),
     }
 }
 

@@ -21,7 +21,7 @@ pub enum DeviceRequest {
 /// Where a run executes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Placement {
-    /// In the server, on Burn's ndarray backend.
+    /// In the server, on Burn's CPU backend (flex).
     Cpu,
     /// On this adapter, through Burn's wgpu backend (in a worker process, see
     /// [`super::worker`]).
@@ -33,7 +33,7 @@ pub enum Placement {
 pub struct DeviceReport {
     /// `cpu` or `gpu`.
     pub accelerator: &'static str,
-    /// Burn's backend: `ndarray` or `wgpu`.
+    /// Burn's backend: `flex` or `wgpu`.
     pub backend: &'static str,
     /// `cpu`, or the adapter's name (e.g. `NVIDIA GeForce RTX 4090`, `llvmpipe (LLVM 15.0.6,
     /// 256 bits)`).
@@ -64,7 +64,7 @@ impl Placement {
         match self {
             Self::Cpu => DeviceReport {
                 accelerator: "cpu",
-                backend: "ndarray",
+                backend: "flex",
                 name: "cpu".into(),
                 adapter_index: None,
                 graphics_api: None,
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn reports_name_the_device() {
-        assert_eq!(Placement::Cpu.report().backend, "ndarray");
+        assert_eq!(Placement::Cpu.report().backend, "flex");
         let Ok(Placement::Gpu(a)) = place(Accelerator::Gpu, DeviceRequest::One, workstation) else {
             panic!("not placed")
         };

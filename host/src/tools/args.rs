@@ -74,7 +74,7 @@ impl ModelSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Accelerator {
-    /// The CPU (Burn's ndarray backend).
+    /// The CPU (Burn's flex backend).
     Cpu,
     /// A real GPU when there is one (never a software rasteriser), else the CPU.
     #[default]

@@ -216,7 +216,7 @@ fn environment(runtime: &Runtime) -> Value {
         "cpus": cpus,
         "backends": [
             {
-                "name": "ndarray",
+                "name": "flex",
                 "accelerator": "cpu",
                 "available": true,
                 "devices": [{"index": 0, "name": "cpu", "type": "Cpu", "threads": cpus}],

@@ -32,6 +32,7 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Tools {
     runtime: Arc<Runtime>,
+    gpu_workers: worker::Pool,
 }
 
 /// A tool call whose arguments parsed and passed every check, ready to run.
@@ -52,7 +53,15 @@ pub enum ParsedCall {
 impl Tools {
     /// Tools that run on `runtime`.
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self { runtime }
+        Self {
+            runtime,
+            gpu_workers: worker::Pool::default(),
+        }
+    }
+
+    /// The runtime the tools run on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// Parses and checks the arguments of tool `name`: `None` for a tool this server does not
@@ -131,7 +140,8 @@ impl Tools {
             // A worker is sent the arguments as given.
             Placement::Gpu(adapter) => {
                 let _slot = self.runtime.run_slot()?;
-                worker::run(&self.runtime, name, arguments, adapter, ctx)
+                self.gpu_workers
+                    .run(&self.runtime, name, arguments, adapter, ctx)
             }
             Placement::Cpu => self.run(call, &placement, ctx),
         }

@@ -40,18 +40,20 @@ impl Pool {
         let worker = self
             .worker(runtime, adapter)
             .map_err(|e| format!("{tool}: cannot start the GPU worker for {on}: {e}"))?;
-        let model = arguments
-            .pointer("/model/_target_")
-            .and_then(Value::as_str)
-            .and_then(|target| runtime.model(target).ok());
+        let target = arguments.pointer("/model/_target_").and_then(Value::as_str);
+        let model = target.and_then(|target| runtime.model(target).ok());
+        let sha256 = model.as_ref().map(|m| m.sha256.clone());
+        // An upload crosses to the worker once; later calls name it by its hash.
+        let upload = model
+            .and_then(|m| m.upload.clone())
+            .filter(|_| !worker.has_upload(target, sha256.as_deref()))
+            .map(|wasm| base64::engine::general_purpose::STANDARD.encode(wasm));
         let job = Job {
             id: worker.next_id.fetch_add(1, Ordering::Relaxed),
             tool: tool.to_string(),
             adapter: adapter.clone(),
-            sha256: model.as_ref().map(|m| m.sha256.clone()),
-            upload: model
-                .and_then(|m| m.upload.clone())
-                .map(|wasm| base64::engine::general_purpose::STANDARD.encode(wasm)),
+            sha256,
+            upload,
             arguments,
         };
         worker
@@ -161,6 +163,8 @@ struct Worker {
     ending: OnceLock<Ending>,
     /// Why the server killed it, if it did.
     killed: Mutex<Option<String>>,
+    /// The uploaded models it has registered: the hash of each target's component.
+    uploads: Mutex<HashMap<String, String>>,
 }
 
 impl Worker {
@@ -192,6 +196,7 @@ impl Worker {
             next_id: AtomicU64::new(1),
             ending: OnceLock::new(),
             killed: Mutex::default(),
+            uploads: Mutex::default(),
         });
         let reader = worker.clone();
         std::thread::Builder::new()
@@ -238,6 +243,16 @@ impl Worker {
         ctx: &CallContext,
     ) -> Result<CallToolResult, Ending> {
         let id = job.id;
+        // Registered once the worker starts the call (it checked the upload's hash first).
+        let target = job
+            .arguments
+            .pointer("/model/_target_")
+            .and_then(Value::as_str);
+        let upload = job
+            .upload
+            .as_ref()
+            .and(target.zip(job.sha256.as_deref()))
+            .map(|(target, sha256)| (target.to_string(), sha256.to_string()));
         let events = self.submit(job)?;
         let _forget = Forget { worker: self, id };
         // Until it starts the call, the worker's time is loading the model; then the run's.
@@ -245,7 +260,12 @@ impl Worker {
         let mut told_to_stop: Option<(Instant, &str)> = None;
         loop {
             match events.recv_timeout(Duration::from_millis(20)) {
-                Ok(Event::Message(Message::Started)) => clock = Instant::now(),
+                Ok(Event::Message(Message::Started)) => {
+                    clock = Instant::now();
+                    if let Some((target, sha256)) = &upload {
+                        lock(&self.uploads).insert(target.clone(), sha256.clone());
+                    }
+                }
                 Ok(Event::Message(Message::Notification(n))) => ctx.forward(&n),
                 Ok(Event::Message(Message::Result(wire))) => return Ok(from_wire(wire)),
                 Ok(Event::Ended(ending)) => return Err(ending),
@@ -279,6 +299,14 @@ impl Worker {
                 return Err(Ending::Killed(why));
             }
         }
+    }
+
+    /// Whether the worker has registered `target` as the uploaded component with this hash.
+    fn has_upload(&self, target: Option<&str>, sha256: Option<&str>) -> bool {
+        let uploads = lock(&self.uploads);
+        target
+            .zip(sha256)
+            .is_some_and(|(target, sha256)| uploads.get(target).map(String::as_str) == Some(sha256))
     }
 
     /// Registers a call and writes its job; its events arrive on the receiver.

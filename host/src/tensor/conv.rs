@@ -2,7 +2,10 @@
 //! validated before Burn sees them, with PyTorch's semantics.
 
 use super::ops::{OpResult, err, float_tensor};
+use super::pool::WindowMaxPool;
 use super::{Tensor, TensorError, check_shape, guarded};
+use burn::backend::Dispatch;
+use burn::tensor::Tensor as BurnTensor;
 use burn::tensor::module;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 
@@ -244,10 +247,19 @@ fn pool_shape(op: &'static str, x: &Tensor, o: &Pool2dOptions) -> Result<[usize;
     )
 }
 
-/// 2-D max pooling of `x` `[n, c, h, w]`.
+/// 2-D max pooling of `x` `[n, c, h, w]` (on the CPU without padding or dilation, the
+/// host's own pooling of [`super::pool`]).
 pub fn max_pool2d(x: &Tensor, o: &Pool2dOptions) -> OpResult {
     const OP: &str = "max-pool2d";
     pool_shape(OP, x, o)?;
+    if o.padding == [0, 0] && o.dilation == [1, 1] && x.device().is_ok_and(|d| super::is_cpu(&d)) {
+        return guarded(OP, || {
+            let x = float_tensor::<4>(x).into_dispatch();
+            let pooled = <Dispatch as WindowMaxPool>::max_pool2d_inside(x, o.kernel, o.stride);
+            BurnTensor::<4>::from_dispatch(pooled).into_bridge()
+        })
+        .map(Tensor::from_bridge);
+    }
     let options = MaxPoolOptions {
         kernel_size: o.kernel,
         stride: o.stride,

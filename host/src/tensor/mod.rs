@@ -16,6 +16,7 @@ mod indexing;
 mod norm;
 mod ops;
 mod optim;
+mod pool;
 mod random;
 
 pub use autodiff::*;

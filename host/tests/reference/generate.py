@@ -172,6 +172,25 @@ def normalisation():
                 "running_mean": mean.tolist(), "running_var": var.tolist()})
 
 
+def pooling():
+    """Max pooling where the host's own CPU pooling runs (no padding, no dilation): uneven
+    sizes, overlapping windows (gradients add up), ties (the first maximum takes the gradient)
+    and several planes."""
+    x = uniform(2, 3, 5, 7)
+    ties = f32((torch.randint(0, 3, (1, 2, 6, 6), generator=generator) * 0.5).tolist())
+
+    def pool(kernel, stride):
+        return {"kernel": kernel, "stride": stride, "padding": [0, 0], "dilation": [1, 1]}
+    yield case("max_pool2d_uneven", "max-pool2d", [x],
+               lambda x: F.max_pool2d(x, 2), pool([2, 2], [2, 2]))
+    yield case("max_pool2d_overlapping", "max-pool2d", [x],
+               lambda x: F.max_pool2d(x, (3, 2), stride=(1, 2)), pool([3, 2], [1, 2]))
+    yield case("max_pool2d_ties", "max-pool2d", [ties],
+               lambda x: F.max_pool2d(x, 3, stride=1), pool([3, 3], [1, 1]))
+    yield case("max_pool2d_ties_disjoint", "max-pool2d", [ties],
+               lambda x: F.max_pool2d(x, 2), pool([2, 2], [2, 2]))
+
+
 def rounded(value):
     """`value` with its floats to 10 significant digits (f32 inputs survive exactly)."""
     if isinstance(value, float):
@@ -185,7 +204,7 @@ def rounded(value):
 
 def main():
     cases = [rounded(c) for group in (elementwise, shapes_and_reductions, losses, images,
-                                      indexing, normalisation) for c in group()]
+                                      indexing, normalisation, pooling) for c in group()]
     json.dump({"generator": f"PyTorch {torch.__version__}, float64", "cases": cases},
               sys.stdout, indent=None, separators=(",", ":"))
     sys.stdout.write("\n")

@@ -18,9 +18,10 @@ const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
 const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
 
-/// The server's environment when it can train on a GPU; `None`, said loudly, when not — and a
-/// failure when `CI` is set, where the adapter must be there.
-fn gpu_or_skip(server: &mut StdioServer, test: &str) -> Option<Value> {
+/// A server started with `args`, and its environment, when it can train on a GPU; `None`,
+/// said loudly, when not — and a failure when `CI` is set, where the adapter must be there.
+fn gpu_server(args: &[&str], test: &str) -> Option<(StdioServer, Value)> {
+    let mut server = StdioServer::start(args);
     let env =
         structured(&server.call_tool(9000, "lightning.inspect", json!({"what": "environment"})))
             .clone();
@@ -29,7 +30,7 @@ fn gpu_or_skip(server: &mut StdioServer, test: &str) -> Option<Value> {
         .cloned()
         .unwrap_or_default();
     if gpu.get("usable") == Some(&json!(true)) {
-        return Some(env);
+        return Some((server, env));
     }
     assert!(
         std::env::var_os("CI").is_none(),
@@ -95,15 +96,11 @@ fn assert_same_history(cpu: &Value, gpu: &Value, model: &str) {
 
 #[test]
 fn models_train_and_evaluate_on_the_gpu_as_on_the_cpu() {
-    let mut server = StdioServer::start(&[]);
-    if gpu_or_skip(
-        &mut server,
-        "models_train_and_evaluate_on_the_gpu_as_on_the_cpu",
-    )
-    .is_none()
-    {
+    let Some((mut server, _)) =
+        gpu_server(&[], "models_train_and_evaluate_on_the_gpu_as_on_the_cpu")
+    else {
         return;
-    }
+    };
     let models = [
         json!({"_target_": SIMPLE}),
         json!({"_target_": MLP, "input_dim": 8, "hidden_dims": [32], "num_classes": 4}),
@@ -214,11 +211,9 @@ fn models_train_and_evaluate_on_the_gpu_as_on_the_cpu() {
 
 #[test]
 fn accelerator_values_pick_a_device_or_say_why_not() {
-    let mut server = StdioServer::start(&[]);
-    let Some(env) = gpu_or_skip(
-        &mut server,
-        "accelerator_values_pick_a_device_or_say_why_not",
-    ) else {
+    let Some((mut server, env)) =
+        gpu_server(&[], "accelerator_values_pick_a_device_or_say_why_not")
+    else {
         return;
     };
     for value in ["cpu", "auto", "gpu", "wgpu", "cuda", "mps"] {
@@ -376,11 +371,12 @@ fn completed(result: &Value) -> bool {
 
 #[test]
 fn a_crashing_gpu_worker_is_a_tool_error_and_the_server_goes_on() {
-    let mut server = StdioServer::start(&[]);
-    let test = "a_crashing_gpu_worker_is_a_tool_error_and_the_server_goes_on";
-    if gpu_or_skip(&mut server, test).is_none() {
+    let Some((mut server, _)) = gpu_server(
+        &[],
+        "a_crashing_gpu_worker_is_a_tool_error_and_the_server_goes_on",
+    ) else {
         return;
-    }
+    };
     let worker = start_long_gpu_training(&mut server);
     // What a driver's failed assertion does to the process it runs in. (A sent SIGSEGV would
     // not do: wasmtime's handler returns from one that no instruction raised.)
@@ -417,11 +413,12 @@ fn a_crashing_gpu_worker_is_a_tool_error_and_the_server_goes_on() {
 
 #[test]
 fn cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker() {
-    let mut server = StdioServer::start(&[]);
-    let test = "cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker";
-    if gpu_or_skip(&mut server, test).is_none() {
+    let Some((mut server, _)) = gpu_server(
+        &[],
+        "cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker",
+    ) else {
         return;
-    }
+    };
     let worker = start_long_gpu_training(&mut server);
     server.send_raw(
         &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
@@ -447,11 +444,12 @@ fn cancelling_a_gpu_training_stops_the_call_and_keeps_its_worker() {
 
 #[test]
 fn one_worker_serves_every_gpu_call_one_after_another_and_at_once() {
-    let mut server = StdioServer::start(&[]);
-    let test = "one_worker_serves_every_gpu_call_one_after_another_and_at_once";
-    if gpu_or_skip(&mut server, test).is_none() {
+    let Some((mut server, _)) = gpu_server(
+        &[],
+        "one_worker_serves_every_gpu_call_one_after_another_and_at_once",
+    ) else {
         return;
-    }
+    };
     assert!(
         workers_of(server.pid()).is_empty(),
         "no worker before the first GPU call"
@@ -509,11 +507,12 @@ fn one_worker_serves_every_gpu_call_one_after_another_and_at_once() {
 
 #[test]
 fn uploaded_and_hostile_models_run_on_the_gpu_as_on_the_cpu() {
-    let mut server = StdioServer::start(&["--allow-register"]);
-    let test = "uploaded_and_hostile_models_run_on_the_gpu_as_on_the_cpu";
-    if gpu_or_skip(&mut server, test).is_none() {
+    let Some((mut server, _)) = gpu_server(
+        &["--allow-register"],
+        "uploaded_and_hostile_models_run_on_the_gpu_as_on_the_cpu",
+    ) else {
         return;
-    }
+    };
     use base64::Engine as _;
     let component = base64::engine::general_purpose::STANDARD
         .encode(lightning_mcp_guests::testing::MISBEHAVING);
@@ -578,11 +577,12 @@ fn a_model_file_changed_since_loading_is_not_run_on_the_gpu() {
     std::fs::write(&file, lightning_mcp_guests::testing::MISBEHAVING)
         .unwrap_or_else(|e| panic!("{e}"));
     let dir_arg = dir.path().to_string_lossy().into_owned();
-    let mut server = StdioServer::start(&["--models-dir", &dir_arg]);
-    let test = "a_model_file_changed_since_loading_is_not_run_on_the_gpu";
-    if gpu_or_skip(&mut server, test).is_none() {
+    let Some((mut server, _)) = gpu_server(
+        &["--models-dir", &dir_arg],
+        "a_model_file_changed_since_loading_is_not_run_on_the_gpu",
+    ) else {
         return;
-    }
+    };
     // Once the server has loaded it (listing the models waits for that), the same component
     // with an extra custom section: valid, same target, other bytes.
     server.call_tool(0, "lightning.inspect", json!({"what": "models"}));

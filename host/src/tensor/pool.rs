@@ -66,11 +66,12 @@ impl<C: CheckpointStrategy> WindowMaxPool for Autodiff<Flex, C> {
     }
 }
 
-/// Where each maximum of one pooling was: the input's shape and, per output cell, the cell of
-/// its image plane it came from.
+/// Where each maximum of one pooling was: the input's shape, the output cells per image plane
+/// and, per output cell, the cell of its image plane it came from.
 #[derive(Clone, Debug)]
 struct Positions {
     input_shape: [usize; 4],
+    output_plane: usize,
     cells: Arc<Vec<u32>>,
 }
 
@@ -100,14 +101,15 @@ fn pool(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Option<(FlexT
     let geometry = Geometry::new([h, w], kernel, stride)?;
     let x = x.to_contiguous();
     let input = x.as_slice::<f32>()?;
-    let out_plane = geometry.out[0] * geometry.out[1];
-    let mut maxima = vec![0.0f32; n * c * out_plane];
+    // Both at least 1: the kernel is at least 1 and fits the image.
+    let (input_plane, output_plane) = (h * w, geometry.out[0] * geometry.out[1]);
+    let mut maxima = vec![0.0f32; n * c * output_plane];
     let mut cells = vec![0u32; maxima.len()];
     maxima
-        .par_chunks_mut(out_plane.max(1))
-        .zip(cells.par_chunks_mut(out_plane.max(1)))
-        .zip(input.par_chunks(h * w))
-        .with_min_len(CELLS_PER_TASK.div_ceil(out_plane.max(1)))
+        .par_chunks_mut(output_plane)
+        .zip(cells.par_chunks_mut(output_plane))
+        .zip(input.par_chunks(input_plane))
+        .with_min_len(CELLS_PER_TASK.div_ceil(output_plane))
         .for_each(|((maxima, cells), plane)| geometry.pool_plane(plane, maxima, cells));
     let pooled = FlexTensor::from_data(TensorData::new(
         maxima,
@@ -115,6 +117,7 @@ fn pool(x: &FlexTensor, kernel: [usize; 2], stride: [usize; 2]) -> Option<(FlexT
     ));
     let positions = Positions {
         input_shape: [n, c, h, w],
+        output_plane,
         cells: Arc::new(cells),
     };
     Some((pooled, positions))
@@ -126,13 +129,13 @@ fn scatter(grad: &FlexTensor, positions: &Positions) -> FlexTensor {
     let [n, c, h, w] = positions.input_shape;
     let grad = grad.to_contiguous();
     let grad = grad.as_slice::<f32>().unwrap_or_default();
-    let out_plane = (positions.cells.len() / (n * c).max(1)).max(1);
+    let output_plane = positions.output_plane;
     let mut input_grad = vec![0.0f32; n * c * h * w];
     input_grad
-        .par_chunks_mut((h * w).max(1))
-        .zip(grad.par_chunks(out_plane))
-        .zip(positions.cells.par_chunks(out_plane))
-        .with_min_len(CELLS_PER_TASK.div_ceil(out_plane))
+        .par_chunks_mut(h * w)
+        .zip(grad.par_chunks(output_plane))
+        .zip(positions.cells.par_chunks(output_plane))
+        .with_min_len(CELLS_PER_TASK.div_ceil(output_plane))
         .for_each(|((plane, grad), cells)| {
             for (&g, &cell) in grad.iter().zip(cells) {
                 if let Some(sum) = plane.get_mut(cell as usize) {

@@ -17,6 +17,7 @@ pub mod plot;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
+pub mod sync;
 pub mod tensor;
 pub mod tools;
 pub mod trainer;

@@ -12,6 +12,7 @@ use crate::sandbox::{
     BuiltInModels, ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel,
     Rejected, Sandbox, SandboxError, sha256_hex,
 };
+use crate::sync::lock;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
@@ -128,11 +129,7 @@ pub struct RunSlot<'a> {
 
 impl Drop for RunSlot<'_> {
     fn drop(&mut self) {
-        let mut running = self
-            .runtime
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut running = lock(&self.runtime.running);
         *running = running.saturating_sub(1);
         drop(running);
         release_freed_memory();
@@ -195,7 +192,7 @@ impl Runtime {
     /// [`RuntimeConfig::max_concurrent_runs`] models run at once, so the per-run limits bound
     /// the whole server's memory.
     pub fn run_slot(&self) -> Result<RunSlot<'_>, String> {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut running = lock(&self.running);
         let max = self.config.max_concurrent_runs.max(1);
         if *running >= max {
             return Err(format!(
@@ -209,7 +206,7 @@ impl Runtime {
 
     /// How many model runs are in progress.
     pub fn runs_in_progress(&self) -> usize {
-        *self.running.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.running)
     }
 
     /// The limits of every run.

@@ -3,6 +3,7 @@
 
 use super::jsonrpc::{ErrorCode, RpcError};
 use crate::cancel::CancelToken;
+use crate::sync::lock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -105,10 +106,7 @@ impl<'a> CallContext<'a> {
         let Some(token) = &self.progress_token else {
             return;
         };
-        let mut last = self
-            .last_progress
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = lock(&self.last_progress);
         if last.is_some_and(|last| progress <= last) || !progress.is_finite() {
             return;
         }

@@ -12,10 +12,11 @@ use super::jsonrpc::{ErrorCode, Reply, Request, RpcError};
 use super::version::{self, RequestMeta};
 use super::{Server, dispatch};
 use crate::cancel::CancelToken;
+use crate::sync::lock;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 128;
@@ -39,10 +40,6 @@ impl std::fmt::Debug for Session {
             .field("state", &*lock(&self.state))
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Session {

@@ -28,12 +28,13 @@ use crate::cancel::CancelToken;
 use crate::gpu::Adapter;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel};
 use crate::runtime::{Runtime, RuntimeConfig, WorkerConfig};
+use crate::sync::lock;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// The command-line flag that makes the binary a GPU worker, serving calls from stdin.
 pub const WORKER_FLAG: &str = "--gpu-worker";
@@ -133,7 +134,7 @@ struct Replies(Arc<Mutex<std::io::Stdout>>);
 
 impl Replies {
     fn send(&self, id: u64, message: Message) {
-        let mut out = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = lock(&self.0);
         let written = serde_json::to_writer(&mut *out, &Reply { id, message })
             .map_err(std::io::Error::other)
             .and_then(|()| out.write_all(b"\n"))
@@ -182,10 +183,6 @@ pub fn serve() -> anyhow::Result<()> {
     // The server is gone: stop every call (the kernel kills this process with it anyway).
     lock(&calls).values().for_each(CancelToken::cancel);
     Ok(())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs one call in the worker, its notifications sent as they happen.

@@ -1,10 +1,11 @@
 //! The server's side of its GPU workers: one per adapter, started on first use, shared by
 //! every call placed on that adapter, replaced once it has ended.
 
-use super::{Job, Message, Reply, Request, WORKER_FLAG, from_wire, lock};
+use super::{Job, Message, Reply, Request, WORKER_FLAG, from_wire};
 use crate::gpu::Adapter;
 use crate::protocol::{CallContext, CallToolResult};
 use crate::runtime::Runtime;
+use crate::sync::lock;
 use base64::Engine as _;
 use serde_json::Value;
 use std::collections::HashMap;

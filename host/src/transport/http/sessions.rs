@@ -1,8 +1,9 @@
 //! The sessions `initialize` opened over HTTP, by `Mcp-Session-Id`.
 
 use crate::protocol::Session;
+use crate::sync::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Open sessions; idle ones expire.
@@ -40,7 +41,7 @@ impl Sessions {
     /// first; when the table is still full, the least recently used session with no request
     /// running makes room. `None` when every session has a request running.
     pub fn open(&self, session: Arc<Session>) -> Option<String> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = lock(&self.open);
         let idle = self.idle_timeout;
         open.retain(|_, e| e.in_use() || e.last_used.elapsed() < idle);
         if open.len() >= self.max {
@@ -65,7 +66,7 @@ impl Sessions {
 
     /// The session under `id`, if it is open.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = lock(&self.open);
         let entry = open.get_mut(id)?;
         if !entry.in_use() && entry.last_used.elapsed() >= self.idle_timeout {
             open.remove(id);
@@ -77,11 +78,7 @@ impl Sessions {
 
     /// Closes the session under `id`, cancelling its requests; whether it was open.
     pub fn close(&self, id: &str) -> bool {
-        let removed = self
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        let removed = lock(&self.open).remove(id);
         removed.map(|e| e.session.cancel_all()).is_some()
     }
 }

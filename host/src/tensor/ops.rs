@@ -148,14 +148,21 @@ pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64)
 
 /// Row-major values as f32.
 pub fn to_f32(t: &Tensor) -> Result<Vec<f32>, TensorError> {
+    into_f32(t.clone())
+}
+
+/// Row-major values as f32, consuming `t`: when nothing else holds its buffer, the values are
+/// taken out of it rather than copied.
+pub fn into_f32(t: Tensor) -> Result<Vec<f32>, TensorError> {
     const OP: &str = "to-f32";
+    let rank = t.rank();
     let data = match t.dtype() {
-        DType::F32 => {
-            with_rank!(OP, t.rank(), D => guarded(OP, || float_tensor::<D>(t).into_data())?)?
-        }
-        DType::I64 => {
-            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
-        }
+        DType::F32 => with_rank!(OP, rank, D => guarded(OP, || {
+            BurnTensor::<D>::from_bridge(t.bridge).into_data()
+        })?)?,
+        DType::I64 => with_rank!(OP, rank, D => guarded(OP, || {
+            BurnTensor::<D, Int>::from_bridge(t.bridge).into_data()
+        })?)?,
     };
     data.try_into_vec_as::<f32>()
         .map_err(|e| err(OP, format!("{e:?}")))

@@ -5,8 +5,8 @@
 
 use super::fused_adam::{self, AdamStep, Decay, Moments};
 use super::{
-    DType, Device, NamedValues, Tensor, TensorError, from_f32, guarded, is_cpu, to_f32, trainable,
-    with_rank,
+    DType, Device, NamedValues, Tensor, TensorError, from_f32, guarded, into_f32, is_cpu,
+    trainable, with_rank,
 };
 use burn::lr_scheduler::{
     LrSchedulerConfig, cosine::CosineAnnealingLrSchedulerConfig, linear::LinearLrSchedulerConfig,
@@ -426,7 +426,7 @@ impl Optimizer {
         let inner = Tensor::from_bridge(inner);
         let device = inner.device()?;
         if let Some(config) = self.config.fused(self.lr).filter(|_| is_cpu(&device)) {
-            return trainable(fused_step(&config, slot, &device, inner, &grad)?);
+            return trainable(fused_step(&config, slot, &device, inner, grad)?);
         }
         let state = match slot.take() {
             Some(ParamState::Burn(state)) => Some(state),
@@ -442,25 +442,26 @@ impl Optimizer {
 }
 
 /// One fused Adam or AdamW step of `param` (on the CPU `device`, without autodiff), its state
-/// in `slot`; the updated parameter.
+/// in `slot`; the updated parameter. Both tensors are consumed, so that their values are taken
+/// out of buffers nothing else holds rather than copied.
 fn fused_step(
     config: &AdamStep,
     slot: &mut Option<ParamState>,
     device: &Device,
     param: Tensor,
-    grad: &Tensor,
+    grad: Tensor,
 ) -> Result<Tensor, TensorError> {
     let shape = param.shape();
-    let mut values = to_f32(&param)?;
-    drop(param);
-    let grad = to_f32(grad)?;
+    let mut values = into_f32(param)?;
+    let grad = into_f32(grad)?;
     let mut moments = match slot.take() {
         Some(ParamState::Fused(_, moments)) if moments.moment_1.len() == values.len() => moments,
         _ => Moments::new(values.len()),
     };
     fused_adam::step(config, &mut values, &grad, &mut moments);
-    *slot = Some(ParamState::Fused(shape.clone(), moments));
-    from_f32(device, values, &shape)
+    let updated = from_f32(device, values, &shape);
+    *slot = Some(ParamState::Fused(shape, moments));
+    updated
 }
 
 /// A parameter's saved Adam moments, `None` when it has none; an error when only part of

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 /// The command-line flag that makes the binary a GPU worker, serving calls from stdin.
@@ -163,13 +164,28 @@ pub fn serve() -> anyhow::Result<()> {
             Ok(Request::Run(job)) => {
                 let cancel = CancelToken::new();
                 lock(&calls).insert(job.id, cancel.clone());
-                let (tools, replies, calls) = (tools.clone(), replies.clone(), calls.clone());
-                std::thread::spawn(move || {
-                    let id = job.id;
-                    let result = run_job(&tools, job, cancel, &replies);
-                    lock(&calls).remove(&id);
-                    replies.send(id, Message::Result(to_wire(&result)));
+                let id = job.id;
+                let (tools, thread_replies, thread_calls) =
+                    (tools.clone(), replies.clone(), calls.clone());
+                let spawned = std::thread::Builder::new().spawn(move || {
+                    // A bug in a tool must not leave the server's call waiting for its timeout.
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        run_job(&tools, job, cancel, &thread_replies)
+                    }))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("a GPU call panicked in the worker");
+                        CallToolResult::error("internal error in the GPU worker")
+                    });
+                    lock(&thread_calls).remove(&id);
+                    thread_replies.send(id, Message::Result(to_wire(&result)));
                 });
+                if let Err(e) = spawned {
+                    lock(&calls).remove(&id);
+                    let result = CallToolResult::error(format!(
+                        "the GPU worker could not start a thread for the call: {e}"
+                    ));
+                    replies.send(id, Message::Result(to_wire(&result)));
+                }
             }
             Ok(Request::Cancel(id)) => {
                 if let Some(cancel) = lock(&calls).get(&id) {

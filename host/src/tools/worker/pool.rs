@@ -66,7 +66,7 @@ impl Pool {
     fn worker(&self, runtime: &Runtime, adapter: &Adapter) -> Result<Arc<Worker>, String> {
         let mut workers = lock(&self.workers);
         if let Some(worker) = workers.get(&adapter.index)
-            && worker.ending.get().is_none()
+            && worker.usable()
         {
             return Ok(worker.clone());
         }
@@ -162,10 +162,19 @@ struct Worker {
     next_id: AtomicU64,
     /// Set once, under the `calls` lock, when the worker has ended.
     ending: OnceLock<Ending>,
-    /// Why the server killed it, if it did.
-    killed: Mutex<Option<String>>,
+    /// Why the server killed it, and whether its process has been reaped.
+    process: Mutex<Process>,
     /// The uploaded models it has registered: the hash of each target's component.
     uploads: Mutex<HashMap<String, String>>,
+}
+
+/// The server's dealings with a worker's process.
+#[derive(Debug, Default)]
+struct Process {
+    /// Why the server killed it, if it did.
+    killed: Option<String>,
+    /// Whether it has been reaped: from then on its pid may name another process.
+    reaped: bool,
 }
 
 impl Worker {
@@ -189,21 +198,28 @@ impl Worker {
             return Err("its pipes were not set up".into());
         };
         let configure = Request::Configure(runtime.worker_config());
-        write_line(&mut input, &configure).map_err(|e| e.to_string())?;
+        if let Err(e) = write_line(&mut input, &configure) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.to_string());
+        }
         let worker = Arc::new(Self {
             pid: child.id(),
             input: Mutex::new(input),
             calls: Mutex::default(),
             next_id: AtomicU64::new(1),
             ending: OnceLock::new(),
-            killed: Mutex::default(),
+            process: Mutex::default(),
             uploads: Mutex::default(),
         });
         let reader = worker.clone();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("gpu-worker-{}", worker.pid))
-            .spawn(move || reader.read(child, BufReader::new(output)))
-            .map_err(|e| e.to_string())?;
+            .spawn(move || reader.read(child, BufReader::new(output)));
+        if let Err(e) = spawned {
+            worker.kill("no thread could be started to read it".into());
+            return Err(e.to_string());
+        }
         tracing::info!(pid = worker.pid, "started a GPU worker");
         Ok(worker)
     }
@@ -222,12 +238,18 @@ impl Worker {
                 Err(e) => tracing::warn!("the GPU worker wrote an unreadable line: {e}"),
             }
         }
-        let ending = match lock(&self.killed).clone() {
-            Some(why) => Ending::Killed(why),
-            None => Ending::of(child.wait()),
+        // Exited but not reaped, so that `kill` cannot signal another process under its pid.
+        wait_for_exit(self.pid);
+        let killed = {
+            let mut process = lock(&self.process);
+            process.reaped = true;
+            process.killed.clone()
         };
-        // Reaped either way (a killed one too).
-        let _ = child.wait();
+        let status = child.wait();
+        let ending = match killed {
+            Some(why) => Ending::Killed(why),
+            None => Ending::of(status),
+        };
         tracing::warn!(pid = self.pid, "a GPU worker ended: {ending:?}");
         let mut calls = lock(&self.calls);
         let _ = self.ending.set(ending.clone());
@@ -327,13 +349,23 @@ impl Worker {
 
     /// Kills the worker; its reader then fails the calls in flight, saying `reason`.
     fn kill(&self, reason: String) {
-        lock(&self.killed).get_or_insert(reason);
-        // SAFETY: `kill(2)` on our own child's pid, not yet reaped (its reader reaps it after
-        // this), so the pid is still this worker's.
+        let mut process = lock(&self.process);
+        process.killed.get_or_insert(reason);
+        if process.reaped {
+            return;
+        }
+        // SAFETY: `kill(2)` on our own child's pid while it is not reaped: its reader marks it
+        // reaped under this lock before reaping it, so the pid still names this worker (or
+        // its zombie).
         #[allow(unsafe_code)]
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
         }
+    }
+
+    /// Whether later calls may use it: neither ended nor being killed.
+    fn usable(&self) -> bool {
+        self.ending.get().is_none() && lock(&self.process).killed.is_none()
     }
 }
 
@@ -381,4 +413,27 @@ fn spawn_from_a_lasting_thread(command: Command) -> std::io::Result<Child> {
         .send((command, reply))
         .map_err(|_| gone())?;
     answer.recv().map_err(|_| gone())?
+}
+
+/// Waits until child `pid` has exited, without reaping it.
+#[allow(unsafe_code)]
+fn wait_for_exit(pid: u32) {
+    // SAFETY: a zeroed `siginfo_t` is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `waitid` writes only into `info`, which outlives the call; `WNOWAIT` leaves
+        // the child to be reaped by `Child::wait`.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if waited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            return;
+        }
+    }
 }

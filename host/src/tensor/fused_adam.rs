@@ -57,7 +57,7 @@ impl Moments {
 /// Updates `param` in place with its gradient `grad`, advancing `state`. The three have the
 /// same length (checked by the caller).
 pub(super) fn step(config: &AdamStep, param: &mut [f32], grad: &[f32], state: &mut Moments) {
-    state.time += 1;
+    state.time = state.time.saturating_add(1);
     let time = i32::try_from(state.time).unwrap_or(i32::MAX);
     let bias_correction2_sqrt = (1.0 - config.beta2.powi(time)).sqrt();
     let combined = bias_correction2_sqrt / (1.0 - config.beta1.powi(time));

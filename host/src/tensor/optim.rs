@@ -15,7 +15,7 @@ use burn::lr_scheduler::{
 };
 use burn::optim::{
     AdamConfig, AdamWConfig, DynOptimizer, DynState, SgdConfig, StateSink, StateSource,
-    decay::WeightDecayConfig, momentum::MomentumConfig,
+    decay::WeightDecayConfig, join_path, momentum::MomentumConfig,
 };
 use burn::tensor::{Tensor as BurnTensor, TensorData};
 use burn_pack::Scalar;
@@ -247,7 +247,7 @@ enum ParamState {
 
 /// Where Burn's Adam keeps a parameter's moments: `{parameter}.momentum.{leaf}`.
 fn moments_prefix(parameter: &str) -> String {
-    format!("{parameter}.momentum")
+    join_path(parameter, "momentum")
 }
 
 impl std::fmt::Debug for Optimizer {
@@ -294,9 +294,7 @@ impl Optimizer {
                     guarded(OP, || self.optimizer.state_flatten(name, state, &mut sink))?;
                     for (name, data) in sink.tensors {
                         let shape = data.shape().to_vec();
-                        let values = data
-                            .try_into_vec_as::<f32>()
-                            .map_err(|e| TensorError::new(OP, format!("{name}: {e:?}")))?;
+                        let values = state_values(&name, data)?;
                         exported.tensors.push(NamedValues {
                             name,
                             shape,
@@ -316,14 +314,14 @@ impl Optimizer {
                         ("moment_2", &moments.moment_2),
                     ] {
                         exported.tensors.push(NamedValues {
-                            name: format!("{prefix}.{leaf}"),
+                            name: join_path(&prefix, leaf),
                             shape: shape.clone(),
                             values: values.clone(),
                         });
                     }
                     exported
                         .scalars
-                        .insert(format!("{prefix}.time"), StateScalar::UInt(moments.time));
+                        .insert(join_path(&prefix, "time"), StateScalar::UInt(moments.time));
                 }
                 None => {}
             }
@@ -464,6 +462,12 @@ fn fused_step(
     updated
 }
 
+/// The values of optimizer-state tensor `name`, as f32.
+fn state_values(name: &str, data: TensorData) -> Result<Vec<f32>, TensorError> {
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| TensorError::new("optimizer-state", format!("{name}: {e:?}")))
+}
+
 /// A parameter's saved Adam moments, `None` when it has none; an error when only part of
 /// them was saved.
 fn saved_moments(
@@ -476,10 +480,7 @@ fn saved_moments(
     let mut take = |leaf: &str| {
         source
             .take_tensor(&prefix, leaf)
-            .map(|data| {
-                data.try_into_vec_as::<f32>()
-                    .map_err(|e| TensorError::new(OP, format!("{prefix}.{leaf}: {e:?}")))
-            })
+            .map(|data| state_values(&join_path(&prefix, leaf), data))
             .transpose()
     };
     let (moment_1, moment_2) = (take("moment_1")?, take("moment_2")?);

@@ -33,7 +33,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io::{BufRead as _, Write as _};
+use std::io::{BufRead as _, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
@@ -129,18 +129,20 @@ fn from_wire(wire: WireResult) -> CallToolResult {
     result
 }
 
+/// Writes `message` as one JSON line and flushes it: the wire format both ways.
+fn write_line(out: &mut impl Write, message: &impl Serialize) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line).and_then(|()| out.flush())
+}
+
 /// Writes [`Reply`] lines to stdout, one at a time.
 #[derive(Clone)]
 struct Replies(Arc<Mutex<std::io::Stdout>>);
 
 impl Replies {
     fn send(&self, id: u64, message: Message) {
-        let mut out = lock(&self.0);
-        let written = serde_json::to_writer(&mut *out, &Reply { id, message })
-            .map_err(std::io::Error::other)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
-        if let Err(e) = written {
+        if let Err(e) = write_line(&mut *lock(&self.0), &Reply { id, message }) {
             tracing::warn!("the GPU worker cannot write to the server: {e}");
         }
     }

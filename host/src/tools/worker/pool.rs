@@ -1,7 +1,7 @@
 //! The server's side of its GPU workers: one per adapter, started on first use, shared by
 //! every call placed on that adapter, replaced once it has ended.
 
-use super::{Job, Message, Reply, Request, WORKER_FLAG, from_wire};
+use super::{Job, Message, Reply, Request, WORKER_FLAG, from_wire, write_line};
 use crate::gpu::Adapter;
 use crate::protocol::{CallContext, CallToolResult};
 use crate::runtime::Runtime;
@@ -9,7 +9,7 @@ use crate::sync::lock;
 use base64::Engine as _;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -308,7 +308,7 @@ impl Worker {
                     None
                 };
                 if let Some(why) = why {
-                    let _ = write_line(&mut lock(&self.input), &Request::Cancel(id));
+                    let _ = write_line(&mut *lock(&self.input), &Request::Cancel(id));
                     told_to_stop = Some((Instant::now(), why));
                 }
             }
@@ -343,7 +343,7 @@ impl Worker {
             calls.insert(job.id, events);
         }
         // A broken pipe shows as the worker's ending, which the reader sends.
-        let _ = write_line(&mut lock(&self.input), &Request::Run(job));
+        let _ = write_line(&mut *lock(&self.input), &Request::Run(job));
         Ok(receiver)
     }
 
@@ -379,12 +379,6 @@ impl Drop for Forget<'_> {
     fn drop(&mut self) {
         lock(&self.worker.calls).remove(&self.id);
     }
-}
-
-fn write_line(out: &mut ChildStdin, request: &Request) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    out.write_all(&line).and_then(|()| out.flush())
 }
 
 /// Starts `command` from a thread that lives as long as the server. A worker's parent-death

@@ -49,6 +49,11 @@ impl Pool {
             .and_then(|m| m.upload.clone())
             .filter(|_| !worker.has_upload(target, sha256.as_deref()))
             .map(|wasm| base64::engine::general_purpose::STANDARD.encode(wasm));
+        // What the worker will know once it starts the call (it checks the hash first).
+        let registers = upload
+            .as_ref()
+            .and(target.zip(sha256.as_deref()))
+            .map(|(target, sha256)| (target.to_string(), sha256.to_string()));
         let job = Job {
             id: worker.next_id.fetch_add(1, Ordering::Relaxed),
             tool: tool.to_string(),
@@ -58,7 +63,7 @@ impl Pool {
             arguments,
         };
         worker
-            .call(job, runtime.limits().train_timeout, ctx)
+            .call(job, registers, runtime.limits().train_timeout, ctx)
             .map_err(|ending| ending.describe(tool, &on))
     }
 
@@ -258,24 +263,16 @@ impl Worker {
         }
     }
 
-    /// Sends `job` to the worker and relays what it says about it until it answers.
+    /// Sends `job` to the worker and relays what it says about it until it answers; once the
+    /// worker starts it, records `registers` (an uploaded target and its hash) as known there.
     fn call(
         &self,
         job: Job,
+        mut registers: Option<(String, String)>,
         budget: Duration,
         ctx: &CallContext,
     ) -> Result<CallToolResult, Ending> {
         let id = job.id;
-        // Registered once the worker starts the call (it checked the upload's hash first).
-        let target = job
-            .arguments
-            .pointer("/model/_target_")
-            .and_then(Value::as_str);
-        let upload = job
-            .upload
-            .as_ref()
-            .and(target.zip(job.sha256.as_deref()))
-            .map(|(target, sha256)| (target.to_string(), sha256.to_string()));
         let events = self.submit(job)?;
         let _forget = Forget { worker: self, id };
         // Until it starts the call, the worker's time is loading the model; then the run's.
@@ -285,8 +282,8 @@ impl Worker {
             match events.recv_timeout(Duration::from_millis(20)) {
                 Ok(Event::Message(Message::Started)) => {
                     clock = Instant::now();
-                    if let Some((target, sha256)) = &upload {
-                        lock(&self.uploads).insert(target.clone(), sha256.clone());
+                    if let Some((target, sha256)) = registers.take() {
+                        lock(&self.uploads).insert(target, sha256);
                     }
                 }
                 Ok(Event::Message(Message::Notification(n))) => ctx.forward(&n),

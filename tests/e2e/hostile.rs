@@ -492,6 +492,15 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         Some(&json!(-32602)),
         "{refused}"
     );
+    // The refusal names the flag that turns the tool on.
+    let message = refused
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        message.contains("lightning.register is off") && message.contains("--allow-register"),
+        "{refused}"
+    );
 
     let mut server = StdioServer::start(&[
         "--allow-register",

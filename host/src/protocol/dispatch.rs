@@ -182,10 +182,14 @@ fn call_tool(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
         .call(name, arguments, &ctx)
         .map(|r| r.to_json())
         .ok_or_else(|| {
+            let message = match server.off_because(name) {
+                Some(why) => format!("{name} is off on this server: {why}"),
+                None => format!("Unknown tool: {name}"),
+            };
             RpcError::new(
                 ErrorCode::InvalidParams,
                 format!(
-                    "Unknown tool: {name}; available tools: {}",
+                    "{message}; available tools: {}",
                     server.tool_names().join(", ")
                 ),
             )

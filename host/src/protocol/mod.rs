@@ -148,6 +148,11 @@ pub trait ToolProvider: Send + Sync {
     /// Runs tool `name` with `arguments`, reporting through `ctx`; `None` when there is no
     /// such tool.
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult>;
+    /// Why tool `name`, which this server has but does not offer as configured, is off, and
+    /// how to turn it on; `None` for every other name.
+    fn off_because(&self, _name: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Name and version reported to clients.
@@ -201,6 +206,11 @@ impl Server {
     /// Name, version and instructions.
     pub fn info(&self) -> &ServerInfo {
         &self.info
+    }
+
+    /// Why a tool this server has is off as configured (see [`ToolProvider::off_because`]).
+    fn off_because(&self, name: &str) -> Option<&'static str> {
+        self.tools.off_because(name)
     }
 
     fn instructions(&self) -> &'static str {

@@ -194,6 +194,11 @@ impl ToolProvider for Tools {
         tools
     }
 
+    fn off_because(&self, name: &str) -> Option<&'static str> {
+        (name == register::NAME && self.runtime.uploads().is_none())
+            .then_some("uploading models needs the server started with --allow-register")
+    }
+
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
         let outcome = self
             .parse(name, &arguments)?

@@ -314,10 +314,20 @@ impl ConfinedDir {
         Ok(relative)
     }
 
+    /// The root with links resolved; an error naming its absolute path and the flag that sets
+    /// it when it cannot be opened (it does not exist, say).
     fn real_root(&self) -> Result<PathBuf, FileError> {
-        std::fs::canonicalize(&self.root).map_err(|source| FileError::Io {
-            path: format!("{} ({})", self.root.display(), self.flag),
-            source,
+        std::fs::canonicalize(&self.root).map_err(|source| {
+            let absolute = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+            FileError::Io {
+                path: format!(
+                    "{} (the directory of {flag}: create it, or start the server with {flag} \
+                     naming another)",
+                    absolute.display(),
+                    flag = self.flag
+                ),
+                source,
+            }
         })
     }
 

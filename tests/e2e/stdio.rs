@@ -1467,6 +1467,30 @@ fn models_train_on_a_csv_file_under_the_data_dir() {
 }
 
 #[test]
+fn a_missing_data_directory_is_named_absolute_with_its_flag() {
+    // Relative, as a user types it; the server runs in this test's directory.
+    let mut server = StdioServer::start(&["--data-dir", "no-such-data-dir"]);
+    let absolute = std::env::current_dir()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .join("no-such-data-dir");
+    let message = tool_error(&server.call_tool(
+        1,
+        "lightning.train",
+        json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 1},
+               "data": {"csv": {"path": "flowers.csv", "target": "species"}}}),
+    ));
+    let expected = format!(
+        "{} (the directory of --data-dir: create it, or start the server with --data-dir",
+        absolute.display()
+    );
+    assert!(
+        message.contains(&expected),
+        "{message:?} lacks {expected:?}"
+    );
+    assert!(server.finish());
+}
+
+#[test]
 fn the_model_checkpoint_callback_keeps_the_best_epochs() {
     let mut server = StdioServer::start(&[]);
     let model = json!({"_target_": MLP});

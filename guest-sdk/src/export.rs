@@ -34,13 +34,23 @@ fn parse_hyperparameters<M: LightningModule>(json: &str) -> Result<M::Hyperparam
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = without_position(&e.into_inner());
         if path == "." {
             Error::new(format!("hyperparameters: {inner}"))
         } else {
             Error::new(format!("{path}: {inner}"))
         }
     })
+}
+
+/// `e`'s message without serde's ` at line 1 column 13`: the host wrote the JSON, so its
+/// positions mean nothing to the caller, whom the field path already guides.
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    message
+        .strip_suffix(&position)
+        .map_or_else(|| message.clone(), str::to_string)
 }
 
 impl<M: LightningModule> wit::Guest for Exporter<M> {

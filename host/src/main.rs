@@ -42,21 +42,26 @@ struct Cli {
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..), requires = "http")]
     request_timeout: u64,
     /// Directory of extra model components (`*.wasm`, world `lightning:model/model`).
-    #[arg(long, env = "LIGHTNING_MCP_MODELS_DIR")]
+    #[arg(long, env = "LIGHTNING_MCP_MODELS_DIR", hide_env_values = true)]
     models_dir: Option<PathBuf>,
     /// Where compiled components are cached
     /// [default: $XDG_CACHE_HOME/lightning-mcp/components or ~/.cache/lightning-mcp/components].
-    #[arg(long, env = "LIGHTNING_MCP_CACHE_DIR", conflicts_with = "no_cache")]
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_CACHE_DIR",
+        hide_env_values = true,
+        conflicts_with = "no_cache"
+    )]
     cache_dir: Option<PathBuf>,
     /// Compile components at every start instead of caching them.
     #[arg(long)]
     no_cache: bool,
     /// Most model runs (trainings, model inspections) at once; more are refused as busy
     /// [default: the number of CPUs].
-    #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", hide_env_values = true, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_runs: Option<u16>,
     /// Offer `lightning.register`, which uploads model components (base64) to run.
-    #[arg(long, env = "LIGHTNING_MCP_ALLOW_REGISTER")]
+    #[arg(long, env = "LIGHTNING_MCP_ALLOW_REGISTER", hide_env_values = true)]
     allow_register: bool,
     /// Largest uploaded component, in bytes.
     #[arg(long, default_value_t = UploadLimits::default().max_bytes, requires = "allow_register")]
@@ -65,17 +70,28 @@ struct Cli {
     #[arg(long, default_value_t = UploadLimits::default().max_models, requires = "allow_register")]
     max_uploaded_models: usize,
     /// Directory data files are read from; requests name paths under it.
-    #[arg(long, env = "LIGHTNING_MCP_DATA_DIR", default_value = "data")]
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_DATA_DIR",
+        hide_env_values = true,
+        default_value = "data"
+    )]
     data_dir: PathBuf,
     /// Directory checkpoints are written to; requests name paths under it.
     #[arg(
         long,
         env = "LIGHTNING_MCP_CHECKPOINT_DIR",
+        hide_env_values = true,
         default_value = "checkpoints"
     )]
     checkpoint_dir: PathBuf,
     /// Log filter for stderr, e.g. `info`, `debug`, `lightning_mcp=trace`.
-    #[arg(long, env = "LIGHTNING_MCP_LOG", default_value = "info")]
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_LOG",
+        hide_env_values = true,
+        default_value = "info"
+    )]
     log: String,
     #[command(flatten)]
     limits: LimitFlags,

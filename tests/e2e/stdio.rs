@@ -1559,3 +1559,22 @@ fn the_model_checkpoint_callback_keeps_the_best_epochs() {
         "{message}"
     );
 }
+
+#[test]
+fn help_shows_environment_variables_by_name_and_never_their_values() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
+        .arg("--help")
+        .env_remove("LIGHTNING_MCP_DATA_DIR")
+        .env("LIGHTNING_MCP_TOKEN", "s3cret-token")
+        .env("LIGHTNING_MCP_LOG", "debug")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    for name in ["LIGHTNING_MCP_DATA_DIR", "LIGHTNING_MCP_TOKEN", "LIGHTNING_MCP_LOG"] {
+        assert!(help.contains(&format!("[env: {name}]")), "{name} in {help}");
+    }
+    // Neither an unset variable's empty value nor a set one's value.
+    assert!(!help.contains("LIGHTNING_MCP_DATA_DIR="), "{help}");
+    assert!(!help.contains("s3cret-token") && !help.contains("=debug]"), "{help}");
+}

@@ -138,6 +138,13 @@ impl ConfinedDir {
         })
     }
 
+    /// Removes the directory `requested` names if it holds nothing but empty directories
+    /// (symbolic links are not followed); whether it did.
+    pub fn remove_if_empty(&self, requested: &str) -> Result<bool, FileError> {
+        let path = self.existing(requested)?;
+        Ok(remove_empty_tree(&path, MAX_LIST_DEPTH))
+    }
+
     /// Creates a new directory `{prefix}{n}` under the directory `parent` names (created if
     /// missing), with the lowest `n` above those taken, atomically even against another
     /// process; returns its path relative to the root, e.g. `lightning_logs/version_3`.
@@ -341,6 +348,21 @@ impl ConfinedDir {
 
 /// How deep [`ConfinedDir::list`] descends.
 const MAX_LIST_DEPTH: usize = 16;
+
+/// Removes `dir` if it and its subdirectories, `depth` levels down at most, hold no files;
+/// whether it did. What cannot be removed stays.
+fn remove_empty_tree(dir: &Path, depth: usize) -> bool {
+    if depth > 0
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&entry.path(), depth - 1);
+            }
+        }
+    }
+    std::fs::remove_dir(dir).is_ok()
+}
 
 /// A relative path with `/` between its parts, as clients see it.
 fn to_slashes(path: &Path) -> String {

@@ -375,6 +375,37 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
 }
 
 #[test]
+fn a_failed_training_leaves_no_empty_run_directory() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let run = |mode: &str| json!({"model": {"_target_": MISBEHAVING, "mode": mode}, "trainer": {"max_epochs": 1}});
+    let trained = server.call_tool(1, "lightning.train", run("ok"));
+    assert_eq!(
+        structured(&trained).get("log_dir"),
+        Some(&json!("lightning_logs/version_0")),
+        "{trained}"
+    );
+    let message =
+        tool_error(&server.call_tool(2, "lightning.train", run("panic_in:training_step")));
+    assert!(message.contains("panicked"), "{message}");
+    // The failed run claimed version_1 and wrote nothing into it: it is gone; version_0 stays.
+    let logs = server.checkpoint_dir().join("lightning_logs");
+    let mut versions: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["version_0"]);
+    // The next run takes the number the failed one gave back.
+    let next = server.call_tool(3, "lightning.train", run("ok"));
+    assert_eq!(
+        structured(&next).get("log_dir"),
+        Some(&json!("lightning_logs/version_1")),
+        "{next}"
+    );
+}
+
+#[test]
 fn a_request_may_lower_limits_but_never_raise_them() {
     let dir = models_dir();
     let mut server = start(&dir, &[]);

@@ -1571,10 +1571,17 @@ fn help_shows_environment_variables_by_name_and_never_their_values() {
         .unwrap_or_else(|e| panic!("{e}"));
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{help}");
-    for name in ["LIGHTNING_MCP_DATA_DIR", "LIGHTNING_MCP_TOKEN", "LIGHTNING_MCP_LOG"] {
+    for name in [
+        "LIGHTNING_MCP_DATA_DIR",
+        "LIGHTNING_MCP_TOKEN",
+        "LIGHTNING_MCP_LOG",
+    ] {
         assert!(help.contains(&format!("[env: {name}]")), "{name} in {help}");
     }
     // Neither an unset variable's empty value nor a set one's value.
     assert!(!help.contains("LIGHTNING_MCP_DATA_DIR="), "{help}");
-    assert!(!help.contains("s3cret-token") && !help.contains("=debug]"), "{help}");
+    assert!(
+        !help.contains("s3cret-token") && !help.contains("=debug]"),
+        "{help}"
+    );
 }

@@ -303,7 +303,13 @@ pub(super) fn run(
         start,
         &mut reporter,
     )
-    .map_err(|e| run_failed(target, "training", e))?;
+    .map_err(|e| {
+        // A run that wrote nothing (no checkpoint yet) leaves no run directory behind.
+        if let Some(dir) = &log_dir {
+            let _ = runtime.checkpoint_dir().remove_if_empty(dir);
+        }
+        run_failed(target, "training", e)
+    })?;
     let fit_seconds = fit_started.elapsed().as_secs_f64();
     if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
         let table = trainer::history_csv(&report.history)

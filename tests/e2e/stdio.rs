@@ -1585,3 +1585,43 @@ fn help_shows_environment_variables_by_name_and_never_their_values() {
         "{help}"
     );
 }
+
+#[test]
+fn each_epoch_is_logged_to_stderr_with_its_metrics() {
+    use std::io::Write as _;
+    let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
+        .arg("--checkpoint-dir")
+        .arg(checkpoints.path())
+        .env_remove("LIGHTNING_MCP_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "lightning.train",
+            "arguments": {"model": {"_target_": MLP}, "trainer": {"max_epochs": 2}}}}),
+    ];
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    for request in requests {
+        writeln!(stdin, "{request}").unwrap_or_else(|e| panic!("{e}"));
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("\"completed\""), "{stdout}");
+    for epoch in [
+        "epoch 1/2 done, step 16/32: ",
+        "epoch 2/2 done, step 32/32: ",
+    ] {
+        assert!(stderr.contains(epoch), "{epoch:?} not in {stderr}");
+    }
+    assert!(stderr.contains("val_loss="), "{stderr}");
+}

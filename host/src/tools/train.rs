@@ -524,6 +524,8 @@ impl FitObserver for Reporter<'_, '_> {
             progress.total_steps,
             figures.join(" ")
         );
+        // To the server's stderr too, so that a one-line stdio run shows its progress.
+        tracing::info!(target: "lightning_mcp::train", "{message}");
         self.ctx.log(
             LogLevel::Info,
             NAME,

@@ -1430,6 +1430,35 @@ fn models_train_on_a_csv_file_under_the_data_dir() {
     assert!(number(tested, "/metrics/test_acc") >= 0.9, "{tested}");
     assert_eq!(tested.pointer("/data/rows"), Some(&json!(90)));
 
+    // Predict every row: the logits, and each row's class and its name from the file.
+    let predicted = server.call_tool(
+        3,
+        "lightning.predict",
+        json!({
+        "model": model, "ckpt_path": trained.get("checkpoint_path").cloned(),
+        "data": {"csv": {"path": "flowers.csv", "target": "species"}}}),
+    );
+    let predicted = structured(&predicted);
+    let list = |field: &str| {
+        predicted
+            .get(field)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {field} in {predicted}"))
+    };
+    let (classes, labels) = (list("predicted_class"), list("predicted_label"));
+    assert_eq!((classes.len(), labels.len()), (90, 90), "{predicted}");
+    let names = ["setosa", "versicolor", "virginica"];
+    for (class, label) in classes.iter().zip(&labels) {
+        let class = class.as_u64().unwrap_or(99) as usize;
+        assert_eq!(names.get(class).copied(), label.as_str(), "{predicted}");
+    }
+    // The rows cycle through the three species; the model learned them.
+    let right = (0..90)
+        .filter(|&i| labels.get(i).and_then(Value::as_str) == names.get(i % 3).copied())
+        .count();
+    assert!(right >= 81, "{right} of 90 right: {predicted}");
+
     let cases = [
         (
             json!({"csv": {"path": "../flowers.csv", "target": "species"}}),

@@ -162,6 +162,13 @@ pub struct PredictOutput {
     /// With `decode: "text"`: every row of the predictions (batch by batch) as a string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<Vec<String>>,
+    /// A classifier's (outputs `[batch, classes]`): each row's predicted class, the index of
+    /// its largest logit, batch after batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_class: Option<Vec<usize>>,
+    /// The predicted classes' names, when the data's target column held text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_label: Option<Vec<String>>,
     /// Batches predicted.
     pub num_batches: usize,
     /// The checkpoint the weights came from, if any.
@@ -333,11 +340,26 @@ pub(super) fn run(
                      ({MAX_PREDICTED_VALUES}); lower trainer.limit_predict_batches"
                 ));
             }
-            let predictions = outputs
+            let (predictions, classes): (Vec<Value>, Vec<Option<Vec<usize>>>) = outputs
                 .iter()
-                .map(nested_lists)
+                .map(read_output)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{target}: reading the predictions: {e}"))?;
+                .map_err(|e| format!("{target}: reading the predictions: {e}"))?
+                .into_iter()
+                .unzip();
+            let predicted_class = classes
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(|batches| batches.concat());
+            let data_report = call_data.report();
+            let names = data_report.as_ref().and_then(|r| r.classes.as_deref());
+            let predicted_label =
+                predicted_class
+                    .as_deref()
+                    .zip(names)
+                    .and_then(|(classes, names)| {
+                        classes.iter().map(|&c| names.get(c).cloned()).collect()
+                    });
             let text = match decode {
                 Some(Decode::Text) => Some(
                     outputs
@@ -355,8 +377,10 @@ pub(super) fn run(
                 num_batches: predictions.len(),
                 predictions,
                 text,
+                predicted_class,
+                predicted_label,
                 ckpt_path,
-                data: call_data.report(),
+                data: data_report,
                 device: placement.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
@@ -390,13 +414,36 @@ fn text_rows(t: &Tensor) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// A tensor as nested JSON lists in its shape (PyTorch's `tolist()`).
-fn nested_lists(t: &Tensor) -> Result<Value, tensor::TensorError> {
-    let flat: Vec<Value> = match t.dtype() {
-        DType::F32 => tensor::to_f32(t)?.into_iter().map(Value::from).collect(),
-        DType::I64 => tensor::to_i64(t)?.into_iter().map(Value::from).collect(),
+/// One predicted output as nested JSON lists in its shape (PyTorch's `tolist()`) and, when it
+/// is a classifier's logits (f32 `[batch, classes]`, at least 2 classes), each row's class.
+fn read_output(t: &Tensor) -> Result<(Value, Option<Vec<usize>>), tensor::TensorError> {
+    let shape = t.shape();
+    let (flat, classes): (Vec<Value>, _) = match t.dtype() {
+        DType::F32 => {
+            let values = tensor::to_f32(t)?;
+            let classes = match shape.as_slice() {
+                [_, width] if *width >= 2 => Some(values.chunks(*width).map(largest).collect()),
+                _ => None,
+            };
+            (values.into_iter().map(Value::from).collect(), classes)
+        }
+        DType::I64 => (
+            tensor::to_i64(t)?.into_iter().map(Value::from).collect(),
+            None,
+        ),
     };
-    Ok(nest(&flat, &t.shape()))
+    Ok((nest(&flat, &shape), classes))
+}
+
+/// The index of the first largest value of `row` (0 for a row of NaNs).
+fn largest(row: &[f32]) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &v) in row.iter().enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
 }
 
 fn nest(flat: &[Value], shape: &[usize]) -> Value {

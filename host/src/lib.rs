@@ -31,13 +31,25 @@ use std::sync::Arc;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How an agent should use the server, as `initialize` and `server/discover` report it: the
+/// workflow and where the help lives (under 1 KB: every client pays for it).
+pub const INSTRUCTIONS: &str = "Trains, evaluates and inspects neural networks (PyTorch \
+    Lightning's API) whose models run sandboxed as WebAssembly components. Workflow: 1. \
+    lightning.inspect {\"what\": \"models\"} lists the model targets with their \
+    hyperparameters. 2. lightning.train {\"model\": {\"_target_\": ..., hyperparameters}, \
+    \"trainer\": {\"max_epochs\": ...}, \"data\": ...} fits one; without data it uses the \
+    model's own, or give inline arrays, a CSV under the data directory or a built-in dataset \
+    (iris, digits). It returns metrics and checkpoint_path. 3. Pass that path as ckpt_path to \
+    lightning.validate, test or predict, or to train to resume. The tool list shows the common \
+    options only: lightning.inspect {\"what\": \"help\"} gives every option by topic \
+    (trainer, callbacks, data, limits, schedulers, checkpoints, results). Long trainings: send \
+    _meta.progressToken for progress per epoch.";
+
 /// The server's name and version, as `initialize` reports them.
 pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
     name: "lightning-mcp",
     version: env!("CARGO_PKG_VERSION"),
-    instructions: "Train, evaluate and inspect neural-network models that run sandboxed as \
-        WebAssembly components. Start with lightning.inspect {\"what\": \"models\"} to see the \
-        registered model targets.",
+    instructions: INSTRUCTIONS,
 };
 
 /// An MCP server with the lightning tools on a runtime built from `config`; a models

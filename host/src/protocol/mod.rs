@@ -38,8 +38,6 @@ pub struct ToolDefinition {
     pub description: &'static str,
     /// JSON Schema of the arguments.
     pub input_schema: Value,
-    /// JSON Schema of a successful result's `structuredContent`, where it has a fixed shape.
-    pub output_schema: Option<Value>,
 }
 
 /// The outcome of a tool call: structured figures (and perhaps images), or an error an agent
@@ -107,33 +105,6 @@ impl CallToolResult {
             "isError": self.is_error,
         })
     }
-}
-
-/// The schema of a tool's `structuredContent`: its success shape, or the failure shape of
-/// [`CallToolResult::error`] (clients validate error results too). The success schema's
-/// `$defs` move to the root so that its references still resolve.
-fn success_or_failure(success: &Value) -> Value {
-    let mut success = success.clone();
-    let mut root = json!({ "type": "object" });
-    if let (Value::Object(success), Value::Object(root)) = (&mut success, &mut root) {
-        for key in ["$schema", "$defs"] {
-            if let Some(value) = success.remove(key) {
-                root.insert(key.into(), value);
-            }
-        }
-    }
-    let failure = json!({
-        "type": "object",
-        "properties": {
-            "status": { "const": "failed" },
-            "error": { "type": "string", "description": "What went wrong, naming the cause." },
-        },
-        "required": ["status", "error"],
-    });
-    if let Value::Object(root) = &mut root {
-        root.insert("anyOf".into(), json!([success, failure]));
-    }
-    root
 }
 
 /// The tools a server offers.
@@ -261,16 +232,12 @@ fn tool_list(definitions: &[ToolDefinition]) -> Value {
     let tools: Vec<Value> = definitions
         .iter()
         .map(|t| {
-            let mut tool = json!({
+            json!({
                 "name": t.name,
                 "title": t.title,
                 "description": t.description,
                 "inputSchema": t.input_schema,
-            });
-            if let (Some(schema), Value::Object(tool)) = (&t.output_schema, &mut tool) {
-                tool.insert("outputSchema".into(), success_or_failure(schema));
-            }
-            tool
+            })
         })
         .collect();
     json!({ "tools": tools })

@@ -1,5 +1,5 @@
 //! Argument types shared by the tools, parsed with serde (errors name the field) and described
-//! with schemars (so the schema `tools/list` shows cannot drift from the parser).
+//! with schemars (so the schemas `tools/list` and help show cannot drift from the parser).
 
 use super::accelerator::DeviceRequest;
 use super::bounds::Bounds;
@@ -37,24 +37,12 @@ pub fn parse_within<T: DeserializeOwned>(arguments: &Value, bounds: &Bounds) -> 
     })
 }
 
-/// The JSON Schema of `T`, for `tools/list`: always of `"type": "object"`, as MCP requires
-/// of tool arguments and results (a tagged enum's `oneOf` says nothing of the type itself).
-pub fn schema<T: JsonSchema>() -> Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(T))
-        .unwrap_or_else(|_| serde_json::json!({"type": "object"}));
-    if let Some(object) = schema.as_object_mut() {
-        object
-            .entry("type")
-            .or_insert_with(|| Value::from("object"));
-    }
-    schema
-}
-
-/// A model to build: a registered `_target_` and its hyperparameters.
+/// A registered `_target_` and its hyperparameters as further keys.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 pub struct ModelSpec {
-    /// The registered model to build, e.g. `lightning_mcp.models.simple.SimpleClassifier`
-    /// (`lightning.inspect` with `what: models` lists them). Never a path or an import.
+    /// A registered model, e.g. `lightning_mcp.models.mlp.MLP` (inspect what=models).
+    ///
+    /// Never a path or an import.
     #[serde(rename = "_target_")]
     pub target: String,
     /// Every other key is a hyperparameter of the model (e.g. `input_dim`, `num_classes`,
@@ -177,70 +165,88 @@ impl BatchLimitArg {
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerArgs {
-    /// Passes over the training data (Lightning's default: 1000).
+    /// Passes over the training data (default 1000).
     #[schemars(range(min = 1, max = MAX_EPOCHS))]
     pub max_epochs: Option<u32>,
-    /// Stop after this many optimizer steps; -1 (default) for no limit.
+    /// Stop after this many optimizer steps (default -1: no limit).
     pub max_steps: Option<i64>,
-    /// Training batches per epoch: an integer count or a fraction (default 1.0: all).
+    /// Training batches per epoch: a count or a fraction (default 1.0).
     pub limit_train_batches: Option<BatchLimitArg>,
-    /// Validation batches per epoch: an integer count or a fraction (0 disables validation).
+    /// Validation batches per validation: a count or a fraction (0: no validation).
     pub limit_val_batches: Option<BatchLimitArg>,
-    /// Test batches (`lightning.test`): an integer count or a fraction.
+    /// Test batches (`lightning.test`): a count or a fraction (default 1.0).
     pub limit_test_batches: Option<BatchLimitArg>,
-    /// Prediction batches (`lightning.predict`): an integer count or a fraction.
+    /// Prediction batches (`lightning.predict`): a count or a fraction (default 1.0).
     pub limit_predict_batches: Option<BatchLimitArg>,
-    /// Seed of parameter initialisation, dropout and the model's synthetic data (default 0).
+    /// Seed of initialisation, shuffling, dropout and the model's own data (default 0).
+    ///
     /// The same seed on the same backend gives the same numbers.
     pub seed: Option<u64>,
-    /// `cpu`; `auto` (default: a real GPU when there is one, else the CPU); `gpu` or `wgpu`
-    /// (any wgpu adapter, software ones included); `cuda` (an NVIDIA adapter) or `mps` (an
-    /// Apple one), both through wgpu. `lightning.inspect` environment lists which are usable.
+    /// Where to run (default auto: a real GPU when there is one, else the CPU).
+    ///
+    /// `cpu`; `auto`; `gpu` or `wgpu` (any wgpu adapter, software ones included); `cuda` (an
+    /// NVIDIA adapter) or `mps` (an Apple one), both through wgpu. `lightning.inspect`
+    /// environment lists which are usable here.
     pub accelerator: Option<Accelerator>,
-    /// Write a checkpoint when training ends (default true, as Lightning).
+    /// Write a checkpoint when training ends (default true).
     pub enable_checkpointing: Option<bool>,
-    /// Write the per-epoch metrics to `metrics.csv` in the run directory, as Lightning's
-    /// CSVLogger does (default true; `false` turns it off).
+    /// Write each epoch's metrics to `metrics.csv` in the run directory (default true).
+    ///
+    /// As Lightning's CSVLogger does.
     pub logger: Option<bool>,
-    /// Where a training's `lightning_logs/version_N/checkpoints/` go, relative to the
-    /// server's checkpoint directory (default `.`: the checkpoint directory itself).
+    /// Where `lightning_logs/version_N/` goes (default `.`).
+    ///
+    /// Relative to the server's checkpoint directory.
     pub default_root_dir: Option<String>,
-    /// Devices: 1 or `"auto"` (the accelerator's best), or `[k]`: adapter k of
-    /// `lightning.inspect` environment's `gpu_adapters`.
+    /// 1 or `"auto"`, or `[k]`: GPU adapter k.
+    ///
+    /// The adapters are `lightning.inspect` environment's `gpu_adapters`; training on more
+    /// than one device is not supported.
     pub devices: Option<Devices>,
     /// Epochs early stopping may not cut (default 0).
     pub min_epochs: Option<u32>,
     /// Validate after every n-th epoch (default 1).
     pub check_val_every_n_epoch: Option<u32>,
-    /// How often to validate within a validating epoch: a fraction of its training batches
-    /// in (0.0, 1.0] (default 1.0: at its end), or a number of training batches; each
-    /// validation is a point where early stopping checks and checkpoints are written.
+    /// Validate within an epoch: a fraction of it or a number of batches (default 1.0).
+    ///
+    /// A fraction of a validating epoch's training batches in (0.0, 1.0] (1.0: at its end),
+    /// or a number of training batches; each validation is a point where early stopping
+    /// checks and checkpoints are written.
     pub val_check_interval: Option<BatchLimitArg>,
-    /// Validation batches run before training to catch errors early, their metrics
-    /// discarded (default 2; -1: all).
+    /// Validation batches run before training to catch errors early (default 2; -1: all).
+    ///
+    /// Their metrics are discarded.
     pub num_sanity_val_steps: Option<i64>,
-    /// Sum the gradients of this many batches (each loss divided by it) into one optimizer
-    /// step (default 1).
+    /// Batches whose gradients make one optimizer step (default 1).
+    ///
+    /// Each loss is divided by it, and the gradients summed.
     pub accumulate_grad_batches: Option<u32>,
-    /// Clip gradients before each optimizer step to this joint L2 norm (or, with
-    /// `gradient_clip_algorithm: "value"`, elementwise to ±this); 0 or absent: no clipping.
+    /// Clip gradients to this joint L2 norm before each step (default 0: none).
+    ///
+    /// With `gradient_clip_algorithm: "value"`, clamp each element to ±this instead.
     pub gradient_clip_val: Option<f64>,
     /// `norm` (default) or `value`.
     pub gradient_clip_algorithm: Option<ClipAlgorithm>,
-    /// A smoke test: `true` (1) or n runs n training and n validation batches for one epoch,
-    /// without sanity steps, early stopping, logger or checkpoint.
+    /// A smoke test: `true` or n runs n training and n validation batches, once.
+    ///
+    /// One epoch, without sanity steps, early stopping, logger or checkpoint.
     pub fast_dev_run: Option<FastDevRun>,
-    /// Train on this many training batches (an integer, or a fraction of them), unshuffled,
-    /// and validate on as many validation batches (Lightning 2's overfit_batches).
+    /// Train and validate on this many batches (or fraction), unshuffled.
+    ///
+    /// Lightning 2's overfit_batches: a quick check that the model can fit a little data.
     pub overfit_batches: Option<BatchLimitArg>,
-    /// Accepted as Lightning's: runs here are always deterministic (same seed, same backend →
-    /// same numbers), whatever it says.
+    /// Accepted as Lightning's; runs here are always deterministic.
+    ///
+    /// The same seed on the same backend gives the same numbers, whatever it says.
     pub deterministic: Option<Deterministic>,
-    /// Float precision: `32`, `"32"` or `"32-true"` (what the CPU backend computes in);
-    /// anything else is refused.
+    /// `32`, `"32"` or `"32-true"`: float32, what the backends compute in.
+    ///
+    /// Anything else is refused.
     pub precision: Option<Precision>,
-    /// Callbacks, e.g. `{"type": "early_stopping", "monitor": "val_loss", "mode": "min",
-    /// "patience": 3, "min_delta": 0.0}`.
+    /// `early_stopping` and `model_checkpoint` callbacks.
+    ///
+    /// E.g. `{"type": "early_stopping", "monitor": "val_loss", "mode": "min", "patience": 3,
+    /// "min_delta": 0.0}`; help topic `callbacks` lists their options.
     pub callbacks: Option<Vec<CallbackArg>>,
 }
 
@@ -622,8 +628,9 @@ pub struct LimitsArg {
     pub timeout_seconds: Option<f64>,
     /// Largest guest linear memory, in MiB.
     pub guest_memory_mib: Option<u64>,
-    /// Largest sum of the host tensors the model holds (live tensors, datasets, the autodiff
-    /// graph of a step), in MiB.
+    /// Largest sum of the host tensors the model holds, in MiB.
+    ///
+    /// Live tensors, datasets and the autodiff graph of a step.
     pub tensor_memory_mib: Option<u64>,
     /// Most tensor handles the model may hold at once.
     pub tensor_handles: Option<u64>,
@@ -727,32 +734,38 @@ impl LimitsArg {
     }
 }
 
-/// Data given in the request, one entry per split; a split not given comes from the model's
-/// own `dataset` hook.
+/// Data given in the request instead of the model's own: inline arrays per split, a CSV file
+/// or a built-in dataset.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataArgs {
-    /// Training data.
+    /// Training data: {inputs, targets}.
     pub train: Option<LabelledData>,
-    /// Validation data.
+    /// Validation data: {inputs, targets}.
     pub val: Option<LabelledData>,
-    /// Test data.
+    /// Test data: {inputs, targets}.
     pub test: Option<LabelledData>,
-    /// Inputs to predict.
+    /// Inputs to predict: {inputs}.
     pub predict: Option<InputsData>,
-    /// A CSV file under the server's data directory, instead of `train`/`val`/`test`/`predict`.
+    /// A CSV file under the server's data directory: {path, target, ...}.
+    ///
+    /// Instead of `train`/`val`/`test`/`predict`; help topic `data` lists its options.
     pub csv: Option<CsvArgs>,
-    /// A built-in dataset by name (`iris`, `digits`), instead of the other sources: fixed
-    /// training, validation and test splits (the test rows are also the prediction inputs).
+    /// A built-in dataset: `iris` or `digits`.
+    ///
+    /// Instead of the other sources: fixed training, validation and test splits (the test
+    /// rows are also the prediction inputs).
     pub dataset: Option<String>,
-    /// The shape of one sample's inputs, e.g. `[1, 8, 8]` to see 64 columns as an image or
-    /// `[64]` to see an image as a vector: the same number of values per sample.
+    /// One sample's input shape, e.g. `[1, 8, 8]` to see 64 columns as an image.
+    ///
+    /// Or `[64]` to see an image as a vector: the same number of values per sample.
     pub input_shape: Option<Vec<usize>>,
-    /// Samples per batch of the request's data (default 32).
+    /// Samples per batch (default 32).
     #[schemars(range(min = 1))]
     pub batch_size: Option<u64>,
-    /// Reshuffle the training data every epoch, seeded by `trainer.seed` (default false, as
-    /// PyTorch's `DataLoader`).
+    /// Reshuffle the training data every epoch (default false).
+    ///
+    /// Seeded by `trainer.seed`, as PyTorch's `DataLoader(shuffle=True)`.
     pub shuffle: Option<bool>,
 }
 
@@ -762,17 +775,20 @@ pub struct DataArgs {
 pub struct CsvArgs {
     /// The file, relative to the server's data directory (`--data-dir`).
     pub path: String,
-    /// The target column (its name; its index when there is no header). Text labels become
-    /// class indices in sorted order (reported as `data.classes`), integers are class
-    /// indices, other numbers values. Absent: inputs only (prediction).
+    /// The target column: its name, or its index without a header.
+    ///
+    /// Text labels become class indices in sorted order (reported as `data.classes`); whole
+    /// numbers are class indices; other numbers are values (regression). Absent: inputs only
+    /// (prediction).
     pub target: Option<String>,
     /// The feature columns, in order (default: every column but the target).
     #[serde(default)]
     pub features: Vec<String>,
     /// Whether the first row names the columns (default true).
     pub header: Option<bool>,
-    /// The fraction of rows, drawn with `trainer.seed`, held out as validation data
-    /// (default 0: none).
+    /// The fraction of rows held out as validation data (default 0).
+    ///
+    /// Drawn with `trainer.seed`.
     pub val_split: Option<f64>,
 }
 
@@ -783,7 +799,10 @@ pub struct LabelledData {
     /// One row per sample, nested arrays of numbers (e.g. `[[5.1, 3.5], [4.9, 3.0]]`), as f32.
     #[schemars(with = "Vec<Value>")]
     pub inputs: Value,
-    /// One target per sample: integers are class indices (i64), other numbers values (f32).
+    /// One target per sample.
+    ///
+    /// Whole numbers (`2` or `2.0`) are class indices for a classifier; other numbers are
+    /// values (f32, regression).
     #[schemars(with = "Vec<Value>")]
     pub targets: Value,
 }

@@ -3,6 +3,7 @@
 //! [`crate::checkpoint`].
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
+use super::schema::{self, Shown};
 use super::{build_model, num_parameters};
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
 use crate::protocol::{CallContext, ToolDefinition};
@@ -20,7 +21,7 @@ pub const NAME: &str = "lightning.checkpoint";
 /// Most checkpoints `list` returns.
 const MAX_LISTED: usize = 1000;
 
-/// Arguments of `lightning.checkpoint`, by `action`.
+/// What to do: save a model's weights, load a checkpoint into a model, or list checkpoints.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum CheckpointArgs {
@@ -37,14 +38,17 @@ pub enum CheckpointArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaveArgs {
-    /// Where to write, relative to the checkpoint directory (`.safetensors` is added when
-    /// missing).
+    /// The checkpoint file, relative to the checkpoint directory (save, load).
+    ///
+    /// Save adds `.safetensors` when it is missing.
     pub path: String,
-    /// The model to build.
+    /// The model to build (save, load).
     pub model: ModelSpec,
-    /// Trainer options; `seed` seeds the model's initialisation.
+    /// Trainer options (save): `seed` seeds the model's initialisation.
     pub trainer: Option<TrainerArgs>,
-    /// Limits of building the model, each at most the server's.
+    /// Lower limits for building the model (save, load).
+    ///
+    /// Each at most the server's.
     pub limits: Option<LimitsArg>,
 }
 
@@ -56,7 +60,9 @@ pub struct LoadArgs {
     pub path: String,
     /// The model to load it into (its target must be the checkpoint's).
     pub model: ModelSpec,
-    /// Limits of building the model, each at most the server's.
+    /// Lower limits for building the model.
+    ///
+    /// Each at most the server's.
     pub limits: Option<LimitsArg>,
 }
 
@@ -64,8 +70,9 @@ pub struct LoadArgs {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
-    /// The directory to list (and its subdirectories), relative to the checkpoint directory;
-    /// default `.`.
+    /// The directory to list with its subdirectories (list; default `.`).
+    ///
+    /// Relative to the checkpoint directory.
     pub directory: Option<String>,
 }
 
@@ -106,13 +113,14 @@ pub(super) fn definition() -> ToolDefinition {
             checkpoint at `path` into it, reporting the epoch, step and metrics it was saved \
             with (names and shapes must match exactly); action=list: the checkpoints under \
             `directory`. Paths are relative to the server's checkpoint directory. Checkpoints \
-            are safetensors files (parameters by name, JSON metadata) that lightning.train \
-            writes after training and lightning.validate/test/predict accept as ckpt_path.",
-        input_schema: args::schema::<CheckpointArgs>(),
-        // The result's shape depends on `action`.
-        output_schema: None,
+            are safetensors files that lightning.train writes and lightning.validate/test/ \
+            predict/train accept as ckpt_path.",
+        input_schema: schema::listed::<CheckpointArgs>(SHOWN),
     }
 }
+
+/// The options `tools/list` shows inside `lightning.checkpoint`'s object arguments.
+pub(super) const SHOWN: &Shown = &[("trainer", &["seed"]), ("limits", &["timeout_seconds"])];
 
 /// Parses and checks `lightning.checkpoint` arguments against the server's `limits`.
 pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {

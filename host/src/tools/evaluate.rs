@@ -4,6 +4,7 @@
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::data::{CallData, DataReport};
+use super::schema;
 use super::{build_model, num_parameters, run_failed};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
@@ -64,6 +65,39 @@ impl Loop {
         }
     }
 
+    /// The tool's name.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Validate => VALIDATE,
+            Self::Test => TEST,
+            Self::Predict => PREDICT,
+        }
+    }
+
+    /// The options `tools/list` shows inside this loop's tool's object arguments: those it
+    /// uses.
+    pub(super) fn shown(self) -> [(&'static str, &'static [&'static str]); 3] {
+        let (trainer, data): (&'static [&'static str], &'static [&'static str]) = match self {
+            Self::Validate => (
+                &["seed", "accelerator", "limit_val_batches"],
+                &["val", "csv", "dataset", "input_shape", "batch_size"],
+            ),
+            Self::Test => (
+                &["seed", "accelerator", "limit_test_batches"],
+                &["test", "csv", "dataset", "input_shape", "batch_size"],
+            ),
+            Self::Predict => (
+                &["seed", "accelerator", "limit_predict_batches"],
+                &["predict", "csv", "dataset", "input_shape", "batch_size"],
+            ),
+        };
+        [
+            ("trainer", trainer),
+            ("limits", &["timeout_seconds"]),
+            ("data", data),
+        ]
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Self::Validate => "validation",
@@ -79,21 +113,29 @@ impl Loop {
 pub struct EvaluateArgs {
     /// The model to build.
     pub model: ModelSpec,
-    /// Trainer options (PyTorch Lightning's names): `limit_val_batches`,
-    /// `limit_test_batches` or `limit_predict_batches` bound the loop; `seed` seeds the
-    /// model's initialisation and data.
+    /// PyTorch Lightning Trainer options.
+    ///
+    /// `limit_val_batches`, `limit_test_batches` or `limit_predict_batches` bound the loop;
+    /// `seed` seeds the model's initialisation and data.
     pub trainer: Option<TrainerArgs>,
-    /// Limits of this run, each at most the server's.
+    /// Lower limits for this run.
+    ///
+    /// Each at most the server's.
     pub limits: Option<LimitsArg>,
-    /// A checkpoint to load into the model first (relative to the server's checkpoint
-    /// directory, e.g. the `checkpoint_path` lightning.train returned); without it the model
-    /// keeps its initial weights.
+    /// The checkpoint to load first, e.g. the checkpoint_path lightning.train returned.
+    ///
+    /// Relative to the server's checkpoint directory; without it the model keeps its
+    /// initial weights.
     pub ckpt_path: Option<String>,
-    /// Data to evaluate on instead of the model's own: `val` (validate), `test` (test) or
-    /// `predict` (predict).
+    /// Data to run on instead of the model's own.
+    ///
+    /// `val` (validate), `test` (test) or `predict` (predict), or a CSV file or built-in
+    /// dataset.
     pub data: Option<DataArgs>,
-    /// `lightning.predict` only: `"text"` reads each row of the (i64) predictions as Unicode
-    /// code points and adds `text`, one string per row, e.g. a character model's generation.
+    /// lightning.predict only: `text` decodes each row of code points to a string.
+    ///
+    /// Reads each row of the (i64) predictions as Unicode code points and adds `text`, one
+    /// string per row, e.g. a character model's generation.
     pub decode: Option<Decode>,
 }
 
@@ -181,39 +223,41 @@ pub struct PredictOutput {
     pub duration_seconds: f64,
 }
 
+/// The tool definitions: the three tools share their arguments, each showing the options it
+/// uses.
 pub(super) fn definitions() -> [ToolDefinition; 3] {
-    let input_schema = args::schema::<EvaluateArgs>();
+    let definition = |what: Loop, title, description| ToolDefinition {
+        name: what.name(),
+        title,
+        description,
+        input_schema: schema::listed::<EvaluateArgs>(&what.shown()),
+    };
     [
-        ToolDefinition {
-            name: VALIDATE,
-            title: "Validate a model",
-            description: "Builds a registered model (model._target_ plus hyperparameters) in \
-                the sandbox and runs Lightning's validation loop over the model's validation \
-                data (trainer.limit_val_batches bounds it). Returns status, model.class, \
-                model.num_parameters and metrics (val_loss, val_acc, ...).",
-            input_schema: input_schema.clone(),
-            output_schema: Some(args::schema::<EvaluateOutput>()),
-        },
-        ToolDefinition {
-            name: TEST,
-            title: "Test a model",
-            description: "Builds a registered model in the sandbox and runs Lightning's test \
-                loop over the model's test data (trainer.limit_test_batches bounds it). \
-                Returns status, model.class, model.num_parameters and metrics (test_loss, \
-                test_acc, ...).",
-            input_schema: input_schema.clone(),
-            output_schema: Some(args::schema::<EvaluateOutput>()),
-        },
-        ToolDefinition {
-            name: PREDICT,
-            title: "Predict with a model",
-            description: "Builds a registered model in the sandbox and runs Lightning's \
-                prediction loop over the model's prediction inputs \
-                (trainer.limit_predict_batches bounds it). Returns status, model.class, \
-                predictions (the output of each batch as nested lists) and num_batches.",
-            input_schema,
-            output_schema: Some(args::schema::<PredictOutput>()),
-        },
+        definition(
+            Loop::Validate,
+            "Validate a model",
+            "Builds a registered model (model._target_ plus hyperparameters) in the sandbox, \
+             loads ckpt_path (e.g. the checkpoint_path lightning.train returned) and runs \
+             Lightning's validation loop over the model's validation data or `data.val`. \
+             Returns metrics (val_loss, val_acc, ...). Every option: lightning.inspect \
+             {what: help}.",
+        ),
+        definition(
+            Loop::Test,
+            "Test a model",
+            "Builds a registered model in the sandbox, loads ckpt_path and runs Lightning's \
+             test loop over the model's test data or `data.test`. Returns metrics (test_loss, \
+             test_acc, ...). Every option: lightning.inspect {what: help}.",
+        ),
+        definition(
+            Loop::Predict,
+            "Predict with a model",
+            "Builds a registered model in the sandbox, loads ckpt_path and runs Lightning's \
+             prediction loop over the model's prediction inputs or `data.predict`. Returns \
+             predictions (each batch's output as nested lists) and, for a classifier, \
+             predicted_class (and predicted_label for text labels). Every option: \
+             lightning.inspect {what: help}.",
+        ),
     ]
 }
 

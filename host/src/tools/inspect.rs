@@ -1,8 +1,10 @@
 //! `lightning.inspect`: a model's size and hyperparameters, a per-parameter summary table, the
-//! environment (versions, backends, devices) or the registered models.
+//! environment (versions, backends, devices), the registered models, or help on a topic.
 
 use super::accelerator::{self, DeviceRequest, Placement};
 use super::args::{self, Accelerator, LimitsArg, ModelSpec};
+use super::help::{self, Topic};
+use super::schema::{self, Shown};
 use super::{build_model, num_parameters};
 use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
@@ -26,19 +28,26 @@ pub enum What {
     Summary,
     /// Versions, platform, backends and devices.
     Environment,
-    /// Every registered model target with its description.
+    /// Every registered model target with its description and hyperparameters (defaults and
+    /// types).
     Models,
+    /// Help on a `topic`: every option the tool list leaves out; without one, the topics.
+    Help,
 }
 
 /// Arguments of `lightning.inspect`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InspectArgs {
-    /// `model`, `summary`, `environment` or `models`.
+    /// What to inspect.
     pub what: What,
     /// The model, for `what: model` and `what: summary`.
     pub model: Option<ModelSpec>,
-    /// Limits of building the model, each at most the server's.
+    /// The help topic, for `what: help`.
+    pub topic: Option<Topic>,
+    /// Lower limits for building the model.
+    ///
+    /// Each at most the server's.
     pub limits: Option<LimitsArg>,
 }
 
@@ -54,6 +63,7 @@ pub struct Request {
 enum Subject {
     Environment,
     Models,
+    Help(Option<Topic>),
     Model(ModelSpec),
     Summary(ModelSpec),
 }
@@ -61,9 +71,13 @@ enum Subject {
 /// Parses and checks `lightning.inspect` arguments against the server's `limits`.
 pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: InspectArgs = args::parse(arguments)?;
+    if args.topic.is_some() && args.what != What::Help {
+        return Err("invalid arguments: topic: `topic` goes with `what: help`".to_string());
+    }
     let subject = match (args.what, args.model) {
         (What::Environment, _) => Subject::Environment,
         (What::Models, _) => Subject::Models,
+        (What::Help, _) => Subject::Help(args.topic),
         (What::Model, Some(spec)) => Subject::Model(spec),
         (What::Summary, Some(spec)) => Subject::Summary(spec),
         (What::Model | What::Summary, None) => {
@@ -83,23 +97,26 @@ pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, Strin
 pub(super) fn definition() -> ToolDefinition {
     ToolDefinition {
         name: NAME,
-        title: "Inspect models and the environment",
-        description: "what=model: class, num_parameters, trainable_parameters and resolved \
-            hyperparameters of a model (pass model._target_ and hyperparameters); \
-            what=summary: a table of the model's parameters; what=environment: versions, \
-            platform, backends, GPU adapters, which trainer.accelerator values are usable \
-            here, cuda_available/mps_available, limits; what=models: every \
-            registered model target with its description and default hyperparameters.",
-        input_schema: args::schema::<InspectArgs>(),
-        // The result's shape depends on `what`.
-        output_schema: None,
+        title: "Inspect models, the environment and help",
+        description: "what=models: every registered model target with its description and \
+            hyperparameters (types and defaults); what=model: class, num_parameters and \
+            resolved hyperparameters of a model (pass model._target_ and hyperparameters); \
+            what=summary: a table of its parameters; what=environment: versions, devices, \
+            usable trainer.accelerator values, directories and limits; what=help: every \
+            option the other tools accept, by topic (trainer, callbacks, data, limits, \
+            schedulers, checkpoints, results).",
+        input_schema: schema::listed::<InspectArgs>(SHOWN),
     }
 }
+
+/// The options `tools/list` shows inside `lightning.inspect`'s object arguments.
+pub(super) const SHOWN: &Shown = &[("limits", &["timeout_seconds"])];
 
 pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
     let (spec, summary) = match request.subject {
         Subject::Environment => return Ok(environment(runtime)),
         Subject::Models => return models(runtime),
+        Subject::Help(topic) => return Ok(help::help(topic, limits_json(runtime.limits()))),
         Subject::Model(spec) => (spec, false),
         Subject::Summary(spec) => (spec, true),
     };
@@ -281,6 +298,7 @@ fn models(runtime: &Runtime) -> Result<Value, String> {
                 "class": m.description.class_name,
                 "description": m.description.summary,
                 "hyperparameters": m.description.hyperparameters,
+                "hyperparameter_types": json_types(&m.description.hyperparameters),
                 "source": m.source.to_string(),
                 "sha256": m.sha256,
             })
@@ -291,6 +309,29 @@ fn models(runtime: &Runtime) -> Result<Value, String> {
         .map(|r| json!({"path": r.path.display().to_string(), "error": r.error}))
         .collect();
     Ok(json!({ "count": models.len(), "models": models, "rejected": rejected }))
+}
+
+/// The JSON type of each hyperparameter, as its default shows it (`optional` for a `null`
+/// default: absent unless given).
+fn json_types(defaults: &Value) -> Value {
+    let types: serde_json::Map<String, Value> = defaults
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, default)| {
+            let kind = match default {
+                Value::Null => "optional",
+                Value::Bool(_) => "boolean",
+                Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            (name.clone(), Value::from(kind))
+        })
+        .collect();
+    Value::Object(types)
 }
 
 /// The server's run limits under the names a request's `limits` uses.

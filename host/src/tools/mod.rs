@@ -11,8 +11,10 @@ mod bounds;
 mod checkpoint;
 mod data;
 mod evaluate;
+mod help;
 mod inspect;
 mod register;
+mod schema;
 mod train;
 pub mod worker;
 
@@ -258,6 +260,37 @@ fn run_failed(target: &str, verb: &str, error: TrainError) -> String {
 mod tests {
     use super::*;
     use crate::runtime::{RuntimeConfig, UploadLimits};
+
+    #[test]
+    fn every_option_a_tool_list_names_is_in_its_schema() {
+        let tools = Tools::new(Runtime::new(RuntimeConfig::default())).tools();
+        let schema = |name: &str| {
+            tools
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.input_schema.clone())
+                .unwrap_or_default()
+        };
+        let mut shown = vec![
+            (train::NAME, train::SHOWN.to_vec()),
+            (checkpoint::NAME, checkpoint::SHOWN.to_vec()),
+            (inspect::NAME, inspect::SHOWN.to_vec()),
+        ];
+        for what in [
+            evaluate::Loop::Validate,
+            evaluate::Loop::Test,
+            evaluate::Loop::Predict,
+        ] {
+            shown.push((what.name(), what.shown().to_vec()));
+        }
+        for (name, shown) in shown {
+            assert_eq!(
+                schema::missing(&schema(name), &shown),
+                Vec::<String>::new(),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn the_cheap_names_are_the_tool_lists_names_in_its_order() {

@@ -3,6 +3,7 @@
 
 use super::args;
 use super::bounds::Bounds;
+use super::schema;
 use crate::protocol::ToolDefinition;
 use crate::runtime::{Runtime, UploadLimits};
 use crate::sandbox::Insertion;
@@ -35,7 +36,7 @@ pub struct Request {
 }
 
 /// What a successful `lightning.register` returns.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Serialize)]
 pub struct RegisterOutput {
     /// `registered` (new target), `replaced` (an earlier upload replaced) or `unchanged`
     /// (this component was registered already).
@@ -68,13 +69,12 @@ pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
             that `replace: true` replaces an earlier upload. Uploaded models run in the same \
             sandbox, with the same limits, as every model, and last until the server stops.",
         input_schema: upload_schema(uploads),
-        output_schema: Some(args::schema::<RegisterOutput>()),
     }
 }
 
 /// The input schema, with the size limit on `component`.
 fn upload_schema(uploads: UploadLimits) -> Value {
-    let mut schema = args::schema::<RegisterArgs>();
+    let mut schema = schema::listed::<RegisterArgs>(&[]);
     if let Some(component) = schema.pointer_mut("/properties/component")
         && let Some(object) = component.as_object_mut()
     {

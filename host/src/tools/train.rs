@@ -4,6 +4,7 @@ use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::checkpoint::Checkpointer;
 use super::data::{CallData, DataReport};
+use super::schema::{self, Shown};
 use super::{build_model, num_parameters, run_failed};
 use crate::checkpoint;
 use crate::plot;
@@ -25,22 +26,27 @@ pub const NAME: &str = "lightning.train";
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainArgs {
-    /// The model to train.
+    /// The model to train: `_target_` plus hyperparameters.
     pub model: ModelSpec,
-    /// Trainer options (PyTorch Lightning's names).
+    /// PyTorch Lightning Trainer options.
     pub trainer: Option<TrainerArgs>,
-    /// Limits of this run, each at most the server's (`lightning.inspect` `environment`
-    /// shows them); `timeout_seconds` bounds the whole training.
+    /// Lower limits for this run.
+    ///
+    /// Each at most the server's (`lightning.inspect` `environment` shows them);
+    /// `timeout_seconds` bounds the whole training.
     pub limits: Option<LimitsArg>,
-    /// Data to train (`train`) and validate (`val`) on instead of the model's own.
+    /// Data to train and validate on instead of the model's own.
     pub data: Option<DataArgs>,
-    /// Resume from this checkpoint (relative to the server's checkpoint directory), as
-    /// Lightning's `trainer.fit(ckpt_path=...)`: its weights, optimizer state, epoch, step and
+    /// A checkpoint to resume from (e.g. a checkpoint_path returned earlier).
+    ///
+    /// Relative to the server's checkpoint directory, as Lightning's
+    /// `trainer.fit(ckpt_path=...)`: its weights, optimizer state, epoch, step and
     /// early-stopping state; training continues with the epoch after the one it was written
     /// in, up to `trainer.max_epochs` in all.
     pub ckpt_path: Option<String>,
-    /// Also return the learning curve — loss, the other metrics and the learning rate per
-    /// epoch — as a PNG image after the JSON text (default false).
+    /// Also return the learning curve as a PNG image (default false).
+    ///
+    /// Loss, the other metrics and the learning rate per epoch, after the JSON text.
     pub plot: Option<bool>,
 }
 
@@ -163,24 +169,51 @@ pub struct TrainerReport {
     pub stopped_early: bool,
 }
 
+/// The options `tools/list` shows inside `lightning.train`'s object arguments.
+pub(super) const SHOWN: &Shown = &[
+    (
+        "trainer",
+        &[
+            "max_epochs",
+            "max_steps",
+            "seed",
+            "accelerator",
+            "limit_train_batches",
+            "limit_val_batches",
+            "val_check_interval",
+            "accumulate_grad_batches",
+            "gradient_clip_val",
+            "enable_checkpointing",
+            "callbacks",
+        ],
+    ),
+    ("limits", &["timeout_seconds"]),
+    (
+        "data",
+        &[
+            "train",
+            "val",
+            "csv",
+            "dataset",
+            "input_shape",
+            "batch_size",
+            "shuffle",
+        ],
+    ),
+];
+
 pub(super) fn definition() -> ToolDefinition {
     ToolDefinition {
         name: NAME,
         title: "Train a model",
-        description: "Builds a registered model (model._target_ plus hyperparameters) inside \
-            the WebAssembly sandbox and fits it with PyTorch Lightning's trainer options \
-            (max_epochs, max_steps, limit_*_batches, seed, val_check_interval, \
-            accumulate_grad_batches, gradient_clip_val, early-stopping and model-checkpoint \
-            callbacks, ...), on the model's own data or on `data` given in the call (inline \
-            arrays or a CSV file), validating and writing checkpoints as it goes; `ckpt_path` \
-            resumes from a checkpoint. Returns status, model.class, model.num_parameters, \
-            model.hyperparameters, trainer settings, metrics (train_loss, val_loss, val_acc, \
-            ...: per-epoch means of the last epoch), the per-epoch history and \
-            checkpoint_path; `plot: true` adds the learning curve as a PNG image. Send \
-            _meta.progressToken for progress after every epoch; cancel with \
-            notifications/cancelled.",
-        input_schema: args::schema::<TrainArgs>(),
-        output_schema: Some(args::schema::<TrainOutput>()),
+        description: "Builds a registered model (model._target_ plus hyperparameters) in the \
+            WebAssembly sandbox and fits it with PyTorch Lightning's trainer options, on the \
+            model's own data or on `data` (inline arrays, a CSV file, a built-in dataset), \
+            validating and writing a checkpoint. Returns metrics (train_loss, val_loss, \
+            val_acc, ...), the per-epoch history and checkpoint_path (pass it as ckpt_path to \
+            validate/test/predict, or here to resume). Send _meta.progressToken for progress \
+            per epoch. Every option: lightning.inspect {what: help}.",
+        input_schema: schema::listed::<TrainArgs>(SHOWN),
     }
 }
 

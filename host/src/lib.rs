@@ -39,8 +39,10 @@ pub const INSTRUCTIONS: &str = "Trains, evaluates and inspects neural networks (
     hyperparameters. 2. lightning.train {\"model\": {\"_target_\": ..., hyperparameters}, \
     \"trainer\": {\"max_epochs\": ...}, \"data\": ...} fits one; without data it uses the \
     model's own, or give inline arrays, a CSV under the data directory or a built-in dataset \
-    (iris, digits). It returns metrics and checkpoint_path. 3. Pass that path as ckpt_path to \
-    lightning.validate, test or predict, or to train to resume. The tool list shows the common \
+    (iris, digits); sizes such as input_dim and num_classes left out come from the data. It \
+    returns metrics and checkpoint_path. 3. Pass that path as ckpt_path to \
+    lightning.validate, test or predict (hyperparameters left out come from the checkpoint), \
+    or to train to resume. The tool list shows the common \
     options only: lightning.inspect {\"what\": \"help\"} gives every option by topic \
     (trainer, callbacks, data, limits, schedulers, checkpoints, results). Long trainings: send \
     _meta.progressToken for progress per epoch.";

@@ -4,7 +4,9 @@
 use anyhow::Context as _;
 use clap::Parser;
 use lightning_mcp::files::ConfinedDir;
-use lightning_mcp::runtime::{CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, RuntimeConfig, UploadLimits};
+use lightning_mcp::runtime::{
+    CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, DEFAULT_MAX_RESULT_BYTES, RuntimeConfig, UploadLimits,
+};
 use lightning_mcp::sandbox::{ComponentCache, Limits};
 use lightning_mcp::transport::http::{AllowedHosts, HttpConfig};
 use std::path::PathBuf;
@@ -60,6 +62,10 @@ struct Cli {
     /// [default: the number of CPUs].
     #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", hide_env_values = true, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_runs: Option<u16>,
+    /// Largest tool result, in KB of JSON (1 KB = 1000 bytes): past it, predictions go to a
+    /// file under the checkpoint directory.
+    #[arg(long, env = "LIGHTNING_MCP_MAX_RESULT_KB", hide_env_values = true, default_value_t = (DEFAULT_MAX_RESULT_BYTES / 1000) as u32, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    max_result_kb: u32,
     /// Offer `lightning.register`, which uploads model components (base64) to run.
     #[arg(long, env = "LIGHTNING_MCP_ALLOW_REGISTER", hide_env_values = true)]
     allow_register: bool,
@@ -221,6 +227,7 @@ fn main() -> anyhow::Result<()> {
         max_concurrent_runs: cli
             .max_concurrent_runs
             .map_or(defaults.max_concurrent_runs, usize::from),
+        max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
         uploads: cli.allow_register.then_some(UploadLimits {
             max_bytes: cli.max_register_bytes,
             max_models: cli.max_uploaded_models,

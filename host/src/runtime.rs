@@ -28,6 +28,8 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Most model runs at once; further runs are refused as busy.
     pub max_concurrent_runs: usize,
+    /// Largest tool result, in bytes of JSON: predictions past it go to a file.
+    pub max_result_bytes: usize,
     /// Whether and how clients may upload models (`lightning.register`); off when `None`.
     pub uploads: Option<UploadLimits>,
     /// Where data files are read from.
@@ -46,6 +48,7 @@ pub struct RuntimeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkerConfig {
     max_concurrent_runs: usize,
+    max_result_bytes: usize,
     cache_dir: Option<PathBuf>,
     models_dir: Option<PathBuf>,
     limits: Limits,
@@ -63,6 +66,7 @@ impl From<WorkerConfig> for RuntimeConfig {
             models_dir: worker.models_dir,
             limits: worker.limits,
             max_concurrent_runs: worker.max_concurrent_runs,
+            max_result_bytes: worker.max_result_bytes,
             uploads: worker.uploads,
             data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
@@ -71,6 +75,12 @@ impl From<WorkerConfig> for RuntimeConfig {
         }
     }
 }
+
+/// The default [`RuntimeConfig::max_result_bytes`]: 100 KB, about 25,000 tokens.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 100_000;
+
+/// The option that sets [`RuntimeConfig::max_result_bytes`], as errors name it.
+pub const MAX_RESULT_FLAG: &str = "--max-result-kb";
 
 /// The option that sets [`RuntimeConfig::data_dir`], as errors name it.
 pub const DATA_DIR_FLAG: &str = "--data-dir";
@@ -103,6 +113,7 @@ impl Default for RuntimeConfig {
             models_dir: None,
             limits: Limits::default(),
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             uploads: None,
             data_dir: ConfinedDir::new("data", DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new("checkpoints", CHECKPOINT_DIR_FLAG),
@@ -229,6 +240,7 @@ impl Runtime {
         let config = &self.config;
         WorkerConfig {
             max_concurrent_runs: config.max_concurrent_runs,
+            max_result_bytes: config.max_result_bytes,
             cache_dir: config.cache.dir().map(std::path::Path::to_path_buf),
             models_dir: config.models_dir.clone(),
             limits: config.limits.clone(),
@@ -251,6 +263,11 @@ impl Runtime {
     /// What clients may upload, if uploads are on.
     pub fn uploads(&self) -> Option<UploadLimits> {
         self.config.uploads
+    }
+
+    /// The largest tool result, in bytes of JSON.
+    pub fn max_result_bytes(&self) -> usize {
+        self.config.max_result_bytes
     }
 
     /// Where data files are read from.

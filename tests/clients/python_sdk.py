@@ -6,8 +6,9 @@ usage: python_sdk.py MODE TARGET...
 
 Checks: the negotiated era, ping (legacy era), tools/list, lightning.inspect, lightning.train
 with a progress callback (at least one notification per epoch, strictly increasing, total =
-planned steps, none after the result), bad arguments -> isError naming the field, unknown tool
--> a protocol error. Prints one line per check; exits non-zero on the first failure.
+planned steps, none after the result), every other tool (validate, test and predict with the
+training's checkpoint, checkpoint list, inspect help), bad arguments -> isError naming the
+field, unknown tool -> a protocol error. Prints one line per check; exits non-zero on the first failure.
 """
 
 import asyncio
@@ -80,6 +81,20 @@ async def main(mode, target):
         check(values == sorted(set(values)), "progress strictly increasing", values)
         check(values[-1] == steps and updates[-1][1] == steps, "progress reaches the total", updates)
         check(all("epoch" in (m or "") for _, _, m in updates), "progress messages name the epoch")
+
+        # Every other tool, with the checkpoint the training wrote (its sizes come with it).
+        ckpt = result["checkpoint_path"]
+        for name in ("lightning.validate", "lightning.test", "lightning.predict"):
+            run = await client.call_tool(name, {"model": {"_target_": SIMPLE}, "ckpt_path": ckpt})
+            check(not run.is_error and (run.structured_content or {}).get("status") == "completed", name, run)
+        listed = await client.call_tool("lightning.checkpoint", {"action": "list"})
+        check(not listed.is_error and (listed.structured_content or {}).get("count", 0) >= 1, "lightning.checkpoint list", listed)
+        helped = await client.call_tool("lightning.inspect", {"what": "help", "topic": "trainer"})
+        options = (helped.structured_content or {}).get("options", {})
+        check(not helped.is_error and "val_check_interval" in options, "lightning.inspect help", helped)
+        expected_tools = {"lightning.train", "lightning.validate", "lightning.test", "lightning.predict",
+                          "lightning.checkpoint", "lightning.inspect"}
+        check(expected_tools <= set(tools), "every tool listed and called", tools)
 
         bad = await client.call_tool("lightning.train", {"model": {"_target_": SIMPLE}, "trainer": {"max_epochs": 0}})
         text = bad.content[0].text if bad.content else ""

@@ -192,15 +192,15 @@ fn inspector(target: &[&str], args: &[&str], expected_exit: i32) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or(Value::Null)
 }
 
-/// Calls `lightning.train` with `arguments` (JSON) through the Inspector CLI.
-fn inspector_train(target: &[&str], arguments: &str, expected_exit: i32) -> Value {
+/// Calls `tool` with `arguments` (JSON) through the Inspector CLI.
+fn inspector_call(target: &[&str], tool: &str, arguments: &str, expected_exit: i32) -> Value {
     inspector(
         target,
         &[
             "--method",
             "tools/call",
             "--tool-name",
-            "lightning.train",
+            tool,
             "--tool-args-json",
             arguments,
         ],
@@ -236,14 +236,45 @@ fn inspector_session(target: &[&str]) {
     let arguments = json!({"model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3},
                            "trainer": {"max_epochs": 1}})
     .to_string();
-    let train = inspector_train(target, &arguments, 0);
+    let train = inspector_call(target, "lightning.train", &arguments, 0);
     assert_eq!(
         train.pointer("/result/structuredContent/status"),
         Some(&json!("completed")),
         "{train}"
     );
+    // Every other tool: the loops with the training's checkpoint, a listing, help.
+    let ckpt = train
+        .pointer("/result/structuredContent/checkpoint_path")
+        .cloned()
+        .unwrap_or_default();
+    let with_checkpoint = json!({"model": {"_target_": SIMPLE}, "ckpt_path": ckpt}).to_string();
+    let calls = [
+        ("lightning.validate", with_checkpoint.as_str(), "/status"),
+        ("lightning.test", with_checkpoint.as_str(), "/status"),
+        ("lightning.predict", with_checkpoint.as_str(), "/status"),
+        ("lightning.checkpoint", r#"{"action": "list"}"#, "/count"),
+        (
+            "lightning.inspect",
+            r#"{"what": "help", "topic": "data"}"#,
+            "/topic",
+        ),
+    ];
+    for (tool, arguments, field) in calls {
+        let result = inspector_call(target, tool, arguments, 0);
+        assert!(
+            result
+                .pointer(&format!("/result/structuredContent{field}"))
+                .is_some(),
+            "{tool}: {result}"
+        );
+        assert_eq!(
+            result.pointer("/result/isError"),
+            Some(&json!(false)),
+            "{tool}: {result}"
+        );
+    }
     // A failed call is an isError result (exit 5 with the result on stdout).
-    let bad = inspector_train(target, "{\"model\":{}}", 5);
+    let bad = inspector_call(target, "lightning.train", "{\"model\":{}}", 5);
     assert_eq!(bad.pointer("/result/isError"), Some(&json!(true)), "{bad}");
 }
 

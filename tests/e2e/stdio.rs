@@ -962,9 +962,23 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
     assert_eq!(saved.get("path"), Some(&json!("mine/initial.safetensors")));
     assert_eq!(saved.get("model_class"), Some(&json!("MLP")));
 
+    // Hyperparameters a load leaves out come from the checkpoint, as Lightning's
+    // load_from_checkpoint does.
+    let reloaded = server.call_tool(
+        7,
+        "lightning.checkpoint",
+        json!({"action": "load", "path": "mine/initial.safetensors", "model": model}),
+    );
+    assert_eq!(
+        structured(&reloaded).pointer("/hyperparameters/hidden_dims"),
+        Some(&json!([16])),
+        "{reloaded}"
+    );
+
     let refusals = [
         (
-            json!({"action": "load", "path": "mine/initial.safetensors", "model": model}),
+            json!({"action": "load", "path": "mine/initial.safetensors",
+                   "model": {"_target_": MLP, "hidden_dims": [64, 32]}}),
             "the checkpoint does not fit the model: layers.0.weight is [16, 8] in the checkpoint, [64, 8] in the model",
         ),
         (
@@ -1088,11 +1102,12 @@ fn models_train_validate_and_predict_on_data_given_in_the_request() {
         "{predicted}"
     );
 
-    // Data that does not fit is reported before training, naming where.
-    let wide = json!({"model": {"_target_": MLP}, "data": {"train": {"inputs": x, "targets": y}}});
+    // Data that does not fit is reported before the model is built, naming both sides.
+    let wide = json!({"model": {"_target_": MLP, "input_dim": 8},
+                      "data": {"train": {"inputs": x, "targets": y}}});
     let message = tool_error(&server.call_tool(10, "lightning.train", wide));
     assert!(
-        message.contains("data.train does not fit the model") && message.contains("matmul"),
+        message.contains("model.input_dim is 8 but data.train.inputs has samples of shape [2]"),
         "{message}"
     );
     let cases = [

@@ -159,14 +159,17 @@ fn dataset_options_are_checked() {
             assert!(message.contains(m), "{message:?} should mention {m}");
         }
     }
-    // Images fed to a model of vectors: the model's error names both shapes.
+    // Images fed to a model of vectors: the error names both shapes and the fix.
     let result = server.call_tool(
         10,
         "lightning.train",
         json!({"model": mlp, "data": {"dataset": "digits"}, "trainer": {"max_epochs": 1}}),
     );
     let message = tool_error(&result);
-    assert!(message.contains("[32, 1, 8, 8]"), "{message}");
+    assert!(
+        message.contains("samples of shape [1, 8, 8]: give data.input_shape [64]"),
+        "{message}"
+    );
 
     // Seen as vectors, the same images train the MLP.
     let result = train(

@@ -1,6 +1,6 @@
 //! Tables from CSV files: the feature columns as f32 inputs, the target column as class
 //! indices (text labels, mapped to indices in sorted order and reported) or as numbers
-//! (integers: class indices; others: values).
+//! (whole numbers, `2` or `2.0`: class indices; others: values).
 
 use super::DataError;
 use std::collections::BTreeSet;
@@ -151,13 +151,21 @@ pub fn parse(
     })
 }
 
-/// Integers as class indices, other numbers as values, text as class labels (sorted).
+/// Whole numbers (`2`, `2.0`) as class indices, other numbers as values, text as class
+/// labels (sorted).
 fn targets_of(labels: Vec<String>) -> (Targets, Option<Vec<String>>) {
     if let Ok(indices) = labels.iter().map(|l| l.parse::<i64>()).collect() {
         return (Targets::Classes(indices), None);
     }
-    if let Ok(values) = labels.iter().map(|l| l.parse::<f32>()).collect() {
-        return (Targets::Values(values), None);
+    if let Ok(values) = labels
+        .iter()
+        .map(|l| l.parse::<f32>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        return match values.iter().map(|v| whole(*v)).collect() {
+            Some(indices) => (Targets::Classes(indices), None),
+            None => (Targets::Values(values), None),
+        };
     }
     let classes: Vec<String> = labels
         .iter()
@@ -172,6 +180,12 @@ fn targets_of(labels: Vec<String>) -> (Targets, Option<Vec<String>>) {
     (Targets::Classes(indices), Some(classes))
 }
 
+/// `value` as a class index, when it is a whole number an f32 holds exactly.
+fn whole(value: f32) -> Option<i64> {
+    const EXACT: f32 = (1u32 << f32::MANTISSA_DIGITS) as f32;
+    (value.fract() == 0.0 && value.abs() <= EXACT).then_some(value as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +196,23 @@ mod tests {
             features: Vec::new(),
             header: true,
         }
+    }
+
+    #[test]
+    fn whole_numbers_are_class_indices_and_fractions_values() {
+        let targets = |csv: &[u8]| {
+            parse("t.csv", csv, &spec("y"), 100)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .targets
+        };
+        assert_eq!(
+            targets(b"x,y\n1,0.0\n2,2.0\n3,1\n"),
+            Some(Targets::Classes(vec![0, 2, 1]))
+        );
+        assert_eq!(
+            targets(b"x,y\n1,0.5\n2,2.0\n"),
+            Some(Targets::Values(vec![0.5, 2.0]))
+        );
     }
 
     #[test]

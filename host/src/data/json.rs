@@ -1,5 +1,6 @@
 //! Tensors from a request's nested JSON arrays: `[[0.1, 2.0], [3.5, 1.0]]` is a `[2, 2]` f32
-//! tensor, `[0, 2, 1]` of integers an i64 one (class labels). Arrays must be rectangular; an
+//! tensor; targets of whole numbers, `[0, 2, 1]` or `[0.0, 2.0, 1.0]` (numpy's `tolist()` of
+//! a float array), an i64 one (class indices). Arrays must be rectangular; an
 //! error names the path of the first element that is not.
 
 use super::DataError;
@@ -11,8 +12,21 @@ use serde_json::Value;
 pub enum Element {
     /// f32, whatever the numbers (inputs).
     Float,
-    /// i64 when every number is an integer, else f32 (targets: labels or regression values).
+    /// i64 when every number is a whole number, else f32 (targets: class indices or
+    /// regression values).
     Inferred,
+}
+
+/// `number` as a class index: an integer, or a float with no fraction that an f32 holds
+/// exactly (`2.0`).
+pub fn whole(number: &Value) -> Option<i64> {
+    const EXACT: f64 = (1u64 << f32::MANTISSA_DIGITS) as f64;
+    number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|v| v.fract() == 0.0 && v.abs() <= EXACT)
+            .map(|v| v as i64)
+    })
 }
 
 /// The tensor `value` spells, on `device`: `path` names it in errors (e.g. `data.train.inputs`),
@@ -42,9 +56,9 @@ pub fn tensor(
     }
     let mut numbers = Vec::with_capacity(count);
     collect(value, &shape, path, &mut numbers)?;
-    let integers = element == Element::Inferred && numbers.iter().all(Value::is_i64);
+    let integers = element == Element::Inferred && numbers.iter().all(|n| whole(n).is_some());
     let made = if integers {
-        let values = numbers.iter().filter_map(Value::as_i64).collect();
+        let values = numbers.iter().filter_map(whole).collect();
         tensor::from_i64(device, values, &shape)
     } else {
         let values = numbers
@@ -58,7 +72,7 @@ pub fn tensor(
 }
 
 /// The shape the first elements of `value` spell (checked against the rest by [`collect`]).
-fn shape_of(value: &Value) -> Vec<usize> {
+pub fn shape_of(value: &Value) -> Vec<usize> {
     let mut shape = Vec::new();
     let mut current = value;
     while let Value::Array(items) = current {
@@ -146,6 +160,9 @@ mod tests {
         let y = tensor("y", &json!([0, 2, 1]), Element::Inferred, &device, 100)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((y.shape(), to_i64(&y).ok()), (vec![3], Some(vec![0, 2, 1])));
+        let whole = tensor("y", &json!([0.0, 2.0, 1]), Element::Inferred, &device, 100)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(to_i64(&whole).ok(), Some(vec![0, 2, 1]));
         let r = tensor("y", &json!([0.5, 2]), Element::Inferred, &device, 100)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.dtype(), DType::F32);

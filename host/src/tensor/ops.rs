@@ -662,11 +662,11 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> OpResult {
     .map(Tensor::from_bridge)
 }
 
-/// Mean squared error of two tensors of the same shape.
+/// Mean squared error of two tensors of the same shape; i64 targets (a request's
+/// whole-number values) count as their float values.
 pub fn mse(prediction: &Tensor, target: &Tensor) -> OpResult {
     const OP: &str = "mse";
     prediction.require_float(OP)?;
-    target.require_float(OP)?;
     if prediction.shape() != target.shape() {
         return Err(err(
             OP,
@@ -678,7 +678,11 @@ pub fn mse(prediction: &Tensor, target: &Tensor) -> OpResult {
         ));
     }
     with_rank!(OP, prediction.rank(), D => guarded(OP, || {
-        let diff = float_tensor::<D>(prediction).sub(float_tensor::<D>(target));
+        let target = match target.dtype() {
+            DType::F32 => float_tensor::<D>(target),
+            DType::I64 => int_tensor::<D>(target).float(),
+        };
+        let diff = float_tensor::<D>(prediction).sub(target);
         diff.clone().mul(diff).mean().into_bridge()
     })?)
     .map(Tensor::from_bridge)

@@ -4,6 +4,7 @@
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
 use super::schema::{self, Shown};
+use super::sizes;
 use super::{build_model, num_parameters};
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
 use crate::protocol::{CallContext, ToolDefinition};
@@ -197,6 +198,14 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             limits,
         } => {
             let model = runtime.model(&spec.target)?;
+            let opened = open(runtime, &model, &path, &limits, false)?;
+            let spec = sizes::fit(
+                &spec,
+                &model.description.hyperparameters,
+                Some(opened.hyperparameters()),
+                None,
+            )?
+            .spec;
             let _slot = runtime.run_slot()?;
             let (mut instance, _) = build_model(
                 &model,
@@ -207,8 +216,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 limits.call_timeout,
                 ctx.cancel_token(),
             )?;
-            let (shown, meta, _) =
-                load_into(runtime, &model, &mut instance, &path, &limits, false)?;
+            let (shown, meta, _) = restore(&mut instance, opened)?;
             Ok(json!({
                 "action": "load",
                 "path": shown,
@@ -227,7 +235,8 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             let found = dir
                 .list(&directory, EXTENSION, MAX_LISTED)
                 .map_err(|e| e.to_string())?;
-            let checkpoints: Vec<Listed> = found
+            let found_all = found.len() < MAX_LISTED;
+            let listed: Vec<Listed> = found
                 .into_iter()
                 .map(|(path, size_bytes)| Listed {
                     name: path.rsplit('/').next().unwrap_or(&path).to_string(),
@@ -235,15 +244,34 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                     size_bytes,
                 })
                 .collect();
+            // What the result can hold, beside its other fields.
+            let budget = runtime.max_result_bytes().saturating_sub(1024);
+            let (checkpoints, cut) = within(listed, budget);
             Ok(json!({
                 "action": "list",
                 "directory": directory,
                 "count": checkpoints.len(),
-                "truncated": checkpoints.len() >= MAX_LISTED,
+                "truncated": cut || !found_all,
                 "checkpoints": checkpoints,
             }))
         }
     }
+}
+
+/// The first of `listed` whose JSON fits in `budget` bytes, and whether any were left out.
+fn within(listed: Vec<Listed>, budget: usize) -> (Vec<Listed>, bool) {
+    let mut used = 0usize;
+    let mut kept = Vec::with_capacity(listed.len());
+    let total = listed.len();
+    for entry in listed {
+        used = used.saturating_add(serde_json::to_vec(&entry).map_or(usize::MAX, |v| v.len() + 1));
+        if used > budget {
+            break;
+        }
+        kept.push(entry);
+    }
+    let cut = kept.len() < total;
+    (kept, cut)
 }
 
 /// Writes `instance`'s weights with `meta` (and, from a fit, its `training` state) to `path`
@@ -265,18 +293,31 @@ pub(super) fn save(
     Ok((dir.display(&written), bytes.len()))
 }
 
-/// Reads the checkpoint at `path` under the checkpoint directory and loads its weights into
-/// `instance`, a fresh instance of `model`; returns the path as clients name it, the
-/// checkpoint's metadata and, when `optimizer_state` is asked for (resuming), its optimizer
-/// state tensors.
-pub(super) fn load_into(
+/// A checkpoint read and decoded before its model is built: the model is built with the
+/// hyperparameters it was saved with, unless the request gives others.
+pub(super) struct Opened {
+    /// The path as clients name it.
+    pub shown: String,
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+}
+
+impl Opened {
+    /// The hyperparameters the checkpoint's model was built with.
+    pub(super) fn hyperparameters(&self) -> &Value {
+        &self.checkpoint.meta.hyperparameters
+    }
+}
+
+/// Reads the checkpoint at `path` under the checkpoint directory, which must be of `model`;
+/// with `optimizer_state` (resuming), its optimizer state tensors too.
+pub(super) fn open(
     runtime: &Runtime,
     model: &RegisteredModel,
-    instance: &mut ModelInstance,
     path: &str,
     limits: &Limits,
     optimizer_state: bool,
-) -> Result<(String, CheckpointMeta, Vec<NamedValues>), String> {
+) -> Result<Opened, String> {
     let dir = runtime.checkpoint_dir();
     // Weights, and at most twice as much optimizer state (Adam's two moments), each held
     // like the model's own tensors; the header is small.
@@ -285,17 +326,30 @@ pub(super) fn load_into(
         .saturating_add(1 << 20);
     let (real, bytes) = dir.read(path, max_bytes).map_err(|e| e.to_string())?;
     let shown = dir.display(&real);
+    let checkpoint =
+        checkpoint::decode(&bytes, optimizer_state).map_err(|e| format!("{shown}: {e}"))?;
+    if checkpoint.meta.target != model.description.target {
+        return Err(format!(
+            "{shown}: the checkpoint is of {}, not of {}",
+            checkpoint.meta.target, model.description.target
+        ));
+    }
+    Ok(Opened { shown, checkpoint })
+}
+
+/// Loads an opened checkpoint's weights into `instance`, a fresh instance of its model;
+/// returns the path as clients name it, the checkpoint's metadata and its optimizer state
+/// tensors (empty unless opened for resuming).
+pub(super) fn restore(
+    instance: &mut ModelInstance,
+    opened: Opened,
+) -> Result<(String, CheckpointMeta, Vec<NamedValues>), String> {
+    let Opened { shown, checkpoint } = opened;
     let Checkpoint {
         params,
         optimizer_tensors,
         meta,
-    } = checkpoint::decode(&bytes, optimizer_state).map_err(|e| format!("{shown}: {e}"))?;
-    if meta.target != model.description.target {
-        return Err(format!(
-            "{shown}: the checkpoint is of {}, not of {}",
-            meta.target, model.description.target
-        ));
-    }
+    } = checkpoint;
     checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
     Ok((shown, meta, optimizer_tensors))
 }

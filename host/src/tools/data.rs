@@ -141,21 +141,11 @@ impl<'a> CallData<'a> {
         let shuffle = split == Split::Train && self.args.and_then(|d| d.shuffle).unwrap_or(false);
         let batch_size = self.args.map_or(Ok(32), DataArgs::batch_size)?;
         let dataset = if let Some(loaded) = &self.table {
-            let every_row: Vec<usize>;
-            let rows: &[usize] = match (split, &loaded.test_rows) {
-                (Split::Train, _) => &loaded.train_rows,
-                (Split::Validation, _) if !loaded.val_rows.is_empty() => &loaded.val_rows,
-                (Split::Validation, _) if !whole => &[],
-                (Split::Test | Split::Predict, Some(test)) => test,
-                _ => {
-                    every_row = (0..loaded.table.rows()).collect();
-                    &every_row
-                }
-            };
+            let rows = loaded.rows(split, whole);
             if rows.is_empty() {
                 None
             } else {
-                let (inputs, targets) = table_tensors(instance, loaded, rows, split)?;
+                let (inputs, targets) = table_tensors(instance, loaded, &rows, split)?;
                 Some(admit(
                     instance,
                     loaded.report.source,
@@ -186,6 +176,93 @@ impl<'a> CallData<'a> {
         };
         Ok(dataset.map(|d| if shuffle { d.shuffled(self.seed) } else { d }))
     }
+}
+
+impl CallData<'_> {
+    /// What the request's data says of the model that fits it, for the loops over `splits`
+    /// (`whole` as in [`CallData::split`]); `None` when the model brings its own data.
+    pub(super) fn facts(&self, splits: &[Split], whole: bool) -> Option<DataFacts> {
+        if let Some(loaded) = &self.table {
+            return Some(loaded.facts(splits, whole));
+        }
+        let args = self.args?;
+        let given: Vec<_> = splits.iter().filter_map(|s| args.split(*s)).collect();
+        let (name, inputs, _) = given.first()?;
+        let sample_shape = match &args.input_shape {
+            Some(shape) => shape.clone(),
+            None => json::shape_of(inputs).into_iter().skip(1).collect(),
+        };
+        let targets = given
+            .iter()
+            .filter_map(|(name, _, targets)| {
+                Some(TargetFacts {
+                    field: format!("data.{name}.targets"),
+                    table_rows: None,
+                    values: target_values(targets.as_ref()?)?,
+                })
+            })
+            .collect();
+        Some(DataFacts {
+            source: format!("data.{name}.inputs"),
+            sample_shape,
+            labels: None,
+            targets,
+        })
+    }
+}
+
+/// What a call's data says of the model that fits it: see [`super::sizes`].
+#[derive(Debug)]
+pub(super) struct DataFacts {
+    /// Where the inputs come from, as the request names it (`data.csv`, `data.train.inputs`).
+    pub source: String,
+    /// One sample's input shape.
+    pub sample_shape: Vec<usize>,
+    /// How many classes the targets name, when they were text labels (a file's or a
+    /// built-in dataset's).
+    pub labels: Option<usize>,
+    /// Each set of targets the call uses.
+    pub targets: Vec<TargetFacts>,
+}
+
+/// One set of targets, and how to name each row of it.
+#[derive(Debug)]
+pub(super) struct TargetFacts {
+    /// The request field, e.g. `data.train.targets` or `data.csv (iris.csv) column species`.
+    pub field: String,
+    /// A table's row of each target, for naming it; `None` for a request's array.
+    pub table_rows: Option<Vec<usize>>,
+    /// The targets.
+    pub values: Targets,
+}
+
+impl TargetFacts {
+    /// Names target `k`: `data.train.targets[k]`, or a table's row (counted from 1, the
+    /// header apart).
+    pub fn row(&self, k: usize) -> String {
+        match &self.table_rows {
+            Some(rows) => format!(
+                "{} row {}",
+                self.field,
+                rows.get(k).copied().unwrap_or(k).saturating_add(1)
+            ),
+            None => format!("{}[{k}]", self.field),
+        }
+    }
+}
+
+/// A request's flat array of numeric targets: class indices when all are whole numbers,
+/// else values; `None` for any other shape (the loss will say what it needs).
+fn target_values(targets: &Value) -> Option<Targets> {
+    let numbers = targets.as_array()?;
+    if let Some(indices) = numbers.iter().map(json::whole).collect() {
+        return Some(Targets::Classes(indices));
+    }
+    numbers
+        .iter()
+        .map(|n| n.as_f64().map(|v| v as f32))
+        .collect::<Option<Vec<_>>>()
+        .map(Targets::Values)
 }
 
 /// `inputs` `[n, ...]` as `[n] ++ shape`, when that holds the same values per sample.
@@ -222,6 +299,58 @@ fn checked_sample_size(shape: &[usize]) -> Result<usize, String> {
 }
 
 impl LoadedTable {
+    /// The rows of `split`: each split gets its rows; a CSV file's test and prediction
+    /// splits — and, with no validation rows and `whole`, its validation split — get every
+    /// row.
+    fn rows(&self, split: Split, whole: bool) -> std::borrow::Cow<'_, [usize]> {
+        use std::borrow::Cow;
+        match (split, &self.test_rows) {
+            (Split::Train, _) => Cow::Borrowed(&self.train_rows),
+            (Split::Validation, _) if !self.val_rows.is_empty() => Cow::Borrowed(&self.val_rows),
+            (Split::Validation, _) if !whole => Cow::Borrowed(&[]),
+            (Split::Test | Split::Predict, Some(test)) => Cow::Borrowed(test),
+            _ => Cow::Owned((0..self.table.rows()).collect()),
+        }
+    }
+
+    /// What the table says of the model that fits it, for the loops over `splits`.
+    fn facts(&self, splits: &[Split], whole: bool) -> DataFacts {
+        let field = match &self.report.path {
+            Some(path) => format!("data.csv ({path})"),
+            None => format!(
+                "data.dataset {}",
+                self.report.dataset.as_ref().map_or("", |d| d.name)
+            ),
+        };
+        let column = self.report.target.as_deref().unwrap_or_default();
+        let targets = splits
+            .iter()
+            .filter(|s| **s != Split::Predict)
+            .filter_map(|split| {
+                let rows = self.rows(*split, whole).into_owned();
+                let values = match self.table.targets.as_ref()? {
+                    Targets::Classes(all) => {
+                        Targets::Classes(rows.iter().filter_map(|r| all.get(*r).copied()).collect())
+                    }
+                    Targets::Values(all) => {
+                        Targets::Values(rows.iter().filter_map(|r| all.get(*r).copied()).collect())
+                    }
+                };
+                Some(TargetFacts {
+                    field: format!("{field} column {column}"),
+                    table_rows: Some(rows),
+                    values,
+                })
+            })
+            .collect();
+        DataFacts {
+            source: field,
+            sample_shape: self.sample_shape.clone(),
+            labels: self.table.classes.as_ref().map(Vec::len),
+            targets,
+        }
+    }
+
     /// The table with samples of `shape`, when the request asks for one.
     fn reshaped(mut self, shape: Option<&[usize]>) -> Result<Self, String> {
         if let Some(shape) = shape {

@@ -3,8 +3,11 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::checkpoint::Opened;
 use super::data::{CallData, DataReport};
+use super::results::{self, PredictionsFile};
 use super::schema;
+use super::sizes;
 use super::{build_model, num_parameters, run_failed};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
@@ -200,7 +203,13 @@ pub struct PredictOutput {
     /// The model that predicted.
     pub model: EvaluatedModel,
     /// The model's output for each batch, as nested lists in the output's shape.
+    ///
+    /// When the result would pass the server's bound (`--max-result-kb`, 100 KB by default):
+    /// the first rows only, as one batch, and `predictions_file` holds every row.
     pub predictions: Vec<Value>,
+    /// Where every row went when they were too many for the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictions_file: Option<PredictionsFile>,
     /// With `decode: "text"`: every row of the predictions (batch by batch) as a string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<Vec<String>>,
@@ -221,6 +230,42 @@ pub struct PredictOutput {
     pub device: DeviceReport,
     /// Wall-clock time of the whole call.
     pub duration_seconds: f64,
+}
+
+impl PredictOutput {
+    /// Moves every row to a file under `root` in the checkpoint directory, keeping the first
+    /// rows (and their classes, labels and text) in the result.
+    fn spill(&mut self, runtime: &Runtime, root: &str) -> Result<(), String> {
+        let mut columns: results::Columns = Vec::new();
+        if let Some(classes) = &self.predicted_class {
+            columns.push((
+                "predicted_class",
+                classes.iter().map(|&c| c.into()).collect(),
+            ));
+        }
+        if let Some(labels) = &self.predicted_label {
+            columns.push((
+                "predicted_label",
+                labels.iter().map(|l| l.as_str().into()).collect(),
+            ));
+        }
+        if let Some(text) = &self.text {
+            columns.push(("text", text.iter().map(|t| t.as_str().into()).collect()));
+        }
+        let file = results::write_predictions(runtime, root, &self.predictions, &columns)?;
+        self.predictions = results::preview(&self.predictions);
+        for column in [&mut self.predicted_class].into_iter().flatten() {
+            column.truncate(results::PREVIEW_ROWS);
+        }
+        for column in [&mut self.predicted_label, &mut self.text]
+            .into_iter()
+            .flatten()
+        {
+            column.truncate(results::PREVIEW_ROWS);
+        }
+        self.predictions_file = Some(file);
+        Ok(())
+    }
 }
 
 /// The tool definitions: the three tools share their arguments, each showing the options it
@@ -312,26 +357,37 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
+    let opened = ckpt_path
+        .map(|path| super::checkpoint::open(runtime, &model, &path, &limits, false))
+        .transpose()
+        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
+    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+        .map_err(|e| format!("{target}: {e}"))?;
+    let fitted = sizes::fit(
+        &spec,
+        &model.description.hyperparameters,
+        opened.as_ref().map(Opened::hyperparameters),
+        call_data.facts(&[what.split()], true).as_ref(),
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
     let _slot = runtime.run_slot()?;
     let (mut instance, _) = build_model(
         &model,
-        &spec,
+        &fitted.spec,
         placement.device()?,
         &limits,
         options.seed,
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let ckpt_path = match ckpt_path {
-        Some(path) => Some(
-            super::checkpoint::load_into(runtime, &model, &mut instance, &path, &limits, false)
+    let ckpt_path = match opened {
+        Some(opened) => Some(
+            super::checkpoint::restore(&mut instance, opened)
                 .map(|(shown, _, _)| shown)
                 .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
         ),
         None => None,
     };
-    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
-        .map_err(|e| format!("{target}: {e}"))?;
     let data = call_data
         .split(&mut instance, what.split(), true)
         .map_err(|e| format!("{target}: {e}"))?
@@ -415,11 +471,12 @@ pub(super) fn run(
                 ),
                 None => None,
             };
-            serde_json::to_value(PredictOutput {
+            let mut output = PredictOutput {
                 status: "completed",
                 model: evaluated,
                 num_batches: predictions.len(),
                 predictions,
+                predictions_file: None,
                 text,
                 predicted_class,
                 predicted_label,
@@ -427,7 +484,14 @@ pub(super) fn run(
                 data: data_report,
                 device: placement.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
-            })
+            };
+            let size = serde_json::to_vec(&output).map_or(usize::MAX, |v| v.len());
+            if size > runtime.max_result_bytes() {
+                output
+                    .spill(runtime, &options.default_root_dir)
+                    .map_err(|e| format!("{target}: {e}"))?;
+            }
+            serde_json::to_value(output)
         }
     };
     output.map_err(|e| format!("{target}: cannot write the result: {e}"))

@@ -85,7 +85,10 @@ impl Topic {
                  built-in dataset, `iris` (4 features, 3 classes) or `digits` (8×8 images as 64 \
                  features, 10 classes). Inputs are f32; targets that are all whole numbers \
                  are class indices, others are values (regression). `input_shape` reshapes each \
-                 sample, e.g. [1, 8, 8] for a CNN on 64 columns."
+                 sample, e.g. [1, 8, 8] for a CNN on 64 columns. A model's sizes left out of \
+                 `model` come from the data (input_dim, input_shape, in_channels and \
+                 image_size, num_classes: the built-in models' names), or from the checkpoint \
+                 at ckpt_path; a size that disagrees with the data is refused, naming both."
             }
             Self::Limits => {
                 "Every run is bounded by the server's limits (its command-line flags). A \
@@ -113,7 +116,12 @@ impl Topic {
             Self::Results => {
                 "Each tool returns one JSON object (also as text), `status` first: \
                  `completed`, or `failed` with `error` naming the cause and the fix. \
-                 `fields` below describes each tool's successful result."
+                 `fields` below describes each tool's successful result. A result stays \
+                 within the server's bound (--max-result-kb, 100 KB by default; environment \
+                 shows it as max_result_bytes): predictions past it go to a JSON Lines file \
+                 under the checkpoint directory (`predictions_file`), with the first 10 rows \
+                 in the result; `history` keeps at most 100 records (metrics.csv has every \
+                 epoch)."
             }
         }
     }

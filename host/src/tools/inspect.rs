@@ -248,6 +248,7 @@ fn environment(runtime: &Runtime) -> Value {
             Adapters::Unavailable(why) => json!({"available": false, "reason": why}),
         },
         "limits": limits_json(runtime.limits()),
+        "max_result_bytes": runtime.max_result_bytes(),
         "uploads": runtime.uploads().map(|u| json!({
             "max_bytes": u.max_bytes,
             "max_models": u.max_models,

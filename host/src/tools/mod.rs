@@ -14,7 +14,9 @@ mod evaluate;
 mod help;
 mod inspect;
 mod register;
+mod results;
 mod schema;
+mod sizes;
 mod train;
 pub mod worker;
 
@@ -205,7 +207,12 @@ impl ToolProvider for Tools {
         let outcome = self
             .parse(name, &arguments)?
             .and_then(|call| self.place_and_run(name, arguments, call, ctx));
-        Some(outcome.unwrap_or_else(|message| failed(name, message)))
+        let result = outcome.unwrap_or_else(|message| failed(name, message));
+        Some(results::bounded(
+            name,
+            result,
+            self.runtime.max_result_bytes(),
+        ))
     }
 }
 

@@ -2,15 +2,17 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, Opened};
 use super::data::{CallData, DataReport};
+use super::results;
 use super::schema::{self, Shown};
+use super::sizes;
 use super::{build_model, num_parameters, run_failed};
 use crate::checkpoint;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
 use crate::trainer::{
     self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
 };
@@ -109,7 +111,13 @@ pub struct TrainOutput {
     pub resumed_from: Option<ResumedFrom>,
     /// Every epoch's metrics, in order, and those of validations within epochs
     /// (`val_check_interval`).
+    ///
+    /// At most 100 records: a longer run's are evenly spaced, the first and last kept
+    /// (`metrics.csv` in `log_dir` has every epoch).
     pub history: Vec<EpochRecord>,
+    /// When `history` was downsampled: how many records the run had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_records: Option<usize>,
     /// Training samples per second of the fit (its steps, backward passes and validation).
     pub samples_per_second: f64,
     /// Wall-clock time of the whole call.
@@ -130,6 +138,10 @@ pub struct TrainedModel {
     pub num_parameters: usize,
     /// The hyperparameters the model resolved (given ones plus defaults).
     pub hyperparameters: Map<String, Value>,
+    /// The hyperparameters the request left out and the data determined (`input_dim`,
+    /// `num_classes`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from_data: Vec<String>,
 }
 
 /// Where a resumed training started.
@@ -234,25 +246,38 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
+    let opened = ckpt_path
+        .map(|path| super::checkpoint::open(runtime, &model, &path, &limits, true))
+        .transpose()
+        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
+    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+        .map_err(|e| format!("{target}: {e}"))?;
+    let fitted = sizes::fit(
+        &spec,
+        &model.description.hyperparameters,
+        opened.as_ref().map(Opened::hyperparameters),
+        call_data
+            .facts(&[Split::Train, Split::Validation], false)
+            .as_ref(),
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
     let _slot = runtime.run_slot()?;
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
         &model,
-        &spec,
+        &fitted.spec,
         placement.device()?,
         &limits,
         options.seed,
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
-    let (start, resumed_from) = match ckpt_path {
-        Some(path) => resume_point(runtime, &model, &mut instance, &path, &options, &limits)
+    let (start, resumed_from) = match opened {
+        Some(opened) => resume_point(&mut instance, opened, &options, &limits)
             .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
         None => (FitStart::default(), None),
     };
     let start_step = start.global_step;
-    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
-        .map_err(|e| format!("{target}: {e}"))?;
     let mut train = call_data
         .split(&mut instance, Split::Train, false)
         .map_err(|e| format!("{target}: {e}"))?
@@ -376,6 +401,7 @@ pub(super) fn run(
             target: target.clone(),
             num_parameters,
             hyperparameters,
+            from_data: fitted.from_data,
         },
         trainer: TrainerReport {
             max_epochs: options.fit.max_epochs,
@@ -399,6 +425,7 @@ pub(super) fn run(
         resumed_from,
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
         history: report.history,
+        history_records: None,
         duration_seconds: started.elapsed().as_secs_f64(),
         plot_error: None,
     };
@@ -411,6 +438,10 @@ pub(super) fn run(
         }
         None => None,
     };
+    if let Some(kept) = results::downsample(&output.history) {
+        output.history_records = Some(output.history.len());
+        output.history = kept;
+    }
     let structured = serde_json::to_value(output)
         .map_err(|e| format!("{target}: cannot write the result: {e}"))?;
     let result = CallToolResult::success(structured);
@@ -426,15 +457,12 @@ pub(super) fn run(
 /// Loads the checkpoint at `path` into `instance` and says where the fit resumes; refuses a
 /// checkpoint that has nothing left to train or lies beyond the run's step limit.
 fn resume_point(
-    runtime: &Runtime,
-    model: &RegisteredModel,
     instance: &mut ModelInstance,
-    path: &str,
+    opened: Opened,
     options: &TrainerOptions,
     limits: &Limits,
 ) -> Result<(FitStart, Option<ResumedFrom>), String> {
-    let (shown, meta, optimizer_tensors) =
-        super::checkpoint::load_into(runtime, model, instance, path, limits, true)?;
+    let (shown, meta, optimizer_tensors) = super::checkpoint::restore(instance, opened)?;
     let optimizer_state = meta.optimizer.is_some();
     let start = checkpoint::fit_start(meta, optimizer_tensors);
     if start.global_step > limits.max_total_steps {

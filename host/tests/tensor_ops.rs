@@ -271,6 +271,8 @@ fn losses_dropout_detach() {
         &[1],
         &[13.0 / 3.0],
     );
+    // Whole-number targets (i64, as a request's `[1, 0, 0]` becomes) count as values.
+    check(t::mse(&p, &i64s(&[1, 0, 0], &[3])), &[1], &[13.0 / 3.0]);
     let x = t::ones(&device(), &[1000]).unwrap_or_else(|e| panic!("{e}"));
     let dropped = values(
         &t::dropout(&device(), &x, 0.5, Some(&mut Rng::seeded(1)))
@@ -804,7 +806,7 @@ fn misuse_is_an_error_not_a_panic() {
     refused(
         t::cross_entropy(&a, &f32s(&[0.0, 1.0], &[2])),
         "cross-entropy",
-        &["i64"],
+        &["class indices (whole numbers)", "got float values"],
     );
     refused(t::exp(&labels), "exp", &["f32", "i64"]);
     refused(

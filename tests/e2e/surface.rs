@@ -92,6 +92,17 @@ fn the_tool_list_fits_its_budget_with_and_without_uploads() {
             instructions.contains(r#"{"what": "help"}"#),
             "{instructions}"
         );
+        let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}});
+        let discover = server.request(&json!({"jsonrpc": "2.0", "id": 9,
+                                              "method": "server/discover", "params": {"_meta": meta}}));
+        assert_eq!(
+            discover
+                .pointer("/result/instructions")
+                .and_then(Value::as_str),
+            Some(instructions.as_str()),
+            "server/discover gives the same instructions"
+        );
         let (text, list) = tool_list(&mut server, 1);
         assert_eq!(
             tool_list(&mut server, 2).0,

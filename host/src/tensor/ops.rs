@@ -635,19 +635,30 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> OpResult {
         return Err(err(OP, format!("logits must be [n, classes], got {ls:?}")));
     };
     if targets.dtype() != DType::I64 || ts != [n] {
+        let kind = match targets.dtype() {
+            DType::I64 => "class indices",
+            DType::F32 => "float values",
+        };
         return Err(err(
             OP,
             format!(
-                "targets must be i64 class indices of shape [{n}], got {:?} {ts:?}",
-                targets.dtype()
+                "targets must be class indices (whole numbers) of shape [{n}], got {kind} of \
+                 shape {ts:?}: a classifier's data needs one whole-number class per sample"
             ),
         ));
     }
     let labels = to_i64(targets)?;
-    if let Some(bad) = labels.iter().find(|l| !(0..classes as i64).contains(l)) {
+    if let Some((row, bad)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !(0..classes as i64).contains(l))
+    {
         return Err(err(
             OP,
-            format!("target class {bad} is out of range for {classes} classes"),
+            format!(
+                "target class {bad} (row {row} of the batch) is out of range for the model's \
+                 {classes} classes: give the model as many outputs as the data has classes"
+            ),
         ));
     }
     let index = reshape_to(OP, targets, &[n, 1])?;

@@ -295,9 +295,13 @@ pub(super) fn run(
         let first = train
             .labelled_batch(0)
             .map_err(|e| format!("{target}: data.train: {e}"))?;
-        instance
-            .forward(first.inputs)
-            .map_err(|e| format!("{target}: data.train does not fit the model: {e}"))?;
+        instance.forward(first.inputs).map_err(|e| {
+            format!(
+                "{target}: data.train does not fit the model: {e} (compare its \
+                     hyperparameters, lightning.inspect what=models, with the data; \
+                     data.input_shape reshapes samples)"
+            )
+        })?;
     }
     // Lightning 2's overfit_batches: that many training batches, unshuffled, and as many
     // validation batches.

@@ -3,12 +3,10 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::checkpoint::Opened;
 use super::data::{CallData, DataReport};
 use super::results::{self, PredictionsFile};
 use super::schema;
-use super::sizes;
-use super::{build_model, num_parameters, run_failed};
+use super::{build_model, num_parameters, run_failed, settle_spec};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
 use crate::sandbox::{Limits, Split};
@@ -357,19 +355,16 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
-    let opened = ckpt_path
-        .map(|path| super::checkpoint::open(runtime, &model, &path, &limits, false))
-        .transpose()
-        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
     let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
         .map_err(|e| format!("{target}: {e}"))?;
-    let fitted = sizes::fit(
+    let (opened, fitted) = settle_spec(
+        runtime,
+        &model,
         &spec,
-        &model.description.hyperparameters,
-        opened.as_ref().map(Opened::hyperparameters),
-        call_data.facts(&[what.split()], true).as_ref(),
-    )
-    .map_err(|e| format!("{target}: {e}"))?;
+        ckpt_path.map(|path| (path, false)),
+        call_data.facts(&[what.split()], true),
+        &limits,
+    )?;
     let _slot = runtime.run_slot()?;
     let (mut instance, _) = build_model(
         &model,

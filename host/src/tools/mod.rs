@@ -241,6 +241,32 @@ fn build_model(
     Ok((instance, hyperparameters))
 }
 
+/// Reads the checkpoint at `ckpt_path` (`(path, resuming)`: with its optimizer state when
+/// resuming) and completes `spec` with the hyperparameters it leaves out, the checkpoint's
+/// first, then the sizes `facts` gives (see [`sizes`]); errors name `model`'s target.
+fn settle_spec(
+    runtime: &Runtime,
+    model: &RegisteredModel,
+    spec: &ModelSpec,
+    ckpt_path: Option<(String, bool)>,
+    facts: Option<data::DataFacts>,
+    limits: &Limits,
+) -> Result<(Option<checkpoint::Opened>, sizes::Fitted), String> {
+    let target = &model.description.target;
+    let opened = ckpt_path
+        .map(|(path, resuming)| checkpoint::open(runtime, model, &path, limits, resuming))
+        .transpose()
+        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
+    let fitted = sizes::fit(
+        spec,
+        &model.description.hyperparameters,
+        opened.as_ref().map(checkpoint::Opened::hyperparameters),
+        facts.as_ref(),
+    )
+    .map_err(|e| format!("{target}: {e}"))?;
+    Ok((opened, fitted))
+}
+
 /// Total element count of the model's trainable parameters (buffers, such as running
 /// statistics, are not parameters, as in PyTorch).
 fn num_parameters(instance: &ModelInstance) -> usize {

@@ -6,8 +6,7 @@ use super::checkpoint::{Checkpointer, Opened};
 use super::data::{CallData, DataReport};
 use super::results;
 use super::schema::{self, Shown};
-use super::sizes;
-use super::{build_model, num_parameters, run_failed};
+use super::{build_model, num_parameters, run_failed, settle_spec};
 use crate::checkpoint;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
@@ -246,21 +245,16 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
-    let opened = ckpt_path
-        .map(|path| super::checkpoint::open(runtime, &model, &path, &limits, true))
-        .transpose()
-        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
     let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
         .map_err(|e| format!("{target}: {e}"))?;
-    let fitted = sizes::fit(
+    let (opened, fitted) = settle_spec(
+        runtime,
+        &model,
         &spec,
-        &model.description.hyperparameters,
-        opened.as_ref().map(Opened::hyperparameters),
-        call_data
-            .facts(&[Split::Train, Split::Validation], false)
-            .as_ref(),
-    )
-    .map_err(|e| format!("{target}: {e}"))?;
+        ckpt_path.map(|path| (path, true)),
+        call_data.facts(&[Split::Train, Split::Validation], false),
+        &limits,
+    )?;
     let _slot = runtime.run_slot()?;
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(

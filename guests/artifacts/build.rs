@@ -58,6 +58,11 @@ const TESTING: &[(&str, &str, &str)] = &[
         "A model whose `describe` traps, which the host must refuse to register.",
     ),
     (
+        "guest-endless-describe",
+        "ENDLESS_DESCRIBE",
+        "A model whose `describe` never returns, which the host must refuse within its budget.",
+    ),
+    (
         "guest-old-world",
         "OLD_WORLD",
         "A component of an older `lightning:model` world, which the host must refuse.",

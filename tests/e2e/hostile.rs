@@ -26,6 +26,7 @@ fn models_dir() -> tempfile::TempDir {
         ("file-reader.wasm", testing::FILE_READER),
         ("socket-opener.wasm", testing::SOCKET_OPENER),
         ("broken-describe.wasm", testing::BROKEN_DESCRIBE),
+        ("endless-describe.wasm", testing::ENDLESS_DESCRIBE),
         ("old-world.wasm", testing::OLD_WORLD),
         ("mlp-copy.wasm", lightning_mcp_guests::MLP),
     ] {
@@ -312,7 +313,11 @@ fn rejection(models: &Value, file: &str) -> String {
 fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
     let dir = models_dir();
     let mut server = start(&dir, &[]);
+    // A describe that never returns is refused within its 2 s budget, not the 60 s call
+    // budget: loading the whole directory answers well within that.
+    let started = Instant::now();
     let result = server.call_tool(1, "lightning.inspect", json!({"what": "models"}));
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
     let models = structured(&result);
 
     let misbehaving = models
@@ -350,6 +355,10 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
             &["lightning:model/model@0.4.0", "lightning-module@0.4.0"],
         ),
         ("broken-describe.wasm", &["describe failed", "unreachable"]),
+        (
+            "endless-describe.wasm",
+            &["describe did not return within 2 s"],
+        ),
         ("mlp-copy.wasm", &["already registered (built-in)"]),
     ] {
         let error = rejection(models, file);
@@ -361,7 +370,7 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
     let refused = json!({"model": {"_target_": "lightning_mcp.testing.FileReader"}});
     let message = tool_error(&server.call_tool(3, "lightning.train", refused));
     assert!(
-        message.contains("is not a registered model") && message.contains("6 file(s)"),
+        message.contains("is not a registered model") && message.contains("7 file(s)"),
         "{message}"
     );
     // The refused files harmed nothing: a model from the directory trains.
@@ -617,7 +626,7 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         "{sources:?}"
     );
 
-    let cases: [(&[u8], &str); 4] = [
+    let cases: [(&[u8], &str); 5] = [
         (
             lightning_mcp_guests::MLP,
             "target lightning_mcp.models.mlp.MLP is already registered (built-in)",
@@ -628,11 +637,17 @@ fn models_are_uploaded_with_register_only_when_allowed() {
             lightning_mcp_guests::testing::OLD_WORLD,
             "lightning-module@0.4.0",
         ),
+        (
+            lightning_mcp_guests::testing::ENDLESS_DESCRIBE,
+            "describe did not return within 2 s",
+        ),
     ];
     // (With `replace`, so that the full server compiles and checks them.)
     for (id, (wasm, expected)) in (10..).zip(cases) {
+        let started = Instant::now();
         let message = tool_error(&upload(&mut server, id, wasm, true));
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
     let message = tool_error(&server.call_tool(
         20,

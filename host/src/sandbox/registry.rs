@@ -7,7 +7,7 @@ use super::bindings::ModelPre;
 use super::built_in::BuiltInModels;
 use super::cache::ComponentCache;
 use super::instance::ModelInstance;
-use super::limits::Limits;
+use super::limits::{LimitExceeded, Limits};
 use super::state::HostState;
 use super::{Sandbox, SandboxError};
 use crate::cancel::CancelToken;
@@ -68,6 +68,12 @@ fn granted(name: &str) -> bool {
             .iter()
             .any(|prefix| name.starts_with(prefix))
 }
+
+/// Wall-clock budget of instantiating a component and asking it to `describe` itself, at
+/// registration (a models directory, an upload, the first use of a built-in): describing is
+/// returning constants, so a component that takes longer is refused quickly rather than
+/// holding `inspect models` or an upload for the whole call budget.
+pub const DESCRIBE_BUDGET: Duration = Duration::from_secs(2);
 
 /// Longest target or class name a model may declare.
 const MAX_NAME: usize = 200;
@@ -295,17 +301,27 @@ impl ModelRegistry {
                 .map_err(link)?,
         )
         .map_err(link)?;
-        let mut probe = ModelInstance::new(
+        let budget = limits.call_timeout.min(DESCRIBE_BUDGET);
+        let described = ModelInstance::new(
             &pre,
             crate::tensor::cpu_device(),
             limits,
             0,
-            limits.call_timeout,
+            budget,
             CancelToken::new(),
-        )?;
-        let description = probe
-            .describe()
-            .map_err(|e| SandboxError::Component(format!("describe failed: {e}")))
+        )
+        .and_then(|mut probe| probe.describe());
+        let description = described
+            .map_err(|e| {
+                SandboxError::Component(match e {
+                    SandboxError::Limit(LimitExceeded::Deadline { budget }) => format!(
+                        "describe did not return within {} s (describing a model returns its \
+                         constants; a component that takes longer is refused)",
+                        budget.as_secs_f64()
+                    ),
+                    e => format!("describe failed: {e}"),
+                })
+            })
             .and_then(ModelDescription::checked)?;
         Ok(RegisteredModel {
             description,

@@ -505,6 +505,10 @@ fn raw_init(init: Init) -> raw_params::Init {
 }
 
 /// Logs a scalar for this step; the host reports the epoch mean.
+///
+/// `name` is 1 to 128 characters of `[A-Za-z0-9_.]` and not `epoch` or `step` (columns of
+/// `metrics.csv`); another name, more than 256 values in a step or more than 256 names in a
+/// run fail the hook that logged it, with the reason.
 pub fn log(name: &str, value: f32) {
     raw_log::log(name, value);
 }

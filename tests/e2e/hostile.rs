@@ -187,6 +187,43 @@ fn no_hostile_guest_harms_its_neighbour_or_the_server() {
             json!({}),
             vec!["scalar loss", "[8, 3]"],
         ),
+        // Strings a model controls are cut at 4 KiB, with their control characters escaped.
+        (
+            "long_error".into(),
+            json!({}),
+            vec!["\\u{1b}[31mEEE", "… (cut: ", "bytes in all"],
+        ),
+        (
+            "long_error_in_init".into(),
+            json!({}),
+            vec!["invalid model configuration", "… (cut: ", "bytes in all"],
+        ),
+        // Names that would not fit the files they land in are refused, naming them.
+        (
+            "reserved_param".into(),
+            json!({}),
+            vec!["__metadata__ is reserved by the checkpoint format"],
+        ),
+        (
+            "bad_metric:epoch".into(),
+            json!({}),
+            vec!["metric name epoch is a column the server writes to metrics.csv"],
+        ),
+        (
+            "bad_metric:".into(),
+            json!({}),
+            vec!["metric name \"\" must be 1 to 128 characters of [A-Za-z0-9_.]"],
+        ),
+        (
+            "bad_metric:val loss\u{1b}".into(),
+            json!({}),
+            vec!["metric name \"val loss\\\\u{1b}\" must be"],
+        ),
+        (
+            "metric_flood".into(),
+            json!({}),
+            vec!["more than 256 values logged in one step"],
+        ),
     ];
     for hook in [
         "init",
@@ -223,6 +260,15 @@ fn no_hostile_guest_harms_its_neighbour_or_the_server() {
             panic!("two results expected");
         };
         let message = tool_error(failed);
+        assert!(
+            message.len() < 8 << 10,
+            "{mode}: a {} byte error",
+            message.len()
+        );
+        assert!(
+            !message.contains('\u{1b}'),
+            "{mode}: a raw escape in {message:?}"
+        );
         for needle in expected {
             assert!(
                 message.contains(needle),
@@ -269,6 +315,7 @@ fn a_flood_of_output_is_truncated_and_the_server_stays_responsive() {
                        "trainer": {"max_epochs": 1, "limit_val_batches": 0}});
     server.send_raw(&call(2, "lightning.train", &flood).to_string());
     let mut printed = 0;
+    let mut longest = 0;
     let result = loop {
         let message = server.next_message();
         if message.get("id") == Some(&json!(2)) {
@@ -276,12 +323,23 @@ fn a_flood_of_output_is_truncated_and_the_server_stays_responsive() {
         }
         if message.pointer("/params/logger") == Some(&json!("model")) {
             printed += 1;
+            let text = message
+                .pointer("/params/data")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            assert!(!text.contains('\u{1b}'), "a raw escape was forwarded");
+            longest = longest.max(text.len());
         }
     };
     assert_eq!(
         result.pointer("/result/isError"),
         Some(&json!(false)),
         "{result}"
+    );
+    // A line of 60 kB came cut to 4 KiB, its terminal escape escaped.
+    assert!(
+        longest <= 4200 && longest > 4000,
+        "the longest forwarded line is {longest} bytes"
     );
     // 2 steps × 40,000 lines were printed; at most 200 per stream reach the log.
     assert!(
@@ -317,7 +375,11 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
     // budget: loading the whole directory answers well within that.
     let started = Instant::now();
     let result = server.call_tool(1, "lightning.inspect", json!({"what": "models"}));
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     let models = structured(&result);
 
     let misbehaving = models
@@ -647,7 +709,11 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         let started = Instant::now();
         let message = tool_error(&upload(&mut server, id, wasm, true));
         assert!(message.contains(expected), "{message:?} lacks {expected:?}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
     let message = tool_error(&server.call_tool(
         20,

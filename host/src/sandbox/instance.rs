@@ -106,11 +106,16 @@ impl ModelInstance {
             self.model.lightning_model_lightning_module(),
             &mut self.store,
         );
-        outcome.map_err(|e| {
+        let returned = outcome.map_err(|e| {
             let error = classify(&self.store, &e);
             self.broken = Some(error.to_string());
             error
-        })
+        })?;
+        // A value `log` refused fails the call that logged it.
+        match self.store.data_mut().take_log_error() {
+            Some(refused) => Err(SandboxError::Model(refused)),
+            None => Ok(returned),
+        }
     }
 
     /// Hands a host tensor to the guest.
@@ -137,7 +142,7 @@ impl ModelInstance {
     /// Builds the model from hyperparameters (a JSON object); returns the resolved ones.
     pub fn init(&mut self, hyperparameters: &str) -> Result<String, SandboxError> {
         self.call(Mode::Init, |m, s| m.call_init(s, hyperparameters))?
-            .map_err(SandboxError::Model)
+            .map_err(SandboxError::from_guest)
     }
 
     /// One training step; returns the loss, still attached to the autodiff graph.
@@ -152,7 +157,7 @@ impl ModelInstance {
             .call(Mode::Train, |m, s| {
                 m.call_training_step(s, x, y, batch_index)
             })?
-            .map_err(SandboxError::Model)?;
+            .map_err(SandboxError::from_guest)?;
         self.take(loss)
     }
 
@@ -176,7 +181,7 @@ impl ModelInstance {
         self.call(Mode::Eval, |m, s| {
             m.call_validation_step(s, x, y, batch_index)
         })?
-        .map_err(SandboxError::Model)
+        .map_err(SandboxError::from_guest)
     }
 
     /// One test step (the guest logs its metrics).
@@ -188,7 +193,7 @@ impl ModelInstance {
     ) -> Result<(), SandboxError> {
         let (x, y) = (self.give(inputs)?, self.give(targets)?);
         self.call(Mode::Eval, |m, s| m.call_test_step(s, x, y, batch_index))?
-            .map_err(SandboxError::Model)
+            .map_err(SandboxError::from_guest)
     }
 
     /// One prediction step; returns the model's output for the batch, which counts against
@@ -201,7 +206,7 @@ impl ModelInstance {
         let x = self.give(inputs)?;
         let output = self
             .call(Mode::Eval, |m, s| m.call_predict_step(s, x, batch_index))?
-            .map_err(SandboxError::Model)?;
+            .map_err(SandboxError::from_guest)?;
         let output = self.take(output)?;
         // The host keeps every batch's output for the reply: it counts until the run ends.
         self.store
@@ -280,7 +285,7 @@ impl ModelInstance {
         };
         let Some(data) = self
             .call(Mode::Eval, |m, s| m.call_dataset(s, wit_split, seed))?
-            .map_err(SandboxError::Model)?
+            .map_err(SandboxError::from_guest)?
         else {
             return Ok(None);
         };
@@ -337,7 +342,7 @@ impl ModelInstance {
         let x = self.give(inputs)?;
         let output = self
             .call(Mode::Eval, |m, s| m.call_forward(s, x))?
-            .map_err(SandboxError::Model)?;
+            .map_err(SandboxError::from_guest)?;
         self.take(output)
     }
 
@@ -423,7 +428,10 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> SandboxError {
     }
     let tail = store.data().stderr_tail();
     if tail.lines().any(|l| l.contains("panicked")) {
-        return SandboxError::Trap(format!("the model panicked: {}", panic_message(&tail)));
+        return SandboxError::Trap(format!(
+            "the model panicked: {}",
+            super::text::shown(&panic_message(&tail))
+        ));
     }
     let what = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::StackOverflow) => {
@@ -433,12 +441,15 @@ fn classify(store: &Store<HostState>, e: &wasmtime::Error) -> SandboxError {
             "the model trapped: it executed `unreachable`".to_string()
         }
         Some(trap) => format!("the model trapped: {trap}"),
-        None => format!("the model trapped: {}", e.root_cause()),
+        None => format!(
+            "the model trapped: {}",
+            super::text::shown(&e.root_cause().to_string())
+        ),
     };
     if tail.is_empty() {
         SandboxError::Trap(what)
     } else {
-        SandboxError::Trap(format!("{what} (stderr: {tail})"))
+        SandboxError::Trap(format!("{what} (stderr: {})", super::text::shown(&tail)))
     }
 }
 

@@ -15,6 +15,7 @@ mod instance;
 mod limits;
 mod registry;
 mod state;
+pub mod text;
 mod wasi;
 
 pub use built_in::BuiltInModels;
@@ -22,7 +23,8 @@ pub use cache::{ComponentCache, sha256_hex};
 pub use instance::{ModelData, ModelInstance, Split};
 pub use limits::{LimitExceeded, Limits};
 pub use registry::{
-    Insertion, ModelDescription, ModelRegistry, ModelSource, RegisteredModel, Rejected, WORLD,
+    Insertion, MAX_DEFAULT_HYPERPARAMETERS, ModelDescription, ModelRegistry, ModelSource,
+    RegisteredModel, Rejected, WORLD,
 };
 pub use state::{Parameter, live_instances};
 pub use wasi::GuestLine;
@@ -57,6 +59,13 @@ pub enum SandboxError {
     /// The run was cancelled while the guest ran.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
+}
+
+impl SandboxError {
+    /// An error a guest returned, bounded and escaped as [`text::shown`] does.
+    pub fn from_guest(message: String) -> Self {
+        Self::Model(text::shown(&message))
+    }
 }
 
 /// The engine and linker shared by every model.

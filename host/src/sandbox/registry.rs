@@ -80,7 +80,7 @@ const MAX_NAME: usize = 200;
 /// Longest summary a model may declare.
 const MAX_SUMMARY: usize = 4096;
 /// Longest default hyperparameters (JSON) a model may declare.
-const MAX_HYPERPARAMETERS: usize = 64 << 10;
+pub const MAX_DEFAULT_HYPERPARAMETERS: usize = 64 << 10;
 
 impl ModelDescription {
     /// Checks what a (possibly hostile) guest says about itself: a target of
@@ -108,9 +108,9 @@ impl ModelDescription {
         if raw.summary.len() > MAX_SUMMARY {
             return bad(format!("the summary is longer than {MAX_SUMMARY} bytes"));
         }
-        if raw.hyperparameters.len() > MAX_HYPERPARAMETERS {
+        if raw.hyperparameters.len() > MAX_DEFAULT_HYPERPARAMETERS {
             return bad(format!(
-                "the default hyperparameters are longer than {MAX_HYPERPARAMETERS} bytes"
+                "the default hyperparameters are longer than {MAX_DEFAULT_HYPERPARAMETERS} bytes"
             ));
         }
         let hyperparameters: serde_json::Value = match serde_json::from_str(&raw.hyperparameters) {
@@ -121,7 +121,7 @@ impl ModelDescription {
         Ok(Self {
             target: raw.target,
             class_name: raw.class_name,
-            summary: raw.summary,
+            summary: super::text::shown(&raw.summary),
             hyperparameters,
         })
     }

@@ -14,6 +14,35 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Most distinct metric names one run may log.
 pub const MAX_METRIC_NAMES: usize = 256;
 
+/// Longest parameter, buffer or metric name.
+const MAX_NAME: usize = 128;
+
+/// Names that the files a model's parameters land in reserve: safetensors' header key.
+const RESERVED_PARAMETER_NAMES: [&str; 1] = ["__metadata__"];
+
+/// Names of the columns the server writes to `metrics.csv` beside the model's metrics (its
+/// own `lr-*` cannot be a metric name, which has no `-`).
+const RESERVED_METRIC_NAMES: [&str; 2] = ["epoch", "step"];
+
+/// Whether `name` may name a parameter, buffer or metric: 1 to [`MAX_NAME`] characters of
+/// `[A-Za-z0-9_.]`, which every file it lands in (safetensors, CSV, a checkpoint's file
+/// name) takes as it is.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// The start of a refused name, for an error message.
+fn quoted(name: &str) -> String {
+    format!(
+        "{:?}",
+        super::text::shown(&name.chars().take(64).collect::<String>())
+    )
+}
+
 /// Ops a guest runs between two sweeps of the autodiff graph's records (see
 /// [`tensor::sweep_graph`]): bounds what a guest that never trains can make the host keep.
 const OPS_PER_GRAPH_SWEEP: u32 = 4096;
@@ -77,6 +106,9 @@ pub struct HostState {
     params: Vec<Parameter>,
     logged: Vec<(String, f32)>,
     metric_names: BTreeSet<String>,
+    /// Why a value the guest logged with `log` (which cannot return an error) was refused;
+    /// the call that logged it fails with this.
+    log_error: Option<String>,
     live_bytes: usize,
     live_handles: usize,
     graph_bytes: usize,
@@ -120,6 +152,7 @@ impl HostState {
             params: Vec::new(),
             logged: Vec::new(),
             metric_names: BTreeSet::new(),
+            log_error: None,
             live_bytes: 0,
             live_handles: 0,
             graph_bytes: 0,
@@ -168,6 +201,11 @@ impl HostState {
     /// Takes the metrics logged since the last call.
     pub fn take_logged(&mut self) -> Vec<(String, f32)> {
         std::mem::take(&mut self.logged)
+    }
+
+    /// Takes why a value logged during the last call was refused, if one was.
+    pub fn take_log_error(&mut self) -> Option<String> {
+        self.log_error.take()
     }
 
     /// The lines the guest printed since the last call.
@@ -910,16 +948,21 @@ impl HostState {
                 format!("{op}s can only be declared during init"),
             ));
         }
-        let valid_name = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        if !valid_name {
-            let start: String = name.chars().take(64).collect();
+        if !valid_name(name) {
             return Err(TensorError::new(
                 op,
-                format!("name {start:?} must be 1 to 128 characters of [A-Za-z0-9_.]"),
+                format!(
+                    "name {} must be 1 to {MAX_NAME} characters of [A-Za-z0-9_.]",
+                    quoted(name)
+                ),
+            ));
+        }
+        if RESERVED_PARAMETER_NAMES.contains(&name) {
+            return Err(TensorError::new(
+                op,
+                format!(
+                    "name {name} is reserved by the checkpoint format (safetensors): pick another"
+                ),
             ));
         }
         if self.params.iter().any(|p| p.name == name) {
@@ -942,7 +985,11 @@ impl HostState {
 
 impl log::Host for HostState {
     fn log(&mut self, name: String, value: f32) -> wasmtime::Result<()> {
-        self.record(name, value);
+        if let Err(e) = self.record(name, value)
+            && self.log_error.is_none()
+        {
+            self.log_error = Some(e.message);
+        }
         Ok(())
     }
 
@@ -953,24 +1000,56 @@ impl log::Host for HostState {
     ) -> wasmtime::Result<Result<(), tensors::TensorError>> {
         let t = self.get(&value)?;
         Ok(tensor::to_scalar("log-tensor", &t)
-            .map(|v| self.record(name, v))
+            .and_then(|v| self.record(name, v))
             .map_err(wit_error))
     }
 }
 
 impl HostState {
-    /// Records a logged value. Values past the per-step limit, names longer than 128 bytes and
-    /// names beyond the first [`MAX_METRIC_NAMES`] of the run are dropped.
-    fn record(&mut self, name: String, value: f32) {
-        if self.logged.len() >= self.limits.max_logged_per_step || name.len() > 128 {
-            return;
+    /// Records a logged value, or says why it is refused: a name outside the name rule or
+    /// one of the columns the server writes, more than [`Limits::max_logged_per_step`] values
+    /// in one step, more than [`MAX_METRIC_NAMES`] names in a run.
+    fn record(&mut self, name: String, value: f32) -> Result<(), TensorError> {
+        const OP: &str = "log";
+        if !valid_name(&name) {
+            return Err(TensorError::new(
+                OP,
+                format!(
+                    "metric name {} must be 1 to {MAX_NAME} characters of [A-Za-z0-9_.]",
+                    quoted(&name)
+                ),
+            ));
+        }
+        if RESERVED_METRIC_NAMES.contains(&name.as_str()) {
+            return Err(TensorError::new(
+                OP,
+                format!(
+                    "metric name {name} is a column the server writes to metrics.csv (epoch, \
+                     step): pick another"
+                ),
+            ));
+        }
+        if self.logged.len() >= self.limits.max_logged_per_step {
+            return Err(TensorError::new(
+                OP,
+                format!(
+                    "more than {} values logged in one step (the server's limit)",
+                    self.limits.max_logged_per_step
+                ),
+            ));
         }
         if !self.metric_names.contains(&name) {
             if self.metric_names.len() >= MAX_METRIC_NAMES {
-                return;
+                return Err(TensorError::new(
+                    OP,
+                    format!(
+                        "more than {MAX_METRIC_NAMES} metric names in one run: {name} is one too many"
+                    ),
+                ));
             }
             self.metric_names.insert(name.clone());
         }
         self.logged.push((name, value));
+        Ok(())
     }
 }

@@ -128,7 +128,7 @@ impl GuestOutput {
             let line: Vec<u8> = lines.partial.drain(..=end).collect();
             lines.logged += 1;
             if lines.logged <= MAX_LOGGED_LINES {
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                let text = super::text::shown(String::from_utf8_lossy(&line).trim_end());
                 tracing::info!(target: "guest", stream = self.name, "{text}");
                 if let Ok(mut pending) = self.lines.lock() {
                     pending.push(GuestLine {

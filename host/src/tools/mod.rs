@@ -26,7 +26,9 @@ pub use bounds::Bounds;
 use crate::cancel::CancelToken;
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, ModelInstance, RegisteredModel, SandboxError};
+use crate::sandbox::{
+    Limits, MAX_DEFAULT_HYPERPARAMETERS, ModelInstance, RegisteredModel, SandboxError,
+};
 use crate::trainer::TrainError;
 use accelerator::{DeviceRequest, Placement};
 use serde_json::Value;
@@ -232,11 +234,24 @@ fn build_model(
     let mut instance = model
         .instantiate(device, limits, seed, budget, cancel.clone())
         .map_err(|e| format!("{target}: {e}"))?;
+    let given = spec.hyperparameters_json();
     let resolved = instance
-        .init(&spec.hyperparameters_json())
+        .init(&given)
         .map_err(|e| format!("{target}: invalid model configuration: {e}"))?;
+    // The given hyperparameters and the defaults (bounded at registration), no more.
+    let most = given.len().saturating_add(MAX_DEFAULT_HYPERPARAMETERS);
+    if resolved.len() > most {
+        return Err(format!(
+            "{target}: the model returned {} bytes of hyperparameters, more than the {most} \
+             that the request's and its defaults make",
+            resolved.len()
+        ));
+    }
     let hyperparameters = serde_json::from_str(&resolved).map_err(|e| {
-        format!("{target}: the model returned hyperparameters that are not JSON: {e}")
+        format!(
+            "{target}: the model returned hyperparameters that are not JSON: {}",
+            crate::sandbox::text::shown(&e.to_string())
+        )
     })?;
     Ok((instance, hyperparameters))
 }

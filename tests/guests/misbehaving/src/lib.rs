@@ -12,6 +12,9 @@ struct Hyperparameters {
     /// ok | chatty | flood | shape_mismatch | stale_handle | forged_handle | panic |
     /// infinite_loop | host_call_loop | deep_recursion | memory_bomb | host_memory_bomb |
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
+    /// long_error | long_error_in_init (8 MiB messages) | reserved_param (a parameter named
+    /// as safetensors' header) | bad_metric:NAME (logs NAME) | metric_flood (300 values in a
+    /// step) |
     /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | bad_batch_norm (a plain
     /// tensor as running statistics) | shared_buffer (one buffer as both running statistics) |
     /// late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
@@ -52,6 +55,11 @@ fn logged_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     Ok(loss)
 }
 
+/// An error message of 8 MiB that starts with a terminal escape.
+fn long_text() -> String {
+    format!("\u{1b}[31m{}", "E".repeat(8 << 20))
+}
+
 /// Recurses until the call stack runs out.
 fn recurse(depth: u64) -> u64 {
     if depth == u64::MAX {
@@ -67,6 +75,13 @@ impl LightningModule for Misbehaving {
 
     fn new(h: &Hyperparameters) -> Result<Self> {
         fail_in(&h.mode, "init");
+        match h.mode.as_str() {
+            "long_error_in_init" => return Err(Error::new(long_text())),
+            "reserved_param" => {
+                lightning_mcp_guest_sdk::param::parameter("__metadata__", &[1], Init::Zeros)?;
+            }
+            _ => {}
+        }
         Ok(Self {
             mode: h.mode.clone(),
             layer: LinearConfig::new(4, 3).init("layer")?,
@@ -104,6 +119,10 @@ impl LightningModule for Misbehaving {
                 for _ in 0..8 {
                     print!("{line}");
                 }
+                // One line of 60 kB in one write (which the host takes whole), with a
+                // terminal escape: forwarded cut and escaped.
+                let long_line = format!("\u{1b}[2J{}\n", "y".repeat(60_000));
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), long_line.as_bytes());
                 for i in 0..20_000 {
                     println!("flood line {i}");
                     eprintln!("flood line {i}");
@@ -277,6 +296,18 @@ impl LightningModule for Misbehaving {
                 None,
                 Conv2dOptions::default(),
             ),
+            "long_error" => Err(Error::new(long_text())),
+            "metric_flood" => {
+                for _ in 0..300 {
+                    lightning_mcp_guest_sdk::log::log("flooded", 1.0);
+                }
+                self.loss(&inputs, &targets)
+            }
+            mode if mode.starts_with("bad_metric:") => {
+                let name = mode.trim_start_matches("bad_metric:");
+                lightning_mcp_guest_sdk::log::log(name, 1.0);
+                self.loss(&inputs, &targets)
+            }
             "nan_loss" => self.loss(&inputs, &targets)?.mul_scalar(f32::NAN),
             "non_scalar_loss" => self.forward(&inputs),
             "read_env" => {

@@ -1,6 +1,8 @@
 //! What the limits cost and how fast they act, on the release binary over stdio:
 //! - for each limit, the time from sending a request whose model breaks it to its error (for
 //!   the deadlines: how long after the deadline the error came);
+//! - for each op family, the longest single host call the default limits allow (the op at
+//!   its bound, its inputs' time taken off): how far past a deadline one call can run;
 //! - the server's resident memory after normal trainings, and after the hostile corpus has run
 //!   through it four times (at once, and once idle worker threads have exited).
 //!
@@ -31,6 +33,16 @@ fn corpus() -> Vec<(&'static str, Value, &'static str)> {
             "deadline (loop of host calls)",
         ),
         (
+            "op_loop:matmul",
+            json!({"timeout_seconds": 0.5}),
+            "deadline (loop of the costliest matmul)",
+        ),
+        (
+            "op_loop:max_pool2d",
+            json!({"timeout_seconds": 0.5}),
+            "deadline (loop of the costliest pooling)",
+        ),
+        (
             "memory_bomb",
             json!({"guest_memory_mib": 64}),
             "guest memory 64 MiB",
@@ -55,6 +67,35 @@ fn corpus() -> Vec<(&'static str, Value, &'static str)> {
         ("nan_loss", json!({}), "finite loss"),
         ("forged_handle", json!({}), "forged handle"),
     ]
+}
+
+/// The op families whose costliest call the misbehaving guest makes (`op:FAMILY`).
+const OP_FAMILIES: [&str; 16] = [
+    "matmul",
+    "batched_matmul",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "exp",
+    "broadcast_add",
+    "softmax",
+    "sum",
+    "transpose",
+    "index_select",
+    "cat",
+    "layer_norm",
+    "cross_entropy",
+    "randn",
+    "causal_mask",
+];
+
+/// One training step of `mode` and nothing else.
+fn one_step(mode: &str) -> Value {
+    json!({"jsonrpc": "2.0", "method": "tools/call", "params": {
+        "name": "lightning.train", "arguments": {
+            "model": {"_target_": MISBEHAVING, "mode": mode},
+            "trainer": {"max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 0,
+                        "num_sanity_val_steps": 0, "accelerator": "cpu"}}}})
 }
 
 fn train(id: u64, mode: &str, limits: &Value) -> Value {
@@ -134,6 +175,26 @@ fn main() {
             ),
             None => println!("{limit:<44} {:>8.1} ms", median.as_secs_f64() * 1e3),
         }
+    }
+    println!("op family           longest call at the bound (max of 3; its inputs' time off)");
+    for family in OP_FAMILIES {
+        let mut op = Duration::ZERO;
+        let mut inputs = Duration::MAX;
+        for _ in 0..3 {
+            let (_, took) = request(&mut server, one_step(&format!("inputs:{family}")));
+            inputs = inputs.min(took);
+            let (reply, took) = request(&mut server, one_step(&format!("op:{family}")));
+            let error = reply
+                .pointer("/result/structuredContent/error")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            assert!(error.contains("done"), "{family}: {reply}");
+            op = op.max(took);
+        }
+        println!(
+            "{family:<20} {:>8.1} ms",
+            op.saturating_sub(inputs).as_secs_f64() * 1e3
+        );
     }
     for _ in 0..3 {
         for (mode, limits, _) in corpus() {

@@ -770,6 +770,32 @@ fn misuse_is_an_error_not_a_panic() {
     let a = f32s(&[1.0; 6], &[2, 3]);
     let b = f32s(&[1.0; 6], &[2, 3]);
     refused(t::matmul(&a, &b), "matmul", &["[2, 3]", "(3 vs 2)"]);
+    // Each side within the element limit, the product 2^35 multiply-adds: refused up front.
+    let (tall, wide) = (
+        t::ones(&d, &[8192, 512]).unwrap_or_else(|e| panic!("{e}")),
+        t::ones(&d, &[512, 8192]).unwrap_or_else(|e| panic!("{e}")),
+    );
+    refused(
+        t::matmul(&tall, &wide),
+        "matmul",
+        &["67108864 outputs of 512 multiply-adds", "split it"],
+    );
+    // A pooling visits one cell at a time: its bound is 2^28 cells.
+    let image = t::ones(&d, &[1, 1, 4096, 4096]).unwrap_or_else(|e| panic!("{e}"));
+    let window = t::Pool2dOptions {
+        kernel: [16, 16],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+    };
+    refused(
+        t::max_pool2d(&image, &window),
+        "max-pool2d",
+        &[
+            "256 kernel cells per element",
+            "268435456 operations per op",
+        ],
+    );
     refused(
         t::add(&a, &f32s(&[1.0; 2], &[2])),
         "add",

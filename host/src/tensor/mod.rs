@@ -38,6 +38,13 @@ pub const MAX_RANK: usize = 6;
 /// Largest element count of one tensor (256 MiB of f32).
 pub const MAX_ELEMENTS: usize = 1 << 26;
 
+/// Most multiply-adds (or compares) one host op may take: a matrix product, a convolution, a
+/// pooling. A host op runs to its end once started — the run's deadline interrupts guest code
+/// between host calls — so an op whose work grows faster than its output is bounded up front,
+/// to well under a second on the CPU (`benches/README.md`, "The longest host calls"); every
+/// other op does work in proportion to its input or output, which [`MAX_ELEMENTS`] bounds.
+pub const MAX_WORK: usize = 1 << 34;
+
 /// The CPU device used for training, with autodiff: Burn's flex backend (im2col + GEMM
 /// convolutions, a SIMD GEMM, strided views; see `benches/README.md`).
 pub fn cpu_device() -> Device {

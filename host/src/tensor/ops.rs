@@ -413,7 +413,18 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult {
     }
     let mut out = broadcast_shapes(OP, batch_a, batch_b)?;
     out.extend([n, m]);
-    check_shape(OP, &out)?;
+    let outputs = check_shape(OP, &out)?;
+    let work = outputs.checked_mul(k).filter(|w| *w <= super::MAX_WORK);
+    if work.is_none() {
+        return Err(err(
+            OP,
+            format!(
+                "{sa:?} x {sb:?} is {outputs} outputs of {k} multiply-adds each, more than {} \
+                 per op: split it into smaller products",
+                super::MAX_WORK
+            ),
+        ));
+    }
     let rank = out.len();
     let (a, b) = (
         with_leading_ones(OP, a, rank)?,

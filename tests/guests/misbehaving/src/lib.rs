@@ -14,7 +14,8 @@ struct Hyperparameters {
     /// graph_bomb | giant_tensor | giant_from_data | nan_loss | non_scalar_loss | read_env |
     /// long_error | long_error_in_init (8 MiB messages) | reserved_param (a parameter named
     /// as safetensors' header) | bad_metric:NAME (logs NAME) | metric_flood (300 values in a
-    /// step) |
+    /// step) | op:FAMILY / inputs:FAMILY (the costliest call of an op family the default
+    /// limits allow, or only its inputs; then an error) | op_loop:FAMILY (that call forever) |
     /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | bad_batch_norm (a plain
     /// tensor as running statistics) | shared_buffer (one buffer as both running statistics) |
     /// late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
@@ -53,6 +54,88 @@ fn logged_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let loss = logits.cross_entropy(targets)?;
     lightning_mcp_guest_sdk::log::log_tensor("train_loss", &loss)?;
     Ok(loss)
+}
+
+/// The side of the pooling window of `op:max_pool2d` on 8192 × 8192: the largest that pooling's
+/// work bound (2^28 cells) allows.
+const POOL_KERNEL: u32 = 2;
+
+/// The costliest call of op `family` that the default limits allow (2^26 elements per
+/// tensor, 2^34 multiply-adds per op, 2^28 pooled cells): its inputs are made, and with `run` the op runs on them.
+fn worst_op(family: &str, run: bool) -> Result<()> {
+    const ELEMENTS: usize = 1 << 26;
+    let ones = Tensor::ones;
+    let result = match family {
+        "matmul" => {
+            let (a, b) = (ones(&[2048, 4096])?, ones(&[4096, 2048])?);
+            run.then(|| a.matmul(&b))
+        }
+        "batched_matmul" => {
+            let (a, b) = (ones(&[64, 256, 1024])?, ones(&[64, 1024, 1024])?);
+            run.then(|| a.matmul(&b))
+        }
+        "conv2d" => {
+            let (x, w) = (ones(&[28, 64, 64, 64])?, ones(&[256, 64, 3, 3])?);
+            run.then(|| x.conv2d(&w, None, Conv2dOptions::default()))
+        }
+        "max_pool2d" | "avg_pool2d" => {
+            let x = ones(&[1, 1, 8192, 8192])?;
+            let options = Pool2dOptions {
+                stride: (1, 1),
+                ..Pool2dOptions::new((POOL_KERNEL, POOL_KERNEL))
+            };
+            run.then(|| match family {
+                "max_pool2d" => x.max_pool2d(options),
+                _ => x.avg_pool2d(options),
+            })
+        }
+        "exp" => {
+            let x = ones(&[ELEMENTS])?;
+            run.then(|| x.exp())
+        }
+        "broadcast_add" => {
+            let (a, b) = (ones(&[8192, 1])?, ones(&[1, 8192])?);
+            run.then(|| &a + &b)
+        }
+        "softmax" => {
+            let x = ones(&[8192, 8192])?;
+            run.then(|| x.softmax(1))
+        }
+        "sum" => {
+            let x = ones(&[ELEMENTS])?;
+            run.then(|| x.sum())
+        }
+        "transpose" => {
+            let x = ones(&[8192, 8192])?;
+            run.then(|| x.transpose(0, 1)?.add_scalar(1.0))
+        }
+        "index_select" => {
+            let x = ones(&[65536, 1024])?;
+            let rows: Vec<i64> = (0..65536).rev().collect();
+            let rows = Tensor::from_i64(&rows, &[65536])?;
+            run.then(|| x.index_select(0, &rows))
+        }
+        "cat" => {
+            let parts = (0..1024)
+                .map(|_| ones(&[65536]))
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = parts.iter().collect();
+            run.then(|| Tensor::cat(&refs, 0))
+        }
+        "layer_norm" => {
+            let x = ones(&[65536, 1024])?;
+            run.then(|| x.layer_norm(None, None, 1e-5))
+        }
+        "cross_entropy" => {
+            let logits = ones(&[65536, 1024])?;
+            let targets = Tensor::from_i64(&vec![0; 65536], &[65536])?;
+            run.then(|| logits.cross_entropy(&targets))
+        }
+        "randn" => run.then(|| Tensor::randn(&[ELEMENTS], 1)),
+        "causal_mask" => run.then(|| Tensor::causal_mask(8192)),
+        other => return Err(Error::new(format!("no op family {other}"))),
+    };
+    result.transpose().map(drop)
 }
 
 /// An error message of 8 MiB that starts with a terminal escape.
@@ -297,6 +380,14 @@ impl LightningModule for Misbehaving {
                 Conv2dOptions::default(),
             ),
             "long_error" => Err(Error::new(long_text())),
+            mode if mode.starts_with("op:") || mode.starts_with("inputs:") => {
+                let (kind, family) = mode.split_once(':').unwrap_or_default();
+                worst_op(family, kind == "op")?;
+                Err(Error::new(format!("{mode} done")))
+            }
+            mode if mode.starts_with("op_loop:") => loop {
+                worst_op(mode.trim_start_matches("op_loop:"), true)?;
+            },
             "metric_flood" => {
                 for _ in 0..300 {
                     lightning_mcp_guest_sdk::log::log("flooded", 1.0);

@@ -66,6 +66,10 @@ struct Cli {
     /// file under the checkpoint directory.
     #[arg(long, env = "LIGHTNING_MCP_MAX_RESULT_KB", hide_env_values = true, default_value_t = (DEFAULT_MAX_RESULT_BYTES / 1000) as u32, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
     max_result_kb: u32,
+    /// The tensor memory all runs together may use, in MiB; each run reserves its
+    /// tensor_memory_mib while it runs [default: half the machine's memory].
+    #[arg(long, env = "LIGHTNING_MCP_MAX_TOTAL_TENSOR_MEMORY_MIB", hide_env_values = true, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_total_tensor_memory_mib: Option<u64>,
     /// Offer `lightning.register`, which uploads model components (base64) to run.
     #[arg(long, env = "LIGHTNING_MCP_ALLOW_REGISTER", hide_env_values = true)]
     allow_register: bool,
@@ -228,6 +232,12 @@ fn main() -> anyhow::Result<()> {
             .max_concurrent_runs
             .map_or(defaults.max_concurrent_runs, usize::from),
         max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
+        max_total_tensor_bytes: cli
+            .max_total_tensor_memory_mib
+            .and_then(|mib| usize::try_from(mib).ok())
+            .map_or(defaults.max_total_tensor_bytes, |mib| {
+                mib.saturating_mul(1 << 20)
+            }),
         uploads: cli.allow_register.then_some(UploadLimits {
             max_bytes: cli.max_register_bytes,
             max_models: cli.max_uploaded_models,

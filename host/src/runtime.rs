@@ -30,6 +30,9 @@ pub struct RuntimeConfig {
     pub max_concurrent_runs: usize,
     /// Largest tool result, in bytes of JSON: predictions past it go to a file.
     pub max_result_bytes: usize,
+    /// The tensor memory all runs together may use: each run reserves its own limit
+    /// ([`Limits::max_tensor_bytes`], perhaps lowered by its request) while it runs.
+    pub max_total_tensor_bytes: usize,
     /// Whether and how clients may upload models (`lightning.register`); off when `None`.
     pub uploads: Option<UploadLimits>,
     /// Where data files are read from.
@@ -49,6 +52,7 @@ pub struct RuntimeConfig {
 pub struct WorkerConfig {
     max_concurrent_runs: usize,
     max_result_bytes: usize,
+    max_total_tensor_bytes: usize,
     cache_dir: Option<PathBuf>,
     models_dir: Option<PathBuf>,
     limits: Limits,
@@ -67,6 +71,7 @@ impl From<WorkerConfig> for RuntimeConfig {
             limits: worker.limits,
             max_concurrent_runs: worker.max_concurrent_runs,
             max_result_bytes: worker.max_result_bytes,
+            max_total_tensor_bytes: worker.max_total_tensor_bytes,
             uploads: worker.uploads,
             data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
@@ -81,6 +86,30 @@ pub const DEFAULT_MAX_RESULT_BYTES: usize = 100_000;
 
 /// The option that sets [`RuntimeConfig::max_result_bytes`], as errors name it.
 pub const MAX_RESULT_FLAG: &str = "--max-result-kb";
+
+/// The option that sets [`RuntimeConfig::max_total_tensor_bytes`], as errors name it.
+pub const TOTAL_TENSOR_MEMORY_FLAG: &str = "--max-total-tensor-memory-mib";
+
+/// The default [`RuntimeConfig::max_total_tensor_bytes`]: half the machine's memory (8 GiB
+/// when it cannot be read), so that runs together leave the rest to the system.
+pub fn default_total_tensor_bytes() -> usize {
+    physical_memory().map_or(8 << 30, |bytes| bytes / 2)
+}
+
+/// The machine's physical memory, in bytes.
+#[allow(unsafe_code)]
+fn physical_memory() -> Option<usize> {
+    // SAFETY: `sysconf` only reads system configuration; it has no preconditions.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let pages = usize::try_from(pages).ok()?;
+    let page_size = usize::try_from(page_size).ok()?;
+    pages.checked_mul(page_size).filter(|b| *b > 0)
+}
 
 /// The option that sets [`RuntimeConfig::data_dir`], as errors name it.
 pub const DATA_DIR_FLAG: &str = "--data-dir";
@@ -114,6 +143,7 @@ impl Default for RuntimeConfig {
             limits: Limits::default(),
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_total_tensor_bytes: default_total_tensor_bytes(),
             uploads: None,
             data_dir: ConfinedDir::new("data", DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new("checkpoints", CHECKPOINT_DIR_FLAG),
@@ -129,19 +159,29 @@ pub struct Runtime {
     sandbox: OnceLock<Result<Sandbox, String>>,
     built_in: BuiltInModels,
     registry: OnceLock<Result<RwLock<ModelRegistry>, String>>,
-    running: Mutex<usize>,
+    running: Mutex<Running>,
 }
 
-/// A slot among [`RuntimeConfig::max_concurrent_runs`], held while a model runs.
+/// The runs in progress and the tensor memory they reserve.
+#[derive(Debug, Default)]
+struct Running {
+    runs: usize,
+    reserved_bytes: usize,
+}
+
+/// A slot among [`RuntimeConfig::max_concurrent_runs`] and a reservation of tensor memory
+/// against [`RuntimeConfig::max_total_tensor_bytes`], held while a model runs.
 #[derive(Debug)]
 pub struct RunSlot<'a> {
     runtime: &'a Runtime,
+    reserved_bytes: usize,
 }
 
 impl Drop for RunSlot<'_> {
     fn drop(&mut self) {
         let mut running = lock(&self.runtime.running);
-        *running = running.saturating_sub(1);
+        running.runs = running.runs.saturating_sub(1);
+        running.reserved_bytes = running.reserved_bytes.saturating_sub(self.reserved_bytes);
         drop(running);
         release_freed_memory();
     }
@@ -170,14 +210,25 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// A runtime that loads its models on first use.
-    pub fn new(config: RuntimeConfig) -> Arc<Self> {
+    /// A runtime that loads its models on first use. A per-run tensor limit above the
+    /// server-wide budget is lowered to it.
+    pub fn new(mut config: RuntimeConfig) -> Arc<Self> {
+        let total = config.max_total_tensor_bytes;
+        if config.limits.max_tensor_bytes > total {
+            tracing::warn!(
+                "the tensor memory of one run ({} MiB) is above the server's total ({} MiB, \
+                 {TOTAL_TENSOR_MEMORY_FLAG}): runs get the total at most",
+                config.limits.max_tensor_bytes >> 20,
+                total >> 20
+            );
+            config.limits.max_tensor_bytes = total;
+        }
         Arc::new(Self {
             config,
             sandbox: OnceLock::new(),
             built_in: BuiltInModels::default(),
             registry: OnceLock::new(),
-            running: Mutex::new(0),
+            running: Mutex::new(Running::default()),
         })
     }
 
@@ -199,25 +250,56 @@ impl Runtime {
         }
     }
 
-    /// Takes a run slot, or says the server is busy: at most
-    /// [`RuntimeConfig::max_concurrent_runs`] models run at once, so the per-run limits bound
-    /// the whole server's memory.
-    pub fn run_slot(&self) -> Result<RunSlot<'_>, String> {
+    /// Takes a run slot for a run within `limits`, reserving its tensor memory, or says why
+    /// not: at most [`RuntimeConfig::max_concurrent_runs`] models run at once, and the tensor
+    /// memory they may use together is at most [`RuntimeConfig::max_total_tensor_bytes`].
+    pub fn run_slot(&self, limits: &Limits) -> Result<RunSlot<'_>, String> {
+        const MIB: usize = 1 << 20;
         let mut running = lock(&self.running);
         let max = self.config.max_concurrent_runs.max(1);
-        if *running >= max {
+        if running.runs >= max {
             return Err(format!(
-                "the server is busy: {running} model runs are in progress, the most it allows \
-                 at once (--max-concurrent-runs {max}); retry when one finishes"
+                "the server is busy: {} model runs are in progress, the most it allows at \
+                 once (--max-concurrent-runs {max}); retry when one finishes",
+                running.runs
             ));
         }
-        *running += 1;
-        Ok(RunSlot { runtime: self })
+        let total = self.config.max_total_tensor_bytes;
+        let wanted = limits.max_tensor_bytes.min(total);
+        let free = total.saturating_sub(running.reserved_bytes);
+        if wanted > free {
+            return Err(format!(
+                "the server's tensor memory is taken: {} run(s) in progress reserve {} MiB of \
+                 its {} MiB ({TOTAL_TENSOR_MEMORY_FLAG}), and this run may use {} MiB \
+                 (limits.tensor_memory_mib): give limits.tensor_memory_mib {} or less, or \
+                 retry when a run finishes",
+                running.runs,
+                running.reserved_bytes / MIB,
+                total / MIB,
+                wanted / MIB,
+                free / MIB
+            ));
+        }
+        running.runs += 1;
+        running.reserved_bytes += wanted;
+        Ok(RunSlot {
+            runtime: self,
+            reserved_bytes: wanted,
+        })
     }
 
     /// How many model runs are in progress.
     pub fn runs_in_progress(&self) -> usize {
-        *lock(&self.running)
+        lock(&self.running).runs
+    }
+
+    /// The tensor memory all runs together may use, and how much the runs in progress
+    /// reserve, in bytes.
+    pub fn tensor_memory(&self) -> (usize, usize) {
+        (
+            self.config.max_total_tensor_bytes,
+            lock(&self.running).reserved_bytes,
+        )
     }
 
     /// The limits of every run.
@@ -241,6 +323,7 @@ impl Runtime {
         WorkerConfig {
             max_concurrent_runs: config.max_concurrent_runs,
             max_result_bytes: config.max_result_bytes,
+            max_total_tensor_bytes: config.max_total_tensor_bytes,
             cache_dir: config.cache.dir().map(std::path::Path::to_path_buf),
             models_dir: config.models_dir.clone(),
             limits: config.limits.clone(),

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
-use support::{StdioServer, structured, tool_error};
+use support::{StdioServer, start_long_training, structured, tool_error};
 
 const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
 const MLP: &str = "lightning_mcp.models.mlp.MLP";
@@ -486,6 +486,61 @@ fn a_failed_training_leaves_no_empty_run_directory() {
         Some(&json!("lightning_logs/version_1")),
         "{next}"
     );
+}
+
+#[test]
+fn runs_reserve_their_tensor_memory_against_the_servers_total() {
+    let dir = models_dir();
+    let mut server = start(&dir, &["--max-total-tensor-memory-mib", "100"]);
+    let ok = |limits: Value, epochs: u64| {
+        json!({"model": {"_target_": MISBEHAVING, "mode": "ok"},
+               "trainer": {"max_epochs": epochs}, "limits": limits})
+    };
+    // One run reserves 60 MiB of the 100 while it trains.
+    start_long_training(&mut server, ok(json!({"tensor_memory_mib": 60}), 100_000));
+    let env = server.call_tool(1, "lightning.inspect", json!({"what": "environment"}));
+    assert_eq!(
+        structured(&env).get("tensor_memory_mib"),
+        Some(&json!({"total": 100, "reserved": 60})),
+        "{env}"
+    );
+    // A run that may use the rest of the server's limit (lowered to the total) does not fit.
+    let refused = tool_error(&server.call_tool(2, "lightning.train", ok(json!({}), 1)));
+    assert!(
+        refused.contains("1 run(s) in progress reserve 60 MiB of its 100 MiB")
+            && refused.contains("--max-total-tensor-memory-mib")
+            && refused.contains("give limits.tensor_memory_mib 40 or less"),
+        "{refused}"
+    );
+    // One that asks for what is free runs beside it.
+    let fits = server.call_tool(
+        3,
+        "lightning.train",
+        ok(json!({"tensor_memory_mib": 40}), 1),
+    );
+    assert_eq!(
+        structured(&fits).get("status"),
+        Some(&json!("completed")),
+        "{fits}"
+    );
+    server.send_raw(
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"long"}}"#,
+    );
+    let long = server.request(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}));
+    assert_eq!(long.get("result"), Some(&json!({})));
+    // Once it ends, its reservation is released.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let env = server.call_tool(5, "lightning.inspect", json!({"what": "environment"}));
+        if structured(&env).pointer("/tensor_memory_mib/reserved") == Some(&json!(0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reservation was never released: {env}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@ mod http_support;
 
 use http_support::{HttpServer, MCP_HEADERS, post, send};
 use serde_json::{Value, json};
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const SIMPLE: &str = "lightning_mcp.models.simple.SimpleClassifier";
@@ -547,4 +549,30 @@ fn many_simultaneous_trainings_all_complete_or_are_told_the_server_is_busy() {
         "{completed:?}"
     );
     wait_until_idle(port);
+}
+
+#[test]
+fn idle_connections_cannot_starve_a_well_behaved_client() {
+    let server = HttpServer::start(&[]);
+    let port = server.port;
+    // 1,100 connections from one address that send the start of a request's headers and
+    // never finish them: more than the server's cap of 1,024, and than one peer's 256.
+    let idle: Vec<TcpStream> = (0..1100)
+        .map(|_| {
+            let mut stream =
+                TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
+            let _ = stream.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+            stream
+        })
+        .collect();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = post(port, &[], &ping);
+        let took = started.elapsed();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json().get("result"), Some(&json!({})));
+        assert!(took < Duration::from_secs(1), "a ping took {took:?}");
+    }
+    drop(idle);
 }

@@ -309,6 +309,11 @@ impl Request {
     pub(super) fn options(&self) -> &TrainerOptions {
         &self.options
     }
+
+    /// The run's limits.
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 /// Parses and checks the arguments of the `what` tool against the server's `limits`.
@@ -365,7 +370,7 @@ pub(super) fn run(
         call_data.facts(&[what.split()], true),
         &limits,
     )?;
-    let _slot = runtime.run_slot()?;
+    let _slot = runtime.run_slot(&limits)?;
     let (mut instance, _) = build_model(
         &model,
         &fitted.spec,

@@ -122,7 +122,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     };
     let model = runtime.model(&spec.target)?;
     let device = crate::tensor::cpu_device();
-    let _slot = runtime.run_slot()?;
+    let _slot = runtime.run_slot(&request.limits)?;
     let (instance, hyperparameters) = build_model(
         &model,
         &spec,
@@ -257,6 +257,10 @@ fn environment(runtime: &Runtime) -> Value {
         "checkpoint_dir": runtime.checkpoint_dir().root().display().to_string(),
         "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
         "runs_in_progress": runtime.runs_in_progress(),
+        "tensor_memory_mib": {
+            "total": runtime.tensor_memory().0 >> 20,
+            "reserved": runtime.tensor_memory().1 >> 20,
+        },
         "model_instances_alive": crate::sandbox::live_instances(),
     })
 }

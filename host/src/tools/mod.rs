@@ -136,16 +136,17 @@ impl Tools {
         call: ParsedCall,
         ctx: &CallContext,
     ) -> Result<CallToolResult, String> {
-        let placement = match call.device_request() {
-            Some((accelerator, devices)) => {
-                accelerator::place(accelerator, devices, || self.runtime.gpu_adapters())?
-            }
-            None => Placement::Cpu,
+        let (placement, limits) = match call.model_run() {
+            Some((accelerator, devices, limits)) => (
+                accelerator::place(accelerator, devices, || self.runtime.gpu_adapters())?,
+                limits,
+            ),
+            None => (Placement::Cpu, self.runtime.limits()),
         };
         match &placement {
             // A worker is sent the arguments as given.
             Placement::Gpu(adapter) => {
-                let _slot = self.runtime.run_slot()?;
+                let _slot = self.runtime.run_slot(limits)?;
                 self.gpu_workers
                     .run(&self.runtime, name, arguments, adapter, ctx)
             }
@@ -155,15 +156,15 @@ impl Tools {
 }
 
 impl ParsedCall {
-    /// The accelerator and devices a model run asks for; `None` for calls that run no
-    /// model loop (they run on the CPU).
-    fn device_request(&self) -> Option<(Accelerator, DeviceRequest)> {
-        let options = match self {
-            Self::Train(request) => request.options(),
-            Self::Evaluate(request) => request.options(),
+    /// The accelerator and devices a model run asks for, and its limits; `None` for calls
+    /// that run no model loop (they run on the CPU).
+    fn model_run(&self) -> Option<(Accelerator, DeviceRequest, &Limits)> {
+        let (options, limits) = match self {
+            Self::Train(request) => (request.options(), request.limits()),
+            Self::Evaluate(request) => (request.options(), request.limits()),
             Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) => return None,
         };
-        Some((options.accelerator, options.devices))
+        Some((options.accelerator, options.devices, limits))
     }
 }
 

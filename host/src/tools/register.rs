@@ -119,7 +119,7 @@ pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request,
 
 pub(super) fn run(runtime: &Runtime, request: Request) -> Result<Value, String> {
     // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
-    let _slot = runtime.run_slot()?;
+    let _slot = runtime.run_slot(runtime.limits())?;
     let (model, insertion) = runtime
         .register_upload(&request.wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;

@@ -67,6 +67,11 @@ impl Request {
     pub(super) fn options(&self) -> &TrainerOptions {
         &self.options
     }
+
+    /// The run's limits.
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 /// Parses and checks `lightning.train` arguments against the server's `limits`.
@@ -255,7 +260,7 @@ pub(super) fn run(
         call_data.facts(&[Split::Train, Split::Validation], false),
         &limits,
     )?;
-    let _slot = runtime.run_slot()?;
+    let _slot = runtime.run_slot(&limits)?;
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
         &model,

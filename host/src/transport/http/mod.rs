@@ -11,12 +11,15 @@
 //! server stops accepting, cancels what runs and lets the replies go out.
 
 mod access;
+mod connections;
 mod service;
 mod sessions;
 
 pub use access::AllowedHosts;
 
 use crate::protocol::Server;
+use connections::Connections;
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -27,7 +30,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 /// How the HTTP server runs.
 #[derive(Clone, Debug)]
@@ -46,9 +49,14 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// How long shutdown waits for replies to go out.
     pub shutdown_grace: Duration,
-    /// Most connections open at once; more wait to be accepted.
+    /// Most connections open at once: past it, a new one evicts the connection idle the
+    /// longest, or is closed when every one has a request in progress.
     pub max_connections: usize,
-    /// Longest a client may take to send a request's headers, and its body.
+    /// Most connections open at once from one address (the same eviction applies).
+    pub max_connections_per_peer: usize,
+    /// Longest a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body.
     pub read_timeout: Duration,
 }
 
@@ -63,6 +71,8 @@ impl Default for HttpConfig {
             session_idle_timeout: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_peer: 256,
+            header_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
         }
     }
@@ -77,8 +87,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let grace = config.shutdown_grace;
-    let read_timeout = config.read_timeout;
-    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let header_timeout = config.header_timeout;
+    let connections = Connections::new(config.max_connections, config.max_connections_per_peer);
     let service = Arc::new(Service {
         sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
         server,
@@ -88,14 +98,8 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        // At the connection limit, accept nothing until a connection closes.
-        let next = async {
-            let permit = connections.clone().acquire_owned().await;
-            (permit, listener.accept().await)
-        };
         tokio::select! {
-            (permit, accepted) = next => {
-                let Ok(permit) = permit else { break };
+            accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
@@ -105,27 +109,50 @@ pub async fn serve(
                         continue;
                     }
                 };
+                // At a cap with every connection busy, the newcomer is closed at once.
+                let Some(admitted) = connections.admit(peer.ip()) else {
+                    tracing::warn!(%peer, "refused a connection: every connection is busy");
+                    continue;
+                };
                 // Replies and progress events go out as soon as they are written.
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
                 }
                 let service = service.clone();
+                let activity = admitted.activity.clone();
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(read_timeout)
+                    .header_read_timeout(header_timeout)
                     .serve_connection(
                     TokioIo::new(stream),
                     service_fn(move |request| {
                         let service = service.clone();
-                        async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+                        // The connection is busy until the reply's body is done.
+                        let busy = activity.request();
+                        async move {
+                            let response = service.handle(request).await.map(|body| {
+                                body.map_frame(move |frame| {
+                                    let _busy = &busy;
+                                    frame
+                                })
+                                .boxed_unsync()
+                            });
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
                     }),
                 );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, "connection ended: {e}");
+                    let mut admitted = admitted;
+                    tokio::select! {
+                        ended = connection => {
+                            if let Err(e) = ended {
+                                tracing::debug!(%peer, "connection ended: {e}");
+                            }
+                        }
+                        _ = &mut admitted.evicted => {}
                     }
-                    drop(permit);
+                    drop(admitted);
                 });
             }
             () = &mut shutdown => break,

@@ -780,7 +780,7 @@ fn misuse_is_an_error_not_a_panic() {
         "matmul",
         &["67108864 outputs of 512 multiply-adds", "split it"],
     );
-    // A pooling visits one cell at a time: its bound is 2^28 cells.
+    // A pooling visits one cell at a time: its bound is 2^27 cells.
     let image = t::ones(&d, &[1, 1, 4096, 4096]).unwrap_or_else(|e| panic!("{e}"));
     let window = t::Pool2dOptions {
         kernel: [16, 16],
@@ -793,7 +793,7 @@ fn misuse_is_an_error_not_a_panic() {
         "max-pool2d",
         &[
             "256 kernel cells per element",
-            "268435456 operations per op",
+            "134217728 operations per op",
         ],
     );
     refused(

@@ -489,6 +489,42 @@ fn a_failed_training_leaves_no_empty_run_directory() {
 }
 
 #[test]
+fn a_backward_pass_that_cannot_finish_before_the_deadline_is_not_started() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    // The step's two costliest products take about half the run, their backward the other
+    // half, and no deadline interrupts a backward pass once started.
+    let deep = |budget: f64| {
+        json!({"model": {"_target_": MISBEHAVING, "mode": "deep_graph"},
+               "trainer": {"max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 0,
+                           "num_sanity_val_steps": 0, "enable_checkpointing": false},
+               "limits": {"timeout_seconds": budget}})
+    };
+    // (The models directory loads first, outside the timings.)
+    server.call_tool(0, "lightning.inspect", json!({"what": "models"}));
+    let started = Instant::now();
+    let whole = server.call_tool(1, "lightning.train", deep(600.0));
+    let whole_took = started.elapsed();
+    assert_eq!(
+        structured(&whole).get("status"),
+        Some(&json!("completed")),
+        "{whole}"
+    );
+    // With three quarters of that, the step ends in time but its backward would not: it is
+    // refused when the step ends, before the time a whole run takes.
+    let budget = whole_took.mul_f64(0.75).as_secs_f64();
+    let started = Instant::now();
+    let error = tool_error(&server.call_tool(2, "lightning.train", deep(budget)));
+    let took = started.elapsed();
+    assert!(error.contains("ran past the time limit"), "{error}");
+    assert!(
+        took < whole_took,
+        "answered after {took:?}; a whole run takes {whole_took:?}"
+    );
+    ping(&mut server, 3);
+}
+
+#[test]
 fn runs_reserve_their_tensor_memory_against_the_servers_total() {
     let dir = models_dir();
     let mut server = start(&dir, &["--max-total-tensor-memory-mib", "100"]);

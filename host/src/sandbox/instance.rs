@@ -44,6 +44,10 @@ pub struct ModelInstance {
     store: Store<HostState>,
     model: Model,
     broken: Option<String>,
+    /// When the run's wall-clock budget ends, if it can be represented.
+    deadline: Option<Instant>,
+    /// The budget, for errors.
+    budget: Duration,
 }
 
 impl std::fmt::Debug for ModelInstance {
@@ -87,6 +91,8 @@ impl ModelInstance {
             store,
             model,
             broken: None,
+            deadline,
+            budget,
         })
     }
 
@@ -161,11 +167,24 @@ impl ModelInstance {
         self.take(loss)
     }
 
+    /// Errs with the deadline's error unless `needed` fits before the run's deadline: for
+    /// host work that no deadline interrupts once started (a backward pass).
+    pub fn ensure_time_for(&self, needed: Duration) -> Result<(), SandboxError> {
+        match self.deadline {
+            Some(deadline) if Instant::now() + needed > deadline => Err(LimitExceeded::Deadline {
+                budget: self.budget,
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Ends a training step. When no backward pass consumed its autodiff graph (the step or
-    /// backward failed), frees the graph so that a failed step leaves nothing behind.
+    /// backward failed), drops the graph's tensors and sweeps their records, without the cost
+    /// of a backward pass over them, so that a failed step leaves nothing behind.
     pub fn end_step(&mut self, graph_consumed: bool) {
-        let graph = self.store.data_mut().take_step_graph();
-        if !graph_consumed && let Err(e) = tensor::release_graph(&graph) {
+        drop(self.store.data_mut().take_step_graph());
+        if !graph_consumed && let Err(e) = tensor::sweep_graph(self.device()) {
             tracing::warn!("releasing the graph of a failed step: {e}");
         }
     }

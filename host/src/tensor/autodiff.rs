@@ -20,23 +20,6 @@ pub fn is_tracked(t: &Tensor) -> bool {
             .unwrap_or(false)
 }
 
-/// Frees the autodiff graph behind `tensors` when no backward pass will: runs one backward
-/// from the sum of them all, which consumes every node they reach, and drops the gradients.
-pub fn release_graph(tensors: &[Tensor]) -> Result<(), TensorError> {
-    let mut total: Option<Tensor> = None;
-    for t in tensors {
-        let part = super::sum(t)?;
-        total = Some(match total {
-            Some(acc) => super::add(&acc, &part)?,
-            None => part,
-        });
-    }
-    match total {
-        Some(root) if is_tracked(&root) => backward(&root).map(drop),
-        _ => Ok(()),
-    }
-}
-
 /// Frees the autodiff bookkeeping of tensors that no longer exist.
 ///
 /// Burn's autodiff backend records every op in a process-wide graph — untracked ones too — and

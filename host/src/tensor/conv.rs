@@ -93,10 +93,10 @@ fn extent(
 pub const MAX_STEP: usize = 1 << 16;
 
 /// Most kernel cells one pooling may visit (outputs × window cells): pooling compares or adds
-/// one cell at a time where a convolution's GEMM multiplies many, so its bound is 64 times
+/// one cell at a time where a convolution's GEMM multiplies many, so its bound is 128 times
 /// lower than [`MAX_WORK`] to keep it as short (`benches/README.md`, "The longest host
-/// calls").
-pub const MAX_POOL_WORK: usize = MAX_WORK >> 6;
+/// calls"). A 2 × 2 pooling of stride 2 over a whole tensor of 2²⁶ elements is within it.
+pub const MAX_POOL_WORK: usize = MAX_WORK >> 7;
 
 /// A window op's geometry, checked: the padded input (which the backend materialises) and the
 /// output within the tensor limits, `cells` kernel cells per output element within

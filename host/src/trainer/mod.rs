@@ -13,6 +13,7 @@ use crate::cancel::Cancelled;
 use crate::data::{DataError, Dataset};
 use crate::sandbox::{GuestLine, LimitExceeded, ModelInstance, SandboxError};
 use crate::tensor::{self, Optimizer, Tensor, TensorError};
+use std::time::Instant;
 
 /// How many batches of a pass to run: a count, or a fraction of the batches (Lightning's
 /// `limit_*_batches`).
@@ -259,6 +260,11 @@ pub fn training_step(
     optimizer_step(model, optimizer, grads, None)
 }
 
+/// How many times a training step's own time its backward pass may take, at most: a matrix
+/// product's backward is two products of the same size, and a step's time includes the
+/// guest's own code, which has no backward.
+const BACKWARD_COST: u32 = 3;
+
 /// The guest's `training-step` on a batch and backward from its loss times `scale` (`1/k`
 /// when gradients of `k` batches are accumulated); returns each parameter's gradient (`None`
 /// where the loss does not reach it).
@@ -269,11 +275,14 @@ pub fn backward_step(
     batch_index: u32,
     scale: f32,
 ) -> Result<Vec<Option<Tensor>>, TrainError> {
+    let started = Instant::now();
     let backward = model
         .training_step(inputs, targets, batch_index)
         .map_err(TrainError::from)
         .and_then(|loss| {
             check_loss(&loss, batch_index)?;
+            // Backward runs to its end once started: it must fit before the deadline.
+            model.ensure_time_for(started.elapsed().saturating_mul(BACKWARD_COST))?;
             let loss = if scale == 1.0 {
                 loss
             } else {

@@ -16,6 +16,7 @@ struct Hyperparameters {
     /// as safetensors' header) | bad_metric:NAME (logs NAME) | metric_flood (300 values in a
     /// step) | op:FAMILY / inputs:FAMILY (the costliest call of an op family the default
     /// limits allow, or only its inputs; then an error) | op_loop:FAMILY (that call forever) |
+    /// deep_graph (a loss whose backward pass costs seconds) |
     /// bad_scheduler | bad_conv | bad_index | bad_layer_norm | bad_batch_norm (a plain
     /// tensor as running statistics) | shared_buffer (one buffer as both running statistics) |
     /// late_buffer (a buffer declared in a step) | panic_in:HOOK | unreachable_in:HOOK; and,
@@ -56,12 +57,8 @@ fn logged_loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     Ok(loss)
 }
 
-/// The side of the pooling window of `op:max_pool2d` on 8192 × 8192: the largest that pooling's
-/// work bound (2^28 cells) allows.
-const POOL_KERNEL: u32 = 2;
-
 /// The costliest call of op `family` that the default limits allow (2^26 elements per
-/// tensor, 2^34 multiply-adds per op, 2^28 pooled cells): its inputs are made, and with `run` the op runs on them.
+/// tensor, 2^34 multiply-adds per op, 2^27 pooled cells): its inputs are made, and with `run` the op runs on them.
 fn worst_op(family: &str, run: bool) -> Result<()> {
     const ELEMENTS: usize = 1 << 26;
     let ones = Tensor::ones;
@@ -79,10 +76,10 @@ fn worst_op(family: &str, run: bool) -> Result<()> {
             run.then(|| x.conv2d(&w, None, Conv2dOptions::default()))
         }
         "max_pool2d" | "avg_pool2d" => {
-            let x = ones(&[1, 1, 8192, 8192])?;
+            let x = ones(&[1, 1, 5792, 5792])?;
             let options = Pool2dOptions {
                 stride: (1, 1),
-                ..Pool2dOptions::new((POOL_KERNEL, POOL_KERNEL))
+                ..Pool2dOptions::new((2, 2))
             };
             run.then(|| match family {
                 "max_pool2d" => x.max_pool2d(options),
@@ -380,6 +377,18 @@ impl LightningModule for Misbehaving {
                 Conv2dOptions::default(),
             ),
             "long_error" => Err(Error::new(long_text())),
+            "deep_graph" => {
+                // Two of the costliest matrix products the limits allow, both in the
+                // autodiff graph: the backward pass costs about as much again.
+                let scale = self.layer.weight.sum()?;
+                let mut loss = self.loss(&inputs, &targets)?;
+                for _ in 0..2 {
+                    let tracked = Tensor::ones(&[2048, 4096])?.mul(&scale)?;
+                    let product = tracked.matmul(&Tensor::ones(&[4096, 2048])?)?;
+                    loss = loss.add(&product.mean()?)?;
+                }
+                Ok(loss)
+            }
             mode if mode.starts_with("op:") || mode.starts_with("inputs:") => {
                 let (kind, family) = mode.split_once(':').unwrap_or_default();
                 worst_op(family, kind == "op")?;

@@ -57,8 +57,8 @@ pub struct DatasetInfo {
 }
 
 /// The data of one call.
-pub(super) struct CallData<'a> {
-    args: Option<&'a DataArgs>,
+pub(super) struct CallData {
+    args: Option<DataArgs>,
     table: Option<LoadedTable>,
     seed: u64,
 }
@@ -77,17 +77,17 @@ struct LoadedTable {
     report: DataReport,
 }
 
-impl<'a> CallData<'a> {
+impl CallData {
     /// The call's `data` (reading its CSV file, if it names one, under the runtime's data
     /// directory, within the run's `limits`); `seed` draws a CSV file's validation split and
     /// the shuffling.
     pub(super) fn load(
         runtime: &Runtime,
-        args: Option<&'a DataArgs>,
+        args: Option<DataArgs>,
         seed: u64,
         limits: &Limits,
     ) -> Result<Self, String> {
-        let table = match args {
+        let table = match &args {
             None => None,
             Some(args) => {
                 let arrays = args.has_arrays();
@@ -107,10 +107,10 @@ impl<'a> CallData<'a> {
                 }
             }
         };
-        let input_shape = args.and_then(|a| a.input_shape.as_deref());
+        let input_shape = args.as_ref().and_then(|a| a.input_shape.as_deref());
         if let Some(shape) = input_shape {
             checked_sample_size(shape)?;
-            if table.is_none() && !args.is_some_and(DataArgs::has_arrays) {
+            if table.is_none() && !args.as_ref().is_some_and(DataArgs::has_arrays) {
                 return Err(
                     "data.input_shape reshapes data.csv, data.dataset or the request's \
                             data.train/val/test/predict; a model's own data keeps its shape"
@@ -120,6 +120,13 @@ impl<'a> CallData<'a> {
         }
         let table = table.map(|t| t.reshaped(input_shape)).transpose()?;
         Ok(Self { args, table, seed })
+    }
+
+    /// Whether the request gives training data of its own (`data.train` or `data.csv`).
+    pub(super) fn gives_training_data(&self) -> bool {
+        self.args
+            .as_ref()
+            .is_some_and(|d| d.train.is_some() || d.csv.is_some())
     }
 
     /// What the result says of the data, when it came from a table.
@@ -138,8 +145,9 @@ impl<'a> CallData<'a> {
         split: Split,
         whole: bool,
     ) -> Result<Option<Dataset>, String> {
-        let shuffle = split == Split::Train && self.args.and_then(|d| d.shuffle).unwrap_or(false);
-        let batch_size = self.args.map_or(Ok(32), DataArgs::batch_size)?;
+        let args = self.args.as_ref();
+        let shuffle = split == Split::Train && args.and_then(|d| d.shuffle).unwrap_or(false);
+        let batch_size = args.map_or(Ok(32), DataArgs::batch_size)?;
         let dataset = if let Some(loaded) = &self.table {
             let rows = loaded.rows(split, whole);
             if rows.is_empty() {
@@ -154,7 +162,7 @@ impl<'a> CallData<'a> {
                     batch_size,
                 )?)
             }
-        } else if let Some((name, inputs, targets)) = self.args.and_then(|d| d.split(split)) {
+        } else if let Some((name, inputs, targets)) = args.and_then(|d| d.split(split)) {
             let device = instance.device().clone();
             let max = instance.limits().max_tensor_elements;
             let parse = |what: &str, value: &Value, element| {
@@ -162,7 +170,7 @@ impl<'a> CallData<'a> {
                     .map_err(|e| e.to_string())
             };
             let inputs = parse("inputs", inputs, Element::Float)?;
-            let inputs = match self.args.and_then(|a| a.input_shape.as_deref()) {
+            let inputs = match args.and_then(|a| a.input_shape.as_deref()) {
                 Some(shape) => reshape_samples(&inputs, shape)
                     .map_err(|e| format!("data.{name}.inputs: {e}"))?,
                 None => inputs,
@@ -178,14 +186,14 @@ impl<'a> CallData<'a> {
     }
 }
 
-impl CallData<'_> {
+impl CallData {
     /// What the request's data says of the model that fits it, for the loops over `splits`
     /// (`whole` as in [`CallData::split`]); `None` when the model brings its own data.
     pub(super) fn facts(&self, splits: &[Split], whole: bool) -> Option<DataFacts> {
         if let Some(loaded) = &self.table {
             return Some(loaded.facts(splits, whole));
         }
-        let args = self.args?;
+        let args = self.args.as_ref()?;
         let given: Vec<_> = splits.iter().filter_map(|s| args.split(*s)).collect();
         let (name, inputs, _) = given.first()?;
         let sample_shape = match &args.input_shape {

@@ -3,18 +3,21 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
+use super::checkpoint::Opened;
 use super::data::{CallData, DataReport};
 use super::results::{self, PredictionsFile};
 use super::schema;
+use super::sizes::Fitted;
 use super::{build_model, num_parameters, run_failed, settle_spec};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, Split};
+use crate::sandbox::{Limits, RegisteredModel, Split};
 use crate::tensor::{self, DType, Tensor};
-use crate::trainer::{self, BatchLimit, FitObserver, Metrics, Stage, TrainError};
+use crate::trainer::{self, FitObserver, Metrics, Stage, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The name of `lightning.validate`.
@@ -342,6 +345,36 @@ impl FitObserver for Cancellation<'_, '_> {
     }
 }
 
+/// An evaluation prepared to run: the registered model, the hyperparameters settled against
+/// the data and the checkpoint to load, the data loaded. Nothing of the model has run yet.
+pub(super) struct Prepared {
+    what: Loop,
+    model: Arc<RegisteredModel>,
+    fitted: Fitted,
+    opened: Option<Opened>,
+    data: CallData,
+    options: TrainerOptions,
+    limits: Limits,
+    decode: Option<Decode>,
+}
+
+/// What a finished loop leaves for its result.
+struct Executed {
+    model: EvaluatedModel,
+    ckpt_path: Option<String>,
+    outcome: Outcome,
+}
+
+/// What the loop produced.
+enum Outcome {
+    /// Validation or test: the logged metrics' means, over this many batches.
+    Metrics(Metrics, usize),
+    /// Prediction: each batch's output.
+    Predictions(Vec<Tensor>),
+}
+
+/// Runs a checked validate, test or predict call at `placement`: prepared, executed,
+/// recorded.
 pub(super) fn run(
     runtime: &Runtime,
     request: Request,
@@ -349,6 +382,14 @@ pub(super) fn run(
     ctx: &CallContext,
 ) -> Result<Value, String> {
     let started = Instant::now();
+    let mut prepared = prepare(runtime, request)?;
+    let executed = execute(runtime, &mut prepared, placement, ctx)?;
+    record(runtime, prepared, executed, placement, started)
+}
+
+/// Resolves the model, loads the data and settles the hyperparameters (the request's, the
+/// checkpoint's, the data's sizes).
+pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, String> {
     let Request {
         what,
         model: spec,
@@ -360,22 +401,53 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
-    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+    let data = CallData::load(runtime, data, options.seed, &limits)
         .map_err(|e| format!("{target}: {e}"))?;
     let (opened, fitted) = settle_spec(
         runtime,
         &model,
         &spec,
         ckpt_path.map(|path| (path, false)),
-        call_data.facts(&[what.split()], true),
+        data.facts(&[what.split()], true),
         &limits,
     )?;
-    let _slot = runtime.run_slot(&limits)?;
+    Ok(Prepared {
+        what,
+        model,
+        fitted,
+        opened,
+        data,
+        options,
+        limits,
+        decode,
+    })
+}
+
+/// Builds the model at `placement`, loads the checkpoint into it and runs the loop.
+fn execute(
+    runtime: &Runtime,
+    prepared: &mut Prepared,
+    placement: &Placement,
+    ctx: &CallContext,
+) -> Result<Executed, String> {
+    let opened = prepared.opened.take();
+    let Prepared {
+        what,
+        model,
+        fitted,
+        data,
+        options,
+        limits,
+        ..
+    } = prepared;
+    let what = *what;
+    let target = &model.description.target;
+    let _slot = runtime.run_slot(limits)?;
     let (mut instance, _) = build_model(
-        &model,
+        model,
         &fitted.spec,
         placement.device()?,
-        &limits,
+        limits,
         options.seed,
         limits.train_timeout,
         ctx.cancel_token(),
@@ -388,7 +460,7 @@ pub(super) fn run(
         ),
         None => None,
     };
-    let data = call_data
+    let batches = data
         .split(&mut instance, what.split(), true)
         .map_err(|e| format!("{target}: {e}"))?
         .ok_or_else(|| {
@@ -405,34 +477,67 @@ pub(super) fn run(
         num_parameters: num_parameters(&instance),
     };
     let observer = Cancellation(ctx);
-    let limit = |l: BatchLimit| l.apply(data.num_batches());
-    let output = match what {
+    let outcome = match what {
         Loop::Validate | Loop::Test => {
-            let (stage, batches) = match what {
+            let (stage, limit) = match what {
                 Loop::Test => (Stage::Test, options.limit_test_batches),
                 _ => (Stage::Validation, options.fit.limit_val_batches),
             };
-            let metrics = trainer::evaluate(&mut instance, &data, batches, stage, &observer)
+            let metrics = trainer::evaluate(&mut instance, &batches, limit, stage, &observer)
                 .map_err(failed)?;
-            serde_json::to_value(EvaluateOutput {
-                status: "completed",
-                model: evaluated,
-                metrics,
-                num_batches: limit(batches),
-                ckpt_path,
-                data: call_data.report(),
-                device: placement.report(),
-                duration_seconds: started.elapsed().as_secs_f64(),
-            })
+            Outcome::Metrics(metrics, limit.apply(batches.num_batches()))
         }
-        Loop::Predict => {
-            let outputs = trainer::predict(
+        Loop::Predict => Outcome::Predictions(
+            trainer::predict(
                 &mut instance,
-                &data,
+                &batches,
                 options.limit_predict_batches,
                 &observer,
             )
-            .map_err(failed)?;
+            .map_err(failed)?,
+        ),
+    };
+    Ok(Executed {
+        model: evaluated,
+        ckpt_path,
+        outcome,
+    })
+}
+
+/// Makes the result: the metrics, or the predictions (with classes, labels and text, in a
+/// file when they are too many for the result).
+fn record(
+    runtime: &Runtime,
+    prepared: Prepared,
+    executed: Executed,
+    placement: &Placement,
+    started: Instant,
+) -> Result<Value, String> {
+    let Prepared {
+        model,
+        data,
+        options,
+        decode,
+        ..
+    } = prepared;
+    let Executed {
+        model: evaluated,
+        ckpt_path,
+        outcome,
+    } = executed;
+    let target = &model.description.target;
+    let output = match outcome {
+        Outcome::Metrics(metrics, num_batches) => serde_json::to_value(EvaluateOutput {
+            status: "completed",
+            model: evaluated,
+            metrics,
+            num_batches,
+            ckpt_path,
+            data: data.report(),
+            device: placement.report(),
+            duration_seconds: started.elapsed().as_secs_f64(),
+        }),
+        Outcome::Predictions(outputs) => {
             let values: usize = outputs.iter().map(Tensor::num_elements).sum();
             if values > MAX_PREDICTED_VALUES {
                 return Err(format!(
@@ -451,7 +556,7 @@ pub(super) fn run(
                 .into_iter()
                 .collect::<Option<Vec<_>>>()
                 .map(|batches| batches.concat());
-            let data_report = call_data.report();
+            let data_report = data.report();
             let names = data_report.as_ref().and_then(|r| r.classes.as_deref());
             let predicted_label =
                 predicted_class

@@ -6,18 +6,20 @@ use super::checkpoint::{Checkpointer, Opened};
 use super::data::{CallData, DataReport};
 use super::results;
 use super::schema::{self, Shown};
+use super::sizes::Fitted;
 use super::{build_model, num_parameters, run_failed, settle_spec};
 use crate::checkpoint;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
 use crate::trainer::{
     self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tool's name.
@@ -233,6 +235,34 @@ pub(super) fn definition() -> ToolDefinition {
     }
 }
 
+/// A training prepared to run: the registered model, the hyperparameters settled against
+/// the data and the checkpoint to resume from, the data loaded, the run directory claimed.
+/// Nothing of the model has run yet.
+pub(super) struct Prepared {
+    model: Arc<RegisteredModel>,
+    fitted: Fitted,
+    opened: Option<Opened>,
+    data: CallData,
+    options: TrainerOptions,
+    limits: Limits,
+    plot: bool,
+    /// `lightning_logs/version_N`, when the logger or checkpointing is on.
+    log_dir: Option<String>,
+}
+
+/// What a finished fit leaves for its result.
+struct Executed<'a> {
+    report: trainer::FitReport,
+    num_parameters: usize,
+    hyperparameters: Value,
+    device: DeviceReport,
+    start_step: u64,
+    resumed_from: Option<ResumedFrom>,
+    checkpointer: Option<Checkpointer<'a>>,
+    fit_seconds: f64,
+}
+
+/// Runs a checked `lightning.train` call at `placement`: prepared, executed, recorded.
 pub(super) fn run(
     runtime: &Runtime,
     request: Request,
@@ -240,6 +270,19 @@ pub(super) fn run(
     ctx: &CallContext,
 ) -> Result<CallToolResult, String> {
     let started = Instant::now();
+    let mut prepared = prepare(runtime, request)?;
+    let executed = execute(runtime, &mut prepared, placement, ctx).inspect_err(|_| {
+        // A run that wrote nothing (no checkpoint yet) leaves no run directory behind.
+        if let Some(dir) = &prepared.log_dir {
+            let _ = runtime.checkpoint_dir().remove_if_empty(dir);
+        }
+    })?;
+    record(runtime, prepared, executed, started)
+}
+
+/// Resolves the model, loads the data, settles the hyperparameters (the request's, the
+/// checkpoint's, the data's sizes) and claims the run directory.
+pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, String> {
     let Request {
         model: spec,
         options,
@@ -250,47 +293,89 @@ pub(super) fn run(
     } = request;
     let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
-    let call_data = CallData::load(runtime, data.as_ref(), options.seed, &limits)
+    let data = CallData::load(runtime, data, options.seed, &limits)
         .map_err(|e| format!("{target}: {e}"))?;
     let (opened, fitted) = settle_spec(
         runtime,
         &model,
         &spec,
         ckpt_path.map(|path| (path, true)),
-        call_data.facts(&[Split::Train, Split::Validation], false),
+        data.facts(&[Split::Train, Split::Validation], false),
         &limits,
     )?;
-    let _slot = runtime.run_slot(&limits)?;
+    // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
+    // and the checkpoints.
+    let log_dir = if options.enable_checkpointing || options.logger {
+        let claimed = runtime
+            .checkpoint_dir()
+            .claim_dir(
+                &format!("{}/lightning_logs", options.default_root_dir),
+                "version_",
+            )
+            .map_err(|e| format!("{target}: cannot create the run directory: {e}"))?;
+        Some(claimed)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        model,
+        fitted,
+        opened,
+        data,
+        options,
+        limits,
+        plot,
+        log_dir,
+    })
+}
+
+/// Builds the model at `placement`, restores the checkpoint, and fits it, checkpointing as
+/// it goes.
+fn execute<'a>(
+    runtime: &'a Runtime,
+    prepared: &mut Prepared,
+    placement: &Placement,
+    ctx: &'a CallContext<'_>,
+) -> Result<Executed<'a>, String> {
+    let opened = prepared.opened.take();
+    let Prepared {
+        model,
+        fitted,
+        data,
+        options,
+        limits,
+        log_dir,
+        ..
+    } = prepared;
+    let target = &model.description.target;
+    let _slot = runtime.run_slot(limits)?;
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
-        &model,
+        model,
         &fitted.spec,
         placement.device()?,
-        &limits,
+        limits,
         options.seed,
         limits.train_timeout,
         ctx.cancel_token(),
     )?;
     let (start, resumed_from) = match opened {
-        Some(opened) => resume_point(&mut instance, opened, &options, &limits)
+        Some(opened) => resume_point(&mut instance, opened, options, limits)
             .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
         None => (FitStart::default(), None),
     };
     let start_step = start.global_step;
-    let mut train = call_data
+    let mut train = data
         .split(&mut instance, Split::Train, false)
         .map_err(|e| format!("{target}: {e}"))?
         .ok_or_else(|| {
             format!("{target} brings no training data of its own: give data.train or data.csv")
         })?;
-    let val = call_data
+    let val = data
         .split(&mut instance, Split::Validation, false)
         .map_err(|e| format!("{target}: {e}"))?;
     // Data from the request must fit the model: say so before training, not mid-epoch.
-    if data
-        .as_ref()
-        .is_some_and(|d| d.train.is_some() || d.csv.is_some())
-    {
+    if data.gives_training_data() {
         let first = train
             .labelled_batch(0)
             .map_err(|e| format!("{target}: data.train: {e}"))?;
@@ -329,27 +414,13 @@ pub(super) fn run(
             device.name, device.backend, options.seed
         )),
     );
-    // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
-    // and the checkpoints.
-    let log_dir = if options.enable_checkpointing || options.logger {
-        let claimed = runtime
-            .checkpoint_dir()
-            .claim_dir(
-                &format!("{}/lightning_logs", options.default_root_dir),
-                "version_",
-            )
-            .map_err(|e| format!("{target}: cannot create the run directory: {e}"))?;
-        Some(claimed)
-    } else {
-        None
-    };
     // Lightning's default ModelCheckpoint keeps the latest checkpoint.
-    let checkpointer = match &log_dir {
+    let checkpointer = match log_dir {
         Some(dir) if options.enable_checkpointing => Some(Checkpointer::new(
             runtime,
             options.model_checkpoint.clone().unwrap_or_default(),
             dir,
-            &model,
+            model,
             hyperparameters.clone(),
         )),
         _ => None,
@@ -364,14 +435,47 @@ pub(super) fn run(
         start,
         &mut reporter,
     )
-    .map_err(|e| {
-        // A run that wrote nothing (no checkpoint yet) leaves no run directory behind.
-        if let Some(dir) = &log_dir {
-            let _ = runtime.checkpoint_dir().remove_if_empty(dir);
-        }
-        run_failed(target, "training", e)
-    })?;
-    let fit_seconds = fit_started.elapsed().as_secs_f64();
+    .map_err(|e| run_failed(target, "training", e))?;
+    Ok(Executed {
+        report,
+        num_parameters,
+        hyperparameters,
+        device,
+        start_step,
+        resumed_from,
+        checkpointer: reporter.checkpointer,
+        fit_seconds: fit_started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Writes `metrics.csv` and the final checkpoint, and makes the result: its figures, the
+/// history (downsampled when long) and, when asked, the learning curve.
+fn record(
+    runtime: &Runtime,
+    prepared: Prepared,
+    executed: Executed<'_>,
+    started: Instant,
+) -> Result<CallToolResult, String> {
+    let Prepared {
+        model,
+        fitted,
+        data,
+        options,
+        plot,
+        log_dir,
+        ..
+    } = prepared;
+    let Executed {
+        report,
+        num_parameters,
+        hyperparameters,
+        device,
+        start_step,
+        resumed_from,
+        checkpointer,
+        fit_seconds,
+    } = executed;
+    let target = &model.description.target;
     if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
         let table = trainer::history_csv(&report.history)
             .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
@@ -380,7 +484,7 @@ pub(super) fn run(
             .write(&format!("{dir}/metrics.csv"), table.as_bytes())
             .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
     }
-    let (checkpoint_path, best_model_score) = match &reporter.checkpointer {
+    let (checkpoint_path, best_model_score) = match &checkpointer {
         Some(checkpointer) => {
             checkpointer
                 .finish(&report.metrics)
@@ -424,7 +528,7 @@ pub(super) fn run(
         log_dir,
         checkpoint_path,
         best_model_score,
-        data: call_data.report(),
+        data: data.report(),
         resumed_from,
         samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
         history: report.history,

@@ -58,10 +58,14 @@ struct Cli {
     /// Compile components at every start instead of caching them.
     #[arg(long)]
     no_cache: bool,
-    /// Most model runs (trainings, model inspections) at once; more are refused as busy
+    /// Most model runs (trainings, model inspections) at once; more wait in a queue
     /// [default: the number of CPUs].
     #[arg(long, env = "LIGHTNING_MCP_MAX_CONCURRENT_RUNS", hide_env_values = true, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_runs: Option<u16>,
+    /// Most model runs waiting for a slot (past --max-concurrent-runs, or the tensor
+    /// memory); more are refused as busy.
+    #[arg(long, env = "LIGHTNING_MCP_MAX_QUEUED_RUNS", hide_env_values = true, default_value_t = RuntimeConfig::default().max_queued_runs)]
+    max_queued_runs: usize,
     /// Largest tool result, in KB of JSON (1 KB = 1000 bytes): past it, predictions go to a
     /// file under the checkpoint directory.
     #[arg(long, env = "LIGHTNING_MCP_MAX_RESULT_KB", hide_env_values = true, default_value_t = (DEFAULT_MAX_RESULT_BYTES / 1000) as u32, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
@@ -231,6 +235,7 @@ fn main() -> anyhow::Result<()> {
         max_concurrent_runs: cli
             .max_concurrent_runs
             .map_or(defaults.max_concurrent_runs, usize::from),
+        max_queued_runs: cli.max_queued_runs,
         max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
         max_total_tensor_bytes: cli
             .max_total_tensor_memory_mib

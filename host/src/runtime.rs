@@ -7,6 +7,7 @@
 //! tool call that needs it waiting for it; `initialize` never does. Uploaded models join the
 //! registry while the server runs: compiled outside its lock, inserted under it.
 
+use crate::cancel::CancelToken;
 use crate::files::ConfinedDir;
 use crate::sandbox::{
     BuiltInModels, ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel,
@@ -14,8 +15,10 @@ use crate::sandbox::{
 };
 use crate::sync::lock;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]
@@ -26,8 +29,10 @@ pub struct RuntimeConfig {
     pub models_dir: Option<PathBuf>,
     /// Limits of every run.
     pub limits: Limits,
-    /// Most model runs at once; further runs are refused as busy.
+    /// Most model runs at once; further runs wait in a queue.
     pub max_concurrent_runs: usize,
+    /// Most runs waiting for a slot; further runs are refused as busy.
+    pub max_queued_runs: usize,
     /// Largest tool result, in bytes of JSON: predictions past it go to a file.
     pub max_result_bytes: usize,
     /// The tensor memory all runs together may use: each run reserves its own limit
@@ -51,6 +56,7 @@ pub struct RuntimeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkerConfig {
     max_concurrent_runs: usize,
+    max_queued_runs: usize,
     max_result_bytes: usize,
     max_total_tensor_bytes: usize,
     cache_dir: Option<PathBuf>,
@@ -70,6 +76,7 @@ impl From<WorkerConfig> for RuntimeConfig {
             models_dir: worker.models_dir,
             limits: worker.limits,
             max_concurrent_runs: worker.max_concurrent_runs,
+            max_queued_runs: worker.max_queued_runs,
             max_result_bytes: worker.max_result_bytes,
             max_total_tensor_bytes: worker.max_total_tensor_bytes,
             uploads: worker.uploads,
@@ -86,6 +93,48 @@ pub const DEFAULT_MAX_RESULT_BYTES: usize = 100_000;
 
 /// The option that sets [`RuntimeConfig::max_result_bytes`], as errors name it.
 pub const MAX_RESULT_FLAG: &str = "--max-result-kb";
+
+/// How often a run waiting for a slot checks whether it was cancelled.
+const QUEUE_POLL: Duration = Duration::from_millis(50);
+
+/// Why a run cannot start: the tensor memory it may use is not free.
+fn memory_taken(running: &Running, total: usize, wanted: usize) -> String {
+    const MIB: usize = 1 << 20;
+    let free = total.saturating_sub(running.reserved_bytes);
+    format!(
+        "the server's tensor memory is taken: {} run(s) in progress reserve {} MiB of its {} \
+         MiB ({TOTAL_TENSOR_MEMORY_FLAG}), and this run may use {} MiB \
+         (limits.tensor_memory_mib): give limits.tensor_memory_mib {} or less, or retry when a \
+         run finishes",
+        running.runs,
+        running.reserved_bytes / MIB,
+        total / MIB,
+        wanted / MIB,
+        free / MIB
+    )
+}
+
+/// Why a run cannot even wait for a slot: the queue is full.
+fn busy(
+    running: &Running,
+    max_runs: usize,
+    max_queued: usize,
+    total: usize,
+    wanted: usize,
+) -> String {
+    const MIB: usize = 1 << 20;
+    format!(
+        "the server is busy: {} model runs are in progress (at most {max_runs} at once, \
+         --max-concurrent-runs; {} of {} MiB of tensor memory reserved, \
+         {TOTAL_TENSOR_MEMORY_FLAG}, this run may use {} MiB) and {} wait, the most it queues \
+         (--max-queued-runs {max_queued}); retry when one finishes",
+        running.runs,
+        running.reserved_bytes / MIB,
+        total / MIB,
+        wanted / MIB,
+        running.queue.len()
+    )
+}
 
 /// The option that sets [`RuntimeConfig::max_total_tensor_bytes`], as errors name it.
 pub const TOTAL_TENSOR_MEMORY_FLAG: &str = "--max-total-tensor-memory-mib";
@@ -142,6 +191,7 @@ impl Default for RuntimeConfig {
             models_dir: None,
             limits: Limits::default(),
             max_concurrent_runs: std::thread::available_parallelism().map_or(2, usize::from),
+            max_queued_runs: 64,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             max_total_tensor_bytes: default_total_tensor_bytes(),
             uploads: None,
@@ -160,13 +210,18 @@ pub struct Runtime {
     built_in: BuiltInModels,
     registry: OnceLock<Result<RwLock<ModelRegistry>, String>>,
     running: Mutex<Running>,
+    /// Signalled when a run ends or leaves the queue.
+    slot_freed: Condvar,
 }
 
-/// The runs in progress and the tensor memory they reserve.
+/// The runs in progress, the tensor memory they reserve, and the runs waiting for a slot.
 #[derive(Debug, Default)]
 struct Running {
     runs: usize,
     reserved_bytes: usize,
+    /// The tickets of the waiting runs, first come first.
+    queue: VecDeque<u64>,
+    next_ticket: u64,
 }
 
 /// A slot among [`RuntimeConfig::max_concurrent_runs`] and a reservation of tensor memory
@@ -183,6 +238,7 @@ impl Drop for RunSlot<'_> {
         running.runs = running.runs.saturating_sub(1);
         running.reserved_bytes = running.reserved_bytes.saturating_sub(self.reserved_bytes);
         drop(running);
+        self.runtime.slot_freed.notify_all();
         release_freed_memory();
     }
 }
@@ -229,6 +285,7 @@ impl Runtime {
             built_in: BuiltInModels::default(),
             registry: OnceLock::new(),
             running: Mutex::new(Running::default()),
+            slot_freed: Condvar::new(),
         })
     }
 
@@ -250,35 +307,52 @@ impl Runtime {
         }
     }
 
-    /// Takes a run slot for a run within `limits`, reserving its tensor memory, or says why
-    /// not: at most [`RuntimeConfig::max_concurrent_runs`] models run at once, and the tensor
-    /// memory they may use together is at most [`RuntimeConfig::max_total_tensor_bytes`].
-    pub fn run_slot(&self, limits: &Limits) -> Result<RunSlot<'_>, String> {
-        const MIB: usize = 1 << 20;
-        let mut running = lock(&self.running);
-        let max = self.config.max_concurrent_runs.max(1);
-        if running.runs >= max {
-            return Err(format!(
-                "the server is busy: {} model runs are in progress, the most it allows at \
-                 once (--max-concurrent-runs {max}); retry when one finishes",
-                running.runs
-            ));
-        }
+    /// Takes a run slot for a run within `limits`, reserving its tensor memory. The tensor
+    /// memory of all runs is at most [`RuntimeConfig::max_total_tensor_bytes`]: a run that
+    /// does not fit what is free is refused. At most [`RuntimeConfig::max_concurrent_runs`]
+    /// models run at once: a run past that waits its turn in a FIFO queue of at most
+    /// [`RuntimeConfig::max_queued_runs`], and is refused when the queue is full or `cancel`
+    /// fires while it waits.
+    pub fn run_slot(&self, limits: &Limits, cancel: &CancelToken) -> Result<RunSlot<'_>, String> {
         let total = self.config.max_total_tensor_bytes;
         let wanted = limits.max_tensor_bytes.min(total);
-        let free = total.saturating_sub(running.reserved_bytes);
-        if wanted > free {
-            return Err(format!(
-                "the server's tensor memory is taken: {} run(s) in progress reserve {} MiB of \
-                 its {} MiB ({TOTAL_TENSOR_MEMORY_FLAG}), and this run may use {} MiB \
-                 (limits.tensor_memory_mib): give limits.tensor_memory_mib {} or less, or \
-                 retry when a run finishes",
-                running.runs,
-                running.reserved_bytes / MIB,
-                total / MIB,
-                wanted / MIB,
-                free / MIB
-            ));
+        let max_runs = self.config.max_concurrent_runs.max(1);
+        let mut running = lock(&self.running);
+        if running.reserved_bytes + wanted > total {
+            return Err(memory_taken(&running, total, wanted));
+        }
+        let fits = |r: &Running| r.runs < max_runs && r.reserved_bytes + wanted <= total;
+        if !(running.queue.is_empty() && fits(&running)) {
+            if running.queue.len() >= self.config.max_queued_runs {
+                return Err(busy(
+                    &running,
+                    max_runs,
+                    self.config.max_queued_runs,
+                    total,
+                    wanted,
+                ));
+            }
+            let ticket = running.next_ticket;
+            running.next_ticket += 1;
+            running.queue.push_back(ticket);
+            loop {
+                if running.queue.front() == Some(&ticket) && fits(&running) {
+                    running.queue.pop_front();
+                    break;
+                }
+                if cancel.is_cancelled() {
+                    running.queue.retain(|t| *t != ticket);
+                    drop(running);
+                    self.slot_freed.notify_all();
+                    return Err("cancelled while waiting for a run slot".into());
+                }
+                running = self
+                    .slot_freed
+                    .wait_timeout(running, QUEUE_POLL)
+                    .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
+            }
+            // The next in line may fit beside this one.
+            self.slot_freed.notify_all();
         }
         running.runs += 1;
         running.reserved_bytes += wanted;
@@ -322,6 +396,7 @@ impl Runtime {
         let config = &self.config;
         WorkerConfig {
             max_concurrent_runs: config.max_concurrent_runs,
+            max_queued_runs: config.max_queued_runs,
             max_result_bytes: config.max_result_bytes,
             max_total_tensor_bytes: config.max_total_tensor_bytes,
             cache_dir: config.cache.dir().map(std::path::Path::to_path_buf),

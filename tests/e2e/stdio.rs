@@ -625,18 +625,61 @@ fn cancelling_stops_a_training_and_frees_it() {
 }
 
 #[test]
-fn a_full_server_says_it_is_busy() {
+fn runs_past_the_cap_wait_their_turn_and_a_full_queue_says_busy() {
+    // Five trainings piped in at once on a server that runs one at a time: all complete, in
+    // turn, with the numbers each gets alone.
     let mut server = StdioServer::start(&["--max-concurrent-runs", "1"]);
+    let run = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "lightning.train", "arguments": simple(json!({"max_epochs": 3, "seed": 4}))}})
+    };
+    for id in 1..=5 {
+        server.send_raw(&run(id).to_string());
+    }
+    let mut metrics = Vec::new();
+    while metrics.len() < 5 {
+        let message = server.next_message();
+        if let Some(result) = message.get("result") {
+            assert_eq!(result.get("isError"), Some(&json!(false)), "{message}");
+            metrics.push(result.pointer("/structuredContent/metrics").cloned());
+        }
+    }
+    assert!(
+        metrics.windows(2).all(|w| w.first() == w.get(1)),
+        "{metrics:?}"
+    );
+
+    // With a queue of one: one runs, one waits, the next is told the server is busy.
+    let mut server = StdioServer::start(&["--max-concurrent-runs", "1", "--max-queued-runs", "1"]);
     start_long_training(&mut server, simple(json!({"max_epochs": 1_000_000})));
-    let busy = server.call_tool(2, "lightning.train", simple(json!({"max_epochs": 1})));
+    server.send_raw(&run(2).to_string());
+    // (The waiting run takes its place in the queue before the next arrives.)
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = server.call_tool(3, "lightning.train", simple(json!({"max_epochs": 1})));
     let message = tool_error(&busy);
     assert!(
-        message.contains("busy") && message.contains("--max-concurrent-runs 1"),
+        message.contains("the server is busy")
+            && message.contains("--max-concurrent-runs")
+            && message.contains("--max-queued-runs 1"),
         "{message}"
     );
+    // Once the long one is cancelled, the waiting one runs.
     server.send_raw(
         r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"long"}}"#,
     );
+    let waited = server.request(&json!({"jsonrpc": "2.0", "id": 4, "method": "ping"}));
+    assert_eq!(waited.get("result"), Some(&json!({})));
+    loop {
+        let message = server.next_message();
+        if message.get("id") == Some(&json!(2)) {
+            assert_eq!(
+                message.pointer("/result/isError"),
+                Some(&json!(false)),
+                "{message}"
+            );
+            break;
+        }
+    }
 }
 
 #[test]

@@ -164,7 +164,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             limits,
         } => {
             let model = runtime.model(&spec.target)?;
-            let _slot = runtime.run_slot(&limits)?;
+            let _slot = runtime.run_slot(&limits, ctx.cancel_token())?;
             let (instance, hyperparameters) = build_model(
                 &model,
                 &spec,
@@ -206,7 +206,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
                 None,
             )?
             .spec;
-            let _slot = runtime.run_slot(&limits)?;
+            let _slot = runtime.run_slot(&limits, ctx.cancel_token())?;
             let (mut instance, _) = build_model(
                 &model,
                 &spec,

@@ -442,7 +442,7 @@ fn execute(
     } = prepared;
     let what = *what;
     let target = &model.description.target;
-    let _slot = runtime.run_slot(limits)?;
+    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
     let (mut instance, _) = build_model(
         model,
         &fitted.spec,

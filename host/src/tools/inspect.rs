@@ -122,7 +122,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     };
     let model = runtime.model(&spec.target)?;
     let device = crate::tensor::cpu_device();
-    let _slot = runtime.run_slot(&request.limits)?;
+    let _slot = runtime.run_slot(&request.limits, ctx.cancel_token())?;
     let (instance, hyperparameters) = build_model(
         &model,
         &spec,

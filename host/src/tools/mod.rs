@@ -105,7 +105,7 @@ impl Tools {
             ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, placement, ctx),
             ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
-            ParsedCall::Register(request) => register::run(&self.runtime, request),
+            ParsedCall::Register(request) => register::run(&self.runtime, request, ctx),
         };
         structured.map(CallToolResult::success)
     }
@@ -146,7 +146,7 @@ impl Tools {
         match &placement {
             // A worker is sent the arguments as given.
             Placement::Gpu(adapter) => {
-                let _slot = self.runtime.run_slot(limits)?;
+                let _slot = self.runtime.run_slot(limits, ctx.cancel_token())?;
                 self.gpu_workers
                     .run(&self.runtime, name, arguments, adapter, ctx)
             }

@@ -4,7 +4,7 @@
 use super::args;
 use super::bounds::Bounds;
 use super::schema;
-use crate::protocol::ToolDefinition;
+use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::{Runtime, UploadLimits};
 use crate::sandbox::Insertion;
 use base64::Engine as _;
@@ -117,9 +117,9 @@ pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request,
     })
 }
 
-pub(super) fn run(runtime: &Runtime, request: Request) -> Result<Value, String> {
+pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
     // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
-    let _slot = runtime.run_slot(runtime.limits())?;
+    let _slot = runtime.run_slot(runtime.limits(), ctx.cancel_token())?;
     let (model, insertion) = runtime
         .register_upload(&request.wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;

@@ -348,7 +348,7 @@ fn execute<'a>(
         ..
     } = prepared;
     let target = &model.description.target;
-    let _slot = runtime.run_slot(limits)?;
+    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
         model,

@@ -142,7 +142,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             "hyperparameters": hyperparameters,
         }));
     }
-    let rows = |trainable: bool| -> Vec<(String, Vec<usize>, usize)> {
+    let rows = |trainable: bool| -> Vec<Row> {
         instance
             .parameters()
             .iter()
@@ -150,23 +150,68 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             .map(|p| (p.name.clone(), p.value.shape(), p.value.num_elements()))
             .collect()
     };
-    let listed = |rows: &[(String, Vec<usize>, usize)]| -> Vec<Value> {
+    let (parameters, buffers) = (rows(true), rows(false));
+    // A model of thousands of parameters lists as many as the result's bound holds.
+    let budget = runtime.max_result_bytes().saturating_sub(1024);
+    let mut shown = parameters.len();
+    loop {
+        let result = summary_result(
+            &model.description.class_name,
+            total,
+            &parameters,
+            &buffers,
+            shown,
+        );
+        let size = serde_json::to_vec(&result).map_or(usize::MAX, |v| v.len());
+        if size <= budget || shown == 0 {
+            return Ok(result);
+        }
+        shown /= 2;
+    }
+}
+
+/// A parameter's name, shape and element count.
+type Row = (String, Vec<usize>, usize);
+
+/// The `what: summary` result, its table and list holding the first `shown` parameters.
+fn summary_result(
+    class: &str,
+    total: usize,
+    parameters: &[Row],
+    buffers: &[Row],
+    shown: usize,
+) -> Value {
+    let listed = |rows: &[Row]| -> Vec<Value> {
         rows.iter()
             .map(|(name, shape, count)| json!({"name": name, "shape": shape, "count": count}))
             .collect()
     };
-    let parameters = rows(true);
-    Ok(json!({
-        "class": model.description.class_name,
+    let first = parameters.get(..shown).unwrap_or(parameters);
+    let mut result = json!({
+        "class": class,
         "num_parameters": total,
-        "summary": summary_table(&parameters),
-        "parameters": listed(&parameters),
-        "buffers": listed(&rows(false)),
-    }))
+        "summary": summary_table(first, total),
+        "parameters": listed(first),
+    });
+    if let Value::Object(object) = &mut result {
+        if shown < parameters.len() {
+            object.insert(
+                "truncated".into(),
+                json!(format!(
+                    "the first {shown} of {} parameters (and no buffers), the most the \
+                     result's bound (--max-result-kb) holds",
+                    parameters.len()
+                )),
+            );
+        } else {
+            object.insert("buffers".into(), Value::from(listed(buffers)));
+        }
+    }
+    result
 }
 
-/// A Lightning-style `ModelSummary` table.
-fn summary_table(rows: &[(String, Vec<usize>, usize)]) -> String {
+/// A Lightning-style `ModelSummary` table of `rows`, with the model's `total` parameters.
+fn summary_table(rows: &[Row], total: usize) -> String {
     let shape = |s: &[usize]| format!("{s:?}");
     let name_width = rows.iter().map(|r| r.0.len()).chain([4]).max().unwrap_or(4);
     let shape_width = rows
@@ -190,7 +235,9 @@ fn summary_table(rows: &[(String, Vec<usize>, usize)]) -> String {
             shape(s)
         );
     }
-    let total: usize = rows.iter().map(|r| r.2).sum();
+    if rows.iter().map(|r| r.2).sum::<usize>() < total {
+        let _ = writeln!(out, "{:>index_width$} | …", "");
+    }
     let _ = write!(
         out,
         "{rule}\n{total:<10} Trainable params\n{:<10} Non-trainable params\n{total:<10} Total params",
@@ -357,4 +404,39 @@ fn limits_json(limits: &Limits) -> Value {
         "batch_size": limits.max_batch_size,
         "dataset_samples": limits.max_dataset_samples,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_cut_short_says_so_and_keeps_the_totals() {
+        let rows: Vec<Row> = (0..10)
+            .map(|i| (format!("layers.{i}.weight"), vec![4, 4], 16))
+            .collect();
+        let whole = summary_result("Big", 160, &rows, &[], 10);
+        assert!(whole.get("truncated").is_none());
+        assert_eq!(whole.get("buffers"), Some(&json!([])));
+        let cut = summary_result("Big", 160, &rows, &[], 3);
+        assert_eq!(
+            cut.get("parameters")
+                .and_then(Value::as_array)
+                .map(Vec::len),
+            Some(3)
+        );
+        let table = cut
+            .get("summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(
+            table.contains("| …") && table.contains("160        Total params"),
+            "{table}"
+        );
+        let note = cut
+            .get("truncated")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(note.contains("the first 3 of 10 parameters"), "{note}");
+    }
 }

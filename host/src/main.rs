@@ -43,6 +43,17 @@ struct Cli {
     /// Longest an HTTP request may run before it is cancelled, in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..), requires = "http")]
     request_timeout: u64,
+    /// Most HTTP connections open at once; past it a new one evicts the connection idle the
+    /// longest.
+    #[arg(long, default_value_t = HttpConfig::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), requires = "http")]
+    max_connections: usize,
+    /// Most HTTP connections open at once from one address (raise it behind a reverse
+    /// proxy, whose address every client shares).
+    #[arg(long, default_value_t = HttpConfig::default().max_connections_per_peer, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), requires = "http")]
+    max_connections_per_address: usize,
+    /// Longest a client may take to send an HTTP request's headers, in seconds.
+    #[arg(long, default_value_t = HttpConfig::default().header_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..), requires = "http")]
+    header_timeout: u64,
     /// Directory of extra model components (`*.wasm`, world `lightning:model/model`).
     #[arg(long, env = "LIGHTNING_MCP_MODELS_DIR", hide_env_values = true)]
     models_dir: Option<PathBuf>,
@@ -260,6 +271,9 @@ fn main() -> anyhow::Result<()> {
             auth_token: cli.auth_token.clone(),
             max_body_bytes: cli.max_body_bytes,
             request_timeout: Duration::from_secs(cli.request_timeout),
+            max_connections: cli.max_connections,
+            max_connections_per_peer: cli.max_connections_per_address,
+            header_timeout: Duration::from_secs(cli.header_timeout),
             ..HttpConfig::default()
         };
         let grace = config.shutdown_grace;

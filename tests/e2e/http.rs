@@ -578,3 +578,34 @@ fn idle_connections_cannot_starve_a_well_behaved_client() {
     }
     drop(idle);
 }
+
+#[test]
+fn the_connection_caps_and_the_header_deadline_are_flags() {
+    use std::io::Read;
+    let server = HttpServer::start(&[
+        "--max-connections-per-address",
+        "4",
+        "--header-timeout",
+        "1",
+    ]);
+    let port = server.port;
+    let mut idle: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream =
+                TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
+            let _ = stream.write_all(b"POST /mcp HTTP/1.1\r\n");
+            stream
+        })
+        .collect();
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(post(port, &[], &ping).status, 200);
+    // The newest half-open connection is not evicted, and its header deadline closes it.
+    let last = idle.last_mut().unwrap_or_else(|| panic!("no connection"));
+    last.set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let mut reply = Vec::new();
+    let _ = last.read_to_end(&mut reply);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+}

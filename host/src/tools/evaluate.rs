@@ -3,21 +3,18 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::checkpoint::Opened;
-use super::data::{CallData, DataReport};
+use super::data::DataReport;
 use super::results::{self, PredictionsFile};
 use super::schema;
-use super::sizes::Fitted;
-use super::{build_model, num_parameters, run_failed, settle_spec};
+use super::{Settled, build_model, num_parameters, run_failed, settle};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, RegisteredModel, Split};
+use crate::sandbox::{Limits, Split};
 use crate::tensor::{self, DType, Tensor};
 use crate::trainer::{self, FitObserver, Metrics, Stage, TrainError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The name of `lightning.validate`.
@@ -349,10 +346,7 @@ impl FitObserver for Cancellation<'_, '_> {
 /// the data and the checkpoint to load, the data loaded. Nothing of the model has run yet.
 pub(super) struct Prepared {
     what: Loop,
-    model: Arc<RegisteredModel>,
-    fitted: Fitted,
-    opened: Option<Opened>,
-    data: CallData,
+    settled: Settled,
     options: TrainerOptions,
     limits: Limits,
     decode: Option<Decode>,
@@ -399,24 +393,18 @@ pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, S
         data,
         decode,
     } = request;
-    let model = runtime.model(&spec.target)?;
-    let target = &model.description.target;
-    let data = CallData::load(runtime, data, options.seed, &limits)
-        .map_err(|e| format!("{target}: {e}"))?;
-    let (opened, fitted) = settle_spec(
+    let settled = settle(
         runtime,
-        &model,
         &spec,
         ckpt_path.map(|path| (path, false)),
-        data.facts(&[what.split()], true),
+        data,
+        options.seed,
         &limits,
+        (&[what.split()], true),
     )?;
     Ok(Prepared {
         what,
-        model,
-        fitted,
-        opened,
-        data,
+        settled,
         options,
         limits,
         decode,
@@ -430,12 +418,16 @@ fn execute(
     placement: &Placement,
     ctx: &CallContext,
 ) -> Result<Executed, String> {
-    let opened = prepared.opened.take();
+    let opened = prepared.settled.opened.take();
     let Prepared {
         what,
-        model,
-        fitted,
-        data,
+        settled:
+            Settled {
+                model,
+                fitted,
+                data,
+                ..
+            },
         options,
         limits,
         ..
@@ -514,8 +506,7 @@ fn record(
     started: Instant,
 ) -> Result<Value, String> {
     let Prepared {
-        model,
-        data,
+        settled: Settled { model, data, .. },
         options,
         decode,
         ..

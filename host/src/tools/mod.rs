@@ -27,7 +27,7 @@ use crate::cancel::CancelToken;
 use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
 use crate::runtime::Runtime;
 use crate::sandbox::{
-    Limits, MAX_DEFAULT_HYPERPARAMETERS, ModelInstance, RegisteredModel, SandboxError,
+    Limits, MAX_DEFAULT_HYPERPARAMETERS, ModelInstance, RegisteredModel, SandboxError, Split,
 };
 use crate::trainer::TrainError;
 use accelerator::{DeviceRequest, Placement};
@@ -257,30 +257,55 @@ fn build_model(
     Ok((instance, hyperparameters))
 }
 
-/// Reads the checkpoint at `ckpt_path` (`(path, resuming)`: with its optimizer state when
-/// resuming) and completes `spec` with the hyperparameters it leaves out, the checkpoint's
-/// first, then the sizes `facts` gives (see [`sizes`]); errors name `model`'s target.
-fn settle_spec(
+/// A model run's inputs, settled before its model is built: the registered model, the
+/// checkpoint to load (read), the call's data (loaded) and the hyperparameters completed from
+/// both.
+struct Settled {
+    /// The registered model.
+    model: Arc<RegisteredModel>,
+    /// The checkpoint at `ckpt_path`, read.
+    opened: Option<checkpoint::Opened>,
+    /// The call's data.
+    data: data::CallData,
+    /// The spec to build, completed.
+    fitted: sizes::Fitted,
+}
+
+/// Resolves `spec`'s model, loads the call's `data` (for the loops over `splits`, `whole` as
+/// in [`data::CallData::split`]), reads the checkpoint at `ckpt_path` (`(path, resuming)`:
+/// with its optimizer state when resuming) and completes `spec` with the hyperparameters it
+/// leaves out, the checkpoint's first, then the sizes the data gives (see [`sizes`]); errors
+/// name the model's target.
+fn settle(
     runtime: &Runtime,
-    model: &RegisteredModel,
     spec: &ModelSpec,
     ckpt_path: Option<(String, bool)>,
-    facts: Option<data::DataFacts>,
+    data: Option<DataArgs>,
+    seed: u64,
     limits: &Limits,
-) -> Result<(Option<checkpoint::Opened>, sizes::Fitted), String> {
+    (splits, whole): (&[Split], bool),
+) -> Result<Settled, String> {
+    let model = runtime.model(&spec.target)?;
     let target = &model.description.target;
+    let data =
+        data::CallData::load(runtime, data, seed, limits).map_err(|e| format!("{target}: {e}"))?;
     let opened = ckpt_path
-        .map(|(path, resuming)| checkpoint::open(runtime, model, &path, limits, resuming))
+        .map(|(path, resuming)| checkpoint::open(runtime, &model, &path, limits, resuming))
         .transpose()
         .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
     let fitted = sizes::fit(
         spec,
         &model.description.hyperparameters,
         opened.as_ref().map(checkpoint::Opened::hyperparameters),
-        facts.as_ref(),
+        data.facts(splits, whole).as_ref(),
     )
     .map_err(|e| format!("{target}: {e}"))?;
-    Ok((opened, fitted))
+    Ok(Settled {
+        model,
+        opened,
+        data,
+        fitted,
+    })
 }
 
 /// Total element count of the model's trainable parameters (buffers, such as running

@@ -3,23 +3,21 @@
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::checkpoint::{Checkpointer, Opened};
-use super::data::{CallData, DataReport};
+use super::data::DataReport;
 use super::results;
 use super::schema::{self, Shown};
-use super::sizes::Fitted;
-use super::{build_model, num_parameters, run_failed, settle_spec};
+use super::{Settled, build_model, num_parameters, run_failed, settle};
 use crate::checkpoint;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
 use crate::trainer::{
     self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tool's name.
@@ -239,10 +237,7 @@ pub(super) fn definition() -> ToolDefinition {
 /// the data and the checkpoint to resume from, the data loaded, the run directory claimed.
 /// Nothing of the model has run yet.
 pub(super) struct Prepared {
-    model: Arc<RegisteredModel>,
-    fitted: Fitted,
-    opened: Option<Opened>,
-    data: CallData,
+    settled: Settled,
     options: TrainerOptions,
     limits: Limits,
     plot: bool,
@@ -291,18 +286,16 @@ pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, S
         ckpt_path,
         plot,
     } = request;
-    let model = runtime.model(&spec.target)?;
-    let target = &model.description.target;
-    let data = CallData::load(runtime, data, options.seed, &limits)
-        .map_err(|e| format!("{target}: {e}"))?;
-    let (opened, fitted) = settle_spec(
+    let settled = settle(
         runtime,
-        &model,
         &spec,
         ckpt_path.map(|path| (path, true)),
-        data.facts(&[Split::Train, Split::Validation], false),
+        data,
+        options.seed,
         &limits,
+        (&[Split::Train, Split::Validation], false),
     )?;
+    let target = &settled.model.description.target;
     // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
     // and the checkpoints.
     let log_dir = if options.enable_checkpointing || options.logger {
@@ -318,10 +311,7 @@ pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, S
         None
     };
     Ok(Prepared {
-        model,
-        fitted,
-        opened,
-        data,
+        settled,
         options,
         limits,
         plot,
@@ -337,11 +327,15 @@ fn execute<'a>(
     placement: &Placement,
     ctx: &'a CallContext<'_>,
 ) -> Result<Executed<'a>, String> {
-    let opened = prepared.opened.take();
+    let opened = prepared.settled.opened.take();
     let Prepared {
-        model,
-        fitted,
-        data,
+        settled:
+            Settled {
+                model,
+                fitted,
+                data,
+                ..
+            },
         options,
         limits,
         log_dir,
@@ -457,9 +451,13 @@ fn record(
     started: Instant,
 ) -> Result<CallToolResult, String> {
     let Prepared {
-        model,
-        fitted,
-        data,
+        settled:
+            Settled {
+                model,
+                fitted,
+                data,
+                ..
+            },
         options,
         plot,
         log_dir,

@@ -264,7 +264,7 @@ fn within(listed: Vec<Listed>, budget: usize) -> (Vec<Listed>, bool) {
     let mut kept = Vec::with_capacity(listed.len());
     let total = listed.len();
     for entry in listed {
-        used = used.saturating_add(serde_json::to_vec(&entry).map_or(usize::MAX, |v| v.len() + 1));
+        used = used.saturating_add(super::results::json_len(&entry).saturating_add(1));
         if used > budget {
             break;
         }

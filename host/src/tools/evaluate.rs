@@ -581,7 +581,7 @@ fn record(
                 device: placement.report(),
                 duration_seconds: started.elapsed().as_secs_f64(),
             };
-            let size = serde_json::to_vec(&output).map_or(usize::MAX, |v| v.len());
+            let size = results::json_len(&output);
             if size > runtime.max_result_bytes() {
                 output
                     .spill(runtime, &options.default_root_dir)

@@ -162,7 +162,7 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
             &buffers,
             shown,
         );
-        let size = serde_json::to_vec(&result).map_or(usize::MAX, |v| v.len());
+        let size = super::results::json_len(&result);
         if size <= budget || shown == 0 {
             return Ok(result);
         }
@@ -249,6 +249,7 @@ fn summary_table(rows: &[Row], total: usize) -> String {
 fn environment(runtime: &Runtime) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let adapters = runtime.gpu_adapters();
+    let (tensor_total, tensor_reserved) = runtime.tensor_memory();
     // What each `trainer.accelerator` value would run on here.
     let accelerators: serde_json::Map<String, Value> = Accelerator::ALL
         .iter()
@@ -305,8 +306,8 @@ fn environment(runtime: &Runtime) -> Value {
         "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
         "runs_in_progress": runtime.runs_in_progress(),
         "tensor_memory_mib": {
-            "total": runtime.tensor_memory().0 >> 20,
-            "reserved": runtime.tensor_memory().1 >> 20,
+            "total": tensor_total >> 20,
+            "reserved": tensor_reserved >> 20,
         },
         "model_instances_alive": crate::sandbox::live_instances(),
     })

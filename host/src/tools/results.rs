@@ -104,10 +104,28 @@ pub fn downsample(history: &[EpochRecord]) -> Option<Vec<EpochRecord>> {
     )
 }
 
+/// The size of `value` as compact JSON, counted without building the text (`usize::MAX` for
+/// a value that does not serialize).
+pub fn json_len(value: &impl Serialize) -> usize {
+    /// Counts the bytes written to it.
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).map_or(usize::MAX, |()| counter.0)
+}
+
 /// `result` when its JSON fits in `max_bytes`; else an error saying how large it was and
 /// how to ask for less.
 pub fn bounded(tool: &str, result: CallToolResult, max_bytes: usize) -> CallToolResult {
-    let size = serde_json::to_vec(&result.structured).map_or(usize::MAX, |v| v.len());
+    let size = json_len(&result.structured);
     if size <= max_bytes || result.is_error {
         return result;
     }
@@ -153,6 +171,12 @@ mod tests {
         assert_eq!(kept.len(), MAX_HISTORY_RECORDS);
         assert_eq!(kept.first().map(|r| r.epoch), Some(0));
         assert_eq!(kept.last().map(|r| r.epoch), Some(999));
+    }
+
+    #[test]
+    fn json_len_counts_what_serde_writes() {
+        let value = json!({"ü": [1, 2.5, null], "text": "a\"b"});
+        assert_eq!(json_len(&value), value.to_string().len());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod files;
 pub mod gpu;
 pub mod plot;
 pub mod protocol;
+pub mod runs;
 pub mod runtime;
 pub mod sandbox;
 pub mod sync;
@@ -54,10 +55,13 @@ pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
     instructions: INSTRUCTIONS,
 };
 
-/// An MCP server with the lightning tools on a runtime built from `config`; a models
-/// directory starts loading in the background, built-in models load on first use.
-pub fn server(config: runtime::RuntimeConfig) -> protocol::Server {
+/// An MCP server with the lightning tools on a runtime built from `config`, recording its
+/// runs in `runs`; a models directory starts loading in the background, built-in models load
+/// on first use, and the runs a stopped server left unfinished resume (or fail).
+pub fn server(config: runtime::RuntimeConfig, runs: runs::Runs) -> protocol::Server {
     let runtime = runtime::Runtime::new(config);
     runtime.preload();
-    protocol::Server::new(SERVER_INFO, Arc::new(tools::Tools::new(runtime)))
+    let tools = tools::Tools::new(runtime, Arc::new(runs));
+    tools.resume_unfinished();
+    protocol::Server::new(SERVER_INFO, Arc::new(tools))
 }

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use lightning_mcp::files::ConfinedDir;
+use lightning_mcp::runs::{DEFAULT_MAX_RUNS, Retention, Runs, SqliteStore};
 use lightning_mcp::runtime::{
     CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, DEFAULT_MAX_RESULT_BYTES, RuntimeConfig, UploadLimits,
 };
@@ -110,6 +111,27 @@ struct Cli {
         default_value = "checkpoints"
     )]
     checkpoint_dir: PathBuf,
+    /// The run store: an SQLite file holding every run (arguments, status, progress,
+    /// history, result) [default: runs.sqlite3 in --checkpoint-dir].
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_RUN_STORE",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
+    run_store: Option<PathBuf>,
+    /// How long ended runs are kept after their creation, in hours (0: until deleted); a
+    /// task's ttl may ask for less.
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_RUN_TTL_HOURS",
+        hide_env_values = true,
+        default_value_t = 720
+    )]
+    run_ttl_hours: u64,
+    /// Most ended runs kept; past it the oldest are deleted.
+    #[arg(long, env = "LIGHTNING_MCP_MAX_STORED_RUNS", hide_env_values = true, default_value_t = DEFAULT_MAX_RUNS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_stored_runs: usize,
     /// Log filter for stderr, e.g. `info`, `debug`, `lightning_mcp=trace`.
     #[arg(
         long,
@@ -209,6 +231,27 @@ fn own_executable() -> Option<PathBuf> {
     }
 }
 
+/// Opens the run store `--run-store` names (its directory created if need be).
+fn open_runs(cli: &Cli) -> anyhow::Result<Runs> {
+    let path = cli
+        .run_store
+        .clone()
+        .unwrap_or_else(|| cli.checkpoint_dir.join("runs.sqlite3"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the run store's directory {}", dir.display())
+        })?;
+    }
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the run store {} (--run-store)", path.display()))?;
+    let retention = Retention {
+        ttl: (cli.run_ttl_hours > 0)
+            .then(|| Duration::from_secs(cli.run_ttl_hours.saturating_mul(3600))),
+        max_runs: cli.max_stored_runs,
+    };
+    Ok(Runs::new(Box::new(store), retention))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.probe_adapters {
@@ -239,30 +282,34 @@ fn main() -> anyhow::Result<()> {
         (false, None) => ComponentCache::user_default(),
     };
     let defaults = RuntimeConfig::default();
-    let server = lightning_mcp::server(RuntimeConfig {
-        cache,
-        models_dir: cli.models_dir.clone(),
-        limits: cli.limits.limits()?,
-        max_concurrent_runs: cli
-            .max_concurrent_runs
-            .map_or(defaults.max_concurrent_runs, usize::from),
-        max_queued_runs: cli.max_queued_runs,
-        max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
-        max_total_tensor_bytes: cli
-            .max_total_tensor_memory_mib
-            .and_then(|mib| usize::try_from(mib).ok())
-            .map_or(defaults.max_total_tensor_bytes, |mib| {
-                mib.saturating_mul(1 << 20)
+    let runs = open_runs(&cli)?;
+    let server = lightning_mcp::server(
+        RuntimeConfig {
+            cache,
+            models_dir: cli.models_dir.clone(),
+            limits: cli.limits.limits()?,
+            max_concurrent_runs: cli
+                .max_concurrent_runs
+                .map_or(defaults.max_concurrent_runs, usize::from),
+            max_queued_runs: cli.max_queued_runs,
+            max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
+            max_total_tensor_bytes: cli
+                .max_total_tensor_memory_mib
+                .and_then(|mib| usize::try_from(mib).ok())
+                .map_or(defaults.max_total_tensor_bytes, |mib| {
+                    mib.saturating_mul(1 << 20)
+                }),
+            uploads: cli.allow_register.then_some(UploadLimits {
+                max_bytes: cli.max_register_bytes,
+                max_models: cli.max_uploaded_models,
             }),
-        uploads: cli.allow_register.then_some(UploadLimits {
-            max_bytes: cli.max_register_bytes,
-            max_models: cli.max_uploaded_models,
-        }),
-        data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
-        checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
-        executable: own_executable(),
-        log_filter: Some(cli.log.clone()),
-    });
+            data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
+            checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
+            executable: own_executable(),
+            log_filter: Some(cli.log.clone()),
+        },
+        runs,
+    );
     if cli.http {
         let config = HttpConfig {
             allowed_hosts: AllowedHosts::new(

@@ -79,6 +79,31 @@ pub fn learning_curve(history: &[EpochRecord], start_step: u64) -> Result<Vec<u8
     encode_png(&rgb, WIDTH, height)
 }
 
+/// The PNG of one metric of several runs, one line each (`(label, points)`, points as
+/// (epochs done, value)): [`WIDTH`] by [`PANEL_HEIGHT`].
+pub fn compare(metric: &str, runs: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>, String> {
+    font()?;
+    let lines: Vec<(&str, Series)> = runs
+        .iter()
+        .map(|(label, points)| {
+            let drawn = points
+                .iter()
+                .copied()
+                .filter(|(_, y)| y.is_finite() && y.abs() <= MAX_DRAWN)
+                .collect();
+            (label.as_str(), drawn)
+        })
+        .collect();
+    let mut rgb = vec![0u8; (WIDTH as usize) * (PANEL_HEIGHT as usize) * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, PANEL_HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw_panel(&root, metric, &lines)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    encode_png(&rgb, WIDTH, PANEL_HEIGHT)
+}
+
 /// Which metrics a panel shows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Panel {

@@ -362,6 +362,30 @@ impl Runtime {
         })
     }
 
+    /// Whether a run within `limits` could take a slot or wait for one now: the error
+    /// [`Self::run_slot`] would give when the queue is full or the tensor memory taken.
+    pub fn check_room(&self, limits: &Limits) -> Result<(), String> {
+        let total = self.config.max_total_tensor_bytes;
+        let wanted = limits.max_tensor_bytes.min(total);
+        let max_runs = self.config.max_concurrent_runs.max(1);
+        let running = lock(&self.running);
+        if running.reserved_bytes + wanted > total {
+            return Err(memory_taken(&running, total, wanted));
+        }
+        let fits = running.runs < max_runs && running.reserved_bytes + wanted <= total;
+        if !(running.queue.is_empty() && fits) && running.queue.len() >= self.config.max_queued_runs
+        {
+            return Err(busy(
+                &running,
+                max_runs,
+                self.config.max_queued_runs,
+                total,
+                wanted,
+            ));
+        }
+        Ok(())
+    }
+
     /// How many model runs are in progress.
     pub fn runs_in_progress(&self) -> usize {
         lock(&self.running).runs

@@ -317,6 +317,41 @@ fn conformance_suite_in_every_version() {
     }
 }
 
+/// The Tasks scenarios of the conformance suite (the 2026-07-28 extension; run only when
+/// named). They call fixture tools the product does not ship: the `tasks_fixtures` example
+/// serves them through the same protocol layer, HTTP transport and run store.
+const TASK_SCENARIOS: [&str; 10] = [
+    "tasks-lifecycle",
+    "tasks-capability-negotiation",
+    "tasks-wire-fields",
+    "tasks-request-state-removal",
+    "tasks-mrtr-input",
+    "tasks-request-headers",
+    "tasks-dispatch-and-envelope",
+    "tasks-status-notifications",
+    "tasks-required-task-error",
+    "tasks-mrtr-composition",
+];
+
+#[test]
+fn conformance_tasks_scenarios_against_the_fixtures() {
+    let clients = clients();
+    let server = HttpServer::start_example("tasks_fixtures", &["0"]);
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    for scenario in TASK_SCENARIOS {
+        let output = run(
+            Command::new(clients.node())
+                .arg(clients.package("conformance/dist/index.js"))
+                .args(["server", "--url", &url, "--scenario", scenario])
+                .arg("--expected-failures")
+                .arg(clients_dir().join("conformance-tasks-expected-failures.yaml")),
+            0,
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("FAILED:"), "{scenario}: {stdout}");
+    }
+}
+
 #[test]
 fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
     let clients = clients();

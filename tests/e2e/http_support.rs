@@ -24,13 +24,36 @@ impl HttpServer {
     pub fn start(args: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"));
+        command
             .args(["--http", "--port", "0", "--log", "info"])
             .args(args)
             .arg("--cache-dir")
             .arg(cache.path())
             .arg("--checkpoint-dir")
-            .arg(checkpoints.path())
+            .arg(checkpoints.path());
+        Self::spawn(command, cache, checkpoints)
+    }
+
+    /// Starts example `name` of this package (built beside the tests) with `args`, an HTTP
+    /// server that logs its address as the binary does; waits for its address.
+    pub fn start_example(name: &str, args: &[&str]) -> Self {
+        let examples = std::env::current_exe()
+            .ok()
+            .and_then(|test| Some(test.parent()?.parent()?.join("examples")))
+            .unwrap_or_else(|| panic!("cannot locate the examples directory"));
+        let mut command = Command::new(examples.join(name));
+        command.args(args);
+        let dir = || tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        Self::spawn(command, dir(), dir())
+    }
+
+    fn spawn(
+        mut command: Command,
+        cache: tempfile::TempDir,
+        checkpoints: tempfile::TempDir,
+    ) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

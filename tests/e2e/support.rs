@@ -10,11 +10,12 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 /// Every tool a server without `--allow-register` lists, in order.
-pub const TOOLS: [&str; 6] = [
+pub const TOOLS: [&str; 7] = [
     "lightning.train",
     "lightning.validate",
     "lightning.test",
     "lightning.predict",
+    "lightning.runs",
     "lightning.checkpoint",
     "lightning.inspect",
 ];
@@ -28,20 +29,30 @@ pub struct StdioServer {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     cache: tempfile::TempDir,
-    checkpoints: tempfile::TempDir,
+    checkpoints: std::path::PathBuf,
+    _own_checkpoints: Option<tempfile::TempDir>,
 }
 
 impl StdioServer {
-    /// Starts the binary with `args` (and a private component cache).
+    /// Starts the binary with `args` (and a private component cache and checkpoint
+    /// directory).
     pub fn start(args: &[&str]) -> Self {
-        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mut server = Self::start_at(args, checkpoints.path());
+        server._own_checkpoints = Some(checkpoints);
+        server
+    }
+
+    /// Starts the binary with `args`, a private component cache and the checkpoint (and run
+    /// store) directory `checkpoints`, which outlives the server.
+    pub fn start_at(args: &[&str], checkpoints: &std::path::Path) -> Self {
+        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
             .args(args)
             .arg("--cache-dir")
             .arg(cache.path())
             .arg("--checkpoint-dir")
-            .arg(checkpoints.path())
+            .arg(checkpoints)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -61,8 +72,15 @@ impl StdioServer {
             child,
             lines,
             cache,
-            checkpoints,
+            checkpoints: checkpoints.to_path_buf(),
+            _own_checkpoints: None,
         }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The server's compile cache (private to it): a file per component it has loaded.
@@ -72,7 +90,7 @@ impl StdioServer {
 
     /// The server's checkpoint directory (private to it).
     pub fn checkpoint_dir(&self) -> &std::path::Path {
-        self.checkpoints.path()
+        &self.checkpoints
     }
 
     /// The server's process id.

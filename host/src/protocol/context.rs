@@ -48,6 +48,22 @@ impl LogLevel {
     }
 }
 
+/// Who follows a call besides its caller: the run store records a run's progress whether or
+/// not the caller asked for notifications.
+pub trait CallObserver: Send + Sync {
+    /// The call got its run slot and starts running.
+    fn started(&self);
+    /// The call's progress: `progress` of `total`, as `message` says.
+    fn progress(&self, progress: f64, total: Option<f64>, message: &str);
+    /// A point of the call's history: an epoch's record (`epoch`, `global_step`, `metrics`,
+    /// and `checkpoint` when one was written).
+    fn point(&self, record: &Value);
+}
+
+/// The method of a history point that a GPU worker forwards to its server (never sent to a
+/// client).
+pub const POINT_METHOD: &str = "lightning/point";
+
 /// The context of one tool call.
 pub struct CallContext<'a> {
     cancel: CancelToken,
@@ -55,6 +71,7 @@ pub struct CallContext<'a> {
     last_progress: Mutex<Option<f64>>,
     log_level: Option<LogLevel>,
     notify: Notify<'a>,
+    observer: Option<&'a dyn CallObserver>,
 }
 
 impl std::fmt::Debug for CallContext<'_> {
@@ -82,6 +99,33 @@ impl<'a> CallContext<'a> {
             last_progress: Mutex::new(None),
             log_level,
             notify,
+            observer: None,
+        }
+    }
+
+    /// A context for the same call and caller, its call followed by `observer` too.
+    pub fn observed_by<'b>(&'b self, observer: &'b dyn CallObserver) -> CallContext<'b> {
+        CallContext {
+            cancel: self.cancel.clone(),
+            progress_token: self.progress_token.clone(),
+            last_progress: Mutex::new(*lock(&self.last_progress)),
+            log_level: self.log_level,
+            notify: self.notify,
+            observer: Some(observer),
+        }
+    }
+
+    /// The call got its run slot: its run starts.
+    pub fn started(&self) {
+        if let Some(observer) = self.observer {
+            observer.started();
+        }
+    }
+
+    /// Records a point of the call's history (see [`CallObserver::point`]).
+    pub fn point(&self, record: &Value) {
+        if let Some(observer) = self.observer {
+            observer.point(record);
         }
     }
 
@@ -95,14 +139,18 @@ impl<'a> CallContext<'a> {
         self.cancel.is_cancelled()
     }
 
-    /// Whether the caller asked for progress.
+    /// Whether anyone follows the call's progress: the caller asked for it, or an observer
+    /// records it.
     pub fn wants_progress(&self) -> bool {
-        self.progress_token.is_some()
+        self.progress_token.is_some() || self.observer.is_some()
     }
 
     /// Sends `notifications/progress` if the caller asked for progress and `progress` is
     /// above the last value sent (MCP requires it to increase).
     pub fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
+        if let Some(observer) = self.observer {
+            observer.progress(progress, total, message);
+        }
         let Some(token) = &self.progress_token else {
             return;
         };
@@ -161,6 +209,7 @@ impl<'a> CallContext<'a> {
                     self.log(level, logger, params["data"].clone());
                 }
             }
+            Some(POINT_METHOD) => self.point(params),
             _ => tracing::debug!("dropped a forwarded notification: {notification}"),
         }
     }

@@ -4,6 +4,7 @@ use super::ServerInfo;
 use super::context::{LogLevel, Notify};
 use super::jsonrpc::{ErrorCode, RpcError};
 use super::session::{Pending, Session};
+use super::tasks::{self, Generation};
 use super::version::{self, META_SERVER_INFO, SUPPORTED_VERSIONS};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -40,6 +41,12 @@ fn method(pending: &Pending, notify: Notify<'_>, stateless: bool) -> Result<Valu
         "ping" if !stateless => Ok(json!({})),
         "logging/setLevel" if !stateless => set_level(pending),
         "tools/call" => call_tool(pending, notify),
+        method
+            if method.starts_with("tasks/")
+                && let Some(answer) = tasks::method(pending, Generation::of(pending)) =>
+        {
+            answer
+        }
         // The legacy form: the tool name as the method (`lightning.train`, or
         // `lightning/train` as the Python project's examples write it), params as arguments.
         method => match server.tool_for_method(method) {
@@ -80,7 +87,10 @@ pub(super) fn finish(mut result: Value, version: &str, info: &ServerInfo) -> Val
     if version::is_stateless(version)
         && let Value::Object(fields) = &mut result
     {
-        fields.insert("resultType".into(), json!("complete"));
+        // A task's creation says `resultType: "task"` itself.
+        fields
+            .entry("resultType")
+            .or_insert_with(|| json!("complete"));
         let meta = fields.entry("_meta").or_insert_with(|| json!({}));
         if let Value::Object(meta) = meta {
             meta.insert(
@@ -101,14 +111,25 @@ pub(super) fn cached(mut result: Value, stateless: bool) -> Value {
     result
 }
 
-fn capabilities() -> Value {
-    json!({ "tools": { "listChanged": false }, "logging": {} })
+/// The server's capabilities in `version`: Tasks version 1 in 2025-11-25, the Tasks
+/// extension in the stateless era.
+fn capabilities(version: &str) -> Value {
+    let mut capabilities = json!({ "tools": { "listChanged": false }, "logging": {} });
+    if version == tasks::V1_VERSION
+        && let Value::Object(fields) = &mut capabilities
+    {
+        fields.insert("tasks".into(), tasks::v1_capability());
+    }
+    if version::is_stateless(version) {
+        tasks::advertise_extension(&mut capabilities);
+    }
+    capabilities
 }
 
 fn discover(session: &Session) -> Value {
     let result = json!({
         "supportedVersions": SUPPORTED_VERSIONS,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(version::STATELESS_VERSION),
         "instructions": session.server().instructions(),
     });
     cached(result, true)
@@ -131,7 +152,7 @@ fn initialize(pending: &Pending) -> Result<Value, RpcError> {
     let info = server.info();
     Ok(json!({
         "protocolVersion": version,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(version),
         "serverInfo": { "name": info.name, "version": info.version },
         "instructions": server.instructions(),
     }))
@@ -177,6 +198,15 @@ fn call_tool(pending: &Pending, notify: Notify<'_>) -> Result<Value, RpcError> {
             ));
         }
     };
+    let generation = Generation::of(pending);
+    let support = server.task_support(name);
+    let asked = params.get("task").is_some();
+    let stateless = version::is_stateless(pending.version);
+    if tasks::as_task(generation, support, asked, stateless, name)?
+        && let Some(generation) = generation
+    {
+        return tasks::create(pending, generation, name, arguments);
+    }
     let ctx = pending.context(notify);
     server
         .call(name, arguments, &ctx)

@@ -14,11 +14,13 @@ mod context;
 mod dispatch;
 mod jsonrpc;
 mod session;
+mod tasks;
 mod version;
 
-pub use context::{CallContext, LogLevel, Notify};
+pub use context::{CallContext, CallObserver, LogLevel, Notify, POINT_METHOD};
 pub use jsonrpc::{ErrorCode, Reply, Request, RpcError, echo_id};
 pub use session::{Received, Session};
+pub use tasks::{EXTENSION as TASKS_EXTENSION, TaskError, TaskInfo, TaskStatus, TaskSupport};
 pub use version::{
     DEFAULT_VERSION, META_PROTOCOL_VERSION, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
     supported, unsupported,
@@ -71,6 +73,16 @@ impl CallToolResult {
         }
     }
 
+    /// The message of a failed call (its `error`), if it has one.
+    pub fn error_message(&self) -> Option<&str> {
+        self.structured.get("error").and_then(Value::as_str)
+    }
+
+    /// A successful result of plain text, without structured content.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self::success(Value::String(text.into()))
+    }
+
     /// A failed call: `{"status": "failed", "error": message}`.
     pub fn error(message: impl Into<String>) -> Self {
         Self {
@@ -86,10 +98,49 @@ impl CallToolResult {
         self
     }
 
+    /// The result whose MCP `CallToolResult` object is `json` (as [`Self::to_json`] wrote
+    /// it); `None` when it is not one.
+    pub fn from_json(json: &Value) -> Option<Self> {
+        use base64::Engine as _;
+        let structured = match json.get("structuredContent") {
+            Some(structured) => structured.clone(),
+            None => json.pointer("/content/0/text")?.clone(),
+        };
+        let is_error = json
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let images = json
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c["type"] == "image" && c["mimeType"] == "image/png")
+            .filter_map(|c| c["data"].as_str())
+            .filter_map(|data| base64::engine::general_purpose::STANDARD.decode(data).ok())
+            .map(|data| Image {
+                data,
+                mime_type: "image/png",
+            })
+            .collect();
+        Some(Self {
+            structured,
+            images,
+            is_error,
+        })
+    }
+
     /// The MCP `CallToolResult` object: the structured content as JSON text, then the
     /// images, base64-encoded.
     pub fn to_json(&self) -> Value {
         use base64::Engine as _;
+        // Plain text (see [`Self::text`]) has no structured content.
+        if let Value::String(text) = &self.structured {
+            return json!({
+                "content": [{ "type": "text", "text": text }],
+                "isError": self.is_error,
+            });
+        }
         let text = serde_json::to_string_pretty(&self.structured).unwrap_or_default();
         let mut content = vec![json!({ "type": "text", "text": text })];
         content.extend(self.images.iter().map(|image| {
@@ -123,6 +174,47 @@ pub trait ToolProvider: Send + Sync {
     /// how to turn it on; `None` for every other name.
     fn off_because(&self, _name: &str) -> Option<&'static str> {
         None
+    }
+    /// Whether tool `name` may, must or must not run as a task (`execution.taskSupport`).
+    fn task_support(&self, _name: &str) -> TaskSupport {
+        TaskSupport::Forbidden
+    }
+    /// Starts tool call `name` as a task kept for `ttl` (at most): the task once durably
+    /// created, or the result of a call refused before it became one (bad arguments, a full
+    /// queue). Only for tools whose definition has task support.
+    fn start_task(
+        &self,
+        name: &str,
+        _arguments: Value,
+        _ttl: Option<std::time::Duration>,
+    ) -> Result<TaskInfo, CallToolResult> {
+        Err(CallToolResult::error(format!(
+            "{name} does not run as a task"
+        )))
+    }
+    /// Task `id`.
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        Err(TaskError::NotFound(id.to_string()))
+    }
+    /// Task `id` once it has ended, waiting for it (until `cancel` fires).
+    fn wait_task(
+        &self,
+        id: &str,
+        _cancel: &crate::cancel::CancelToken,
+    ) -> Result<TaskInfo, TaskError> {
+        self.task(id)
+    }
+    /// A page of at most `limit` tasks from `cursor`, newest first, and the next cursor.
+    fn tasks(
+        &self,
+        _cursor: Option<&str>,
+        _limit: usize,
+    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
+        Ok((Vec::new(), None))
+    }
+    /// Cancels task `id`: it is `cancelled` when this returns; an ended task is an error.
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        Err(TaskError::NotFound(id.to_string()))
     }
 }
 
@@ -209,9 +301,47 @@ impl Server {
         self.tools.call(name, arguments, ctx)
     }
 
+    /// Whether tool `name` may, must or must not run as a task.
+    fn task_support(&self, name: &str) -> TaskSupport {
+        self.tools.task_support(name)
+    }
+
+    fn start_task(
+        &self,
+        name: &str,
+        arguments: Value,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<TaskInfo, CallToolResult> {
+        self.tools.start_task(name, arguments, ttl)
+    }
+
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        self.tools.task(id)
+    }
+
+    fn wait_task(
+        &self,
+        id: &str,
+        cancel: &crate::cancel::CancelToken,
+    ) -> Result<TaskInfo, TaskError> {
+        self.tools.wait_task(id, cancel)
+    }
+
+    fn tasks(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
+        self.tools.tasks(cursor, limit)
+    }
+
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        self.tools.cancel_task(id)
+    }
+
     fn tool_list(&self, stateless: bool) -> Arc<str> {
         let [stateful, stateless_list] = self.tool_lists.get_or_init(|| {
-            let list = tool_list(&self.tools.tools());
+            let list = tool_list(&self.tools.tools(), |name| self.tools.task_support(name));
             let stateless = dispatch::finish(
                 dispatch::cached(list.clone(), true),
                 STATELESS_VERSION,
@@ -227,17 +357,22 @@ impl Server {
     }
 }
 
-/// The `tools/list` result for `definitions`.
-fn tool_list(definitions: &[ToolDefinition]) -> Value {
+/// The `tools/list` result for `definitions`, with each one's `execution.taskSupport` as
+/// `tasks` says (left out when forbidden, the default).
+fn tool_list(definitions: &[ToolDefinition], tasks: impl Fn(&str) -> TaskSupport) -> Value {
     let tools: Vec<Value> = definitions
         .iter()
         .map(|t| {
-            json!({
+            let mut tool = json!({
                 "name": t.name,
                 "title": t.title,
                 "description": t.description,
                 "inputSchema": t.input_schema,
-            })
+            });
+            if let (Some(support), Value::Object(fields)) = (tasks(t.name).listed(), &mut tool) {
+                fields.insert("execution".into(), json!({ "taskSupport": support }));
+            }
+            tool
         })
         .collect();
     json!({ "tools": tools })

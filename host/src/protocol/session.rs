@@ -252,7 +252,7 @@ pub(super) struct Pending {
     /// The version this request is answered in.
     pub(super) version: &'static str,
     log_level: Option<LogLevel>,
-    token: CancelToken,
+    pub(super) token: CancelToken,
 }
 
 impl Pending {
@@ -266,10 +266,13 @@ impl Pending {
         )
     }
 
-    /// Whether this request runs a tool (`tools/call`, or a tool name as the method).
+    /// Whether this request runs a tool (`tools/call`, or a tool name as the method) or
+    /// reads tasks (`tasks/*`, which read the run store and may wait for a run to end).
     fn calls_tool(&self) -> bool {
         let method = self.request.method.as_str();
-        method == "tools/call" || self.session.server().tool_for_method(method).is_some()
+        method == "tools/call"
+            || method.starts_with("tasks/")
+            || self.session.server().tool_for_method(method).is_some()
     }
 
     fn run(self, notify: Notify<'_>) -> Option<Reply> {

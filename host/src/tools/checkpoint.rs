@@ -113,9 +113,7 @@ pub(super) fn definition() -> ToolDefinition {
             writes its weights to `path`; action=load: builds the model and loads the \
             checkpoint at `path` into it, reporting the epoch, step and metrics it was saved \
             with (names and shapes must match exactly); action=list: the checkpoints under \
-            `directory`. Paths are relative to the server's checkpoint directory. Checkpoints \
-            are safetensors files that lightning.train writes and lightning.validate/test/ \
-            predict/train accept as ckpt_path.",
+            `directory`. Paths are relative to the server's checkpoint directory.",
         input_schema: schema::listed::<CheckpointArgs>(SHOWN),
     }
 }
@@ -470,13 +468,13 @@ impl<'a> Checkpointer<'a> {
 
     /// At a checkpoint moment of the fit: writes the checkpoint if it makes the top k, with
     /// the training `state` a resumed fit needs, drops the one it pushes out, and rewrites
-    /// `last` when asked.
+    /// `last` when asked. Returns the newest checkpoint written, if any was.
     pub(super) fn save_point(
         &mut self,
         instance: &ModelInstance,
         state: &TrainingState<'_>,
         record: &EpochRecord,
-    ) -> Result<(), String> {
+    ) -> Result<Option<String>, String> {
         if self.rule.save_last {
             self.last = Some(self.write(instance, state, record, "last")?);
         }
@@ -484,7 +482,7 @@ impl<'a> Checkpointer<'a> {
             // Epochs without the metric (no validation that epoch) are not ranked.
             Some(m) => match record.metrics.get(m) {
                 Some(v) if v.is_finite() => *v,
-                _ => return Ok(()),
+                _ => return Ok(self.last.clone()),
             },
             // Without a monitor the latest is best: ranked by step (two validations within an
             // epoch share its number).
@@ -498,7 +496,7 @@ impl<'a> Checkpointer<'a> {
         let makes_it = k > 0
             && (self.kept.len() < k || self.kept.last().is_some_and(|(w, _)| better(score, *w)));
         if !makes_it {
-            return Ok(());
+            return Ok(self.last.clone());
         }
         let path = self.write(
             instance,
@@ -511,7 +509,7 @@ impl<'a> Checkpointer<'a> {
             .iter()
             .position(|(s, _)| better(score, *s))
             .unwrap_or(self.kept.len());
-        self.kept.insert(at, (score, path));
+        self.kept.insert(at, (score, path.clone()));
         while self.kept.len() > k {
             if let Some((_, dropped)) = self.kept.pop() {
                 let still_used = self.kept.iter().any(|(_, p)| *p == dropped);
@@ -520,7 +518,7 @@ impl<'a> Checkpointer<'a> {
                 }
             }
         }
-        Ok(())
+        Ok(Some(path))
     }
 }
 

@@ -138,6 +138,8 @@ pub struct EvaluateArgs {
     /// Reads each row of the (i64) predictions as Unicode code points and adds `text`, one
     /// string per row, e.g. a character model's generation.
     pub decode: Option<Decode>,
+    /// Run in the background: return a run_id at once (see lightning.runs).
+    pub background: Option<bool>,
 }
 
 /// How `lightning.predict` decodes its predictions.
@@ -158,6 +160,7 @@ pub struct Request {
     ckpt_path: Option<String>,
     data: Option<DataArgs>,
     decode: Option<Decode>,
+    background: bool,
 }
 
 /// The model part of a result.
@@ -269,28 +272,35 @@ impl PredictOutput {
 /// The tool definitions: the three tools share their arguments, each showing the options it
 /// uses.
 pub(super) fn definitions() -> [ToolDefinition; 3] {
-    let definition = |what: Loop, title, description| ToolDefinition {
-        name: what.name(),
-        title,
-        description,
-        input_schema: schema::listed::<EvaluateArgs>(&what.shown()),
+    let definition = |what: Loop, title, description| {
+        let mut input_schema = schema::listed::<EvaluateArgs>(&what.shown());
+        // `decode` is lightning.predict's alone: the other loops refuse it unlisted.
+        if what != Loop::Predict
+            && let Some(Value::Object(properties)) = input_schema.get_mut("properties")
+        {
+            properties.shift_remove("decode");
+        }
+        ToolDefinition {
+            name: what.name(),
+            title,
+            description,
+            input_schema,
+        }
     };
     [
         definition(
             Loop::Validate,
             "Validate a model",
             "Builds a registered model (model._target_ plus hyperparameters) in the sandbox, \
-             loads ckpt_path (e.g. the checkpoint_path lightning.train returned) and runs \
-             Lightning's validation loop over the model's validation data or `data.val`. \
-             Returns metrics (val_loss, val_acc, ...). Every option: lightning.inspect \
-             {what: help}.",
+             loads ckpt_path and runs Lightning's validation loop over the model's validation \
+             data or `data.val`. Returns metrics (val_loss, val_acc, ...).",
         ),
         definition(
             Loop::Test,
             "Test a model",
             "Builds a registered model in the sandbox, loads ckpt_path and runs Lightning's \
              test loop over the model's test data or `data.test`. Returns metrics (test_loss, \
-             test_acc, ...). Every option: lightning.inspect {what: help}.",
+             test_acc, ...).",
         ),
         definition(
             Loop::Predict,
@@ -298,13 +308,22 @@ pub(super) fn definitions() -> [ToolDefinition; 3] {
             "Builds a registered model in the sandbox, loads ckpt_path and runs Lightning's \
              prediction loop over the model's prediction inputs or `data.predict`. Returns \
              predictions (each batch's output as nested lists) and, for a classifier, \
-             predicted_class (and predicted_label for text labels). Every option: \
-             lightning.inspect {what: help}.",
+             predicted_class (and predicted_label for text labels).",
         ),
     ]
 }
 
 impl Request {
+    /// The model's `_target_`.
+    pub(super) fn target(&self) -> &str {
+        &self.model.target
+    }
+
+    /// Whether the call asked to run in the background.
+    pub(super) fn background(&self) -> bool {
+        self.background
+    }
+
     /// The trainer options.
     pub(super) fn options(&self) -> &TrainerOptions {
         &self.options
@@ -330,6 +349,7 @@ pub(super) fn parse(what: Loop, arguments: &Value, limits: &Limits) -> Result<Re
         ckpt_path: args.ckpt_path,
         data: args.data,
         decode: args.decode,
+        background: args.background.unwrap_or(false),
     })
 }
 
@@ -392,6 +412,7 @@ pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, S
         ckpt_path,
         data,
         decode,
+        background: _,
     } = request;
     let settled = settle(
         runtime,
@@ -435,6 +456,7 @@ fn execute(
     let what = *what;
     let target = &model.description.target;
     let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    ctx.started();
     let (mut instance, _) = build_model(
         model,
         &fitted.spec,

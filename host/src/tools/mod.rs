@@ -15,6 +15,8 @@ mod help;
 mod inspect;
 mod register;
 mod results;
+mod running;
+mod runs;
 mod schema;
 mod sizes;
 mod train;
@@ -24,7 +26,10 @@ pub use args::{Accelerator, DataArgs, LimitsArg, ModelSpec, TrainerArgs};
 pub use bounds::Bounds;
 
 use crate::cancel::CancelToken;
-use crate::protocol::{CallContext, CallToolResult, ToolDefinition, ToolProvider};
+use crate::protocol::{
+    CallContext, CallToolResult, TaskError, TaskInfo, TaskSupport, ToolDefinition, ToolProvider,
+};
+use crate::runs::{Origin, Runs};
 use crate::runtime::Runtime;
 use crate::sandbox::{
     Limits, MAX_DEFAULT_HYPERPARAMETERS, ModelInstance, RegisteredModel, SandboxError, Split,
@@ -34,11 +39,12 @@ use accelerator::{DeviceRequest, Placement};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The lightning tools over one runtime.
-#[derive(Debug)]
+/// The lightning tools over one runtime, recording their model runs in one run store.
+#[derive(Clone, Debug)]
 pub struct Tools {
     runtime: Arc<Runtime>,
-    gpu_workers: worker::Pool,
+    gpu_workers: Arc<worker::Pool>,
+    runs: Arc<Runs>,
 }
 
 /// A tool call whose arguments parsed and passed every check, ready to run.
@@ -54,15 +60,23 @@ pub enum ParsedCall {
     Inspect(inspect::Request),
     /// `lightning.register`.
     Register(register::Request),
+    /// `lightning.runs`.
+    Runs(runs::Request),
 }
 
 impl Tools {
-    /// Tools that run on `runtime`.
-    pub fn new(runtime: Arc<Runtime>) -> Self {
+    /// Tools that run on `runtime`, recording their runs in `runs`.
+    pub fn new(runtime: Arc<Runtime>, runs: Arc<Runs>) -> Self {
         Self {
             runtime,
-            gpu_workers: worker::Pool::default(),
+            gpu_workers: Arc::default(),
+            runs,
         }
+    }
+
+    /// The runs these tools record.
+    pub fn runs(&self) -> &Runs {
+        &self.runs
     }
 
     /// The runtime the tools run on.
@@ -87,6 +101,7 @@ impl Tools {
                 let uploads = self.runtime.uploads()?;
                 register::parse(arguments, uploads).map(ParsedCall::Register)
             }
+            runs::NAME => runs::parse(arguments).map(ParsedCall::Runs),
             _ => return None,
         })
     }
@@ -106,6 +121,7 @@ impl Tools {
             ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
             ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, request, ctx),
+            ParsedCall::Runs(request) => return runs::run(&self.runs, request),
         };
         structured.map(CallToolResult::success)
     }
@@ -147,6 +163,7 @@ impl Tools {
             // A worker is sent the arguments as given.
             Placement::Gpu(adapter) => {
                 let _slot = self.runtime.run_slot(limits, ctx.cancel_token())?;
+                ctx.started();
                 self.gpu_workers
                     .run(&self.runtime, name, arguments, adapter, ctx)
             }
@@ -162,9 +179,21 @@ impl ParsedCall {
         let (options, limits) = match self {
             Self::Train(request) => (request.options(), request.limits()),
             Self::Evaluate(request) => (request.options(), request.limits()),
-            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) => return None,
+            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) | Self::Runs(_) => {
+                return None;
+            }
         };
         Some((options.accelerator, options.devices, limits))
+    }
+
+    /// The model target of a call that is a run (train, validate, test, predict), and
+    /// whether it asked to run in the background.
+    fn run_of(&self) -> Option<(&str, bool)> {
+        match self {
+            Self::Train(request) => Some((request.target(), request.background())),
+            Self::Evaluate(request) => Some((request.target(), request.background())),
+            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) | Self::Runs(_) => None,
+        }
     }
 }
 
@@ -181,6 +210,7 @@ impl ToolProvider for Tools {
             evaluate::VALIDATE,
             evaluate::TEST,
             evaluate::PREDICT,
+            runs::NAME,
             checkpoint::NAME,
             inspect::NAME,
         ];
@@ -193,6 +223,7 @@ impl ToolProvider for Tools {
     fn tools(&self) -> Vec<ToolDefinition> {
         let mut tools = vec![train::definition()];
         tools.extend(evaluate::definitions());
+        tools.push(runs::definition());
         tools.push(checkpoint::definition());
         tools.push(inspect::definition());
         if let Some(uploads) = self.runtime.uploads() {
@@ -201,15 +232,71 @@ impl ToolProvider for Tools {
         tools
     }
 
+    fn task_support(&self, name: &str) -> TaskSupport {
+        if name == train::NAME || evaluate::Loop::of(name).is_some() {
+            TaskSupport::Optional
+        } else {
+            TaskSupport::Forbidden
+        }
+    }
+
+    fn start_task(
+        &self,
+        name: &str,
+        arguments: Value,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<TaskInfo, CallToolResult> {
+        let refused = |message: String| failed(name, message);
+        let call = match self.parse(name, &arguments) {
+            Some(Ok(call)) => call,
+            Some(Err(message)) => return Err(refused(message)),
+            None => return Err(refused(format!("unknown tool: {name}"))),
+        };
+        let run = self
+            .start_run(name, arguments, call, Origin::Task, ttl)
+            .map_err(refused)?;
+        self.runs.task(&run.id).map_err(|e| refused(e.to_string()))
+    }
+
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        self.runs.task(id)
+    }
+
+    fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
+        self.runs.wait_task(id, cancel)
+    }
+
+    fn tasks(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
+        self.runs.task_page(cursor, limit)
+    }
+
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        self.runs.cancel_task(id)
+    }
+
     fn off_because(&self, name: &str) -> Option<&'static str> {
         (name == register::NAME && self.runtime.uploads().is_none())
             .then_some("uploading models needs the server started with --allow-register")
     }
 
     fn call(&self, name: &str, arguments: Value, ctx: &CallContext) -> Option<CallToolResult> {
-        let outcome = self
-            .parse(name, &arguments)?
-            .and_then(|call| self.place_and_run(name, arguments, call, ctx));
+        let outcome = match self.parse(name, &arguments)? {
+            Ok(call) => match call.run_of() {
+                Some((_, true)) => self
+                    .start_run(name, arguments, call, Origin::Background, None)
+                    .map(|run| running::started(&run)),
+                Some((target, false)) => {
+                    let target = target.to_string();
+                    return Some(self.run_in_call(name, arguments, call, &target, ctx));
+                }
+                None => self.place_and_run(name, arguments, call, ctx),
+            },
+            Err(message) => Err(message),
+        };
         let result = outcome.unwrap_or_else(|message| failed(name, message));
         Some(results::bounded(
             name,
@@ -335,9 +422,14 @@ mod tests {
     use super::*;
     use crate::runtime::{RuntimeConfig, UploadLimits};
 
+    fn with_runs(config: RuntimeConfig) -> Tools {
+        let runs = Runs::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        Tools::new(Runtime::new(config), Arc::new(runs))
+    }
+
     #[test]
     fn every_option_a_tool_list_names_is_in_its_schema() {
-        let tools = Tools::new(Runtime::new(RuntimeConfig::default())).tools();
+        let tools = with_runs(RuntimeConfig::default()).tools();
         let schema = |name: &str| {
             tools
                 .iter()
@@ -369,10 +461,10 @@ mod tests {
     #[test]
     fn the_cheap_names_are_the_tool_lists_names_in_its_order() {
         for uploads in [None, Some(UploadLimits::default())] {
-            let tools = Tools::new(Runtime::new(RuntimeConfig {
+            let tools = with_runs(RuntimeConfig {
                 uploads,
                 ..RuntimeConfig::default()
-            }));
+            });
             let listed: Vec<&str> = tools.tools().iter().map(|t| t.name).collect();
             assert_eq!(tools.names(), listed);
         }

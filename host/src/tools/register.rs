@@ -66,8 +66,8 @@ pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
             upload limit, see lightning.inspect environment). It is checked, compiled and \
             registered under the target its `describe` declares; then lightning.train and \
             lightning.inspect accept that target. A target that is taken is refused, except \
-            that `replace: true` replaces an earlier upload. Uploaded models run in the same \
-            sandbox, with the same limits, as every model, and last until the server stops.",
+            that `replace: true` replaces an earlier upload. They run in the same sandbox and \
+            limits as every model, until the server stops.",
         input_schema: upload_schema(uploads),
     }
 }

@@ -6,7 +6,6 @@
 
 use crate::protocol::CallToolResult;
 use crate::runtime::{MAX_RESULT_FLAG, Runtime};
-use crate::trainer::EpochRecord;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -90,7 +89,7 @@ pub fn preview(batches: &[Value]) -> Vec<Value> {
 
 /// At most [`MAX_HISTORY_RECORDS`] of `history`, evenly spaced, the first and last kept;
 /// `None` when it is short enough already.
-pub fn downsample(history: &[EpochRecord]) -> Option<Vec<EpochRecord>> {
+pub fn downsample<T: Clone>(history: &[T]) -> Option<Vec<T>> {
     let n = history.len();
     if n <= MAX_HISTORY_RECORDS {
         return None;
@@ -139,7 +138,7 @@ pub fn bounded(tool: &str, result: CallToolResult, max_bytes: usize) -> CallTool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trainer::Metrics;
+    use crate::trainer::{EpochRecord, Metrics};
     use serde_json::json;
 
     #[test]

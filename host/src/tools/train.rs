@@ -49,6 +49,8 @@ pub struct TrainArgs {
     ///
     /// Loss, the other metrics and the learning rate per epoch, after the JSON text.
     pub plot: Option<bool>,
+    /// Run in the background: return a run_id at once (see lightning.runs).
+    pub background: Option<bool>,
 }
 
 /// A checked `lightning.train` call.
@@ -60,9 +62,20 @@ pub struct Request {
     data: Option<DataArgs>,
     ckpt_path: Option<String>,
     plot: bool,
+    background: bool,
 }
 
 impl Request {
+    /// The model's `_target_`.
+    pub(super) fn target(&self) -> &str {
+        &self.model.target
+    }
+
+    /// Whether the call asked to run in the background.
+    pub(super) fn background(&self) -> bool {
+        self.background
+    }
+
     /// The trainer options.
     pub(super) fn options(&self) -> &TrainerOptions {
         &self.options
@@ -84,6 +97,7 @@ pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, Strin
         data: args.data,
         ckpt_path: args.ckpt_path,
         plot: args.plot.unwrap_or(false),
+        background: args.background.unwrap_or(false),
     })
 }
 
@@ -227,8 +241,8 @@ pub(super) fn definition() -> ToolDefinition {
             model's own data or on `data` (inline arrays, a CSV file, a built-in dataset), \
             validating and writing a checkpoint. Returns metrics (train_loss, val_loss, \
             val_acc, ...), the per-epoch history and checkpoint_path (pass it as ckpt_path to \
-            validate/test/predict, or here to resume). Send _meta.progressToken for progress \
-            per epoch. Every option: lightning.inspect {what: help}.",
+            validate/test/predict, or here to resume). Every option: lightning.inspect \
+            {what: help}.",
         input_schema: schema::listed::<TrainArgs>(SHOWN),
     }
 }
@@ -285,6 +299,7 @@ pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, S
         data,
         ckpt_path,
         plot,
+        background: _,
     } = request;
     let settled = settle(
         runtime,
@@ -343,6 +358,7 @@ fn execute<'a>(
     } = prepared;
     let target = &model.description.target;
     let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    ctx.started();
     let device = placement.report();
     let (mut instance, hyperparameters) = build_model(
         model,
@@ -430,6 +446,7 @@ fn execute<'a>(
         &mut reporter,
     )
     .map_err(|e| run_failed(target, "training", e))?;
+    reporter.record_point(None);
     Ok(Executed {
         report,
         num_parameters,
@@ -608,6 +625,9 @@ struct Reporter<'a, 'b> {
     ctx: &'a CallContext<'b>,
     last_sent: Instant,
     checkpointer: Option<Checkpointer<'a>>,
+    /// The epoch record waiting for its checkpoint moment, to be recorded as a history
+    /// point with the checkpoint written then.
+    pending: Option<Value>,
 }
 
 /// The logger name of what the model prints.
@@ -622,6 +642,17 @@ impl<'a, 'b> Reporter<'a, 'b> {
             ctx,
             last_sent: Instant::now(),
             checkpointer,
+            pending: None,
+        }
+    }
+
+    /// Records the pending epoch point, with `checkpoint` when one was written for it.
+    fn record_point(&mut self, checkpoint: Option<String>) {
+        if let Some(mut point) = self.pending.take() {
+            if let (Some(path), Value::Object(fields)) = (checkpoint, &mut point) {
+                fields.insert("checkpoint".into(), json!(path));
+            }
+            self.ctx.point(&point);
         }
     }
 
@@ -646,10 +677,12 @@ impl FitObserver for Reporter<'_, '_> {
         state: &TrainingState<'_>,
         record: &EpochRecord,
     ) -> Result<(), String> {
-        match &mut self.checkpointer {
-            Some(checkpointer) => checkpointer.save_point(model, state, record),
-            None => Ok(()),
-        }
+        let written = match &mut self.checkpointer {
+            Some(checkpointer) => checkpointer.save_point(model, state, record)?,
+            None => None,
+        };
+        self.record_point(written);
+        Ok(())
     }
 
     fn step_end(&mut self, progress: &FitProgress) {
@@ -692,11 +725,15 @@ impl FitObserver for Reporter<'_, '_> {
         );
         // To the server's stderr too, so that a one-line stdio run shows its progress.
         tracing::info!(target: "lightning_mcp::train", "{message}");
-        self.ctx.log(
-            LogLevel::Info,
-            NAME,
-            json!({ "epoch": progress.epoch, "global_step": progress.global_step, "metrics": metrics }),
-        );
+        let point = json!({
+            "epoch": progress.epoch,
+            "global_step": progress.global_step,
+            "metrics": metrics,
+        });
+        self.ctx.log(LogLevel::Info, NAME, point.clone());
+        // An epoch without a checkpoint moment is recorded at the next epoch's end.
+        self.record_point(None);
+        self.pending = Some(point);
         self.send(progress, message);
     }
 }

@@ -26,7 +26,7 @@ use super::Tools;
 use super::accelerator::Placement;
 use crate::cancel::CancelToken;
 use crate::gpu::Adapter;
-use crate::protocol::{CallContext, CallToolResult, Image, LogLevel};
+use crate::protocol::{CallContext, CallObserver, CallToolResult, Image, LogLevel, POINT_METHOD};
 use crate::runtime::{Runtime, RuntimeConfig, WorkerConfig};
 use crate::sync::lock;
 use base64::Engine as _;
@@ -159,7 +159,9 @@ pub fn serve() -> anyhow::Result<()> {
         // E.g. a server and a worker of different versions (the binary was replaced).
         other => anyhow::bail!("the GPU worker expected its configuration, got {other:?}"),
     };
-    let tools = Arc::new(Tools::new(Runtime::new(RuntimeConfig::from(config))));
+    // The server records the runs; the worker's own store only satisfies the tools.
+    let runs = Arc::new(crate::runs::Runs::in_memory()?);
+    let tools = Arc::new(Tools::new(Runtime::new(RuntimeConfig::from(config)), runs));
     let calls: Arc<Mutex<HashMap<u64, CancelToken>>> = Arc::default();
     for line in lines {
         match serde_json::from_str(&line?) {
@@ -207,8 +209,11 @@ pub fn serve() -> anyhow::Result<()> {
 fn run_job(tools: &Tools, job: Job, cancel: CancelToken, replies: &Replies) -> CallToolResult {
     let id = job.id;
     let notify = |notification: Value| replies.send(id, Message::Notification(notification));
-    // Everything goes to the server, whose own context filters it for the client.
-    let ctx = CallContext::new(cancel, Some(json!(0)), Some(LogLevel::Debug), &notify);
+    // Everything goes to the server, whose own context filters it for the client and
+    // records the run's history points.
+    let points = ForwardPoints(&notify);
+    let base = CallContext::new(cancel, Some(json!(0)), Some(LogLevel::Debug), &notify);
+    let ctx = base.observed_by(&points);
     match prepare(tools.runtime(), &job.arguments, job.sha256, job.upload) {
         Ok(()) => {
             replies.send(id, Message::Started);
@@ -220,6 +225,19 @@ fn run_job(tools: &Tools, job: Job, cancel: CancelToken, replies: &Replies) -> C
             )
         }
         Err(message) => CallToolResult::error(message),
+    }
+}
+
+/// Sends a call's history points to the server, which records them in its run store.
+struct ForwardPoints<'a>(&'a (dyn Fn(Value) + Send + Sync));
+
+impl CallObserver for ForwardPoints<'_> {
+    fn started(&self) {}
+
+    fn progress(&self, _progress: f64, _total: Option<f64>, _message: &str) {}
+
+    fn point(&self, record: &Value) {
+        (self.0)(json!({ "jsonrpc": "2.0", "method": POINT_METHOD, "params": record }));
     }
 }
 

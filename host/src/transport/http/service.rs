@@ -360,7 +360,8 @@ fn check_version(headers: &HeaderMap, message: &Value) -> Result<Option<&'static
 }
 
 /// The stateless era's routing headers: `Mcp-Method` equal to the body's method and, for
-/// `tools/call`, `Mcp-Name` equal to the tool name.
+/// `tools/call`, `Mcp-Name` equal to the tool name (for `tasks/get`, `tasks/update` and
+/// `tasks/cancel`, to the task id).
 fn check_stateless_headers(headers: &HeaderMap, message: &Value) -> Result<(), RpcError> {
     let Some(method) = message.get("method").and_then(Value::as_str) else {
         return Ok(());
@@ -375,23 +376,24 @@ fn check_stateless_headers(headers: &HeaderMap, message: &Value) -> Result<(), R
         }
         Some(_) => {}
     }
-    if method == "tools/call" {
-        let name = message
-            .pointer("/params/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        match header(headers, NAME_HEADER).map(decode_header_value) {
-            None => return mismatch(format!("tools/call needs an Mcp-Name: {name} header")),
-            Some(None) => return mismatch("the Mcp-Name header is not valid base64".to_string()),
-            Some(Some(given)) if given != name => {
-                return mismatch(format!(
-                    "the Mcp-Name header {given:?} does not match params.name {name:?}"
-                ));
-            }
-            Some(_) => {}
-        }
+    let field = match method {
+        "tools/call" => "name",
+        "tasks/get" | "tasks/update" | "tasks/cancel" => "taskId",
+        _ => return Ok(()),
+    };
+    let named = message
+        .get("params")
+        .and_then(|p| p.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match header(headers, NAME_HEADER).map(decode_header_value) {
+        None => mismatch(format!("{method} needs an Mcp-Name: {named} header")),
+        Some(None) => mismatch("the Mcp-Name header is not valid base64".to_string()),
+        Some(Some(given)) if given != named => mismatch(format!(
+            "the Mcp-Name header {given:?} does not match params.{field} {named:?}"
+        )),
+        Some(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// A routing header's value: trimmed, and decoded when written as `=?base64?...?=`; `None`

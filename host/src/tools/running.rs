@@ -1,0 +1,216 @@
+//! Model calls as runs: each is recorded in the run store, and runs in its call (the caller
+//! waits), in the background (the call returns its run id at once), or again after a
+//! restart (a training resumes from its newest checkpoint).
+
+use super::{ParsedCall, Tools, failed, results, train};
+use crate::cancel::CancelToken;
+use crate::protocol::{CallContext, CallToolResult};
+use crate::runs::{NewRun, Origin, Run, Status};
+use serde_json::{Value, json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+impl Tools {
+    /// The record of a new run of `call` (tool `name` with `arguments`).
+    fn new_run(
+        name: &str,
+        arguments: &Value,
+        target: &str,
+        origin: Origin,
+        ttl: Option<Duration>,
+    ) -> NewRun {
+        NewRun {
+            tool: name.to_string(),
+            target: target.to_string(),
+            arguments: arguments.clone(),
+            origin,
+            ttl,
+        }
+    }
+
+    /// Runs model call `call` within its tool call, recorded as a run: the caller waits for
+    /// the result, which names the run; cancelling the call (or closing its connection)
+    /// cancels the run.
+    pub(super) fn run_in_call(
+        &self,
+        name: &str,
+        arguments: Value,
+        call: ParsedCall,
+        target: &str,
+        ctx: &CallContext,
+    ) -> CallToolResult {
+        let new = Self::new_run(name, &arguments, target, Origin::Call, None);
+        let run = match self.runs.create(new, ctx.cancel_token()) {
+            Ok(run) => run,
+            Err(e) => return failed(name, format!("cannot record the run: {e}")),
+        };
+        let recorder = self.runs.observer(&run.id);
+        let observed = ctx.observed_by(&recorder);
+        let result = self
+            .place_and_run(name, arguments, call, &observed)
+            .unwrap_or_else(|message| failed(name, message));
+        self.end_run(name, &run.id, result)
+    }
+
+    /// Starts model call `call` as a run tied to no connection (`origin` background or
+    /// task, kept for `ttl` when given): returns the run once it is durably created,
+    /// `queued`; it runs on a thread of its own, waiting for a run slot like any other.
+    pub fn start_run(
+        &self,
+        name: &str,
+        arguments: Value,
+        call: ParsedCall,
+        origin: Origin,
+        ttl: Option<Duration>,
+    ) -> Result<Run, String> {
+        let (target, limits) = match (call.run_of(), call.model_run()) {
+            (Some((target, _)), Some((_, _, limits))) => (target.to_string(), limits.clone()),
+            _ => return Err(format!("{name} does not start runs")),
+        };
+        // Refused at once rather than as a failed run: an unknown model, a full queue.
+        self.runtime.model(&target)?;
+        self.runtime.check_room(&limits)?;
+        let cancel = CancelToken::new();
+        let new = Self::new_run(name, &arguments, &target, origin, ttl);
+        let run = self
+            .runs
+            .create(new, &cancel)
+            .map_err(|e| format!("cannot record the run: {e}"))?;
+        self.spawn_run(&run.id, name, arguments, call, cancel);
+        Ok(run)
+    }
+
+    /// Executes run `id` on a thread of its own; a thread that cannot start fails the run.
+    fn spawn_run(
+        &self,
+        id: &str,
+        name: &str,
+        arguments: Value,
+        call: ParsedCall,
+        cancel: CancelToken,
+    ) {
+        let tools = self.clone();
+        let (thread_id, thread_name) = (id.to_string(), name.to_string());
+        let spawned = std::thread::Builder::new()
+            .name(format!("run-{}", id.get(..8).unwrap_or(id)))
+            .spawn(move || {
+                tools.execute_detached(&thread_id, &thread_name, arguments, call, cancel)
+            });
+        if let Err(e) = spawned {
+            let message = format!("cannot start a thread for the run: {e}");
+            self.runs.end(id, Status::Failed, Some(&message), None);
+        }
+    }
+
+    /// Executes run `id` with no caller waiting: its progress goes to the run store only.
+    fn execute_detached(
+        &self,
+        id: &str,
+        name: &str,
+        arguments: Value,
+        call: ParsedCall,
+        cancel: CancelToken,
+    ) {
+        let recorder = self.runs.observer(id);
+        let quiet = |_: Value| {};
+        let detached = CallContext::new(cancel, None, None, &quiet);
+        let ctx = detached.observed_by(&recorder);
+        // A bug in a tool must not leave the run working forever.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.place_and_run(name, arguments, call, &ctx)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(run = id, "a run panicked");
+            Err("internal error while running".to_string())
+        })
+        .unwrap_or_else(|message| failed(name, message));
+        self.end_run(name, id, result);
+    }
+
+    /// Bounds `result`, names run `id` in it and records it as the run's end.
+    fn end_run(&self, name: &str, id: &str, result: CallToolResult) -> CallToolResult {
+        let mut result = results::bounded(name, result, self.runtime.max_result_bytes());
+        if let Value::Object(fields) = &mut result.structured {
+            fields.insert("run_id".into(), json!(id));
+        }
+        self.runs.finish(id, &result);
+        result
+    }
+
+    /// At start-up: takes up the runs a server that stopped left unfinished. A training that
+    /// wrote a checkpoint resumes from its newest one (weights, optimizer state, epoch,
+    /// early-stopping state); every other run is marked failed, "server restarted".
+    pub fn resume_unfinished(&self) {
+        let unfinished = match self.runs.unfinished() {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!("cannot read the unfinished runs: {e}");
+                return;
+            }
+        };
+        for run in unfinished {
+            match self.resumable(&run) {
+                Ok((arguments, call)) => {
+                    let cancel = CancelToken::new();
+                    if let Err(e) = self.runs.adopt(&run.id, &cancel) {
+                        tracing::error!(run = %run.id, "cannot resume the run: {e}");
+                        continue;
+                    }
+                    tracing::info!(
+                        run = %run.id,
+                        checkpoint = run.checkpoint.as_deref().unwrap_or_default(),
+                        "resuming a training the server left unfinished"
+                    );
+                    self.spawn_run(&run.id, &run.tool, arguments, call, cancel);
+                }
+                Err(why) => {
+                    let message = format!("server restarted: {why}");
+                    tracing::info!(run = %run.id, "{message}");
+                    self.runs.end(&run.id, Status::Failed, Some(&message), None);
+                }
+            }
+        }
+    }
+
+    /// The arguments and call that resume unfinished run `run` from its newest checkpoint;
+    /// why it cannot resume otherwise.
+    fn resumable(&self, run: &Run) -> Result<(Value, ParsedCall), String> {
+        if run.tool != train::NAME {
+            return Err(format!("{} runs do not resume", run.tool));
+        }
+        let checkpoint = run
+            .checkpoint
+            .as_ref()
+            .ok_or("the training had written no checkpoint to resume from")?;
+        self.runtime
+            .checkpoint_dir()
+            .existing(checkpoint)
+            .map_err(|e| format!("its newest checkpoint is gone: {e}"))?;
+        let mut arguments = run.arguments.clone();
+        let Value::Object(fields) = &mut arguments else {
+            return Err("its stored arguments are not an object".into());
+        };
+        fields.insert("ckpt_path".into(), json!(checkpoint));
+        fields.shift_remove("background");
+        let call = self
+            .parse(&run.tool, &arguments)
+            .ok_or_else(|| format!("{} is not a tool of this server", run.tool))?
+            .map_err(|e| format!("its arguments no longer parse: {e}"))?;
+        Ok((arguments, call))
+    }
+}
+
+/// What a call that started a run in the background returns: the run, and how to follow it.
+pub(super) fn started(run: &Run) -> CallToolResult {
+    CallToolResult::success(json!({
+        "status": run.status.as_str(),
+        "run_id": run.id,
+        "tool": run.tool,
+        "target": run.target,
+        "next": format!(
+            "lightning.runs {{\"action\": \"get\", \"run_id\": \"{}\"}} shows its progress; \
+             action result returns its result once it has ended",
+            run.id
+        ),
+    }))
+}

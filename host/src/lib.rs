@@ -57,11 +57,19 @@ pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
 
 /// An MCP server with the lightning tools on a runtime built from `config`, recording its
 /// runs in `runs`; a models directory starts loading in the background, built-in models load
-/// on first use, and the runs a stopped server left unfinished resume (or fail).
+/// on first use, and in the background the kept uploads register again and the runs a
+/// stopped server left unfinished resume (or fail).
 pub fn server(config: runtime::RuntimeConfig, runs: runs::Runs) -> protocol::Server {
     let runtime = runtime::Runtime::new(config);
     runtime.preload();
     let tools = tools::Tools::new(runtime, Arc::new(runs));
-    tools.resume_unfinished();
+    // Compiling kept uploads takes a while: `initialize` does not wait for it.
+    let recovering = tools.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name("recover-runs".into())
+        .spawn(move || recovering.recover())
+    {
+        tracing::error!("cannot start recovering the unfinished runs: {e}");
+    }
     protocol::Server::new(SERVER_INFO, Arc::new(tools))
 }

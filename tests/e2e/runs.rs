@@ -394,7 +394,7 @@ fn tasks_version_1_over_stdio() {
         3,
         "tools/call",
         json!({"name": "lightning.train",
-        "arguments": quick(5), "task": {"ttl": 60_000}}),
+        "arguments": digits(30), "task": {"ttl": 60_000}}),
     );
     let task = &created["result"]["task"];
     assert_eq!(task["status"], "working", "{created}");
@@ -405,7 +405,27 @@ fn tasks_version_1_over_stdio() {
     );
     let task_id = task["taskId"].as_str().unwrap_or_default().to_string();
 
-    let result = rpc(&mut server, 4, "tasks/result", json!({"taskId": task_id}));
+    // tasks/result waits for the end, announced by the optional status notification.
+    server.send_raw(
+        &json!({"jsonrpc": "2.0", "id": 4, "method": "tasks/result", "params": {"taskId": task_id}})
+            .to_string(),
+    );
+    let mut notified = Vec::new();
+    let result = loop {
+        let message = server.next_message();
+        if message["id"] == 4 {
+            break message;
+        }
+        notified.push(message);
+    };
+    assert!(
+        notified
+            .iter()
+            .any(|n| n["method"] == "notifications/tasks/status"
+                && n["params"]["status"] == "completed"
+                && n["params"]["taskId"] == json!(task_id)),
+        "{notified:?}"
+    );
     let result = &result["result"];
     assert_eq!(result["isError"], false, "{result}");
     assert_eq!(result["structuredContent"]["status"], "completed");
@@ -762,4 +782,65 @@ fn a_run_started_on_one_http_session_is_read_from_another_after_it_closed() {
         json!({"action": "result", "run_id": run_id}),
     );
     assert_eq!(result["trainer"]["current_epoch"], 4, "{result}");
+}
+
+#[test]
+fn uploaded_models_and_their_runs_survive_a_restart() {
+    use base64::Engine as _;
+    const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
+    let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut server = StdioServer::start_at(&["--allow-register"], dirs.path());
+    let component = base64::engine::general_purpose::STANDARD
+        .encode(lightning_mcp_guests::testing::MISBEHAVING);
+    let registered = server.call_tool(1, "lightning.register", json!({"component": component}));
+    assert_eq!(
+        structured(&registered)["target"],
+        MISBEHAVING,
+        "{registered}"
+    );
+    // A long training of the uploaded model, killed once it has a checkpoint.
+    let training = json!({"model": {"_target_": MISBEHAVING, "mode": "ok"},
+                          "trainer": {"max_epochs": 1_000_000}, "background": true});
+    let started = server.call_tool(2, "lightning.train", training);
+    let run_id = structured(&started)["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !runs(&mut server, 3, json!({"action": "get", "run_id": run_id}))["checkpoint"]
+        .is_string()
+    {
+        assert!(Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+
+    let mut server = StdioServer::start_at(&["--allow-register"], dirs.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let resumed = loop {
+        let run = runs(&mut server, 4, json!({"action": "get", "run_id": run_id}));
+        if run["resumes"] == 1 && run["status"] == "working" {
+            break run;
+        }
+        assert_ne!(
+            run["status"], "failed",
+            "the uploaded model's run did not resume: {run}"
+        );
+        assert!(Instant::now() < deadline, "{run}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(resumed["target"], MISBEHAVING);
+    let trained = server.call_tool(
+        5,
+        "lightning.train",
+        json!({"model": {"_target_": MISBEHAVING, "mode": "ok"}, "trainer": {"max_epochs": 1}}),
+    );
+    assert_eq!(structured(&trained)["status"], "completed", "{trained}");
+    let cancelled = runs(
+        &mut server,
+        6,
+        json!({"action": "cancel", "run_id": run_id}),
+    );
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(server.finish());
 }

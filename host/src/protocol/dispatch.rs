@@ -43,7 +43,7 @@ fn method(pending: &Pending, notify: Notify<'_>, stateless: bool) -> Result<Valu
         "tools/call" => call_tool(pending, notify),
         method
             if method.starts_with("tasks/")
-                && let Some(answer) = tasks::method(pending, Generation::of(pending)) =>
+                && let Some(answer) = tasks::method(pending, Generation::of(pending), notify) =>
         {
             answer
         }

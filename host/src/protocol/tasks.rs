@@ -15,6 +15,7 @@
 //! tools, a task is a run), so they outlive the request, the connection and the server.
 
 use super::CallToolResult;
+use super::context::Notify;
 use super::jsonrpc::{ErrorCode, RpcError};
 use super::session::Pending;
 use super::version::STATELESS_VERSION;
@@ -354,6 +355,7 @@ pub(super) fn as_task(
 pub(super) fn method(
     pending: &Pending,
     generation: Option<Generation>,
+    notify: Notify<'_>,
 ) -> Option<Result<Value, RpcError>> {
     let method = pending.request.method.as_str();
     let Some(generation) = generation else {
@@ -370,7 +372,16 @@ pub(super) fn method(
             task_id(pending).and_then(|id| Ok(extension_detailed(&server.task(id)?)))
         }
         ("tasks/result", Generation::V1) => task_id(pending).and_then(|id| {
+            let before = server.task(id)?;
             let task = server.wait_task(id, &pending.token)?;
+            // The end a waiting requestor saw happen, as the optional status notification.
+            if before.status == TaskStatus::Working {
+                notify(json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/tasks/status",
+                    "params": v1_task(&task),
+                }));
+            }
             Ok(v1_result(&task))
         }),
         ("tasks/list", Generation::V1) => list(pending),

@@ -257,6 +257,16 @@ impl Runs {
         }
     }
 
+    /// Keeps uploaded component `wasm`, registered under `target`, for the next server start.
+    pub fn keep_upload(&self, sha256: &str, target: &str, wasm: &[u8]) -> Result<(), StoreError> {
+        self.store.put_upload(sha256, target, wasm, now_ms())
+    }
+
+    /// The uploaded components kept, oldest first.
+    pub fn kept_uploads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.uploads()
+    }
+
     /// The runs its last server left unfinished, oldest first.
     pub fn unfinished(&self) -> Result<Vec<Run>, StoreError> {
         self.store.unfinished()

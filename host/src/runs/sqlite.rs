@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS history (
     record TEXT NOT NULL,
     PRIMARY KEY (run_seq, point)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    sha256 TEXT PRIMARY KEY,
+    target TEXT NOT NULL UNIQUE,
+    wasm BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 ";
 
 /// The columns of a listed run (no result: results can be large).
@@ -455,6 +461,54 @@ impl RunStore for SqliteStore {
             .map_err(database)?;
         transaction.commit().map_err(database)?;
         Ok(expired + excess)
+    }
+
+    fn put_upload(
+        &self,
+        sha256: &str,
+        target: &str,
+        wasm: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.put_upload_now(sha256, target, wasm, now_ms)
+    }
+
+    fn uploads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let connection = lock(&self.connection);
+        let mut statement = connection
+            .prepare("SELECT wasm FROM uploads ORDER BY created_ms")
+            .map_err(database)?;
+        statement
+            .query_map([], |row| row.get(0))
+            .map_err(database)?
+            .collect::<Result<_, _>>()
+            .map_err(database)
+    }
+}
+
+impl SqliteStore {
+    fn put_upload_now(
+        &self,
+        sha256: &str,
+        target: &str,
+        wasm: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut connection = lock(&self.connection);
+        let transaction = connection.transaction().map_err(database)?;
+        transaction
+            .execute(
+                "DELETE FROM uploads WHERE target = ?1 OR sha256 = ?2",
+                params![target, sha256],
+            )
+            .map_err(database)?;
+        transaction
+            .execute(
+                "INSERT INTO uploads (sha256, target, wasm, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![sha256, target, wasm, now_ms],
+            )
+            .map_err(database)?;
+        transaction.commit().map_err(database)
     }
 }
 

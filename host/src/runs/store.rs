@@ -208,4 +208,15 @@ pub trait RunStore: Send + Sync {
     /// Deletes ended runs whose time to live passed by `now_ms`, then the oldest ended runs
     /// past `max_runs`; returns how many went.
     fn purge(&self, now_ms: i64, max_runs: usize) -> Result<usize, StoreError>;
+    /// Keeps uploaded component `wasm` (SHA-256 `sha256`) registered under `target`,
+    /// replacing the one kept for that target before.
+    fn put_upload(
+        &self,
+        sha256: &str,
+        target: &str,
+        wasm: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Every kept upload's component, oldest first.
+    fn uploads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
 }

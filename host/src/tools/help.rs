@@ -121,7 +121,9 @@ impl Topic {
                  shows it as max_result_bytes): predictions past it go to a JSON Lines file \
                  under the checkpoint directory (`predictions_file`), with the first 10 rows \
                  in the result; `history` keeps at most 100 records (metrics.csv has every \
-                 epoch)."
+                 epoch). Every train/validate/test/predict result (a failed one too) names its \
+                 `run_id`: lightning.runs shows, compares and returns the run later, after a \
+                 restart too; `background: true` returns {status: queued, run_id} at once."
             }
         }
     }

@@ -5,6 +5,7 @@ use super::args;
 use super::bounds::Bounds;
 use super::schema;
 use crate::protocol::{CallContext, ToolDefinition};
+use crate::runs::Runs;
 use crate::runtime::{Runtime, UploadLimits};
 use crate::sandbox::Insertion;
 use base64::Engine as _;
@@ -67,7 +68,7 @@ pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
             registered under the target its `describe` declares; then lightning.train and \
             lightning.inspect accept that target. A target that is taken is refused, except \
             that `replace: true` replaces an earlier upload. They run in the same sandbox and \
-            limits as every model, until the server stops.",
+            limits as every model, and are kept across restarts.",
         input_schema: upload_schema(uploads),
     }
 }
@@ -117,12 +118,23 @@ pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request,
     })
 }
 
-pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+/// Registers the upload and keeps it in the run store, so that it is registered again when
+/// the server restarts (and the runs that use it resume).
+pub(super) fn run(
+    runtime: &Runtime,
+    runs: &Runs,
+    request: Request,
+    ctx: &CallContext,
+) -> Result<Value, String> {
     // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
     let _slot = runtime.run_slot(runtime.limits(), ctx.cancel_token())?;
     let (model, insertion) = runtime
         .register_upload(&request.wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;
+    if insertion != Insertion::Unchanged {
+        runs.keep_upload(&model.sha256, &model.description.target, &request.wasm)
+            .map_err(|e| format!("registered, but not kept for a restart: {e}"))?;
+    }
     let hyperparameters = match &model.description.hyperparameters {
         Value::Object(map) => map.clone(),
         _ => Map::new(),

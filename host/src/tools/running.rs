@@ -137,10 +137,49 @@ impl Tools {
         result
     }
 
+    /// At start-up: registers the uploaded models the run store kept (when uploads are on),
+    /// then takes up the runs a server that stopped left unfinished (see
+    /// [`Self::resume_unfinished`]).
+    pub fn recover(&self) {
+        self.restore_uploads();
+        self.resume_unfinished();
+    }
+
+    /// Registers the uploaded models the run store kept, as their uploads did.
+    fn restore_uploads(&self) {
+        let kept = match self.runs.kept_uploads() {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::error!("cannot read the kept uploads: {e}");
+                return;
+            }
+        };
+        if kept.is_empty() {
+            return;
+        }
+        if self.runtime.uploads().is_none() {
+            tracing::warn!(
+                "{} uploaded model(s) kept from earlier runs stay unregistered: uploads are off \
+                 (--allow-register)",
+                kept.len()
+            );
+            return;
+        }
+        for wasm in kept {
+            match self.runtime.register_upload(&wasm, true) {
+                Ok((model, _)) => tracing::info!(
+                    target = model.description.target,
+                    "uploaded model registered again"
+                ),
+                Err(e) => tracing::warn!("a kept upload no longer registers: {e}"),
+            }
+        }
+    }
+
     /// At start-up: takes up the runs a server that stopped left unfinished. A training that
     /// wrote a checkpoint resumes from its newest one (weights, optimizer state, epoch,
     /// early-stopping state); every other run is marked failed, "server restarted".
-    pub fn resume_unfinished(&self) {
+    fn resume_unfinished(&self) {
         let unfinished = match self.runs.unfinished() {
             Ok(runs) => runs,
             Err(e) => {

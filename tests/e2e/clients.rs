@@ -1,6 +1,7 @@
 //! The official MCP clients against the built binary: the Python SDK (stdio and HTTP, both
 //! negotiation modes), MCP Inspector's CLI (stdio and HTTP), and the MCP conformance suite
-//! (every spec version from 2025-03-26 to 2026-07-28). `tests/clients/setup.sh` installs
+//! (every spec version from 2025-03-26 to 2026-07-28, and its Tasks scenarios), and the
+//! TypeScript SDK v2 client with its Tasks extension client. `tests/clients/setup.sh` installs
 //! them, pinned, under the target directory on first use.
 
 mod http_support;
@@ -315,6 +316,33 @@ fn conformance_suite_in_every_version() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("passed"), "{version}: {stdout}");
     }
+}
+
+#[test]
+fn the_typescript_sdk_runs_a_training_as_a_task_in_both_generations() {
+    let clients = clients();
+    let server = HttpServer::start(&[]);
+    let url = format!("http://127.0.0.1:{}/mcp", server.port);
+    // ts_tasks.mjs: the SDK v2 client with its Tasks extension client, in a 2025-11-25
+    // session (Tasks version 1) and a 2026-07-28 one (the extension).
+    let output = run(
+        Command::new(clients.node())
+            .current_dir(&clients.dir)
+            .arg(clients_dir().join("ts_tasks.mjs"))
+            .arg(&url),
+        0,
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("ts_tasks.mjs printed no JSON: {e}"));
+    assert_eq!(summary.get("ok"), Some(&json!(true)), "{summary}");
+    let protocols: Vec<&str> = summary
+        .get("sessions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("protocol").and_then(Value::as_str))
+        .collect();
+    assert_eq!(protocols, ["2025-11-25", "2026-07-28"], "{summary}");
 }
 
 /// The Tasks scenarios of the conformance suite (the 2026-07-28 extension; run only when

@@ -16,7 +16,7 @@ pub use store::{Filter, Origin, Page, Run, RunStore, Status, StoreError, Update}
 use crate::cancel::CancelToken;
 use crate::protocol::{CallObserver, CallToolResult, TaskError, TaskInfo, TaskStatus};
 use crate::sync::lock;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,13 @@ pub const DEFAULT_MAX_RUNS: usize = 10_000;
 
 /// The shortest time between two progress writes of one run (epochs are always written).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most bytes of arguments an ended run keeps: past it, inline data is replaced by a
+/// note of its size (a training keeps it all while it may still resume).
+pub const MAX_KEPT_ARGUMENTS: usize = 16 * 1024;
+
+/// The tool whose unfinished runs resume, and so keep their whole arguments until they end.
+const RESUMED_TOOL: &str = "lightning.train";
 
 /// How often a waiter re-reads a run (another server sharing the store may end it).
 const WAIT_POLL: Duration = Duration::from_millis(250);
@@ -139,11 +146,16 @@ impl Runs {
     pub fn create(&self, new: NewRun, cancel: &CancelToken) -> Result<Run, StoreError> {
         self.purge_now_and_then();
         let now = now_ms();
+        let arguments = if new.tool == RESUMED_TOOL {
+            new.arguments
+        } else {
+            compact(new.arguments)
+        };
         let run = Run {
             id: uuid::Uuid::new_v4().to_string(),
             tool: new.tool,
             target: new.target,
-            arguments: new.arguments,
+            arguments,
             origin: new.origin,
             status: Status::Queued,
             message: Some("waiting for a run slot".into()),
@@ -184,8 +196,19 @@ impl Runs {
         self.end(id, status, message.as_deref(), Some(&result.to_json()));
     }
 
-    /// Ends run `id` with `status` (terminal), `message` and `result`, and wakes its waiters.
+    /// Ends run `id` with `status` (terminal), `message` and `result`, and wakes its waiters;
+    /// a training's arguments are compacted now that it will not resume.
     pub fn end(&self, id: &str, status: Status, message: Option<&str>, result: Option<&Value>) {
+        if let Ok(Some(run)) = self.store.get(id)
+            && run.tool == RESUMED_TOOL
+            && json_len(&run.arguments) > MAX_KEPT_ARGUMENTS
+        {
+            let update = Update {
+                arguments: Some(compact(run.arguments)),
+                ..Update::default()
+            };
+            self.update(id, &update);
+        }
         if let Err(e) = self.store.finish(id, status, message, result, now_ms()) {
             tracing::error!(run = id, "cannot record the end of the run: {e}");
         }
@@ -302,6 +325,42 @@ impl Runs {
             Err(e) => tracing::warn!("cannot purge old runs: {e}"),
         }
     }
+}
+
+/// The size of `value` as compact JSON.
+fn json_len(value: &Value) -> usize {
+    value.to_string().len()
+}
+
+/// `arguments` within [`MAX_KEPT_ARGUMENTS`]: inline data arrays (`data.train`, `val`,
+/// `test`, `predict`), then the whole `data`, then everything but the model and trainer,
+/// replaced by a note of their size, as far as needed.
+pub fn compact(mut arguments: Value) -> Value {
+    let omitted = |value: &Value| json!({ "omitted": format!("{} bytes", json_len(value)) });
+    if json_len(&arguments) <= MAX_KEPT_ARGUMENTS {
+        return arguments;
+    }
+    if let Some(Value::Object(data)) = arguments.get_mut("data") {
+        for split in ["train", "val", "test", "predict"] {
+            if let Some(inline) = data.get_mut(split) {
+                *inline = omitted(inline);
+            }
+        }
+    }
+    let Value::Object(fields) = &mut arguments else {
+        return omitted(&arguments);
+    };
+    for key in fields.keys().cloned().collect::<Vec<_>>() {
+        if json_len(&Value::Object(fields.clone())) <= MAX_KEPT_ARGUMENTS {
+            break;
+        }
+        if let Some(value) = fields.get_mut(&key)
+            && (key != "model" && key != "trainer" || json_len(value) > MAX_KEPT_ARGUMENTS / 2)
+        {
+            *value = omitted(value);
+        }
+    }
+    arguments
 }
 
 /// The ISO 8601 (RFC 3339) UTC time of `ms` (milliseconds since the Unix epoch), to the
@@ -439,9 +498,9 @@ impl CallObserver for Recorder<'_> {
     }
 
     fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
-        let mut figures = vec![("global_step", serde_json::json!(progress))];
+        let mut figures = vec![("global_step", json!(progress))];
         if let Some(total) = total {
-            figures.push(("total_steps", serde_json::json!(total)));
+            figures.push(("total_steps", json!(total)));
         }
         if let Some(progress) = self.advance(&figures, false) {
             let update = Update {
@@ -459,7 +518,7 @@ impl CallObserver for Recorder<'_> {
             figures.push(("global_step", step.clone()));
         }
         if let Some(epoch) = record.get("epoch").and_then(Value::as_u64) {
-            figures.push(("epochs_done", serde_json::json!(epoch + 1)));
+            figures.push(("epochs_done", json!(epoch + 1)));
         }
         let update = Update {
             progress: self.advance(&figures, true),
@@ -472,5 +531,33 @@ impl CallObserver for Recorder<'_> {
             ..Update::default()
         };
         self.runs.update(&self.id, &update);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_arguments_keep_the_model_and_trainer_and_note_the_rest() {
+        let small = json!({"model": {"_target_": "m"}, "data": {"train": {"inputs": [[1.0]]}}});
+        assert_eq!(compact(small.clone()), small);
+        let rows: Vec<Vec<f64>> = vec![vec![0.5; 64]; 1_000];
+        let large = json!({
+            "model": {"_target_": "m", "hidden_dims": [64]},
+            "trainer": {"max_epochs": 3},
+            "data": {"train": {"inputs": rows, "targets": [0]}, "batch_size": 8},
+        });
+        let kept = compact(large);
+        assert!(json_len(&kept) <= MAX_KEPT_ARGUMENTS, "{}", json_len(&kept));
+        let at = |pointer: &str| kept.pointer(pointer).cloned().unwrap_or_default();
+        assert_eq!(at("/model"), json!({"_target_": "m", "hidden_dims": [64]}));
+        assert_eq!(at("/trainer"), json!({"max_epochs": 3}));
+        assert_eq!(at("/data/batch_size"), json!(8));
+        let note = at("/data/train/omitted");
+        assert!(
+            note.as_str().is_some_and(|n| n.ends_with(" bytes")),
+            "{note}"
+        );
     }
 }

@@ -320,7 +320,8 @@ impl RunStore for SqliteStore {
                      message = COALESCE(?3, message), started_ms = COALESCE(?4, started_ms), \
                      progress = COALESCE(?5, progress), metrics = COALESCE(?6, metrics), \
                      checkpoint = COALESCE(?7, checkpoint), updated_ms = ?8, \
-                     history_points = history_points + ?9 \
+                     history_points = history_points + ?9, \
+                     arguments = COALESCE(?10, arguments) \
                      WHERE id = ?1 AND NOT {ENDED}"
                 ),
                 params![
@@ -333,6 +334,7 @@ impl RunStore for SqliteStore {
                     update.checkpoint,
                     now_ms,
                     i64::from(update.history.is_some()),
+                    update.arguments.as_ref().map(text),
                 ],
             )
             .map_err(database)?

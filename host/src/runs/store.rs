@@ -161,6 +161,8 @@ pub struct Update {
     pub checkpoint: Option<String>,
     /// A point of the run's history (an epoch's record) to append.
     pub history: Option<Value>,
+    /// The arguments to keep instead (shorter).
+    pub arguments: Option<Value>,
 }
 
 /// Why a store operation failed.

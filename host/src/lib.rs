@@ -62,12 +62,17 @@ pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
 pub fn server(config: runtime::RuntimeConfig, runs: runs::Runs) -> protocol::Server {
     let runtime = runtime::Runtime::new(config);
     runtime.preload();
+    // The runs the server before this one left unfinished: read before this one records any.
+    let leftover = runs.unfinished().unwrap_or_else(|e| {
+        tracing::error!("cannot read the unfinished runs: {e}");
+        Vec::new()
+    });
     let tools = tools::Tools::new(runtime, Arc::new(runs));
     // Compiling kept uploads takes a while: `initialize` does not wait for it.
     let recovering = tools.clone();
     if let Err(e) = std::thread::Builder::new()
         .name("recover-runs".into())
-        .spawn(move || recovering.recover())
+        .spawn(move || recovering.recover(leftover))
     {
         tracing::error!("cannot start recovering the unfinished runs: {e}");
     }

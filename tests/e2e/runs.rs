@@ -64,13 +64,20 @@ fn wait_for_end(server: &mut StdioServer, run_id: &str) -> Value {
     }
 }
 
-#[test]
-fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
-    let mut server = StdioServer::start(&["--max-concurrent-runs", "2"]);
+/// Calls a tool (name, arguments) on some transport; returns the `CallToolResult`.
+type Call<'a> = &'a mut dyn FnMut(&str, Value) -> Value;
+
+/// `lightning.runs` with `arguments` through `call`: the structured result.
+fn runs_via(call: Call<'_>, arguments: Value) -> Value {
+    structured(&call("lightning.runs", arguments)).clone()
+}
+
+/// Three background trainings (two quick, one endless): listed newest first, the endless one
+/// cancelled, the others awaited, their results fetched and compared, one deleted.
+fn three_background_trainings(call: Call<'_>) {
     let mut ids = Vec::new();
-    for (i, arguments) in [quick(1), quick(2), endless()].into_iter().enumerate() {
-        let started = server.call_tool(
-            i as u64,
+    for arguments in [quick(1), quick(2), endless()] {
+        let started = call(
             "lightning.train",
             with(arguments, "background", json!(true)),
         );
@@ -78,7 +85,7 @@ fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
         assert_eq!(started["status"], "queued", "{started}");
         ids.push(started["run_id"].as_str().unwrap_or_default().to_string());
     }
-    let listed = runs(&mut server, 10, json!({"action": "list"}));
+    let listed = runs_via(call, json!({"action": "list"}));
     assert_eq!(listed["total"], 3, "{listed}");
     let listed_ids: Vec<&str> = listed["runs"]
         .as_array()
@@ -90,14 +97,9 @@ fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
     assert_eq!(listed_ids, [&ids[2], &ids[1], &ids[0]]);
 
     let endless_id = ids[2].clone();
-    let cancelled = runs(
-        &mut server,
-        11,
-        json!({"action": "cancel", "run_id": endless_id}),
-    );
+    let cancelled = runs_via(call, json!({"action": "cancel", "run_id": endless_id}));
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
-    let again = server.call_tool(
-        12,
+    let again = call(
         "lightning.runs",
         json!({"action": "cancel", "run_id": endless_id}),
     );
@@ -108,11 +110,19 @@ fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
 
     let mut metrics = Vec::new();
     for id in &ids[..2] {
-        let run = wait_for_end(&mut server, id);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let run = loop {
+            let run = runs_via(call, json!({"action": "get", "run_id": id}));
+            if run["status"] != "queued" && run["status"] != "working" {
+                break run;
+            }
+            assert!(Instant::now() < deadline, "run {id} never ended: {run}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert_eq!(run["status"], "completed", "{run}");
         assert_eq!(run["history_points"], 3, "{run}");
         assert_eq!(run["origin"], "background");
-        let result = runs(&mut server, 13, json!({"action": "result", "run_id": id}));
+        let result = runs_via(call, json!({"action": "result", "run_id": id}));
         assert_eq!(result["status"], "completed");
         assert_eq!(result["run_id"], json!(id));
         assert_eq!(
@@ -121,15 +131,10 @@ fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
         );
         metrics.push(result["metrics"].clone());
     }
-    let filtered = runs(
-        &mut server,
-        14,
-        json!({"action": "list", "status": "cancelled"}),
-    );
+    let filtered = runs_via(call, json!({"action": "list", "status": "cancelled"}));
     assert_eq!(filtered["total"], 1, "{filtered}");
 
-    let compared = server.call_tool(
-        15,
+    let compared = call(
         "lightning.runs",
         json!({"action": "compare", "run_ids": [ids[0], ids[1]], "plot": "val_loss"}),
     );
@@ -156,19 +161,59 @@ fn background_trainings_are_listed_cancelled_awaited_fetched_and_compared() {
     assert_eq!(images, 1, "the compared curves as one PNG");
 
     // Deleting: an ended run goes; the listing no longer has it.
-    let deleted = runs(
-        &mut server,
-        16,
-        json!({"action": "delete", "run_id": ids[0]}),
-    );
+    let deleted = runs_via(call, json!({"action": "delete", "run_id": ids[0]}));
     assert_eq!(deleted["deleted"], true);
-    let gone = server.call_tool(
-        17,
-        "lightning.runs",
-        json!({"action": "get", "run_id": ids[0]}),
-    );
+    let gone = call("lightning.runs", json!({"action": "get", "run_id": ids[0]}));
     assert!(tool_error(&gone).contains("no run"), "{gone}");
+}
+
+#[test]
+fn background_trainings_over_stdio() {
+    let mut server = StdioServer::start(&["--max-concurrent-runs", "2"]);
+    let mut id = 0;
+    three_background_trainings(&mut |name, arguments| {
+        id += 1;
+        server.call_tool(id, name, arguments)
+    });
     assert!(server.finish());
+}
+
+#[test]
+fn background_trainings_over_http() {
+    let server = HttpServer::start(&["--max-concurrent-runs", "2"]);
+    let port = server.port;
+    let (_, session) = initialize(port, "2025-06-18");
+    let mut id = 1;
+    three_background_trainings(&mut |name, arguments| {
+        id += 1;
+        let reply = post(
+            port,
+            &[
+                ("Mcp-Session-Id", &session),
+                ("MCP-Protocol-Version", "2025-06-18"),
+            ],
+            &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                    "params": {"name": name, "arguments": arguments}}),
+        )
+        .json();
+        reply["result"].clone()
+    });
+}
+
+/// `initialize` over HTTP at `version`; the reply and the session id.
+fn initialize(port: u16, version: &str) -> (Value, String) {
+    let reply = post(
+        port,
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": version, "capabilities": {},
+                           "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    let session = reply
+        .header("mcp-session-id")
+        .unwrap_or_default()
+        .to_string();
+    (reply.json(), session)
 }
 
 #[test]
@@ -710,19 +755,7 @@ fn the_tasks_extension_over_http() {
 fn a_run_started_on_one_http_session_is_read_from_another_after_it_closed() {
     let server = HttpServer::start(&[]);
     let port = server.port;
-    let open = |id: u64| {
-        let reply = post(
-            port,
-            &[],
-            &json!({"jsonrpc": "2.0", "id": id, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "e2e", "version": "1"}}}),
-        );
-        reply
-            .header("mcp-session-id")
-            .unwrap_or_default()
-            .to_string()
-    };
+    let open = |_: u64| initialize(port, "2025-06-18").1;
     let call = |session: &str, id: u64, name: &str, arguments: Value| {
         post(
             port,

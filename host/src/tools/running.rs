@@ -137,12 +137,12 @@ impl Tools {
         result
     }
 
-    /// At start-up: registers the uploaded models the run store kept (when uploads are on),
-    /// then takes up the runs a server that stopped left unfinished (see
+    /// At start-up, in the background: registers the uploaded models the run store kept,
+    /// then takes up `leftover`, the runs the server before this one left unfinished (see
     /// [`Self::resume_unfinished`]).
-    pub fn recover(&self) {
+    pub fn recover(&self, leftover: Vec<Run>) {
         self.restore_uploads();
-        self.resume_unfinished();
+        self.resume_unfinished(leftover);
     }
 
     /// Registers the uploaded models the run store kept, as their uploads did.
@@ -176,17 +176,10 @@ impl Tools {
         }
     }
 
-    /// At start-up: takes up the runs a server that stopped left unfinished. A training that
+    /// Takes up `leftover`, runs a server that stopped left unfinished. A training that
     /// wrote a checkpoint resumes from its newest one (weights, optimizer state, epoch,
     /// early-stopping state); every other run is marked failed, "server restarted".
-    fn resume_unfinished(&self) {
-        let unfinished = match self.runs.unfinished() {
-            Ok(runs) => runs,
-            Err(e) => {
-                tracing::error!("cannot read the unfinished runs: {e}");
-                return;
-            }
-        };
+    fn resume_unfinished(&self, unfinished: Vec<Run>) {
         for run in unfinished {
             match self.resumable(&run) {
                 Ok((arguments, call)) => {
@@ -211,20 +204,36 @@ impl Tools {
         }
     }
 
+    /// The newest checkpoint beside `recorded` (the last one a run recorded): a server killed
+    /// between writing a checkpoint and recording it has already removed the one before.
+    fn newest_checkpoint(&self, recorded: &str) -> Result<String, String> {
+        let dir = self.runtime.checkpoint_dir();
+        let folder = recorded.rsplit_once('/').map_or(".", |(folder, _)| folder);
+        let written = |path: &str| {
+            dir.existing(path)
+                .ok()
+                .and_then(|real| real.metadata().ok()?.modified().ok())
+        };
+        dir.list(folder, crate::checkpoint::EXTENSION, 1_000)
+            .map_err(|e| format!("its checkpoints are gone: {e}"))?
+            .into_iter()
+            .filter_map(|(path, _)| Some((written(&path)?, path)))
+            .max()
+            .map(|(_, path)| path)
+            .ok_or_else(|| format!("its checkpoints are gone ({recorded} was the newest)"))
+    }
+
     /// The arguments and call that resume unfinished run `run` from its newest checkpoint;
     /// why it cannot resume otherwise.
     fn resumable(&self, run: &Run) -> Result<(Value, ParsedCall), String> {
         if run.tool != train::NAME {
             return Err(format!("{} runs do not resume", run.tool));
         }
-        let checkpoint = run
+        let recorded = run
             .checkpoint
             .as_ref()
             .ok_or("the training had written no checkpoint to resume from")?;
-        self.runtime
-            .checkpoint_dir()
-            .existing(checkpoint)
-            .map_err(|e| format!("its newest checkpoint is gone: {e}"))?;
+        let checkpoint = self.newest_checkpoint(recorded)?;
         let mut arguments = run.arguments.clone();
         let Value::Object(fields) = &mut arguments else {
             return Err("its stored arguments are not an object".into());

@@ -45,8 +45,8 @@ pub const INSTRUCTIONS: &str = "Trains, evaluates and inspects neural networks (
     lightning.validate, test or predict (hyperparameters left out come from the checkpoint), \
     or to train to resume. The tool list shows the common \
     options only: lightning.inspect {\"what\": \"help\"} gives every option by topic \
-    (trainer, callbacks, data, limits, schedulers, checkpoints, results). Long trainings: send \
-    _meta.progressToken for progress per epoch.";
+    (trainer, callbacks, data, limits, schedulers, checkpoints, results). Long trainings: pass \
+    \"background\": true and follow the run with lightning.runs (runs survive restarts).";
 
 /// The server's name and version, as `initialize` reports them.
 pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {

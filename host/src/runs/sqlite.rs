@@ -114,12 +114,17 @@ impl SqliteStore {
 
     fn set_up(connection: Connection, lock: Option<std::fs::File>) -> Result<Self, StoreError> {
         // WAL: a commit is durable once written to the log, and readers never wait for the
-        // writer; NORMAL syncs at checkpoints, which a killed process cannot lose.
+        // writer; NORMAL syncs at checkpoints, which a killed process cannot lose. The log is
+        // kept when the server exits (no checkpoint, so no fsync, on the way out: the next
+        // start reads it back); SQLite checkpoints it as it grows.
         connection
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                  PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
             )
+            .map_err(database)?;
+        connection
+            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(database)?;
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -130,10 +135,14 @@ impl SqliteStore {
                  one knows {SCHEMA_VERSION}): upgrade, or give another --run-store"
             )));
         }
-        connection.execute_batch(SCHEMA).map_err(database)?;
-        connection
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .map_err(database)?;
+        // Only a new (or older) store is written to at start: an open is a read.
+        if version < SCHEMA_VERSION {
+            connection
+                .execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(database)?;
+        }
         Ok(Self {
             connection: Mutex::new(connection),
             _lock: lock,

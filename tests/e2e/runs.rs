@@ -360,11 +360,8 @@ fn a_killed_server_resumes_its_training_to_the_uninterrupted_metrics() {
         .to_string();
     server.kill();
     let mut server = StdioServer::start_at(&[], dirs.path());
-    let run = runs(
-        &mut server,
-        6,
-        json!({"action": "get", "run_id": endless_id}),
-    );
+    // Recovery runs in the background: the run fails once it has been looked at.
+    let run = wait_for_end(&mut server, &endless_id);
     assert_eq!(run["status"], "failed", "{run}");
     assert!(
         run["message"]

@@ -124,7 +124,10 @@ impl SqliteStore {
             )
             .map_err(database)?;
         connection
-            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
             .map_err(database)?;
         let version: i64 = connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))

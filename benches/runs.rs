@@ -50,7 +50,7 @@ fn result() -> CallToolResult {
 
 fn open(dir: &std::path::Path) -> Runs {
     let store = SqliteStore::open(&dir.join("runs.sqlite3")).expect("store");
-    Runs::new(Box::new(store), Retention::default())
+    Runs::new(Box::new(store), "bench".into(), Retention::default())
 }
 
 /// The store's part of one 1-epoch training.
@@ -103,6 +103,7 @@ fn listing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runs = Runs::new(
         Box::new(SqliteStore::open(&dir.path().join("runs.sqlite3")).expect("store")),
+        "bench".into(),
         Retention {
             ttl: None,
             max_runs: 20_000,

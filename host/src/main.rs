@@ -249,7 +249,11 @@ fn open_runs(cli: &Cli) -> anyhow::Result<Runs> {
             .then(|| Duration::from_secs(cli.run_ttl_hours.saturating_mul(3600))),
         max_runs: cli.max_stored_runs,
     };
-    Ok(Runs::new(Box::new(store), retention))
+    Ok(Runs::new(
+        Box::new(store),
+        path.display().to_string(),
+        retention,
+    ))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -275,6 +275,16 @@ fn a_synchronous_call_is_a_run_too_and_bad_run_requests_say_what_to_fix() {
     }
     let still = runs(&mut server, 30, json!({}));
     assert_eq!(still["total"], 1);
+    let environment = server.call_tool(33, "lightning.inspect", json!({"what": "environment"}));
+    let store = &structured(&environment)["run_store"];
+    assert_eq!(store["runs"], 1, "{store}");
+    assert!(
+        store["location"]
+            .as_str()
+            .is_some_and(|l| l.ends_with("runs.sqlite3")),
+        "{store}"
+    );
+    assert_eq!(store["max_runs"], 10_000);
 
     // An unknown model is refused at once, not as a failed background run.
     let unknown = server.call_tool(

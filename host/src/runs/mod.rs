@@ -79,6 +79,8 @@ pub struct NewRun {
 /// The runs of this server: the store, and the runs this process executes.
 pub struct Runs {
     store: Box<dyn RunStore>,
+    /// Where the store is, as `inspect environment` shows it.
+    location: String,
     retention: Retention,
     /// The cancellation tokens of the runs executing here, by id.
     live: Mutex<HashMap<String, CancelToken>>,
@@ -109,10 +111,11 @@ fn millis(duration: Duration) -> i64 {
 }
 
 impl Runs {
-    /// The runs kept in `store`, for `retention`.
-    pub fn new(store: Box<dyn RunStore>, retention: Retention) -> Self {
+    /// The runs kept in `store` (at `location`, as shown), for `retention`.
+    pub fn new(store: Box<dyn RunStore>, location: String, retention: Retention) -> Self {
         Self {
             store,
+            location,
             retention,
             live: Mutex::new(HashMap::new()),
             ended: Condvar::new(),
@@ -124,13 +127,24 @@ impl Runs {
     pub fn in_memory() -> Result<Self, StoreError> {
         Ok(Self::new(
             Box::new(SqliteStore::in_memory()?),
+            "memory".into(),
             Retention::default(),
         ))
     }
 
-    /// How long ended runs are kept, and how many.
-    pub fn retention(&self) -> Retention {
-        self.retention
+    /// The store's location, retention and how many runs it holds and runs here now.
+    pub fn describe(&self) -> Value {
+        let total = self
+            .store
+            .list(&Filter::default(), None, 1)
+            .map_or(Value::Null, |page| json!(page.total));
+        json!({
+            "location": self.location,
+            "runs": total,
+            "executing_here": lock(&self.live).len(),
+            "ttl_hours": self.retention.ttl.map(|t| t.as_secs() / 3600),
+            "max_runs": self.retention.max_runs,
+        })
     }
 
     /// The time to live of a run that asked for `asked`: the server's when it asked for none

@@ -8,6 +8,7 @@ use super::schema::{self, Shown};
 use super::{build_model, num_parameters};
 use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
+use crate::runs::Runs;
 use crate::runtime::Runtime;
 use crate::sandbox::Limits;
 use schemars::JsonSchema;
@@ -112,9 +113,14 @@ pub(super) fn definition() -> ToolDefinition {
 /// The options `tools/list` shows inside `lightning.inspect`'s object arguments.
 pub(super) const SHOWN: &Shown = &[("limits", &["timeout_seconds"])];
 
-pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Result<Value, String> {
+pub(super) fn run(
+    runtime: &Runtime,
+    runs: &Runs,
+    request: Request,
+    ctx: &CallContext,
+) -> Result<Value, String> {
     let (spec, summary) = match request.subject {
-        Subject::Environment => return Ok(environment(runtime)),
+        Subject::Environment => return Ok(environment(runtime, runs)),
         Subject::Models => return models(runtime),
         Subject::Help(topic) => return Ok(help::help(topic, limits_json(runtime.limits()))),
         Subject::Model(spec) => (spec, false),
@@ -246,7 +252,7 @@ fn summary_table(rows: &[Row], total: usize) -> String {
     out
 }
 
-fn environment(runtime: &Runtime) -> Value {
+fn environment(runtime: &Runtime, runs: &Runs) -> Value {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let adapters = runtime.gpu_adapters();
     let (tensor_total, tensor_reserved) = runtime.tensor_memory();
@@ -305,6 +311,7 @@ fn environment(runtime: &Runtime) -> Value {
         "checkpoint_dir": runtime.checkpoint_dir().root().display().to_string(),
         "component_cache": runtime.cache().dir().map(|d| d.display().to_string()),
         "runs_in_progress": runtime.runs_in_progress(),
+        "run_store": runs.describe(),
         "tensor_memory_mib": {
             "total": tensor_total >> 20,
             "reserved": tensor_reserved >> 20,

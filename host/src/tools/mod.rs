@@ -119,7 +119,7 @@ impl Tools {
             }
             ParsedCall::Evaluate(request) => evaluate::run(&self.runtime, *request, placement, ctx),
             ParsedCall::Checkpoint(request) => checkpoint::run(&self.runtime, *request, ctx),
-            ParsedCall::Inspect(request) => inspect::run(&self.runtime, request, ctx),
+            ParsedCall::Inspect(request) => inspect::run(&self.runtime, &self.runs, request, ctx),
             ParsedCall::Register(request) => register::run(&self.runtime, &self.runs, request, ctx),
             ParsedCall::Runs(request) => return runs::run(&self.runs, request),
         };

@@ -119,7 +119,8 @@ impl Runs {
             retention,
             live: Mutex::new(HashMap::new()),
             ended: Condvar::new(),
-            last_purge: Mutex::new(None),
+            // The first purge is the recovery's, off the first request's path.
+            last_purge: Mutex::new(Some(std::time::Instant::now())),
         }
     }
 
@@ -333,6 +334,11 @@ impl Runs {
             }
             *last = Some(std::time::Instant::now());
         }
+        self.purge();
+    }
+
+    /// Deletes the ended runs past their time to live, and the oldest past the most kept.
+    pub fn purge(&self) {
         match self.store.purge(now_ms(), self.retention.max_runs) {
             Ok(0) => {}
             Ok(n) => tracing::info!("{n} ended run(s) past their time to live or the cap deleted"),

@@ -138,11 +138,12 @@ impl Tools {
     }
 
     /// At start-up, in the background: registers the uploaded models the run store kept,
-    /// then takes up `leftover`, the runs the server before this one left unfinished (see
-    /// [`Self::resume_unfinished`]).
+    /// takes up `leftover`, the runs the server before this one left unfinished (see
+    /// [`Self::resume_unfinished`]), and deletes the ended runs past their retention.
     pub fn recover(&self, leftover: Vec<Run>) {
         self.restore_uploads();
         self.resume_unfinished(leftover);
+        self.runs.purge();
     }
 
     /// Registers the uploaded models the run store kept, as their uploads did.

@@ -62,19 +62,21 @@ pub const SERVER_INFO: protocol::ServerInfo = protocol::ServerInfo {
 pub fn server(config: runtime::RuntimeConfig, runs: runs::Runs) -> protocol::Server {
     let runtime = runtime::Runtime::new(config);
     runtime.preload();
-    // The runs the server before this one left unfinished: read before this one records any.
-    let leftover = runs.unfinished().unwrap_or_else(|e| {
-        tracing::error!("cannot read the unfinished runs: {e}");
-        Vec::new()
+    // Read before this server records any run; done in the background, if there is anything.
+    let recovery = runs.recovery().unwrap_or_else(|e| {
+        tracing::error!("cannot read the runs left unfinished: {e}");
+        None
     });
     let tools = tools::Tools::new(runtime, Arc::new(runs));
-    // Compiling kept uploads takes a while: `initialize` does not wait for it.
-    let recovering = tools.clone();
-    if let Err(e) = std::thread::Builder::new()
-        .name("recover-runs".into())
-        .spawn(move || recovering.recover(leftover))
-    {
-        tracing::error!("cannot start recovering the unfinished runs: {e}");
+    if let Some(recovery) = recovery {
+        // Compiling kept uploads takes a while: `initialize` does not wait for it.
+        let recovering = tools.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("recover-runs".into())
+            .spawn(move || recovering.recover(recovery))
+        {
+            tracing::error!("cannot start recovering the unfinished runs: {e}");
+        }
     }
     protocol::Server::new(SERVER_INFO, Arc::new(tools))
 }

@@ -305,9 +305,16 @@ impl Runs {
         self.store.uploads()
     }
 
-    /// The runs its last server left unfinished, oldest first.
-    pub fn unfinished(&self) -> Result<Vec<Run>, StoreError> {
-        self.store.unfinished()
+    /// What a starting server has to do in the background, read before it records any run:
+    /// `None` when nothing (no unfinished run, no kept upload, nothing to purge).
+    pub fn recovery(&self) -> Result<Option<Recovery>, StoreError> {
+        let recovery = Recovery {
+            leftover: self.store.unfinished()?,
+            uploads: self.store.has_uploads()?,
+            purge: self.store.needs_purge(now_ms(), self.retention.max_runs)?,
+        };
+        let idle = recovery.leftover.is_empty() && !recovery.uploads && !recovery.purge;
+        Ok((!idle).then_some(recovery))
     }
 
     /// The observer that records run `id`'s progress.
@@ -458,6 +465,17 @@ impl From<RunError> for TaskError {
             e @ (RunError::Active(..) | RunError::Store(_)) => Self::Internal(e.to_string()),
         }
     }
+}
+
+/// What a starting server does in the background (see [`Runs::recovery`]).
+#[derive(Debug)]
+pub struct Recovery {
+    /// The runs the server before this one left unfinished, oldest first.
+    pub leftover: Vec<Run>,
+    /// Whether uploads were kept, to register again.
+    pub uploads: bool,
+    /// Whether ended runs wait to be purged.
+    pub purge: bool,
 }
 
 /// Why a run operation failed, as the agent reads it.

@@ -490,6 +490,27 @@ impl RunStore for SqliteStore {
         self.put_upload_now(sha256, target, wasm, now_ms)
     }
 
+    fn has_uploads(&self) -> Result<bool, StoreError> {
+        lock(&self.connection)
+            .query_row("SELECT EXISTS (SELECT 1 FROM uploads)", [], |row| {
+                row.get(0)
+            })
+            .map_err(database)
+    }
+
+    fn needs_purge(&self, now_ms: i64, max_runs: usize) -> Result<bool, StoreError> {
+        lock(&self.connection)
+            .query_row(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM runs WHERE expires_ms <= ?1 AND {ENDED}) \
+                     OR EXISTS (SELECT 1 FROM runs WHERE {ENDED} LIMIT 1 OFFSET ?2)"
+                ),
+                params![now_ms, i64::try_from(max_runs).unwrap_or(i64::MAX)],
+                |row| row.get(0),
+            )
+            .map_err(database)
+    }
+
     fn uploads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let connection = lock(&self.connection);
         let mut statement = connection

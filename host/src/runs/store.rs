@@ -221,4 +221,8 @@ pub trait RunStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every kept upload's component, oldest first.
     fn uploads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Whether any upload is kept.
+    fn has_uploads(&self) -> Result<bool, StoreError>;
+    /// Whether [`Self::purge`] at `now_ms` with `max_runs` would delete anything.
+    fn needs_purge(&self, now_ms: i64, max_runs: usize) -> Result<bool, StoreError>;
 }

@@ -5,7 +5,7 @@
 use super::{ParsedCall, Tools, failed, results, train};
 use crate::cancel::CancelToken;
 use crate::protocol::{CallContext, CallToolResult};
-use crate::runs::{NewRun, Origin, Run, Status};
+use crate::runs::{NewRun, Origin, Recovery, Run, Status};
 use serde_json::{Value, json};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
@@ -138,12 +138,16 @@ impl Tools {
     }
 
     /// At start-up, in the background: registers the uploaded models the run store kept,
-    /// takes up `leftover`, the runs the server before this one left unfinished (see
+    /// takes up the runs the server before this one left unfinished (see
     /// [`Self::resume_unfinished`]), and deletes the ended runs past their retention.
-    pub fn recover(&self, leftover: Vec<Run>) {
-        self.restore_uploads();
-        self.resume_unfinished(leftover);
-        self.runs.purge();
+    pub fn recover(&self, recovery: Recovery) {
+        if recovery.uploads {
+            self.restore_uploads();
+        }
+        self.resume_unfinished(recovery.leftover);
+        if recovery.purge {
+            self.runs.purge();
+        }
     }
 
     /// Registers the uploaded models the run store kept, as their uploads did.

@@ -261,12 +261,11 @@ fn resume_after_kill(rounds: usize) {
         let run = server.call("lightning.runs", get.clone());
         answered.push(killed.elapsed());
         let points = run["history_points"].as_u64().unwrap_or(0);
-        let mut status = run["status"].as_str().unwrap_or_default().to_string();
-        while status != "working" {
-            status = server.call("lightning.runs", get.clone())["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+        // Working again once resumed (until then it reads as the killed server left it).
+        let resumed = |run: &Value| run["resumes"] == 1 && run["status"] == "working";
+        let mut run = run;
+        while !resumed(&run) {
+            run = server.call("lightning.runs", get.clone());
         }
         working.push(killed.elapsed());
         loop {

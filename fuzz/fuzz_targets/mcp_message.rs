@@ -11,6 +11,7 @@ use lightning_mcp::protocol::{
     CallContext, CallToolResult, DEFAULT_VERSION, STATELESS_VERSION, Server, Session,
     ToolDefinition, ToolProvider,
 };
+use lightning_mcp::runs::Runs;
 use lightning_mcp::runtime::{Runtime, RuntimeConfig, UploadLimits};
 use lightning_mcp::tools::Tools;
 use serde_json::{Value, json};
@@ -40,9 +41,10 @@ fn server() -> &'static Server {
             uploads: Some(UploadLimits::default()),
             ..RuntimeConfig::default()
         });
+        let runs = Runs::in_memory().unwrap_or_else(|e| panic!("an in-memory run store: {e}"));
         Server::new(
             lightning_mcp::SERVER_INFO,
-            Arc::new(ParseOnly(Tools::new(runtime))),
+            Arc::new(ParseOnly(Tools::new(runtime, Arc::new(runs)))),
         )
     })
 }

@@ -4,12 +4,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use lightning_mcp::runs::Runs;
 use lightning_mcp::runtime::{Runtime, RuntimeConfig, UploadLimits};
 use lightning_mcp::tools::Tools;
 use serde_json::Value;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-const TOOLS: [&str; 7] = [
+const TOOLS: [&str; 8] = [
     "lightning.train",
     "lightning.inspect",
     "lightning.register",
@@ -17,15 +18,18 @@ const TOOLS: [&str; 7] = [
     "lightning.test",
     "lightning.predict",
     "lightning.checkpoint",
+    "lightning.runs",
 ];
 
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        Tools::new(Runtime::new(RuntimeConfig {
+        let runs = Runs::in_memory().unwrap_or_else(|e| panic!("an in-memory run store: {e}"));
+        let runtime = Runtime::new(RuntimeConfig {
             uploads: Some(UploadLimits::default()),
             ..RuntimeConfig::default()
-        }))
+        });
+        Tools::new(runtime, Arc::new(runs))
     })
 }
 

@@ -374,104 +374,25 @@ pub struct TrainerOptions {
 impl TrainerArgs {
     /// Checks ranges and picks the device.
     pub fn resolve(&self) -> Result<TrainerOptions, String> {
-        let max_epochs = self.max_epochs.unwrap_or(1000);
-        if !(1..=MAX_EPOCHS).contains(&max_epochs) {
-            return Err(format!(
-                "trainer.max_epochs must be between 1 and {MAX_EPOCHS}, got {max_epochs}"
-            ));
-        }
-        let max_steps = match self.max_steps.unwrap_or(-1) {
-            -1 => None,
-            n if (1..=MAX_STEPS).contains(&n) => Some(n.unsigned_abs()),
-            n => {
-                return Err(format!(
-                    "trainer.max_steps must be -1 (no limit) or between 1 and {MAX_STEPS}, got {n}"
-                ));
-            }
-        };
+        // Checked in this order: with several mistakes, the first named is the same as ever.
+        let max_epochs = self.max_epochs()?;
+        let max_steps = self.max_steps()?;
         let devices = self
             .devices
             .as_ref()
             .map_or(Ok(DeviceRequest::One), Devices::resolve)?;
         check_precision(self.precision.as_ref())?;
-        if let Some(Deterministic::Mode(mode)) = &self.deterministic
-            && mode != "warn"
-        {
-            return Err(format!(
-                "trainer.deterministic must be true, false or \"warn\", got {mode:?}"
-            ));
-        }
-        let positive = |field: &str, value: Option<u32>| match value {
-            Some(0) => Err(format!("trainer.{field} must be at least 1")),
-            v => Ok(v.unwrap_or(1)),
-        };
+        self.check_deterministic()?;
         let check_val_every_n_epoch =
-            positive("check_val_every_n_epoch", self.check_val_every_n_epoch)?;
+            at_least_one("check_val_every_n_epoch", self.check_val_every_n_epoch)?;
         let accumulate_grad_batches =
-            positive("accumulate_grad_batches", self.accumulate_grad_batches)? as usize;
-        let num_sanity_val_steps = match self.num_sanity_val_steps.unwrap_or(2) {
-            -1 => None,
-            n => Some(usize::try_from(n).map_err(|_| {
-                format!("trainer.num_sanity_val_steps must be -1 (all) or at least 0, got {n}")
-            })?),
-        };
-        let gradient_clip = match self.gradient_clip_val {
-            None | Some(0.0) => None,
-            Some(v) if v.is_finite() && v > 0.0 => {
-                Some(match self.gradient_clip_algorithm.unwrap_or_default() {
-                    ClipAlgorithm::Norm => GradientClip::Norm(v as f32),
-                    ClipAlgorithm::Value => GradientClip::Value(v as f32),
-                })
-            }
-            Some(v) => {
-                return Err(format!(
-                    "trainer.gradient_clip_val must be a finite number >= 0, got {v}"
-                ));
-            }
-        };
-        let mut early_stopping = None;
-        let mut model_checkpoint = None;
-        for callback in self.callbacks.iter().flatten() {
-            let twice = match callback {
-                CallbackArg::EarlyStopping(e) => early_stopping.replace(e.resolve()?).is_some(),
-                CallbackArg::ModelCheckpoint(m) => model_checkpoint.replace(m.resolve()?).is_some(),
-            };
-            if twice {
-                return Err("trainer.callbacks: at most one callback of each type".into());
-            }
-        }
-        let overfit_batches = self
-            .overfit_batches
-            .map(|l| l.resolve("overfit_batches"))
-            .transpose()?
-            .filter(|l| *l != BatchLimit::Count(0) && *l != BatchLimit::Fraction(0.0));
-        let fast_dev_run = match self.fast_dev_run {
-            None | Some(FastDevRun::Flag(false)) => None,
-            Some(FastDevRun::Flag(true)) => Some(1),
-            Some(FastDevRun::Batches(0)) => {
-                return Err("trainer.fast_dev_run must be true, false or at least 1".into());
-            }
-            Some(FastDevRun::Batches(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-        };
-        let val_check_interval = match self.val_check_interval {
-            None => ValCheckInterval::default(),
-            Some(BatchLimitArg::Count(n)) if n >= 1 => {
-                ValCheckInterval::Batches(usize::try_from(n).unwrap_or(usize::MAX))
-            }
-            Some(BatchLimitArg::Fraction(f)) if f > 0.0 && f <= 1.0 => {
-                ValCheckInterval::Fraction(f)
-            }
-            Some(other) => {
-                return Err(format!(
-                    "trainer.val_check_interval must be a fraction in (0.0, 1.0] or a number \
-                     of training batches >= 1, got {}",
-                    match other {
-                        BatchLimitArg::Count(n) => n.to_string(),
-                        BatchLimitArg::Fraction(f) => f.to_string(),
-                    }
-                ));
-            }
-        };
+            at_least_one("accumulate_grad_batches", self.accumulate_grad_batches)? as usize;
+        let num_sanity_val_steps = self.num_sanity_val_steps()?;
+        let gradient_clip = self.gradient_clip()?;
+        let (early_stopping, model_checkpoint) = self.callbacks()?;
+        let overfit_batches = self.overfit_batches()?;
+        let fast_dev_run_batches = self.fast_dev_run()?;
+        let val_check_interval = self.val_check_interval()?;
         let fit = FitConfig {
             max_epochs,
             max_steps,
@@ -502,27 +423,150 @@ impl TrainerArgs {
             overfit_batches,
             model_checkpoint,
         };
-        Ok(match fast_dev_run {
+        Ok(match fast_dev_run_batches {
             None => options,
-            Some(n) => TrainerOptions {
-                fit: FitConfig {
-                    max_epochs: 1,
-                    max_steps: Some(n as u64),
-                    limit_train_batches: BatchLimit::Count(n),
-                    limit_val_batches: BatchLimit::Count(n),
-                    num_sanity_val_steps: Some(0),
-                    check_val_every_n_epoch: 1,
-                    val_check_interval: ValCheckInterval::default(),
-                    early_stopping: None,
-                    ..options.fit
-                },
-                limit_test_batches: BatchLimit::Count(n),
-                limit_predict_batches: BatchLimit::Count(n),
-                enable_checkpointing: false,
-                logger: false,
-                ..options
-            },
+            Some(batches) => fast_dev_run(options, batches),
         })
+    }
+
+    fn max_epochs(&self) -> Result<u32, String> {
+        let max_epochs = self.max_epochs.unwrap_or(1000);
+        if !(1..=MAX_EPOCHS).contains(&max_epochs) {
+            return Err(format!(
+                "trainer.max_epochs must be between 1 and {MAX_EPOCHS}, got {max_epochs}"
+            ));
+        }
+        Ok(max_epochs)
+    }
+
+    fn max_steps(&self) -> Result<Option<u64>, String> {
+        match self.max_steps.unwrap_or(-1) {
+            -1 => Ok(None),
+            n if (1..=MAX_STEPS).contains(&n) => Ok(Some(n.unsigned_abs())),
+            n => Err(format!(
+                "trainer.max_steps must be -1 (no limit) or between 1 and {MAX_STEPS}, got {n}"
+            )),
+        }
+    }
+
+    fn check_deterministic(&self) -> Result<(), String> {
+        match &self.deterministic {
+            Some(Deterministic::Mode(mode)) if mode != "warn" => Err(format!(
+                "trainer.deterministic must be true, false or \"warn\", got {mode:?}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn num_sanity_val_steps(&self) -> Result<Option<usize>, String> {
+        match self.num_sanity_val_steps.unwrap_or(2) {
+            -1 => Ok(None),
+            n => usize::try_from(n).map(Some).map_err(|_| {
+                format!("trainer.num_sanity_val_steps must be -1 (all) or at least 0, got {n}")
+            }),
+        }
+    }
+
+    fn gradient_clip(&self) -> Result<Option<GradientClip>, String> {
+        match self.gradient_clip_val {
+            None | Some(0.0) => Ok(None),
+            Some(v) if v.is_finite() && v > 0.0 => Ok(Some(
+                match self.gradient_clip_algorithm.unwrap_or_default() {
+                    ClipAlgorithm::Norm => GradientClip::Norm(v as f32),
+                    ClipAlgorithm::Value => GradientClip::Value(v as f32),
+                },
+            )),
+            Some(v) => Err(format!(
+                "trainer.gradient_clip_val must be a finite number >= 0, got {v}"
+            )),
+        }
+    }
+
+    /// The early-stopping and model-checkpoint callbacks, each at most once.
+    fn callbacks(&self) -> Result<(Option<EarlyStopping>, Option<CheckpointRule>), String> {
+        let mut early_stopping = None;
+        let mut model_checkpoint = None;
+        for callback in self.callbacks.iter().flatten() {
+            let twice = match callback {
+                CallbackArg::EarlyStopping(e) => early_stopping.replace(e.resolve()?).is_some(),
+                CallbackArg::ModelCheckpoint(m) => model_checkpoint.replace(m.resolve()?).is_some(),
+            };
+            if twice {
+                return Err("trainer.callbacks: at most one callback of each type".into());
+            }
+        }
+        Ok((early_stopping, model_checkpoint))
+    }
+
+    fn overfit_batches(&self) -> Result<Option<BatchLimit>, String> {
+        Ok(self
+            .overfit_batches
+            .map(|l| l.resolve("overfit_batches"))
+            .transpose()?
+            .filter(|l| *l != BatchLimit::Count(0) && *l != BatchLimit::Fraction(0.0)))
+    }
+
+    /// The batches of a `fast_dev_run`, when asked for one.
+    fn fast_dev_run(&self) -> Result<Option<usize>, String> {
+        match self.fast_dev_run {
+            None | Some(FastDevRun::Flag(false)) => Ok(None),
+            Some(FastDevRun::Flag(true)) => Ok(Some(1)),
+            Some(FastDevRun::Batches(0)) => {
+                Err("trainer.fast_dev_run must be true, false or at least 1".into())
+            }
+            Some(FastDevRun::Batches(n)) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        }
+    }
+
+    fn val_check_interval(&self) -> Result<ValCheckInterval, String> {
+        match self.val_check_interval {
+            None => Ok(ValCheckInterval::default()),
+            Some(BatchLimitArg::Count(n)) if n >= 1 => Ok(ValCheckInterval::Batches(
+                usize::try_from(n).unwrap_or(usize::MAX),
+            )),
+            Some(BatchLimitArg::Fraction(f)) if f > 0.0 && f <= 1.0 => {
+                Ok(ValCheckInterval::Fraction(f))
+            }
+            Some(other) => Err(format!(
+                "trainer.val_check_interval must be a fraction in (0.0, 1.0] or a number of \
+                 training batches >= 1, got {}",
+                match other {
+                    BatchLimitArg::Count(n) => n.to_string(),
+                    BatchLimitArg::Fraction(f) => f.to_string(),
+                }
+            )),
+        }
+    }
+}
+
+/// `value` (default 1), refused when 0, for option `field`.
+fn at_least_one(field: &str, value: Option<u32>) -> Result<u32, String> {
+    match value {
+        Some(0) => Err(format!("trainer.{field} must be at least 1")),
+        v => Ok(v.unwrap_or(1)),
+    }
+}
+
+/// Lightning's `fast_dev_run`: `batches` of each loop, one epoch, no sanity check, no
+/// checkpoint or logger, whatever the other options say.
+fn fast_dev_run(options: TrainerOptions, batches: usize) -> TrainerOptions {
+    TrainerOptions {
+        fit: FitConfig {
+            max_epochs: 1,
+            max_steps: Some(batches as u64),
+            limit_train_batches: BatchLimit::Count(batches),
+            limit_val_batches: BatchLimit::Count(batches),
+            num_sanity_val_steps: Some(0),
+            check_val_every_n_epoch: 1,
+            val_check_interval: ValCheckInterval::default(),
+            early_stopping: None,
+            ..options.fit
+        },
+        limit_test_batches: BatchLimit::Count(batches),
+        limit_predict_batches: BatchLimit::Count(batches),
+        enable_checkpointing: false,
+        logger: false,
+        ..options
     }
 }
 

@@ -20,7 +20,7 @@ mod version;
 pub use context::{CallContext, CallObserver, LogLevel, Notify, POINT_METHOD};
 pub use jsonrpc::{ErrorCode, Reply, Request, RpcError, echo_id};
 pub use session::{Received, Session};
-pub use tasks::{EXTENSION as TASKS_EXTENSION, TaskError, TaskInfo, TaskStatus, TaskSupport};
+pub use tasks::{TaskError, TaskInfo, TaskStatus, TaskSupport};
 pub use version::{
     DEFAULT_VERSION, META_PROTOCOL_VERSION, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
     supported, unsupported,

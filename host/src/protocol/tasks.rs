@@ -126,13 +126,6 @@ pub enum TaskError {
     Internal(String),
 }
 
-impl TaskError {
-    /// The status name of an ended task, for [`TaskError::Ended`].
-    pub fn ended(id: &str, status: TaskStatus) -> Self {
-        Self::Ended(id.to_string(), status.as_str())
-    }
-}
-
 impl From<TaskError> for RpcError {
     fn from(e: TaskError) -> Self {
         let code = match e {

@@ -362,7 +362,7 @@ fn json_len(value: &Value) -> usize {
 /// `arguments` within [`MAX_KEPT_ARGUMENTS`]: inline data arrays (`data.train`, `val`,
 /// `test`, `predict`), then the whole `data`, then everything but the model and trainer,
 /// replaced by a note of their size, as far as needed.
-pub fn compact(mut arguments: Value) -> Value {
+fn compact(mut arguments: Value) -> Value {
     let omitted = |value: &Value| json!({ "omitted": format!("{} bytes", json_len(value)) });
     if json_len(&arguments) <= MAX_KEPT_ARGUMENTS {
         return arguments;

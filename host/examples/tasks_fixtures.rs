@@ -7,7 +7,7 @@
 
 use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::protocol::{
-    CallContext, CallToolResult, Server, ServerInfo, TaskError, TaskInfo, TaskSupport,
+    CallContext, CallToolResult, Server, ServerInfo, TaskInfo, TaskStore, TaskSupport,
     ToolDefinition, ToolProvider,
 };
 use lightning_mcp::runs::{NewRun, Origin, Runs, Status};
@@ -127,24 +127,8 @@ impl ToolProvider for Fixtures {
             .map_err(|e| CallToolResult::error(e.to_string()))
     }
 
-    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.runs.task(id)
-    }
-
-    fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
-        self.runs.wait_task(id, cancel)
-    }
-
-    fn tasks(
-        &self,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
-        self.runs.task_page(cursor, limit)
-    }
-
-    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.runs.cancel_task(id)
+    fn task_store(&self) -> Option<&dyn TaskStore> {
+        Some(&*self.runs)
     }
 }
 

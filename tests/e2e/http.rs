@@ -2,7 +2,7 @@
 
 mod http_support;
 
-use http_support::{HttpServer, MCP_HEADERS, post, send};
+use http_support::{HttpServer, MCP_HEADERS, initialize, post, send};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::net::TcpStream;
@@ -80,22 +80,6 @@ fn wait_until_idle(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// `initialize` at `version`; returns the reply and the session id it issued.
-fn initialize(port: u16, version: &str) -> (http_support::Response, String) {
-    let reply = post(
-        port,
-        &[],
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": version, "capabilities": {},
-                           "clientInfo": {"name": "e2e", "version": "1"}}}),
-    );
-    let session = reply
-        .header("mcp-session-id")
-        .unwrap_or_else(|| panic!("initialize issued no Mcp-Session-Id"))
-        .to_string();
-    (reply, session)
 }
 
 #[test]

@@ -287,3 +287,19 @@ impl Response {
         std::iter::from_fn(|| self.next_event(&mut pending)).collect()
     }
 }
+
+/// `initialize` at `version`; returns the reply and the session id it issued.
+pub fn initialize(port: u16, version: &str) -> (Response, String) {
+    let reply = post(
+        port,
+        &[],
+        &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": version, "capabilities": {},
+                           "clientInfo": {"name": "e2e", "version": "1"}}}),
+    );
+    let session = reply
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("initialize issued no Mcp-Session-Id"))
+        .to_string();
+    (reply, session)
+}

@@ -8,7 +8,7 @@
 mod http_support;
 mod support;
 
-use http_support::{HttpServer, post};
+use http_support::{HttpServer, initialize, post};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{StdioServer, structured, tool_error};
@@ -198,22 +198,6 @@ fn background_trainings_over_http() {
         .json();
         reply["result"].clone()
     });
-}
-
-/// `initialize` over HTTP at `version`; the reply and the session id.
-fn initialize(port: u16, version: &str) -> (Value, String) {
-    let reply = post(
-        port,
-        &[],
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": version, "capabilities": {},
-                           "clientInfo": {"name": "e2e", "version": "1"}}}),
-    );
-    let session = reply
-        .header("mcp-session-id")
-        .unwrap_or_default()
-        .to_string();
-    (reply.json(), session)
 }
 
 #[test]

@@ -20,7 +20,7 @@ mod version;
 pub use context::{CallContext, CallObserver, LogLevel, Notify, POINT_METHOD};
 pub use jsonrpc::{ErrorCode, Reply, Request, RpcError, echo_id};
 pub use session::{Received, Session};
-pub use tasks::{TaskError, TaskInfo, TaskStatus, TaskSupport};
+pub use tasks::{TaskError, TaskInfo, TaskStatus, TaskStore, TaskSupport};
 pub use version::{
     DEFAULT_VERSION, META_PROTOCOL_VERSION, STATELESS_VERSION, SUPPORTED_VERSIONS, is_stateless,
     supported, unsupported,
@@ -192,29 +192,9 @@ pub trait ToolProvider: Send + Sync {
             "{name} does not run as a task"
         )))
     }
-    /// Task `id`.
-    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        Err(TaskError::NotFound(id.to_string()))
-    }
-    /// Task `id` once it has ended, waiting for it (until `cancel` fires).
-    fn wait_task(
-        &self,
-        id: &str,
-        _cancel: &crate::cancel::CancelToken,
-    ) -> Result<TaskInfo, TaskError> {
-        self.task(id)
-    }
-    /// A page of at most `limit` tasks from `cursor`, newest first, and the next cursor.
-    fn tasks(
-        &self,
-        _cursor: Option<&str>,
-        _limit: usize,
-    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
-        Ok((Vec::new(), None))
-    }
-    /// Cancels task `id`: it is `cancelled` when this returns; an ended task is an error.
-    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        Err(TaskError::NotFound(id.to_string()))
+    /// Where the tasks it starts are kept; `None` for a provider without tasks.
+    fn task_store(&self) -> Option<&dyn TaskStore> {
+        None
     }
 }
 
@@ -315,28 +295,9 @@ impl Server {
         self.tools.start_task(name, arguments, ttl)
     }
 
-    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.tools.task(id)
-    }
-
-    fn wait_task(
-        &self,
-        id: &str,
-        cancel: &crate::cancel::CancelToken,
-    ) -> Result<TaskInfo, TaskError> {
-        self.tools.wait_task(id, cancel)
-    }
-
-    fn tasks(
-        &self,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
-        self.tools.tasks(cursor, limit)
-    }
-
-    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.tools.cancel_task(id)
+    /// Where the tasks are kept (a store with none when the tools start no tasks).
+    fn task_store(&self) -> &dyn TaskStore {
+        self.tools.task_store().unwrap_or(&tasks::NoTasks)
     }
 
     fn tool_list(&self, stateless: bool) -> Arc<str> {

@@ -19,6 +19,7 @@ use super::context::Notify;
 use super::jsonrpc::{ErrorCode, RpcError};
 use super::session::Pending;
 use super::version::STATELESS_VERSION;
+use crate::cancel::CancelToken;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -104,6 +105,47 @@ pub struct TaskInfo {
     pub ttl_ms: Option<i64>,
     /// The tool result (MCP `CallToolResult` JSON), once it ended with one.
     pub result: Option<Value>,
+}
+
+/// Where tasks are kept: beyond the request, the connection and the server.
+pub trait TaskStore: Send + Sync {
+    /// Task `id`.
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError>;
+    /// Task `id` once it has ended, waiting for it (until `cancel` fires).
+    fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError>;
+    /// A page of at most `limit` tasks from `cursor`, newest first, and the next cursor.
+    fn tasks(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError>;
+    /// Cancels task `id`: it is `cancelled` when this returns; an ended task is an error.
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError>;
+}
+
+/// The store of a server whose tools start no tasks: it has none.
+pub(super) struct NoTasks;
+
+impl TaskStore for NoTasks {
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        Err(TaskError::NotFound(id.to_string()))
+    }
+
+    fn wait_task(&self, id: &str, _cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
+        self.task(id)
+    }
+
+    fn tasks(
+        &self,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
+        Ok((Vec::new(), None))
+    }
+
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+        self.task(id)
+    }
 }
 
 /// Why a task operation failed.
@@ -356,17 +398,17 @@ pub(super) fn method(
         let task_method = matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel");
         return (stateless && task_method).then(|| Err(undeclared(method)));
     };
-    let server = pending.session.server();
+    let store = pending.session.server().task_store();
     let answer = match (method, generation) {
         ("tasks/get", Generation::V1) => {
-            task_id(pending).and_then(|id| Ok(v1_task(&server.task(id)?)))
+            task_id(pending).and_then(|id| Ok(v1_task(&store.task(id)?)))
         }
         ("tasks/get", Generation::Extension) => {
-            task_id(pending).and_then(|id| Ok(extension_detailed(&server.task(id)?)))
+            task_id(pending).and_then(|id| Ok(extension_detailed(&store.task(id)?)))
         }
         ("tasks/result", Generation::V1) => task_id(pending).and_then(|id| {
-            let before = server.task(id)?;
-            let task = server.wait_task(id, &pending.token)?;
+            let before = store.task(id)?;
+            let task = store.wait_task(id, &pending.token)?;
             // The end a waiting requestor saw happen, as the optional status notification.
             if before.status == TaskStatus::Working {
                 notify(json!({
@@ -379,18 +421,18 @@ pub(super) fn method(
         }),
         ("tasks/list", Generation::V1) => list(pending),
         ("tasks/cancel", Generation::V1) => {
-            task_id(pending).and_then(|id| Ok(v1_task(&server.cancel_task(id)?)))
+            task_id(pending).and_then(|id| Ok(v1_task(&store.cancel_task(id)?)))
         }
         // The extension's cancel is an acknowledgement, for an ended task too.
         ("tasks/cancel", Generation::Extension) => {
-            task_id(pending).and_then(|id| match server.cancel_task(id) {
+            task_id(pending).and_then(|id| match store.cancel_task(id) {
                 Ok(_) | Err(TaskError::Ended(..)) => Ok(json!({})),
                 Err(e) => Err(e.into()),
             })
         }
         ("tasks/update", Generation::Extension) => task_id(pending).and_then(|id| {
             // Nothing here asks for input: the responses are acknowledged and ignored.
-            server.task(id)?;
+            store.task(id)?;
             Ok(json!({}))
         }),
         _ => return None,
@@ -428,7 +470,11 @@ fn list(pending: &Pending) -> Result<Value, RpcError> {
             ));
         }
     };
-    let (tasks, next) = pending.session.server().tasks(cursor, LIST_PAGE)?;
+    let (tasks, next) = pending
+        .session
+        .server()
+        .task_store()
+        .tasks(cursor, LIST_PAGE)?;
     let mut out = json!({ "tasks": tasks.iter().map(v1_task).collect::<Vec<_>>() });
     if let (Some(next), Value::Object(fields)) = (next, &mut out) {
         fields.insert("nextCursor".into(), json!(next));

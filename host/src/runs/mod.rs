@@ -14,7 +14,7 @@ pub use sqlite::{MAX_HISTORY_POINTS, SqliteStore};
 pub use store::{Filter, Origin, Page, Run, RunStore, Status, StoreError, Update};
 
 use crate::cancel::CancelToken;
-use crate::protocol::{CallObserver, CallToolResult, TaskError, TaskInfo, TaskStatus};
+use crate::protocol::{CallObserver, CallToolResult, TaskError, TaskInfo, TaskStatus, TaskStore};
 use crate::sync::lock;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -410,19 +410,16 @@ pub fn timestamp(ms: i64) -> String {
 }
 
 /// The runs as MCP Tasks: a task id is a run id.
-impl Runs {
-    /// Run `id` as a task.
-    pub fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+impl TaskStore for Runs {
+    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
         Ok(task_info(&self.get(id)?))
     }
 
-    /// Run `id` as a task once it has ended (or `cancel` fired).
-    pub fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
+    fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
         Ok(task_info(&self.wait(id, cancel)?))
     }
 
-    /// A page of every run as tasks, newest first, and the next cursor.
-    pub fn task_page(
+    fn tasks(
         &self,
         cursor: Option<&str>,
         limit: usize,
@@ -431,8 +428,7 @@ impl Runs {
         Ok((page.runs.iter().map(task_info).collect(), page.next))
     }
 
-    /// Cancels run `id`; it is `cancelled` when this returns.
-    pub fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
+    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
         Ok(task_info(&self.cancel(id)?))
     }
 }

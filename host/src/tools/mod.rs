@@ -27,7 +27,7 @@ pub use bounds::Bounds;
 
 use crate::cancel::CancelToken;
 use crate::protocol::{
-    CallContext, CallToolResult, TaskError, TaskInfo, TaskSupport, ToolDefinition, ToolProvider,
+    CallContext, CallToolResult, TaskInfo, TaskStore, TaskSupport, ToolDefinition, ToolProvider,
 };
 use crate::runs::{Origin, Runs};
 use crate::runtime::Runtime;
@@ -258,24 +258,8 @@ impl ToolProvider for Tools {
         self.runs.task(&run.id).map_err(|e| refused(e.to_string()))
     }
 
-    fn task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.runs.task(id)
-    }
-
-    fn wait_task(&self, id: &str, cancel: &CancelToken) -> Result<TaskInfo, TaskError> {
-        self.runs.wait_task(id, cancel)
-    }
-
-    fn tasks(
-        &self,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TaskInfo>, Option<String>), TaskError> {
-        self.runs.task_page(cursor, limit)
-    }
-
-    fn cancel_task(&self, id: &str) -> Result<TaskInfo, TaskError> {
-        self.runs.cancel_task(id)
+    fn task_store(&self) -> Option<&dyn TaskStore> {
+        Some(&*self.runs)
     }
 
     fn off_because(&self, name: &str) -> Option<&'static str> {

@@ -18,7 +18,7 @@ use super::CallToolResult;
 use super::context::Notify;
 use super::jsonrpc::{ErrorCode, RpcError};
 use super::session::Pending;
-use super::version::STATELESS_VERSION;
+use super::version::is_stateless;
 use crate::cancel::CancelToken;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -202,7 +202,7 @@ impl Generation {
             .and_then(|c| c.get("extensions"))
             .and_then(|e| e.get(EXTENSION))
             .is_some();
-        (pending.version >= STATELESS_VERSION && declared).then_some(Self::Extension)
+        (is_stateless(pending.version) && declared).then_some(Self::Extension)
     }
 }
 
@@ -394,7 +394,7 @@ pub(super) fn method(
 ) -> Option<Result<Value, RpcError>> {
     let method = pending.request.method.as_str();
     let Some(generation) = generation else {
-        let stateless = pending.version >= STATELESS_VERSION;
+        let stateless = is_stateless(pending.version);
         let task_method = matches!(method, "tasks/get" | "tasks/update" | "tasks/cancel");
         return (stateless && task_method).then(|| Err(undeclared(method)));
     };

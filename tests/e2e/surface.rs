@@ -203,6 +203,7 @@ fn help_gives_every_option_the_tool_list_leaves_out() {
         "schedulers",
         "checkpoints",
         "results",
+        "runs",
     ];
     for topic in topics {
         assert!(

@@ -6,6 +6,7 @@ use super::args::{
     CsvArgs, DataArgs, EarlyStoppingArg, LimitsArg, ModelCheckpointArg, TrainerArgs,
 };
 use super::evaluate::{EvaluateOutput, PredictOutput};
+use super::runs::RunsArgs;
 use super::schema::options;
 use super::train::TrainOutput;
 use schemars::JsonSchema;
@@ -30,11 +31,13 @@ pub enum Topic {
     Checkpoints,
     /// What each tool returns.
     Results,
+    /// Runs: background runs, `lightning.runs`, Tasks, restarts, retention.
+    Runs,
 }
 
 impl Topic {
     /// Every topic, in the order the index lists them.
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Trainer,
         Self::Callbacks,
         Self::Data,
@@ -42,6 +45,7 @@ impl Topic {
         Self::Schedulers,
         Self::Checkpoints,
         Self::Results,
+        Self::Runs,
     ];
 
     /// The topic as requests spell it.
@@ -54,6 +58,7 @@ impl Topic {
             Self::Schedulers => "schedulers",
             Self::Checkpoints => "checkpoints",
             Self::Results => "results",
+            Self::Runs => "runs",
         }
     }
 
@@ -125,6 +130,20 @@ impl Topic {
                  `run_id`: lightning.runs shows, compares and returns the run later, after a \
                  restart too; `background: true` returns {status: queued, run_id} at once."
             }
+            Self::Runs => {
+                "Every lightning.train, validate, test and predict call is a run, kept in the \
+                 server's run store (SQLite in the checkpoint directory) with its arguments, \
+                 status (queued, working, completed, failed, cancelled), progress, per-epoch \
+                 history, newest checkpoint and result; each result names its run_id. \
+                 `background: true` returns {status: queued, run_id} at once; the run is tied \
+                 to no connection. MCP Tasks (2025-11-25, and the 2026-07-28 extension) reach \
+                 the same runs: a task id is a run id. lightning.runs lists (newest first, \
+                 next_cursor to page), gets, returns the result of, cancels, deletes and \
+                 compares runs. After a restart, a training that wrote a checkpoint resumes \
+                 from its newest one; other unfinished runs fail, \"server restarted\". Ended \
+                 runs are kept for --run-ttl-hours (30 days by default), at most \
+                 --max-stored-runs (10,000). `options` below: lightning.runs' arguments."
+            }
         }
     }
 
@@ -184,6 +203,9 @@ impl Topic {
                 );
             }
             Self::Checkpoints => {}
+            Self::Runs => {
+                details.insert("options".into(), Value::Object(options::<RunsArgs>()));
+            }
             Self::Results => {
                 details.insert(
                     "fields".into(),

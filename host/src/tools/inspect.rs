@@ -105,7 +105,7 @@ pub(super) fn definition() -> ToolDefinition {
             what=summary: a table of its parameters; what=environment: versions, devices, \
             usable trainer.accelerator values, directories and limits; what=help: every \
             option the other tools accept, by topic (trainer, callbacks, data, limits, \
-            schedulers, checkpoints, results).",
+            schedulers, checkpoints, results, runs).",
         input_schema: schema::listed::<InspectArgs>(SHOWN),
     }
 }

@@ -51,190 +51,397 @@ pub fn fit(
     // what it printed then is reported now.
     model.take_logged();
     forward_output(model, observer);
-    let optimization = model.configure_optimizers()?;
-    let mut optimizer = Optimizer::new(&optimization.optimizer, model.parameters().len());
-    if let Some((saved, state)) = start.optimizer {
-        restore_optimizer(model, &mut optimizer, &saved, state)?;
-    }
-    let scheduled = optimization.scheduler.as_ref();
-    let intervals_done = match scheduled.map(|s| s.interval) {
-        Some(Interval::Step) => start.global_step,
-        _ => u64::from(start.epoch),
-    };
-    let mut schedule = LrSchedule::new(f64::from(optimization.optimizer.lr()), scheduled)
-        .map_err(SandboxError::Model)?;
-    // A resumed schedule is replayed to where it was (Burn's schedulers advance one interval
-    // at a time): bounded by the run's step and epoch limits, and cancellable.
-    if let Some(interval) = schedule.interval() {
-        for done in 0..intervals_done {
-            if done % 4096 == 0 && observer.cancelled() {
-                return Err(Cancelled.into());
-            }
-            schedule.advance(interval)?;
-        }
-    }
-    optimizer.set_lr(schedule.lr());
-    let lr_metric = scheduled.map(|_| format!("lr-{}", optimization.optimizer.class_name()));
-
     // Lightning skips validation that would run no batch.
     let val = val.filter(|v| config.limit_val_batches.apply(v.num_batches()) > 0);
-    let train_batches = config.limit_train_batches.apply(train.num_batches());
-    let accumulate = config.accumulate_grad_batches.max(1);
-    let steps_per_epoch = train_batches.div_ceil(accumulate) as u64;
-    let val_every = validation_period(config.val_check_interval, train_batches, val.is_some())?;
-    let mut report = FitReport {
-        epochs: start.epoch,
-        global_step: start.global_step,
-        metrics: Metrics::new(),
-        stopped_early: false,
-        history: Vec::new(),
-        samples: 0,
-    };
-    let epochs_left = config.max_epochs.saturating_sub(start.epoch);
-    let planned = start
-        .global_step
-        .saturating_add(u64::from(epochs_left).saturating_mul(steps_per_epoch));
-    let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
-    let run_steps = total_steps.saturating_sub(start.global_step);
-    if run_steps > config.max_total_steps {
-        return Err(LimitExceeded::TotalSteps {
-            planned: run_steps,
-            limit: config.max_total_steps,
-        }
-        .into());
-    }
+    let plan = FitPlan::new(config, train.num_batches(), val.is_some(), &start)?;
+    let mut fit = FitLoop::start(model, config, plan, start, observer)?;
     if let Some(val) = val {
-        // Lightning: at most the validation batches the run would validate on.
-        let limited = config.limit_val_batches.apply(val.num_batches());
-        let sanity = config
-            .num_sanity_val_steps
-            .map_or(limited, |n| n.min(limited));
-        if sanity > 0 {
-            evaluate(
-                model,
-                val,
-                BatchLimit::Count(sanity),
-                Stage::Validation,
-                &*observer,
-            )?;
-        }
+        fit.sanity_check(val)?;
     }
-    let mut watch = config
-        .early_stopping
-        .clone()
-        .map(|rule| Watch::new(rule, start.early_stopping));
-    let progress = |report: &FitReport, batch: usize| FitProgress {
-        epoch: report.epochs,
-        max_epochs: config.max_epochs,
-        global_step: report.global_step,
-        total_steps,
-        batch,
-        batches: train_batches,
-    };
-    let steps_left =
-        |report: &FitReport| config.max_steps.is_none_or(|max| report.global_step < max);
-    let mut stop_requested = false;
-    // Lightning skips fitting when there is no training batch to run.
-    while train_batches > 0 && report.epochs < config.max_epochs && steps_left(&report) {
-        train.start_epoch(report.epochs);
-        let validates =
-            val.is_some() && (report.epochs + 1).is_multiple_of(config.check_val_every_n_epoch);
-        let mut epoch = MetricAccumulator::default();
-        let mut pending: Option<Vec<Option<Tensor>>> = None;
-        let mut in_window = 0;
-        let mut lr_used = optimizer.lr();
-        let mut end_validation: Option<Metrics> = None;
-        let mut stopping = false;
-        let mut batches_run = 0;
-        for index in 0..train_batches {
-            if observer.cancelled() {
-                return Err(Cancelled.into());
-            }
-            let batch = train.labelled_batch(index)?;
-            let size = batch.size();
-            let scale = 1.0 / accumulate as f32;
-            let grads = backward_step(model, batch.inputs, batch.targets, batch.index, scale)?;
-            pending = Some(match pending.take() {
-                None => grads,
-                Some(sum) => add_grads(sum, grads)?,
-            });
-            in_window += 1;
-            report.samples += size as u64;
-            epoch.add(model.take_logged(), size);
-            forward_output(model, observer);
-            let done = index + 1;
-            batches_run = done;
-            if in_window == accumulate || done == train_batches {
-                lr_used = optimizer.lr();
-                let grads = pending.take().unwrap_or_default();
-                optimizer_step(model, &mut optimizer, grads, config.gradient_clip)?;
-                report.global_step += 1;
-                in_window = 0;
-                schedule.advance(Interval::Step)?;
-                optimizer.set_lr(schedule.lr());
-                observer.step_end(&progress(&report, done));
-            }
-            // An epoch cut short by max_steps still validates at its end.
-            let ends_epoch = done == train_batches || !steps_left(&report);
-            let val_check =
-                validates && (done.is_multiple_of(val_every) || ends_epoch && done < train_batches);
-            if let Some(val) = val.filter(|_| val_check) {
-                let metrics = evaluate(
-                    model,
-                    val,
-                    config.limit_val_batches,
-                    Stage::Validation,
-                    &*observer,
-                )?;
-                if ends_epoch {
-                    end_validation = Some(metrics);
-                } else {
-                    report.metrics.extend(metrics.clone());
-                    let record = EpochRecord {
-                        epoch: report.epochs,
-                        global_step: report.global_step,
-                        metrics,
-                    };
-                    stop_requested |=
-                        check(model, &optimizer, &mut watch, &record, &report, observer)?;
-                    report.history.push(record);
-                    // Lightning stops mid-epoch once min_epochs are done.
-                    if stop_requested && report.epochs >= config.min_epochs {
-                        stopping = true;
-                    }
-                }
-            }
-            if stopping || ends_epoch {
-                break;
-            }
-        }
-        let mut logged = epoch.finish();
-        if let Some(name) = &lr_metric {
-            logged.insert(name.clone(), lr_used);
-        }
-        let validated_at_end = end_validation.is_some();
-        logged.extend(end_validation.unwrap_or_default());
-        report.metrics.extend(logged.clone());
-        let record = EpochRecord {
-            epoch: report.epochs,
-            global_step: report.global_step,
-            metrics: logged,
-        };
-        observer.epoch_end(&progress(&report, batches_run), &report.metrics);
-        schedule.advance(Interval::Epoch)?;
-        optimizer.set_lr(schedule.lr());
-        if validated_at_end || val.is_none() {
-            stop_requested |= check(model, &optimizer, &mut watch, &record, &report, observer)?;
-        }
-        report.history.push(record);
-        report.epochs += 1;
-        // A stop held back by min_epochs stays requested, as in Lightning.
-        if stopping || stop_requested && report.epochs >= config.min_epochs {
-            report.stopped_early = true;
+    while fit.has_epochs_left() {
+        if fit.run_epoch(train, val)? == EpochEnd::Stop {
+            fit.report.stopped_early = true;
             break;
         }
     }
-    Ok(report)
+    Ok(fit.report)
+}
+
+/// What a fit settles before its first batch: how many batches and optimizer steps it runs,
+/// and when a validating epoch validates.
+struct FitPlan {
+    /// Training batches per epoch.
+    train_batches: usize,
+    /// Batches whose gradients make one optimizer step.
+    accumulate: usize,
+    /// Training batches between validations within a validating epoch.
+    val_every: usize,
+    /// Optimizer steps the whole fit plans, those before a resumed start included.
+    total_steps: u64,
+}
+
+impl FitPlan {
+    /// The plan for `config` on `available` training batches from `start`; a plan over the
+    /// step limit is refused before anything runs.
+    fn new(
+        config: &FitConfig,
+        available: usize,
+        has_val: bool,
+        start: &FitStart,
+    ) -> Result<Self, TrainError> {
+        let train_batches = config.limit_train_batches.apply(available);
+        let accumulate = config.accumulate_grad_batches.max(1);
+        let steps_per_epoch = train_batches.div_ceil(accumulate) as u64;
+        let val_every = validation_period(config.val_check_interval, train_batches, has_val)?;
+        let epochs_left = config.max_epochs.saturating_sub(start.epoch);
+        let planned = start
+            .global_step
+            .saturating_add(u64::from(epochs_left).saturating_mul(steps_per_epoch));
+        let total_steps = config.max_steps.map_or(planned, |max| max.min(planned));
+        let run_steps = total_steps.saturating_sub(start.global_step);
+        if run_steps > config.max_total_steps {
+            return Err(LimitExceeded::TotalSteps {
+                planned: run_steps,
+                limit: config.max_total_steps,
+            }
+            .into());
+        }
+        Ok(Self {
+            train_batches,
+            accumulate,
+            val_every,
+            total_steps,
+        })
+    }
+
+    /// Whether a validating epoch validates after its `done`-th batch: every `val_every`
+    /// batches, and at the end of an epoch cut short (by `max_steps`) too.
+    fn validates_after(&self, done: usize, ends_epoch: bool) -> bool {
+        let cut_short = ends_epoch && done < self.train_batches;
+        done.is_multiple_of(self.val_every) || cut_short
+    }
+}
+
+/// How an epoch ended for the fit.
+#[derive(Debug, PartialEq, Eq)]
+enum EpochEnd {
+    /// The fit goes on (if epochs and steps are left).
+    Continue,
+    /// Early stopping ends the fit.
+    Stop,
+}
+
+/// What an epoch gathers while its batches run.
+struct EpochRun {
+    /// The training metrics the steps logged.
+    logged: MetricAccumulator,
+    /// Gradients summed over the accumulation window so far.
+    pending: Option<Vec<Option<Tensor>>>,
+    /// Batches in the current accumulation window.
+    in_window: usize,
+    /// The learning rate of the epoch's last optimizer step.
+    lr_used: f64,
+    /// The validation at the epoch's end, when it ran.
+    end_validation: Option<Metrics>,
+    /// Training batches run.
+    batches_run: usize,
+}
+
+/// A fit under way: the model, its optimizer and schedule, the early-stopping watch and the
+/// report so far.
+struct FitLoop<'a> {
+    model: &'a mut ModelInstance,
+    config: &'a FitConfig,
+    plan: FitPlan,
+    observer: &'a mut dyn FitObserver,
+    optimizer: Optimizer,
+    schedule: LrSchedule,
+    /// The metric the learning rate is logged as when a scheduler drives it.
+    lr_metric: Option<String>,
+    watch: Option<Watch>,
+    report: FitReport,
+    /// The watch asked to stop; it stays asked until `min_epochs` are done, as in Lightning.
+    stop_requested: bool,
+}
+
+impl<'a> FitLoop<'a> {
+    /// The model's optimizer and schedule, restored to where `start` left them.
+    fn start(
+        model: &'a mut ModelInstance,
+        config: &'a FitConfig,
+        plan: FitPlan,
+        start: FitStart,
+        observer: &'a mut dyn FitObserver,
+    ) -> Result<Self, TrainError> {
+        let optimization = model.configure_optimizers()?;
+        let mut optimizer = Optimizer::new(&optimization.optimizer, model.parameters().len());
+        if let Some((saved, state)) = start.optimizer {
+            restore_optimizer(model, &mut optimizer, &saved, state)?;
+        }
+        let scheduled = optimization.scheduler.as_ref();
+        let mut schedule = LrSchedule::new(f64::from(optimization.optimizer.lr()), scheduled)
+            .map_err(SandboxError::Model)?;
+        let intervals_done = match schedule.interval() {
+            Some(Interval::Step) => start.global_step,
+            _ => u64::from(start.epoch),
+        };
+        replay_schedule(&mut schedule, intervals_done, &*observer)?;
+        optimizer.set_lr(schedule.lr());
+        let watch = config
+            .early_stopping
+            .clone()
+            .map(|rule| Watch::new(rule, start.early_stopping));
+        Ok(Self {
+            lr_metric: scheduled.map(|_| format!("lr-{}", optimization.optimizer.class_name())),
+            model,
+            config,
+            plan,
+            observer,
+            optimizer,
+            schedule,
+            watch,
+            report: FitReport {
+                epochs: start.epoch,
+                global_step: start.global_step,
+                metrics: Metrics::new(),
+                stopped_early: false,
+                history: Vec::new(),
+                samples: 0,
+            },
+            stop_requested: false,
+        })
+    }
+
+    /// Lightning's sanity check: validation batches before training, their metrics
+    /// discarded; at most the batches the run would validate on.
+    fn sanity_check(&mut self, val: &Dataset) -> Result<(), TrainError> {
+        let limited = self.config.limit_val_batches.apply(val.num_batches());
+        let sanity = self
+            .config
+            .num_sanity_val_steps
+            .map_or(limited, |n| n.min(limited));
+        if sanity > 0 {
+            let limit = BatchLimit::Count(sanity);
+            evaluate(self.model, val, limit, Stage::Validation, &*self.observer)?;
+        }
+        Ok(())
+    }
+
+    /// Whether another epoch runs: epochs and steps are left, and there is a training batch
+    /// (Lightning skips fitting without one).
+    fn has_epochs_left(&self) -> bool {
+        self.plan.train_batches > 0
+            && self.report.epochs < self.config.max_epochs
+            && self.steps_left()
+    }
+
+    /// Whether `max_steps` (if set) leaves another optimizer step.
+    fn steps_left(&self) -> bool {
+        let global_step = self.report.global_step;
+        self.config.max_steps.is_none_or(|max| global_step < max)
+    }
+
+    /// One epoch: its batches (with any validation within), then its end.
+    fn run_epoch(
+        &mut self,
+        train: &mut Dataset,
+        val: Option<&Dataset>,
+    ) -> Result<EpochEnd, TrainError> {
+        train.start_epoch(self.report.epochs);
+        let mut epoch = EpochRun {
+            logged: MetricAccumulator::default(),
+            pending: None,
+            in_window: 0,
+            lr_used: self.optimizer.lr(),
+            end_validation: None,
+            batches_run: 0,
+        };
+        let stopped_within = self.run_batches(train, val, &mut epoch)?;
+        self.end_epoch(epoch, val.is_some())?;
+        let stop = stopped_within || self.stop_requested && self.min_epochs_done();
+        Ok(if stop {
+            EpochEnd::Stop
+        } else {
+            EpochEnd::Continue
+        })
+    }
+
+    /// The epoch's training batches, each followed by the optimizer step and the validation
+    /// due after it; `Ok(true)` when early stopping cut the epoch short.
+    fn run_batches(
+        &mut self,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        epoch: &mut EpochRun,
+    ) -> Result<bool, TrainError> {
+        let every_n = self.config.check_val_every_n_epoch;
+        let val = val.filter(|_| (self.report.epochs + 1).is_multiple_of(every_n));
+        for index in 0..self.plan.train_batches {
+            if self.observer.cancelled() {
+                return Err(Cancelled.into());
+            }
+            self.train_batch(train, index, epoch)?;
+            let done = index + 1;
+            epoch.batches_run = done;
+            if epoch.in_window == self.plan.accumulate || done == self.plan.train_batches {
+                self.step(epoch, done)?;
+            }
+            // An epoch cut short by max_steps still validates at its end.
+            let ends_epoch = done == self.plan.train_batches || !self.steps_left();
+            if let Some(val) = val.filter(|_| self.plan.validates_after(done, ends_epoch)) {
+                let metrics = self.validate(val)?;
+                if ends_epoch {
+                    epoch.end_validation = Some(metrics);
+                } else if self.validated_within_epoch(metrics)? {
+                    return Ok(true);
+                }
+            }
+            if ends_epoch {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    /// The guest's training step on batch `index`, its gradients added to the window's.
+    fn train_batch(
+        &mut self,
+        train: &Dataset,
+        index: usize,
+        epoch: &mut EpochRun,
+    ) -> Result<(), TrainError> {
+        let batch = train.labelled_batch(index)?;
+        let size = batch.size();
+        let scale = 1.0 / self.plan.accumulate as f32;
+        let grads = backward_step(self.model, batch.inputs, batch.targets, batch.index, scale)?;
+        epoch.pending = Some(match epoch.pending.take() {
+            None => grads,
+            Some(sum) => add_grads(sum, grads)?,
+        });
+        epoch.in_window += 1;
+        self.report.samples += size as u64;
+        epoch.logged.add(self.model.take_logged(), size);
+        forward_output(self.model, self.observer);
+        Ok(())
+    }
+
+    /// The optimizer step on the window's gradients, then the schedule's step.
+    fn step(&mut self, epoch: &mut EpochRun, done: usize) -> Result<(), TrainError> {
+        epoch.lr_used = self.optimizer.lr();
+        let grads = epoch.pending.take().unwrap_or_default();
+        optimizer_step(
+            self.model,
+            &mut self.optimizer,
+            grads,
+            self.config.gradient_clip,
+        )?;
+        self.report.global_step += 1;
+        epoch.in_window = 0;
+        self.schedule.advance(Interval::Step)?;
+        self.optimizer.set_lr(self.schedule.lr());
+        self.observer.step_end(&self.progress(done));
+        Ok(())
+    }
+
+    /// A validation pass of at most `limit_val_batches`.
+    fn validate(&mut self, val: &Dataset) -> Result<Metrics, TrainError> {
+        let limit = self.config.limit_val_batches;
+        evaluate(self.model, val, limit, Stage::Validation, &*self.observer)
+    }
+
+    /// A validation within the epoch (`val_check_interval`) is recorded and checked;
+    /// `Ok(true)` when it stops the fit now (Lightning stops mid-epoch once `min_epochs` are
+    /// done).
+    fn validated_within_epoch(&mut self, metrics: Metrics) -> Result<bool, TrainError> {
+        self.report.metrics.extend(metrics.clone());
+        let record = self.record(metrics);
+        self.check(&record)?;
+        self.report.history.push(record);
+        Ok(self.stop_requested && self.min_epochs_done())
+    }
+
+    /// The epoch's end: its metrics (with the learning rate and the validation at its end),
+    /// the schedule's epoch, the check when it validated (or never validates), the history.
+    fn end_epoch(&mut self, epoch: EpochRun, has_val: bool) -> Result<(), TrainError> {
+        let mut logged = epoch.logged.finish();
+        if let Some(name) = &self.lr_metric {
+            logged.insert(name.clone(), epoch.lr_used);
+        }
+        let validated_at_end = epoch.end_validation.is_some();
+        logged.extend(epoch.end_validation.unwrap_or_default());
+        self.report.metrics.extend(logged.clone());
+        let record = self.record(logged);
+        self.observer
+            .epoch_end(&self.progress(epoch.batches_run), &self.report.metrics);
+        self.schedule.advance(Interval::Epoch)?;
+        self.optimizer.set_lr(self.schedule.lr());
+        if validated_at_end || !has_val {
+            self.check(&record)?;
+        }
+        self.report.history.push(record);
+        self.report.epochs += 1;
+        Ok(())
+    }
+
+    /// `metrics` as a history record at this point of the fit.
+    fn record(&self, metrics: Metrics) -> EpochRecord {
+        EpochRecord {
+            epoch: self.report.epochs,
+            global_step: self.report.global_step,
+            metrics,
+        }
+    }
+
+    /// A validation (or epoch) ended with `record`: the early-stopping check on the fit's
+    /// latest metrics, then the checkpoint moment with the watch's updated state.
+    fn check(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
+        if let Some(watch) = self.watch.as_mut() {
+            self.stop_requested |= watch.should_stop(&self.report.metrics)?;
+        }
+        let state = TrainingState {
+            optimizer: &self.optimizer,
+            early_stopping: self.watch.as_ref().map(Watch::state),
+        };
+        self.observer
+            .checkpoint(self.model, &state, record)
+            .map_err(TrainError::Checkpoint)
+    }
+
+    /// Whether early stopping may end the fit: `min_epochs` are done.
+    fn min_epochs_done(&self) -> bool {
+        self.report.epochs >= self.config.min_epochs
+    }
+
+    /// Where the fit stands after the epoch's `batch`-th batch.
+    fn progress(&self, batch: usize) -> FitProgress {
+        FitProgress {
+            epoch: self.report.epochs,
+            max_epochs: self.config.max_epochs,
+            global_step: self.report.global_step,
+            total_steps: self.plan.total_steps,
+            batch,
+            batches: self.plan.train_batches,
+        }
+    }
+}
+
+/// Replays a resumed schedule to where it was (Burn's schedulers advance one interval at a
+/// time): bounded by the run's step and epoch limits, and cancellable.
+fn replay_schedule(
+    schedule: &mut LrSchedule,
+    intervals_done: u64,
+    observer: &dyn FitObserver,
+) -> Result<(), TrainError> {
+    let Some(interval) = schedule.interval() else {
+        return Ok(());
+    };
+    for done in 0..intervals_done {
+        if done % 4096 == 0 && observer.cancelled() {
+            return Err(Cancelled.into());
+        }
+        schedule.advance(interval)?;
+    }
+    Ok(())
 }
 
 /// The training batches between validations of a validating epoch; `val_check_interval` as
@@ -254,31 +461,6 @@ fn validation_period(
         }
         ValCheckInterval::Batches(n) => Ok(n.max(1)),
     }
-}
-
-/// A validation (or epoch) ended with `record`: the early-stopping check on the fit's latest
-/// metrics, then the checkpoint moment with the watch's updated state; `Ok(true)` when the
-/// watch asks to stop.
-fn check(
-    model: &ModelInstance,
-    optimizer: &Optimizer,
-    watch: &mut Option<Watch>,
-    record: &EpochRecord,
-    report: &FitReport,
-    observer: &mut dyn FitObserver,
-) -> Result<bool, TrainError> {
-    let stop = match watch.as_mut() {
-        Some(watch) => watch.should_stop(&report.metrics)?,
-        None => false,
-    };
-    let state = TrainingState {
-        optimizer,
-        early_stopping: watch.as_ref().map(Watch::state),
-    };
-    observer
-        .checkpoint(model, &state, record)
-        .map_err(TrainError::Checkpoint)?;
-    Ok(stop)
 }
 
 /// Gives `optimizer` the state a checkpoint saved for `saved`, which must be the optimizer the

@@ -7,6 +7,9 @@ wasmtime::component::bindgen!({
         "lightning:model/tensors.tensor": crate::sandbox::state::GuestTensor,
     },
     imports: { default: trappable },
+    trappable_error_type: {
+        "lightning:model/tensors.tensor-error" => crate::sandbox::state::OpError,
+    },
 });
 
 pub use exports::lightning::model::lightning_module as module;

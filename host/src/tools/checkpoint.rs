@@ -3,9 +3,9 @@
 //! [`crate::checkpoint`].
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
+use super::model_run::{build_model, num_parameters, of_model};
 use super::schema::{self, Shown};
 use super::sizes;
-use super::{build_model, num_parameters};
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
@@ -157,103 +157,127 @@ pub(super) fn run(runtime: &Runtime, request: Request, ctx: &CallContext) -> Res
     match request {
         Request::Save {
             path,
-            model: spec,
+            model,
             seed,
             limits,
-        } => {
-            let model = runtime.model(&spec.target)?;
-            let _slot = runtime.run_slot(&limits, ctx.cancel_token())?;
-            let (instance, hyperparameters) = build_model(
-                &model,
-                &spec,
-                crate::tensor::cpu_device(),
-                &limits,
-                seed,
-                limits.call_timeout,
-                ctx.cancel_token(),
-            )?;
-            let meta = CheckpointMeta::new(
-                &model.description.target,
-                &model.description.class_name,
-                hyperparameters,
-                0,
-                0,
-                &Metrics::new(),
-            );
-            let (written, size) = save(runtime, &instance, meta, None, &path)?;
-            Ok(json!({
-                "action": "save",
-                "path": written,
-                "model_class": model.description.class_name,
-                "target": model.description.target,
-                "num_parameters": num_parameters(&instance),
-                "size_bytes": size,
-            }))
-        }
+        } => of_model(runtime, &model.target, |registered| {
+            save_initial(runtime, &registered, &model, (seed, &limits), &path, ctx)
+        }),
         Request::Load {
             path,
-            model: spec,
+            model,
             limits,
-        } => {
-            let model = runtime.model(&spec.target)?;
-            let opened = open(runtime, &model, &path, &limits, false)?;
-            let spec = sizes::fit(
-                &spec,
-                &model.description.hyperparameters,
-                Some(opened.hyperparameters()),
-                None,
-            )?
-            .spec;
-            let _slot = runtime.run_slot(&limits, ctx.cancel_token())?;
-            let (mut instance, _) = build_model(
-                &model,
-                &spec,
-                crate::tensor::cpu_device(),
-                &limits,
-                0,
-                limits.call_timeout,
-                ctx.cancel_token(),
-            )?;
-            let (shown, meta, _) = restore(&mut instance, opened)?;
-            Ok(json!({
-                "action": "load",
-                "path": shown,
-                "model_class": model.description.class_name,
-                "target": model.description.target,
-                "num_parameters": num_parameters(&instance),
-                "epoch": meta.epoch,
-                "global_step": meta.global_step,
-                "metrics": meta.metrics,
-                "hyperparameters": meta.hyperparameters,
-                "optimizer": meta.optimizer.as_ref().map(|o| o.config.class_name()),
-            }))
-        }
-        Request::List { directory } => {
-            let dir = runtime.checkpoint_dir();
-            let found = dir
-                .list(&directory, EXTENSION, MAX_LISTED)
-                .map_err(|e| e.to_string())?;
-            let found_all = found.len() < MAX_LISTED;
-            let listed: Vec<Listed> = found
-                .into_iter()
-                .map(|(path, size_bytes)| Listed {
-                    name: path.rsplit('/').next().unwrap_or(&path).to_string(),
-                    path,
-                    size_bytes,
-                })
-                .collect();
-            // What the result can hold, beside its other fields.
-            let budget = runtime.max_result_bytes().saturating_sub(1024);
-            let (checkpoints, cut) = within(listed, budget);
-            Ok(json!({
-                "action": "list",
-                "directory": directory,
-                "count": checkpoints.len(),
-                "truncated": cut || !found_all,
-                "checkpoints": checkpoints,
-            }))
-        }
+        } => of_model(runtime, &model.target, |registered| {
+            load_into(runtime, &registered, &model, &limits, &path, ctx)
+        }),
+        Request::List { directory } => list(runtime, directory),
     }
+}
+
+/// `action: save`: builds `model` from `spec` with `seed` and writes its initial weights to
+/// `path`.
+fn save_initial(
+    runtime: &Runtime,
+    model: &RegisteredModel,
+    spec: &ModelSpec,
+    (seed, limits): (u64, &Limits),
+    path: &str,
+    ctx: &CallContext,
+) -> Result<Value, String> {
+    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    let budget = limits.call_timeout;
+    let device = crate::tensor::cpu_device();
+    let (instance, hyperparameters) = build_model(
+        model,
+        spec,
+        device,
+        limits,
+        (seed, budget),
+        ctx.cancel_token(),
+    )?;
+    let meta = CheckpointMeta::new(
+        &model.description.target,
+        &model.description.class_name,
+        hyperparameters,
+        0,
+        0,
+        &Metrics::new(),
+    );
+    let (written, size) = save(runtime, &instance, meta, None, path)?;
+    Ok(json!({
+        "action": "save",
+        "path": written,
+        "model_class": model.description.class_name,
+        "target": model.description.target,
+        "num_parameters": num_parameters(&instance),
+        "size_bytes": size,
+    }))
+}
+
+/// `action: load`: builds `model` (with the checkpoint's hyperparameters where `spec` leaves
+/// them out) and loads the checkpoint at `path` into it, every name and shape checked.
+fn load_into(
+    runtime: &Runtime,
+    model: &RegisteredModel,
+    spec: &ModelSpec,
+    limits: &Limits,
+    path: &str,
+    ctx: &CallContext,
+) -> Result<Value, String> {
+    let opened = open(runtime, model, path, limits, false)?;
+    let defaults = &model.description.hyperparameters;
+    let spec = sizes::fit(spec, defaults, Some(opened.hyperparameters()), None)?.spec;
+    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    let budget = limits.call_timeout;
+    let device = crate::tensor::cpu_device();
+    let (mut instance, _) = build_model(
+        model,
+        &spec,
+        device,
+        limits,
+        (0, budget),
+        ctx.cancel_token(),
+    )?;
+    let Restored { shown, meta, .. } = restore(&mut instance, opened)?;
+    Ok(json!({
+        "action": "load",
+        "path": shown,
+        "model_class": model.description.class_name,
+        "target": model.description.target,
+        "num_parameters": num_parameters(&instance),
+        "epoch": meta.epoch,
+        "global_step": meta.global_step,
+        "metrics": meta.metrics,
+        "hyperparameters": meta.hyperparameters,
+        "optimizer": meta.optimizer.as_ref().map(|o| o.config.class_name()),
+    }))
+}
+
+/// `action: list`: the checkpoints under `directory`, as many as the result holds.
+fn list(runtime: &Runtime, directory: String) -> Result<Value, String> {
+    let found = runtime
+        .checkpoint_dir()
+        .list(&directory, EXTENSION, MAX_LISTED)
+        .map_err(|e| e.to_string())?;
+    let found_all = found.len() < MAX_LISTED;
+    let listed: Vec<Listed> = found
+        .into_iter()
+        .map(|(path, size_bytes)| Listed {
+            name: path.rsplit('/').next().unwrap_or(&path).to_string(),
+            path,
+            size_bytes,
+        })
+        .collect();
+    // What the result can hold, beside its other fields.
+    let budget = runtime.max_result_bytes().saturating_sub(1024);
+    let (checkpoints, cut) = within(listed, budget);
+    Ok(json!({
+        "action": "list",
+        "directory": directory,
+        "count": checkpoints.len(),
+        "truncated": cut || !found_all,
+        "checkpoints": checkpoints,
+    }))
 }
 
 /// The first of `listed` whose JSON fits in `budget` bytes, and whether any were left out.
@@ -335,13 +359,18 @@ pub(super) fn open(
     Ok(Opened { shown, checkpoint })
 }
 
-/// Loads an opened checkpoint's weights into `instance`, a fresh instance of its model;
-/// returns the path as clients name it, the checkpoint's metadata and its optimizer state
-/// tensors (empty unless opened for resuming).
-pub(super) fn restore(
-    instance: &mut ModelInstance,
-    opened: Opened,
-) -> Result<(String, CheckpointMeta, Vec<NamedValues>), String> {
+/// A checkpoint loaded into a model: what of it the weights leave.
+pub(super) struct Restored {
+    /// The path as clients name it.
+    pub shown: String,
+    /// The checkpoint's metadata.
+    pub meta: CheckpointMeta,
+    /// Its optimizer state tensors (empty unless opened for resuming).
+    pub optimizer_tensors: Vec<NamedValues>,
+}
+
+/// Loads an opened checkpoint's weights into `instance`, a fresh instance of its model.
+pub(super) fn restore(instance: &mut ModelInstance, opened: Opened) -> Result<Restored, String> {
     let Opened { shown, checkpoint } = opened;
     let Checkpoint {
         params,
@@ -349,7 +378,11 @@ pub(super) fn restore(
         meta,
     } = checkpoint;
     checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
-    Ok((shown, meta, optimizer_tensors))
+    Ok(Restored {
+        shown,
+        meta,
+        optimizer_tensors,
+    })
 }
 
 /// Lightning's `ModelCheckpoint`, resolved: what to keep at every validation (every epoch

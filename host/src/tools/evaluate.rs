@@ -4,12 +4,13 @@
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::data::DataReport;
+use super::model_run::{self, RunModel, RunRequest, Settled, of_model, run_failed, settle};
 use super::results::{self, PredictionsFile};
 use super::schema;
-use super::{Settled, build_model, num_parameters, run_failed, settle};
+use crate::data::Dataset;
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, Split};
+use crate::sandbox::{Limits, ModelInstance, Split};
 use crate::tensor::{self, DType, Tensor};
 use crate::trainer::{self, FitObserver, Metrics, Stage, TrainError};
 use schemars::JsonSchema;
@@ -154,24 +155,8 @@ pub enum Decode {
 #[derive(Debug)]
 pub struct Request {
     what: Loop,
-    model: ModelSpec,
-    options: TrainerOptions,
-    limits: Limits,
-    ckpt_path: Option<String>,
-    data: Option<DataArgs>,
+    run: RunRequest,
     decode: Option<Decode>,
-    background: bool,
-}
-
-/// The model part of a result.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct EvaluatedModel {
-    /// The model's class name.
-    pub class: String,
-    /// The registered target.
-    pub target: String,
-    /// Total parameter elements.
-    pub num_parameters: usize,
 }
 
 /// What `lightning.validate` and `lightning.test` return.
@@ -180,7 +165,7 @@ pub struct EvaluateOutput {
     /// `completed`.
     pub status: &'static str,
     /// The model evaluated.
-    pub model: EvaluatedModel,
+    pub model: RunModel,
     /// The means of what the model logged (`val_loss`, `val_acc` or `test_loss`, `test_acc`,
     /// ...), weighted by batch size.
     pub metrics: Metrics,
@@ -202,7 +187,7 @@ pub struct PredictOutput {
     /// `completed`.
     pub status: &'static str,
     /// The model that predicted.
-    pub model: EvaluatedModel,
+    pub model: RunModel,
     /// The model's output for each batch, as nested lists in the output's shape.
     ///
     /// When the result would pass the server's bound (`--max-result-kb`, 100 KB by default):
@@ -314,24 +299,9 @@ pub(super) fn definitions() -> [ToolDefinition; 3] {
 }
 
 impl Request {
-    /// The model's `_target_`.
-    pub(super) fn target(&self) -> &str {
-        &self.model.target
-    }
-
-    /// Whether the call asked to run in the background.
-    pub(super) fn background(&self) -> bool {
-        self.background
-    }
-
-    /// The trainer options.
-    pub(super) fn options(&self) -> &TrainerOptions {
-        &self.options
-    }
-
-    /// The run's limits.
-    pub(super) fn limits(&self) -> &Limits {
-        &self.limits
+    /// What every run tool's request has.
+    pub(super) fn run(&self) -> &RunRequest {
+        &self.run
     }
 }
 
@@ -343,13 +313,13 @@ pub(super) fn parse(what: Loop, arguments: &Value, limits: &Limits) -> Result<Re
     }
     Ok(Request {
         what,
-        options: args.trainer.unwrap_or_default().resolve()?,
-        limits: args.limits.unwrap_or_default().apply(limits, true)?,
-        model: args.model,
-        ckpt_path: args.ckpt_path,
-        data: args.data,
+        run: RunRequest {
+            data: args.data,
+            ckpt_path: args.ckpt_path,
+            background: args.background.unwrap_or(false),
+            ..RunRequest::new(args.model, args.trainer, args.limits, limits)?
+        },
         decode: args.decode,
-        background: args.background.unwrap_or(false),
     })
 }
 
@@ -362,19 +332,9 @@ impl FitObserver for Cancellation<'_, '_> {
     }
 }
 
-/// An evaluation prepared to run: the registered model, the hyperparameters settled against
-/// the data and the checkpoint to load, the data loaded. Nothing of the model has run yet.
-pub(super) struct Prepared {
-    what: Loop,
-    settled: Settled,
-    options: TrainerOptions,
-    limits: Limits,
-    decode: Option<Decode>,
-}
-
 /// What a finished loop leaves for its result.
 struct Executed {
-    model: EvaluatedModel,
+    model: RunModel,
     ckpt_path: Option<String>,
     outcome: Outcome,
 }
@@ -387,8 +347,9 @@ enum Outcome {
     Predictions(Vec<Tensor>),
 }
 
-/// Runs a checked validate, test or predict call at `placement`: prepared, executed,
-/// recorded.
+/// Runs a checked validate, test or predict call at `placement`: settled (the model
+/// resolved, the data loaded, the hyperparameters settled against the data and the
+/// checkpoint), executed, recorded.
 pub(super) fn run(
     runtime: &Runtime,
     request: Request,
@@ -396,223 +357,181 @@ pub(super) fn run(
     ctx: &CallContext,
 ) -> Result<Value, String> {
     let started = Instant::now();
-    let mut prepared = prepare(runtime, request)?;
-    let executed = execute(runtime, &mut prepared, placement, ctx)?;
-    record(runtime, prepared, executed, placement, started)
-}
-
-/// Resolves the model, loads the data and settles the hyperparameters (the request's, the
-/// checkpoint's, the data's sizes).
-pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, String> {
-    let Request {
-        what,
-        model: spec,
-        options,
-        limits,
-        ckpt_path,
-        data,
-        decode,
-        background: _,
-    } = request;
-    let settled = settle(
-        runtime,
-        &spec,
-        ckpt_path.map(|path| (path, false)),
-        data,
-        options.seed,
-        &limits,
-        (&[what.split()], true),
-    )?;
-    Ok(Prepared {
-        what,
-        settled,
-        options,
-        limits,
-        decode,
+    let Request { what, run, decode } = request;
+    let target = run.model.target.clone();
+    of_model(runtime, &target, |model| {
+        let splits = [what.split()];
+        let mut settled = settle(runtime, model, run, false, (&splits, true))?;
+        let executed = execute(runtime, what, &mut settled, placement, ctx)?;
+        let report = Report {
+            runtime,
+            settled: &settled,
+            placement,
+            started,
+        };
+        match executed.outcome {
+            Outcome::Metrics(metrics, num_batches) => {
+                report.metrics(executed.model, executed.ckpt_path, metrics, num_batches)
+            }
+            Outcome::Predictions(outputs) => {
+                report.predictions(executed.model, executed.ckpt_path, &outputs, decode)
+            }
+        }
     })
 }
 
 /// Builds the model at `placement`, loads the checkpoint into it and runs the loop.
 fn execute(
     runtime: &Runtime,
-    prepared: &mut Prepared,
+    what: Loop,
+    settled: &mut Settled,
     placement: &Placement,
     ctx: &CallContext,
 ) -> Result<Executed, String> {
-    let opened = prepared.settled.opened.take();
-    let Prepared {
-        what,
-        settled:
-            Settled {
-                model,
-                fitted,
-                data,
-                ..
-            },
-        options,
-        limits,
-        ..
-    } = prepared;
-    let what = *what;
-    let target = &model.description.target;
-    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
-    ctx.started();
-    let (mut instance, _) = build_model(
-        model,
-        &fitted.spec,
-        placement.device()?,
-        limits,
-        options.seed,
-        limits.train_timeout,
-        ctx.cancel_token(),
-    )?;
-    let ckpt_path = match opened {
-        Some(opened) => Some(
-            super::checkpoint::restore(&mut instance, opened)
-                .map(|(shown, _, _)| shown)
-                .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
-        ),
-        None => None,
-    };
-    let batches = data
-        .split(&mut instance, what.split(), true)
-        .map_err(|e| format!("{target}: {e}"))?
+    // The run slot is held while `built` lives.
+    let mut built = model_run::build(runtime, settled, placement, ctx)?;
+    let instance = &mut built.instance;
+    let batches = settled
+        .data
+        .split(instance, what.split(), true)?
         .ok_or_else(|| {
             format!(
-                "{target} brings no {} data of its own: give data.{}",
+                "the model brings no {} data of its own: give data.{}",
                 what.verb(),
                 what.data_key()
             )
         })?;
-    let failed = |e: TrainError| run_failed(target, what.verb(), e);
-    let evaluated = EvaluatedModel {
-        class: model.description.class_name.clone(),
-        target: target.clone(),
-        num_parameters: num_parameters(&instance),
-    };
-    let observer = Cancellation(ctx);
-    let outcome = match what {
-        Loop::Validate | Loop::Test => {
-            let (stage, limit) = match what {
-                Loop::Test => (Stage::Test, options.limit_test_batches),
-                _ => (Stage::Validation, options.fit.limit_val_batches),
-            };
-            let metrics = trainer::evaluate(&mut instance, &batches, limit, stage, &observer)
-                .map_err(failed)?;
-            Outcome::Metrics(metrics, limit.apply(batches.num_batches()))
-        }
-        Loop::Predict => Outcome::Predictions(
-            trainer::predict(
-                &mut instance,
-                &batches,
-                options.limit_predict_batches,
-                &observer,
-            )
-            .map_err(failed)?,
-        ),
-    };
+    let model = RunModel::of(&settled.model, instance);
+    let outcome = run_loop(what, instance, &batches, &settled.options, ctx)
+        .map_err(|e| run_failed(what.verb(), e))?;
     Ok(Executed {
-        model: evaluated,
-        ckpt_path,
+        model,
+        ckpt_path: built.restored.map(|r| r.shown),
         outcome,
     })
 }
 
-/// Makes the result: the metrics, or the predictions (with classes, labels and text, in a
-/// file when they are too many for the result).
-fn record(
-    runtime: &Runtime,
-    prepared: Prepared,
-    executed: Executed,
-    placement: &Placement,
+/// Lightning's `what` loop over `batches`, within its batch limit.
+fn run_loop(
+    what: Loop,
+    instance: &mut ModelInstance,
+    batches: &Dataset,
+    options: &TrainerOptions,
+    ctx: &CallContext,
+) -> Result<Outcome, TrainError> {
+    let observer = Cancellation(ctx);
+    let (stage, limit) = match what {
+        Loop::Predict => {
+            let limit = options.limit_predict_batches;
+            let outputs = trainer::predict(instance, batches, limit, &observer)?;
+            return Ok(Outcome::Predictions(outputs));
+        }
+        Loop::Test => (Stage::Test, options.limit_test_batches),
+        Loop::Validate => (Stage::Validation, options.fit.limit_val_batches),
+    };
+    let metrics = trainer::evaluate(instance, batches, limit, stage, &observer)?;
+    Ok(Outcome::Metrics(
+        metrics,
+        limit.apply(batches.num_batches()),
+    ))
+}
+
+/// What a result is made from besides the loop's outcome.
+struct Report<'a> {
+    runtime: &'a Runtime,
+    settled: &'a Settled,
+    placement: &'a Placement,
     started: Instant,
-) -> Result<Value, String> {
-    let Prepared {
-        settled: Settled { model, data, .. },
-        options,
-        decode,
-        ..
-    } = prepared;
-    let Executed {
-        model: evaluated,
-        ckpt_path,
-        outcome,
-    } = executed;
-    let target = &model.description.target;
-    let output = match outcome {
-        Outcome::Metrics(metrics, num_batches) => serde_json::to_value(EvaluateOutput {
+}
+
+impl Report<'_> {
+    /// The result of validate or test: the metrics.
+    fn metrics(
+        &self,
+        model: RunModel,
+        ckpt_path: Option<String>,
+        metrics: Metrics,
+        num_batches: usize,
+    ) -> Result<Value, String> {
+        let output = EvaluateOutput {
             status: "completed",
-            model: evaluated,
+            model,
             metrics,
             num_batches,
             ckpt_path,
-            data: data.report(),
-            device: placement.report(),
-            duration_seconds: started.elapsed().as_secs_f64(),
-        }),
-        Outcome::Predictions(outputs) => {
-            let values: usize = outputs.iter().map(Tensor::num_elements).sum();
-            if values > MAX_PREDICTED_VALUES {
-                return Err(format!(
-                    "{target}: the predictions hold {values} values, more than a reply carries \
-                     ({MAX_PREDICTED_VALUES}); lower trainer.limit_predict_batches"
-                ));
-            }
-            let (predictions, classes): (Vec<Value>, Vec<Option<Vec<usize>>>) = outputs
-                .iter()
-                .map(read_output)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{target}: reading the predictions: {e}"))?
-                .into_iter()
-                .unzip();
-            let predicted_class = classes
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .map(|batches| batches.concat());
-            let data_report = data.report();
-            let names = data_report.as_ref().and_then(|r| r.classes.as_deref());
-            let predicted_label =
-                predicted_class
-                    .as_deref()
-                    .zip(names)
-                    .and_then(|(classes, names)| {
-                        classes.iter().map(|&c| names.get(c).cloned()).collect()
-                    });
-            let text = match decode {
-                Some(Decode::Text) => Some(
-                    outputs
-                        .iter()
-                        .map(text_rows)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("{target}: decode \"text\": {e}"))?
-                        .concat(),
-                ),
-                None => None,
-            };
-            let mut output = PredictOutput {
-                status: "completed",
-                model: evaluated,
-                num_batches: predictions.len(),
-                predictions,
-                predictions_file: None,
-                text,
-                predicted_class,
-                predicted_label,
-                ckpt_path,
-                data: data_report,
-                device: placement.report(),
-                duration_seconds: started.elapsed().as_secs_f64(),
-            };
-            let size = results::json_len(&output);
-            if size > runtime.max_result_bytes() {
-                output
-                    .spill(runtime, &options.default_root_dir)
-                    .map_err(|e| format!("{target}: {e}"))?;
-            }
-            serde_json::to_value(output)
+            data: self.settled.data.report(),
+            device: self.placement.report(),
+            duration_seconds: self.started.elapsed().as_secs_f64(),
+        };
+        serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))
+    }
+
+    /// The result of predict: the predictions (with classes, labels and text), in a file
+    /// when they are too many for the result.
+    fn predictions(
+        &self,
+        model: RunModel,
+        ckpt_path: Option<String>,
+        outputs: &[Tensor],
+        decode: Option<Decode>,
+    ) -> Result<Value, String> {
+        let values: usize = outputs.iter().map(Tensor::num_elements).sum();
+        if values > MAX_PREDICTED_VALUES {
+            return Err(format!(
+                "the predictions hold {values} values, more than a reply carries \
+                 ({MAX_PREDICTED_VALUES}); lower trainer.limit_predict_batches"
+            ));
         }
-    };
-    output.map_err(|e| format!("{target}: cannot write the result: {e}"))
+        let (predictions, classes): (Vec<Value>, Vec<Option<Vec<usize>>>) = outputs
+            .iter()
+            .map(read_output)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("reading the predictions: {e}"))?
+            .into_iter()
+            .unzip();
+        let predicted_class = classes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .map(|batches| batches.concat());
+        let data = self.settled.data.report();
+        let names = data.as_ref().and_then(|r| r.classes.as_deref());
+        let predicted_label = predicted_class
+            .as_deref()
+            .zip(names)
+            .and_then(|(classes, names)| classes.iter().map(|&c| names.get(c).cloned()).collect());
+        let text = match decode {
+            Some(Decode::Text) => Some(decode_text(outputs)?),
+            None => None,
+        };
+        let mut output = PredictOutput {
+            status: "completed",
+            model,
+            num_batches: predictions.len(),
+            predictions,
+            predictions_file: None,
+            text,
+            predicted_class,
+            predicted_label,
+            ckpt_path,
+            data,
+            device: self.placement.report(),
+            duration_seconds: self.started.elapsed().as_secs_f64(),
+        };
+        if results::json_len(&output) > self.runtime.max_result_bytes() {
+            output.spill(self.runtime, &self.settled.options.default_root_dir)?;
+        }
+        serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))
+    }
+}
+
+/// `decode: "text"`: every row of every output as a string.
+fn decode_text(outputs: &[Tensor]) -> Result<Vec<String>, String> {
+    let rows = outputs
+        .iter()
+        .map(text_rows)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("decode \"text\": {e}"))?;
+    Ok(rows.concat())
 }
 
 /// Every row (along the last dim) of an i64 tensor of Unicode code points, as a string.

@@ -4,13 +4,13 @@
 use super::accelerator::{self, DeviceRequest, Placement};
 use super::args::{self, Accelerator, LimitsArg, ModelSpec};
 use super::help::{self, Topic};
+use super::model_run::{build_model, num_parameters, of_model};
 use super::schema::{self, Shown};
-use super::{build_model, num_parameters};
 use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runs::Runs;
 use crate::runtime::Runtime;
-use crate::sandbox::Limits;
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,28 +126,37 @@ pub(super) fn run(
         Subject::Model(spec) => (spec, false),
         Subject::Summary(spec) => (spec, true),
     };
-    let model = runtime.model(&spec.target)?;
-    let device = crate::tensor::cpu_device();
-    let _slot = runtime.run_slot(&request.limits, ctx.cancel_token())?;
-    let (instance, hyperparameters) = build_model(
-        &model,
-        &spec,
-        device,
-        &request.limits,
-        0,
-        request.limits.call_timeout,
-        ctx.cancel_token(),
-    )?;
-    let total = num_parameters(&instance);
-    if !summary {
-        return Ok(json!({
-            "class": model.description.class_name,
-            "target": model.description.target,
-            "num_parameters": total,
-            "trainable_parameters": total,
-            "hyperparameters": hyperparameters,
-        }));
-    }
+    of_model(runtime, &spec.target, |model| {
+        let _slot = runtime.run_slot(&request.limits, ctx.cancel_token())?;
+        let device = crate::tensor::cpu_device();
+        let budget = request.limits.call_timeout;
+        let limits = &request.limits;
+        let (instance, hyperparameters) = build_model(
+            &model,
+            &spec,
+            device,
+            limits,
+            (0, budget),
+            ctx.cancel_token(),
+        )?;
+        Ok(if summary {
+            summary_within(runtime, &model, &instance)
+        } else {
+            let total = num_parameters(&instance);
+            json!({
+                "class": model.description.class_name,
+                "target": model.description.target,
+                "num_parameters": total,
+                "trainable_parameters": total,
+                "hyperparameters": hyperparameters,
+            })
+        })
+    })
+}
+
+/// The `what: summary` result of `instance`: as many parameters as the result's bound holds
+/// (a model may have thousands).
+fn summary_within(runtime: &Runtime, model: &RegisteredModel, instance: &ModelInstance) -> Value {
     let rows = |trainable: bool| -> Vec<Row> {
         instance
             .parameters()
@@ -157,7 +166,7 @@ pub(super) fn run(
             .collect()
     };
     let (parameters, buffers) = (rows(true), rows(false));
-    // A model of thousands of parameters lists as many as the result's bound holds.
+    let total = num_parameters(instance);
     let budget = runtime.max_result_bytes().saturating_sub(1024);
     let mut shown = parameters.len();
     loop {
@@ -170,7 +179,7 @@ pub(super) fn run(
         );
         let size = super::results::json_len(&result);
         if size <= budget || shown == 0 {
-            return Ok(result);
+            return result;
         }
         shown /= 2;
     }

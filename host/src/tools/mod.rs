@@ -13,6 +13,7 @@ mod data;
 mod evaluate;
 mod help;
 mod inspect;
+mod model_run;
 mod register;
 mod results;
 mod running;
@@ -25,16 +26,12 @@ pub mod worker;
 pub use args::{Accelerator, DataArgs, LimitsArg, ModelSpec, TrainerArgs};
 pub use bounds::Bounds;
 
-use crate::cancel::CancelToken;
 use crate::protocol::{
     CallContext, CallToolResult, TaskInfo, TaskStore, TaskSupport, ToolDefinition, ToolProvider,
 };
 use crate::runs::{Origin, Runs};
 use crate::runtime::Runtime;
-use crate::sandbox::{
-    Limits, MAX_DEFAULT_HYPERPARAMETERS, ModelInstance, RegisteredModel, SandboxError, Split,
-};
-use crate::trainer::TrainError;
+use crate::sandbox::Limits;
 use accelerator::{DeviceRequest, Placement};
 use serde_json::Value;
 use std::sync::Arc;
@@ -173,27 +170,28 @@ impl Tools {
 }
 
 impl ParsedCall {
+    /// The request's common part, for a call that is a model run (train, validate, test,
+    /// predict).
+    fn run_request(&self) -> Option<&model_run::RunRequest> {
+        match self {
+            Self::Train(request) => Some(request.run()),
+            Self::Evaluate(request) => Some(request.run()),
+            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) | Self::Runs(_) => None,
+        }
+    }
+
     /// The accelerator and devices a model run asks for, and its limits; `None` for calls
     /// that run no model loop (they run on the CPU).
     fn model_run(&self) -> Option<(Accelerator, DeviceRequest, &Limits)> {
-        let (options, limits) = match self {
-            Self::Train(request) => (request.options(), request.limits()),
-            Self::Evaluate(request) => (request.options(), request.limits()),
-            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) | Self::Runs(_) => {
-                return None;
-            }
-        };
-        Some((options.accelerator, options.devices, limits))
+        let run = self.run_request()?;
+        Some((run.options.accelerator, run.options.devices, &run.limits))
     }
 
-    /// The model target of a call that is a run (train, validate, test, predict), and
-    /// whether it asked to run in the background.
+    /// The model target of a call that is a run, and whether it asked to run in the
+    /// background.
     fn run_of(&self) -> Option<(&str, bool)> {
-        match self {
-            Self::Train(request) => Some((request.target(), request.background())),
-            Self::Evaluate(request) => Some((request.target(), request.background())),
-            Self::Checkpoint(_) | Self::Inspect(_) | Self::Register(_) | Self::Runs(_) => None,
-        }
+        let run = self.run_request()?;
+        Some((&run.model.target, run.background))
     }
 }
 
@@ -287,117 +285,6 @@ impl ToolProvider for Tools {
             result,
             self.runtime.max_result_bytes(),
         ))
-    }
-}
-
-/// Instantiates `model` on `device` within `limits` (and wall-clock `budget`) and builds it
-/// from `spec`'s hyperparameters; returns the instance and the resolved hyperparameters.
-/// Callers hold a [`Runtime::run_slot`] while the instance lives.
-fn build_model(
-    model: &RegisteredModel,
-    spec: &ModelSpec,
-    device: crate::tensor::Device,
-    limits: &Limits,
-    seed: u64,
-    budget: std::time::Duration,
-    cancel: &CancelToken,
-) -> Result<(ModelInstance, Value), String> {
-    let target = &model.description.target;
-    let mut instance = model
-        .instantiate(device, limits, seed, budget, cancel.clone())
-        .map_err(|e| format!("{target}: {e}"))?;
-    let given = spec.hyperparameters_json();
-    let resolved = instance
-        .init(&given)
-        .map_err(|e| format!("{target}: invalid model configuration: {e}"))?;
-    // The given hyperparameters and the defaults (bounded at registration), no more.
-    let most = given.len().saturating_add(MAX_DEFAULT_HYPERPARAMETERS);
-    if resolved.len() > most {
-        return Err(format!(
-            "{target}: the model returned {} bytes of hyperparameters, more than the {most} \
-             that the request's and its defaults make",
-            resolved.len()
-        ));
-    }
-    let hyperparameters = serde_json::from_str(&resolved).map_err(|e| {
-        format!(
-            "{target}: the model returned hyperparameters that are not JSON: {}",
-            crate::sandbox::text::shown(&e.to_string())
-        )
-    })?;
-    Ok((instance, hyperparameters))
-}
-
-/// A model run's inputs, settled before its model is built: the registered model, the
-/// checkpoint to load (read), the call's data (loaded) and the hyperparameters completed from
-/// both.
-struct Settled {
-    /// The registered model.
-    model: Arc<RegisteredModel>,
-    /// The checkpoint at `ckpt_path`, read.
-    opened: Option<checkpoint::Opened>,
-    /// The call's data.
-    data: data::CallData,
-    /// The spec to build, completed.
-    fitted: sizes::Fitted,
-}
-
-/// Resolves `spec`'s model, loads the call's `data` (for the loops over `splits`, `whole` as
-/// in [`data::CallData::split`]), reads the checkpoint at `ckpt_path` (`(path, resuming)`:
-/// with its optimizer state when resuming) and completes `spec` with the hyperparameters it
-/// leaves out, the checkpoint's first, then the sizes the data gives (see [`sizes`]); errors
-/// name the model's target.
-fn settle(
-    runtime: &Runtime,
-    spec: &ModelSpec,
-    ckpt_path: Option<(String, bool)>,
-    data: Option<DataArgs>,
-    seed: u64,
-    limits: &Limits,
-    (splits, whole): (&[Split], bool),
-) -> Result<Settled, String> {
-    let model = runtime.model(&spec.target)?;
-    let target = &model.description.target;
-    let data =
-        data::CallData::load(runtime, data, seed, limits).map_err(|e| format!("{target}: {e}"))?;
-    let opened = ckpt_path
-        .map(|(path, resuming)| checkpoint::open(runtime, &model, &path, limits, resuming))
-        .transpose()
-        .map_err(|e| format!("{target}: ckpt_path: {e}"))?;
-    let fitted = sizes::fit(
-        spec,
-        &model.description.hyperparameters,
-        opened.as_ref().map(checkpoint::Opened::hyperparameters),
-        data.facts(splits, whole).as_ref(),
-    )
-    .map_err(|e| format!("{target}: {e}"))?;
-    Ok(Settled {
-        model,
-        opened,
-        data,
-        fitted,
-    })
-}
-
-/// Total element count of the model's trainable parameters (buffers, such as running
-/// statistics, are not parameters, as in PyTorch).
-fn num_parameters(instance: &ModelInstance) -> usize {
-    instance
-        .parameters()
-        .iter()
-        .filter(|p| p.trainable)
-        .map(|p| p.value.num_elements())
-        .sum()
-}
-
-/// The message of a failed run of `target`: `{verb} cancelled` when the call was cancelled
-/// (however the cancellation reached the run), else `{verb} failed: {error}`.
-fn run_failed(target: &str, verb: &str, error: TrainError) -> String {
-    match error {
-        TrainError::Cancelled(_) | TrainError::Sandbox(SandboxError::Cancelled(_)) => {
-            format!("{target}: {verb} cancelled")
-        }
-        e => format!("{target}: {verb} failed: {e}"),
     }
 }
 

@@ -2,22 +2,26 @@
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
-use super::checkpoint::{Checkpointer, Opened};
+use super::checkpoint::{Checkpointer, Restored};
 use super::data::DataReport;
+use super::model_run::{
+    self, RunModel, RunRequest, Settled, num_parameters, of_model, run_failed, settle,
+};
 use super::results;
 use super::schema::{self, Shown};
-use super::{Settled, build_model, num_parameters, run_failed, settle};
 use crate::checkpoint;
+use crate::data::Dataset;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, Split};
+use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
 use crate::trainer::{
     self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The tool's name.
@@ -56,34 +60,14 @@ pub struct TrainArgs {
 /// A checked `lightning.train` call.
 #[derive(Debug)]
 pub struct Request {
-    model: ModelSpec,
-    options: TrainerOptions,
-    limits: Limits,
-    data: Option<DataArgs>,
-    ckpt_path: Option<String>,
+    run: RunRequest,
     plot: bool,
-    background: bool,
 }
 
 impl Request {
-    /// The model's `_target_`.
-    pub(super) fn target(&self) -> &str {
-        &self.model.target
-    }
-
-    /// Whether the call asked to run in the background.
-    pub(super) fn background(&self) -> bool {
-        self.background
-    }
-
-    /// The trainer options.
-    pub(super) fn options(&self) -> &TrainerOptions {
-        &self.options
-    }
-
-    /// The run's limits.
-    pub(super) fn limits(&self) -> &Limits {
-        &self.limits
+    /// What every run tool's request has.
+    pub(super) fn run(&self) -> &RunRequest {
+        &self.run
     }
 }
 
@@ -91,13 +75,13 @@ impl Request {
 pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, String> {
     let args: TrainArgs = args::parse(arguments)?;
     Ok(Request {
-        options: args.trainer.unwrap_or_default().resolve()?,
-        limits: args.limits.unwrap_or_default().apply(limits, true)?,
-        model: args.model,
-        data: args.data,
-        ckpt_path: args.ckpt_path,
+        run: RunRequest {
+            data: args.data,
+            ckpt_path: args.ckpt_path,
+            background: args.background.unwrap_or(false),
+            ..RunRequest::new(args.model, args.trainer, args.limits, limits)?
+        },
         plot: args.plot.unwrap_or(false),
-        background: args.background.unwrap_or(false),
     })
 }
 
@@ -148,12 +132,9 @@ pub struct TrainOutput {
 /// The model part of a training result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TrainedModel {
-    /// The model's class name.
-    pub class: String,
-    /// The registered target.
-    pub target: String,
-    /// Total parameter elements.
-    pub num_parameters: usize,
+    /// Its class, target and size.
+    #[serde(flatten)]
+    pub model: RunModel,
     /// The hyperparameters the model resolved (given ones plus defaults).
     pub hyperparameters: Map<String, Value>,
     /// The hyperparameters the request left out and the data determined (`input_dim`,
@@ -250,10 +231,8 @@ pub(super) fn definition() -> ToolDefinition {
 /// A training prepared to run: the registered model, the hyperparameters settled against
 /// the data and the checkpoint to resume from, the data loaded, the run directory claimed.
 /// Nothing of the model has run yet.
-pub(super) struct Prepared {
+struct Prepared {
     settled: Settled,
-    options: TrainerOptions,
-    limits: Limits,
     plot: bool,
     /// `lightning_logs/version_N`, when the logger or checkpointing is on.
     log_dir: Option<String>,
@@ -265,7 +244,6 @@ struct Executed<'a> {
     num_parameters: usize,
     hyperparameters: Value,
     device: DeviceReport,
-    start_step: u64,
     resumed_from: Option<ResumedFrom>,
     checkpointer: Option<Checkpointer<'a>>,
     fit_seconds: f64,
@@ -279,57 +257,44 @@ pub(super) fn run(
     ctx: &CallContext,
 ) -> Result<CallToolResult, String> {
     let started = Instant::now();
-    let mut prepared = prepare(runtime, request)?;
-    let executed = execute(runtime, &mut prepared, placement, ctx).inspect_err(|_| {
-        // A run that wrote nothing (no checkpoint yet) leaves no run directory behind.
-        if let Some(dir) = &prepared.log_dir {
-            let _ = runtime.checkpoint_dir().remove_if_empty(dir);
-        }
-    })?;
-    record(runtime, prepared, executed, started)
+    let target = request.run.model.target.clone();
+    of_model(runtime, &target, |model| {
+        let mut prepared = prepare(runtime, model, request)?;
+        let executed = execute(runtime, &mut prepared, placement, ctx).inspect_err(|_| {
+            // A run that wrote nothing (no checkpoint yet) leaves no run directory behind.
+            if let Some(dir) = &prepared.log_dir {
+                let _ = runtime.checkpoint_dir().remove_if_empty(dir);
+            }
+        })?;
+        record(runtime, prepared, executed, started)
+    })
 }
 
-/// Resolves the model, loads the data, settles the hyperparameters (the request's, the
-/// checkpoint's, the data's sizes) and claims the run directory.
-pub(super) fn prepare(runtime: &Runtime, request: Request) -> Result<Prepared, String> {
-    let Request {
-        model: spec,
-        options,
-        limits,
-        data,
-        ckpt_path,
-        plot,
-        background: _,
-    } = request;
-    let settled = settle(
-        runtime,
-        &spec,
-        ckpt_path.map(|path| (path, true)),
-        data,
-        options.seed,
-        &limits,
-        (&[Split::Train, Split::Validation], false),
-    )?;
-    let target = &settled.model.description.target;
+/// Loads the data, settles the hyperparameters (the request's, the checkpoint's, the data's
+/// sizes) and claims the run directory.
+fn prepare(
+    runtime: &Runtime,
+    model: Arc<RegisteredModel>,
+    request: Request,
+) -> Result<Prepared, String> {
+    let splits = [Split::Train, Split::Validation];
+    let settled = settle(runtime, model, request.run, true, (&splits, false))?;
+    let options = &settled.options;
     // Lightning's run directory: lightning_logs/version_N, with the CSV logger's metrics.csv
     // and the checkpoints.
     let log_dir = if options.enable_checkpointing || options.logger {
+        let root = format!("{}/lightning_logs", options.default_root_dir);
         let claimed = runtime
             .checkpoint_dir()
-            .claim_dir(
-                &format!("{}/lightning_logs", options.default_root_dir),
-                "version_",
-            )
-            .map_err(|e| format!("{target}: cannot create the run directory: {e}"))?;
+            .claim_dir(&root, "version_")
+            .map_err(|e| format!("cannot create the run directory: {e}"))?;
         Some(claimed)
     } else {
         None
     };
     Ok(Prepared {
         settled,
-        options,
-        limits,
-        plot,
+        plot: request.plot,
         log_dir,
     })
 }
@@ -342,121 +307,117 @@ fn execute<'a>(
     placement: &Placement,
     ctx: &'a CallContext<'_>,
 ) -> Result<Executed<'a>, String> {
-    let opened = prepared.settled.opened.take();
-    let Prepared {
-        settled:
-            Settled {
-                model,
-                fitted,
-                data,
-                ..
-            },
-        options,
-        limits,
-        log_dir,
-        ..
-    } = prepared;
-    let target = &model.description.target;
-    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
-    ctx.started();
-    let device = placement.report();
-    let (mut instance, hyperparameters) = build_model(
-        model,
-        &fitted.spec,
-        placement.device()?,
-        limits,
-        options.seed,
-        limits.train_timeout,
-        ctx.cancel_token(),
-    )?;
-    let (start, resumed_from) = match opened {
-        Some(opened) => resume_point(&mut instance, opened, options, limits)
-            .map_err(|e| format!("{target}: ckpt_path: {e}"))?,
+    // The run slot is held while `built` lives.
+    let mut built = model_run::build(runtime, &mut prepared.settled, placement, ctx)?;
+    let instance = &mut built.instance;
+    let settled = &prepared.settled;
+    let (start, resumed_from) = match built.restored.take() {
+        Some(restored) => resume_point(restored, &settled.options, &settled.limits)
+            .map_err(|e| format!("ckpt_path: {e}"))?,
         None => (FitStart::default(), None),
     };
-    let start_step = start.global_step;
-    let mut train = data
-        .split(&mut instance, Split::Train, false)
-        .map_err(|e| format!("{target}: {e}"))?
-        .ok_or_else(|| {
-            format!("{target} brings no training data of its own: give data.train or data.csv")
-        })?;
-    let val = data
-        .split(&mut instance, Split::Validation, false)
-        .map_err(|e| format!("{target}: {e}"))?;
-    // Data from the request must fit the model: say so before training, not mid-epoch.
-    if data.gives_training_data() {
-        let first = train
-            .labelled_batch(0)
-            .map_err(|e| format!("{target}: data.train: {e}"))?;
-        instance.forward(first.inputs).map_err(|e| {
-            format!(
-                "{target}: data.train does not fit the model: {e} (compare its \
-                     hyperparameters, lightning.inspect what=models, with the data; \
-                     data.input_shape reshapes samples)"
-            )
-        })?;
-    }
-    // Lightning 2's overfit_batches: that many training batches, unshuffled, and as many
-    // validation batches.
-    let (limit_train_batches, limit_val_batches) = match options.overfit_batches {
-        Some(limit) => {
-            train = train.unshuffled();
-            (limit, limit)
-        }
-        None => (
-            options.fit.limit_train_batches,
-            options.fit.limit_val_batches,
-        ),
-    };
-    let config = FitConfig {
-        limit_train_batches,
-        limit_val_batches,
-        max_total_steps: limits.max_total_steps,
-        ..options.fit.clone()
-    };
-    let num_parameters = num_parameters(&instance);
-    ctx.log(
-        LogLevel::Info,
-        NAME,
-        json!(format!(
-            "training {target} ({num_parameters} parameters) on {} ({}), seed {}",
-            device.name, device.backend, options.seed
-        )),
+    let (mut train, val) = fit_data(settled, instance)?;
+    let config = fit_config(settled);
+    let num_parameters = num_parameters(instance);
+    let device = placement.report();
+    let message = format!(
+        "training {} ({num_parameters} parameters) on {} ({}), seed {}",
+        settled.target(),
+        device.name,
+        device.backend,
+        settled.options.seed
     );
-    // Lightning's default ModelCheckpoint keeps the latest checkpoint.
-    let checkpointer = match log_dir {
-        Some(dir) if options.enable_checkpointing => Some(Checkpointer::new(
-            runtime,
-            options.model_checkpoint.clone().unwrap_or_default(),
-            dir,
-            model,
-            hyperparameters.clone(),
-        )),
-        _ => None,
-    };
+    ctx.log(LogLevel::Info, NAME, json!(message));
+    let checkpointer = checkpointer(runtime, prepared, &built.hyperparameters);
     let mut reporter = Reporter::new(ctx, checkpointer);
     let fit_started = Instant::now();
     let report = trainer::fit(
-        &mut instance,
+        instance,
         &config,
         &mut train,
         val.as_ref(),
         start,
         &mut reporter,
     )
-    .map_err(|e| run_failed(target, "training", e))?;
+    .map_err(|e| run_failed("training", e))?;
     reporter.record_point(None);
     Ok(Executed {
         report,
         num_parameters,
-        hyperparameters,
+        hyperparameters: built.hyperparameters,
         device,
-        start_step,
         resumed_from,
         checkpointer: reporter.checkpointer,
         fit_seconds: fit_started.elapsed().as_secs_f64(),
     })
+}
+
+/// The training and validation data, as the model gives them or as the call does; data from
+/// the call must fit the model, which is checked on its first batch before training starts
+/// rather than mid-epoch. With `overfit_batches` the training data is not shuffled.
+fn fit_data(
+    settled: &Settled,
+    instance: &mut ModelInstance,
+) -> Result<(Dataset, Option<Dataset>), String> {
+    let data = &settled.data;
+    let mut train = data
+        .split(instance, Split::Train, false)?
+        .ok_or("the model brings no training data of its own: give data.train or data.csv")?;
+    let val = data.split(instance, Split::Validation, false)?;
+    if data.gives_training_data() {
+        let first = train
+            .labelled_batch(0)
+            .map_err(|e| format!("data.train: {e}"))?;
+        instance.forward(first.inputs).map_err(|e| {
+            format!(
+                "data.train does not fit the model: {e} (compare its hyperparameters, \
+                 lightning.inspect what=models, with the data; data.input_shape reshapes \
+                 samples)"
+            )
+        })?;
+    }
+    // Lightning 2's overfit_batches trains on the same batches every epoch.
+    if settled.options.overfit_batches.is_some() {
+        train = train.unshuffled();
+    }
+    Ok((train, val))
+}
+
+/// The fit's configuration: the trainer's, within the run's step limit; Lightning 2's
+/// `overfit_batches` runs that many training batches and as many validation batches.
+fn fit_config(settled: &Settled) -> FitConfig {
+    let fit = &settled.options.fit;
+    let (limit_train_batches, limit_val_batches) = match settled.options.overfit_batches {
+        Some(limit) => (limit, limit),
+        None => (fit.limit_train_batches, fit.limit_val_batches),
+    };
+    FitConfig {
+        limit_train_batches,
+        limit_val_batches,
+        max_total_steps: settled.limits.max_total_steps,
+        ..fit.clone()
+    }
+}
+
+/// The checkpointer of a run with checkpointing on: Lightning's default ModelCheckpoint
+/// keeps the latest checkpoint.
+fn checkpointer<'a>(
+    runtime: &'a Runtime,
+    prepared: &Prepared,
+    hyperparameters: &Value,
+) -> Option<Checkpointer<'a>> {
+    let options = &prepared.settled.options;
+    let dir = prepared
+        .log_dir
+        .as_ref()
+        .filter(|_| options.enable_checkpointing)?;
+    Some(Checkpointer::new(
+        runtime,
+        options.model_checkpoint.clone().unwrap_or_default(),
+        dir,
+        &prepared.settled.model,
+        hyperparameters.clone(),
+    ))
 }
 
 /// Writes `metrics.csv` and the final checkpoint, and makes the result: its figures, the
@@ -467,91 +428,26 @@ fn record(
     executed: Executed<'_>,
     started: Instant,
 ) -> Result<CallToolResult, String> {
-    let Prepared {
-        settled:
-            Settled {
-                model,
-                fitted,
-                data,
-                ..
-            },
-        options,
-        plot,
-        log_dir,
-        ..
-    } = prepared;
-    let Executed {
-        report,
-        num_parameters,
-        hyperparameters,
-        device,
-        start_step,
-        resumed_from,
-        checkpointer,
-        fit_seconds,
-    } = executed;
-    let target = &model.description.target;
-    if let Some(dir) = log_dir.as_ref().filter(|_| options.logger) {
-        let table = trainer::history_csv(&report.history)
-            .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
-        runtime
-            .checkpoint_dir()
-            .write(&format!("{dir}/metrics.csv"), table.as_bytes())
-            .map_err(|e| format!("{target}: trained, but cannot write metrics.csv: {e}"))?;
+    let options = &prepared.settled.options;
+    if let Some(dir) = prepared.log_dir.as_ref().filter(|_| options.logger) {
+        write_metrics_csv(runtime, dir, &executed.report.history)
+            .map_err(|e| format!("trained, but cannot write metrics.csv: {e}"))?;
     }
-    let (checkpoint_path, best_model_score) = match &checkpointer {
+    let (checkpoint_path, best_model_score) = match &executed.checkpointer {
         Some(checkpointer) => {
+            checkpointer.finish(&executed.report.metrics)?;
             checkpointer
-                .finish(&report.metrics)
-                .map_err(|e| format!("{target}: {e}"))?;
-            match checkpointer.best() {
-                Some((score, path)) => (Some(path), score),
-                None => (None, None),
-            }
+                .best()
+                .map_or((None, None), |(score, path)| (Some(path), score))
         }
         None => (None, None),
     };
-    let Value::Object(hyperparameters) = hyperparameters else {
-        return Err(format!(
-            "{target}: the model's hyperparameters are not an object"
-        ));
-    };
-    let mut output = TrainOutput {
-        status: "completed",
-        model: TrainedModel {
-            class: model.description.class_name.clone(),
-            target: target.clone(),
-            num_parameters,
-            hyperparameters,
-            from_data: fitted.from_data,
-        },
-        trainer: TrainerReport {
-            max_epochs: options.fit.max_epochs,
-            max_steps: options
-                .fit
-                .max_steps
-                .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-            accelerator: device.accelerator,
-            devices: 1,
-            device,
-            seed: options.seed,
-            current_epoch: report.epochs,
-            global_step: report.global_step,
-            stopped_early: report.stopped_early,
-        },
-        metrics: report.metrics,
-        log_dir,
-        checkpoint_path,
-        best_model_score,
-        data: data.report(),
-        resumed_from,
-        samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
-        history: report.history,
-        history_records: None,
-        duration_seconds: started.elapsed().as_secs_f64(),
-        plot_error: None,
-    };
+    let plot = prepared.plot;
+    let mut output = output(prepared, executed, started)?;
+    output.checkpoint_path = checkpoint_path;
+    output.best_model_score = best_model_score;
     // A curve that cannot be drawn does not undo the training: the result says why instead.
+    let start_step = output.resumed_from.as_ref().map_or(0, |r| r.global_step);
     let image = match plot.then(|| plot::learning_curve(&output.history, start_step)) {
         Some(Ok(png)) => Some(png),
         Some(Err(e)) => {
@@ -564,8 +460,8 @@ fn record(
         output.history_records = Some(output.history.len());
         output.history = kept;
     }
-    let structured = serde_json::to_value(output)
-        .map_err(|e| format!("{target}: cannot write the result: {e}"))?;
+    let structured =
+        serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))?;
     let result = CallToolResult::success(structured);
     Ok(match image {
         Some(data) => result.with_image(Image {
@@ -576,15 +472,95 @@ fn record(
     })
 }
 
-/// Loads the checkpoint at `path` into `instance` and says where the fit resumes; refuses a
-/// checkpoint that has nothing left to train or lies beyond the run's step limit.
+/// Writes the fit's `history` as Lightning's CSV logger does, to `dir/metrics.csv`.
+fn write_metrics_csv(runtime: &Runtime, dir: &str, history: &[EpochRecord]) -> Result<(), String> {
+    let table = trainer::history_csv(history)?;
+    runtime
+        .checkpoint_dir()
+        .write(&format!("{dir}/metrics.csv"), table.as_bytes())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The result's figures, before the checkpoints and the curve are added.
+fn output(
+    prepared: Prepared,
+    executed: Executed<'_>,
+    started: Instant,
+) -> Result<TrainOutput, String> {
+    let Prepared {
+        settled:
+            Settled {
+                model,
+                fitted,
+                data,
+                options,
+                ..
+            },
+        log_dir,
+        ..
+    } = prepared;
+    let Executed {
+        report,
+        num_parameters,
+        hyperparameters,
+        device,
+        resumed_from,
+        fit_seconds,
+        ..
+    } = executed;
+    let Value::Object(hyperparameters) = hyperparameters else {
+        return Err("the model's hyperparameters are not an object".into());
+    };
+    let max_steps = options.fit.max_steps;
+    Ok(TrainOutput {
+        status: "completed",
+        model: TrainedModel {
+            model: RunModel {
+                class: model.description.class_name.clone(),
+                target: model.description.target.clone(),
+                num_parameters,
+            },
+            hyperparameters,
+            from_data: fitted.from_data,
+        },
+        trainer: TrainerReport {
+            max_epochs: options.fit.max_epochs,
+            max_steps: max_steps.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+            accelerator: device.accelerator,
+            devices: 1,
+            device,
+            seed: options.seed,
+            current_epoch: report.epochs,
+            global_step: report.global_step,
+            stopped_early: report.stopped_early,
+        },
+        metrics: report.metrics,
+        log_dir,
+        checkpoint_path: None,
+        best_model_score: None,
+        data: data.report(),
+        resumed_from,
+        samples_per_second: report.samples as f64 / fit_seconds.max(1e-9),
+        history: report.history,
+        history_records: None,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        plot_error: None,
+    })
+}
+
+/// The checkpoint `restored` says where the fit resumes; a checkpoint that has nothing left
+/// to train or lies beyond the run's step limit is refused.
 fn resume_point(
-    instance: &mut ModelInstance,
-    opened: Opened,
+    restored: Restored,
     options: &TrainerOptions,
     limits: &Limits,
 ) -> Result<(FitStart, Option<ResumedFrom>), String> {
-    let (shown, meta, optimizer_tensors) = super::checkpoint::restore(instance, opened)?;
+    let Restored {
+        shown,
+        meta,
+        optimizer_tensors,
+    } = restored;
     let optimizer_state = meta.optimizer.is_some();
     let start = checkpoint::fit_start(meta, optimizer_tensors);
     if start.global_step > limits.max_total_steps {

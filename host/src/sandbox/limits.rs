@@ -70,25 +70,112 @@ impl Default for Limits {
     }
 }
 
+/// Bytes in a MiB, the unit of the limits named `*_mib`.
+const MIB: u64 = 1 << 20;
+
+/// A limit a request may lower, under the name every view of the limits uses: a request's
+/// `limits`, `lightning.inspect` environment, the server flag (`--max-` and the name, `_` as
+/// `-`) and the errors.
+#[derive(Clone, Copy, Debug)]
+pub struct NamedLimit {
+    /// The name; the `*_mib` ones count MiB.
+    pub name: &'static str,
+    /// The field's units (bytes, or things) per unit of the name.
+    pub unit: u64,
+    /// The limit, in the field's units.
+    pub get: fn(&Limits) -> u64,
+    /// Sets the limit, in the field's units.
+    pub set: fn(&mut Limits, u64),
+}
+
+impl NamedLimit {
+    /// The limit in `limits`, in the unit of its name.
+    pub fn value(&self, limits: &Limits) -> u64 {
+        (self.get)(limits) / self.unit
+    }
+}
+
+/// Every limit but the two time budgets (`timeout_seconds`), in the order they are shown and
+/// checked.
+pub const NAMED_LIMITS: [NamedLimit; 10] = [
+    NamedLimit {
+        name: "guest_memory_mib",
+        unit: MIB,
+        get: |l| wide(l.max_guest_memory),
+        set: |l, v| l.max_guest_memory = narrow(v),
+    },
+    NamedLimit {
+        name: "tensor_memory_mib",
+        unit: MIB,
+        get: |l| wide(l.max_tensor_bytes),
+        set: |l, v| l.max_tensor_bytes = narrow(v),
+    },
+    NamedLimit {
+        name: "tensor_handles",
+        unit: 1,
+        get: |l| wide(l.max_handles),
+        set: |l, v| l.max_handles = narrow(v),
+    },
+    NamedLimit {
+        name: "tensor_rank",
+        unit: 1,
+        get: |l| wide(l.max_tensor_rank),
+        set: |l, v| l.max_tensor_rank = narrow(v),
+    },
+    NamedLimit {
+        name: "tensor_elements",
+        unit: 1,
+        get: |l| wide(l.max_tensor_elements),
+        set: |l, v| l.max_tensor_elements = narrow(v),
+    },
+    NamedLimit {
+        name: "table_elements",
+        unit: 1,
+        get: |l| wide(l.max_table_elements),
+        set: |l, v| l.max_table_elements = narrow(v),
+    },
+    NamedLimit {
+        name: "instances",
+        unit: 1,
+        get: |l| wide(l.max_instances),
+        set: |l, v| l.max_instances = narrow(v),
+    },
+    NamedLimit {
+        name: "total_steps",
+        unit: 1,
+        get: |l| l.max_total_steps,
+        set: |l, v| l.max_total_steps = v,
+    },
+    NamedLimit {
+        name: "batch_size",
+        unit: 1,
+        get: |l| wide(l.max_batch_size),
+        set: |l, v| l.max_batch_size = narrow(v),
+    },
+    NamedLimit {
+        name: "dataset_samples",
+        unit: 1,
+        get: |l| wide(l.max_dataset_samples),
+        set: |l, v| l.max_dataset_samples = narrow(v),
+    },
+];
+
+/// A `usize` limit as a `u64`.
+fn wide(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+/// A `u64` limit as a `usize`, saturating.
+fn narrow(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
 impl Limits {
     /// Checks that every limit is at least 1 and within what this build can do.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("guest memory", self.max_guest_memory),
-            ("table elements", self.max_table_elements),
-            ("instances", self.max_instances),
-            ("tensor memory", self.max_tensor_bytes),
-            ("tensor handles", self.max_handles),
-            ("tensor rank", self.max_tensor_rank),
-            ("tensor elements", self.max_tensor_elements),
-            ("batch size", self.max_batch_size),
-            ("dataset samples", self.max_dataset_samples),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("the {name} limit must be at least 1"));
-        }
-        if self.max_total_steps == 0 {
-            return Err("the total steps limit must be at least 1".into());
+        if let Some(limit) = NAMED_LIMITS.iter().find(|l| (l.get)(self) == 0) {
+            let flag = limit.name.replace('_', "-");
+            return Err(format!("--max-{flag} must be at least 1"));
         }
         const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
         for timeout in [self.call_timeout, self.train_timeout] {

@@ -21,7 +21,7 @@ mod wasi;
 pub use built_in::BuiltInModels;
 pub use cache::{ComponentCache, sha256_hex};
 pub use instance::{ModelData, ModelInstance, Split};
-pub use limits::{LimitExceeded, Limits};
+pub use limits::{LimitExceeded, Limits, NAMED_LIMITS, NamedLimit};
 pub use registry::{
     Insertion, MAX_DEFAULT_HYPERPARAMETERS, ModelDescription, ModelRegistry, ModelSource,
     RegisteredModel, Rejected, WORLD,

@@ -10,7 +10,7 @@ use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
 use crate::runs::Runs;
 use crate::runtime::Runtime;
-use crate::sandbox::{Limits, ModelInstance, RegisteredModel};
+use crate::sandbox::{Limits, ModelInstance, NAMED_LIMITS, RegisteredModel};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -405,22 +405,16 @@ fn json_types(defaults: &Value) -> Value {
 
 /// The server's run limits under the names a request's `limits` uses.
 fn limits_json(limits: &Limits) -> Value {
-    json!({
-        "timeout_seconds": {
-            "call": limits.call_timeout.as_secs_f64(),
-            "train": limits.train_timeout.as_secs_f64(),
-        },
-        "guest_memory_mib": limits.max_guest_memory >> 20,
-        "tensor_memory_mib": limits.max_tensor_bytes >> 20,
-        "tensor_handles": limits.max_handles,
-        "tensor_rank": limits.max_tensor_rank,
-        "tensor_elements": limits.max_tensor_elements,
-        "table_elements": limits.max_table_elements,
-        "instances": limits.max_instances,
-        "total_steps": limits.max_total_steps,
-        "batch_size": limits.max_batch_size,
-        "dataset_samples": limits.max_dataset_samples,
-    })
+    let mut shown = serde_json::Map::new();
+    let timeouts = json!({
+        "call": limits.call_timeout.as_secs_f64(),
+        "train": limits.train_timeout.as_secs_f64(),
+    });
+    shown.insert("timeout_seconds".into(), timeouts);
+    for limit in &NAMED_LIMITS {
+        shown.insert(limit.name.into(), json!(limit.value(limits)));
+    }
+    Value::Object(shown)
 }
 
 #[cfg(test)]

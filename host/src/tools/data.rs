@@ -145,9 +145,10 @@ impl CallData {
         split: Split,
         whole: bool,
     ) -> Result<Option<Dataset>, String> {
-        let args = self.args.as_ref();
-        let shuffle = split == Split::Train && args.and_then(|d| d.shuffle).unwrap_or(false);
-        let batch_size = args.map_or(Ok(32), DataArgs::batch_size)?;
+        let given = DataArgs::default();
+        let args = self.args.as_ref().unwrap_or(&given);
+        let shuffle = split == Split::Train && args.shuffle();
+        let batch_size = args.batch_size()?;
         let dataset = if let Some(loaded) = &self.table {
             let rows = loaded.rows(split, whole);
             if rows.is_empty() {
@@ -162,7 +163,7 @@ impl CallData {
                     batch_size,
                 )?)
             }
-        } else if let Some((name, inputs, targets)) = args.and_then(|d| d.split(split)) {
+        } else if let Some((name, inputs, targets)) = args.split(split) {
             let device = instance.device().clone();
             let max = instance.limits().max_tensor_elements;
             let parse = |what: &str, value: &Value, element| {
@@ -170,7 +171,7 @@ impl CallData {
                     .map_err(|e| e.to_string())
             };
             let inputs = parse("inputs", inputs, Element::Float)?;
-            let inputs = match args.and_then(|a| a.input_shape.as_deref()) {
+            let inputs = match args.input_shape.as_deref() {
                 Some(shape) => reshape_samples(&inputs, shape)
                     .map_err(|e| format!("data.{name}.inputs: {e}"))?,
                 None => inputs,
@@ -398,7 +399,7 @@ fn read_csv(
     seed: u64,
     limits: &Limits,
 ) -> Result<LoadedTable, String> {
-    let val_split = args.val_split.unwrap_or(0.0);
+    let val_split = args.val_split();
     if !(0.0..1.0).contains(&val_split) {
         return Err(format!(
             "data.csv.val_split must be a fraction in [0, 1), got {val_split}"
@@ -412,7 +413,7 @@ fn read_csv(
     let spec = CsvSpec {
         target: args.target.clone(),
         features: args.features.clone(),
-        header: args.header.unwrap_or(true),
+        header: args.header(),
     };
     let table = csv::parse(&shown, &bytes, &spec, limits.max_tensor_elements)
         .map_err(|e| format!("data.csv: {e}"))?;

@@ -5,6 +5,15 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// What a data option left out means: the option's `default` in its schema, and what the
+/// accessors below return.
+mod default {
+    pub const BATCH_SIZE: u64 = 32;
+    pub const SHUFFLE: bool = false;
+    pub const HEADER: bool = true;
+    pub const VAL_SPLIT: f64 = 0.0;
+}
+
 /// Data given in the request instead of the model's own: inline arrays per split, a CSV file
 /// or a built-in dataset.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -31,12 +40,13 @@ pub struct DataArgs {
     ///
     /// Or `[64]` to see an image as a vector: the same number of values per sample.
     pub input_shape: Option<Vec<usize>>,
-    /// Samples per batch (default 32).
-    #[schemars(range(min = 1))]
+    /// Samples per batch.
+    #[schemars(range(min = 1), extend("default" = default::BATCH_SIZE))]
     pub batch_size: Option<u64>,
-    /// Reshuffle the training data every epoch (default false).
+    /// Reshuffle the training data every epoch.
     ///
     /// Seeded by `trainer.seed`, as PyTorch's `DataLoader(shuffle=True)`.
+    #[schemars(extend("default" = default::SHUFFLE))]
     pub shuffle: Option<bool>,
 }
 
@@ -55,11 +65,13 @@ pub struct CsvArgs {
     /// The feature columns, in order (default: every column but the target).
     #[serde(default)]
     pub features: Vec<String>,
-    /// Whether the first row names the columns (default true).
+    /// Whether the first row names the columns.
+    #[schemars(extend("default" = default::HEADER))]
     pub header: Option<bool>,
-    /// The fraction of rows held out as validation data (default 0).
+    /// The fraction of rows held out as validation data.
     ///
     /// Drawn with `trainer.seed`.
+    #[schemars(extend("default" = default::VAL_SPLIT))]
     pub val_split: Option<f64>,
 }
 
@@ -114,9 +126,56 @@ impl DataArgs {
 
     /// The batch size of the request's data.
     pub fn batch_size(&self) -> Result<usize, String> {
-        match self.batch_size.unwrap_or(32) {
+        match self.batch_size.unwrap_or(default::BATCH_SIZE) {
             0 => Err("data.batch_size must be at least 1".into()),
             n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         }
+    }
+
+    /// Whether the training data is reshuffled every epoch.
+    pub fn shuffle(&self) -> bool {
+        self.shuffle.unwrap_or(default::SHUFFLE)
+    }
+}
+
+impl CsvArgs {
+    /// Whether the first row names the columns.
+    pub fn header(&self) -> bool {
+        self.header.unwrap_or(default::HEADER)
+    }
+
+    /// The fraction of rows held out as validation data.
+    pub fn val_split(&self) -> f64 {
+        self.val_split.unwrap_or(default::VAL_SPLIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_default_the_schema_shows_is_what_leaving_the_option_out_means() {
+        let data = |v: Value| -> DataArgs { serde_json::from_value(v).expect("data parses") };
+        let seen = |d: DataArgs| (d.batch_size().ok(), d.shuffle());
+        let csv = |v: Value| -> CsvArgs { serde_json::from_value(v).expect("csv parses") };
+        let read = |c: CsvArgs| (c.header(), c.val_split());
+        let mut shown = 0;
+        for (name, schema) in crate::tools::schema::options::<DataArgs>() {
+            if let Some(default) = schema.get("default") {
+                let given = seen(data(json!({&name: default})));
+                assert_eq!(given, seen(data(json!({}))), "{name}");
+                shown += 1;
+            }
+        }
+        for (name, schema) in crate::tools::schema::options::<CsvArgs>() {
+            if let Some(default) = schema.get("default") {
+                let given = read(csv(json!({"path": "a.csv", &name: default})));
+                assert_eq!(given, read(csv(json!({"path": "a.csv"}))), "{name}");
+                shown += 1;
+            }
+        }
+        assert_eq!(shown, 5, "options that show their default");
     }
 }

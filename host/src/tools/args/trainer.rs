@@ -36,71 +36,107 @@ impl BatchLimitArg {
     }
 }
 
+/// What a trainer option left out means: the option's `default` in its schema, and what
+/// [`TrainerArgs::resolve`] takes.
+mod default {
+    pub const MAX_EPOCHS: u32 = 1000;
+    /// No step limit.
+    pub const MAX_STEPS: i64 = -1;
+    /// Every batch.
+    pub const ALL_BATCHES: f64 = 1.0;
+    pub const SEED: u64 = 0;
+    pub const ENABLE_CHECKPOINTING: bool = true;
+    pub const LOGGER: bool = true;
+    pub const DEFAULT_ROOT_DIR: &str = ".";
+    pub const MIN_EPOCHS: u32 = 0;
+    /// `check_val_every_n_epoch` and `accumulate_grad_batches`.
+    pub const AT_LEAST_ONE: u32 = 1;
+    pub const NUM_SANITY_VAL_STEPS: i64 = 2;
+    pub const NO_CLIPPING: f64 = 0.0;
+}
+
 /// Trainer options, with PyTorch Lightning's names. Options not listed here are refused.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainerArgs {
-    /// Passes over the training data (default 1000).
-    #[schemars(range(min = 1, max = MAX_EPOCHS))]
+    /// Passes over the training data.
+    #[schemars(range(min = 1, max = MAX_EPOCHS), extend("default" = default::MAX_EPOCHS))]
     pub max_epochs: Option<u32>,
-    /// Stop after this many optimizer steps (default -1: no limit).
+    /// Stop after this many optimizer steps (-1: no limit).
+    #[schemars(extend("default" = default::MAX_STEPS))]
     pub max_steps: Option<i64>,
-    /// Training batches per epoch: a count or a fraction (default 1.0).
+    /// Training batches per epoch: a count or a fraction.
+    #[schemars(extend("default" = default::ALL_BATCHES))]
     pub limit_train_batches: Option<BatchLimitArg>,
     /// Validation batches per validation: a count or a fraction (0: no validation).
+    #[schemars(extend("default" = default::ALL_BATCHES))]
     pub limit_val_batches: Option<BatchLimitArg>,
-    /// Test batches (`lightning.test`): a count or a fraction (default 1.0).
+    /// Test batches (`lightning.test`): a count or a fraction.
+    #[schemars(extend("default" = default::ALL_BATCHES))]
     pub limit_test_batches: Option<BatchLimitArg>,
-    /// Prediction batches (`lightning.predict`): a count or a fraction (default 1.0).
+    /// Prediction batches (`lightning.predict`): a count or a fraction.
+    #[schemars(extend("default" = default::ALL_BATCHES))]
     pub limit_predict_batches: Option<BatchLimitArg>,
-    /// Seed of initialisation, shuffling, dropout and the model's own data (default 0).
+    /// Seed of initialisation, shuffling, dropout and the model's own data.
     ///
     /// The same seed on the same backend gives the same numbers.
+    #[schemars(extend("default" = default::SEED))]
     pub seed: Option<u64>,
-    /// Where to run (default auto: a real GPU when there is one, else the CPU).
+    /// Where to run (auto: a real GPU when there is one, else the CPU).
     ///
     /// `cpu`; `auto`; `gpu` or `wgpu` (any wgpu adapter, software ones included); `cuda` (an
     /// NVIDIA adapter) or `mps` (an Apple one), both through wgpu. `lightning.inspect`
     /// environment lists which are usable here.
+    #[schemars(extend("default" = Accelerator::default()))]
     pub accelerator: Option<Accelerator>,
-    /// Write a checkpoint when training ends (default true).
+    /// Write a checkpoint when training ends.
+    #[schemars(extend("default" = default::ENABLE_CHECKPOINTING))]
     pub enable_checkpointing: Option<bool>,
-    /// Write each epoch's metrics to `metrics.csv` in the run directory (default true).
+    /// Write each epoch's metrics to `metrics.csv` in the run directory.
     ///
     /// As Lightning's CSVLogger does.
+    #[schemars(extend("default" = default::LOGGER))]
     pub logger: Option<bool>,
-    /// Where `lightning_logs/version_N/` goes (default `.`).
+    /// Where `lightning_logs/version_N/` goes.
     ///
     /// Relative to the server's checkpoint directory.
+    #[schemars(extend("default" = default::DEFAULT_ROOT_DIR))]
     pub default_root_dir: Option<String>,
     /// 1 or `"auto"`, or `[k]`: GPU adapter k.
     ///
     /// The adapters are `lightning.inspect` environment's `gpu_adapters`; training on more
     /// than one device is not supported.
     pub devices: Option<Devices>,
-    /// Epochs early stopping may not cut (default 0).
+    /// Epochs early stopping may not cut.
+    #[schemars(extend("default" = default::MIN_EPOCHS))]
     pub min_epochs: Option<u32>,
-    /// Validate after every n-th epoch (default 1).
+    /// Validate after every n-th epoch.
+    #[schemars(extend("default" = default::AT_LEAST_ONE))]
     pub check_val_every_n_epoch: Option<u32>,
-    /// Validate within an epoch: a fraction of it or a number of batches (default 1.0).
+    /// Validate within an epoch: a fraction of it or a number of batches.
     ///
     /// A fraction of a validating epoch's training batches in (0.0, 1.0] (1.0: at its end),
     /// or a number of training batches; each validation is a point where early stopping
     /// checks and checkpoints are written.
+    #[schemars(extend("default" = default::ALL_BATCHES))]
     pub val_check_interval: Option<BatchLimitArg>,
-    /// Validation batches run before training to catch errors early (default 2; -1: all).
+    /// Validation batches run before training to catch errors early (-1: all).
     ///
     /// Their metrics are discarded.
+    #[schemars(extend("default" = default::NUM_SANITY_VAL_STEPS))]
     pub num_sanity_val_steps: Option<i64>,
-    /// Batches whose gradients make one optimizer step (default 1).
+    /// Batches whose gradients make one optimizer step.
     ///
     /// Each loss is divided by it, and the gradients summed.
+    #[schemars(extend("default" = default::AT_LEAST_ONE))]
     pub accumulate_grad_batches: Option<u32>,
-    /// Clip gradients to this joint L2 norm before each step (default 0: none).
+    /// Clip gradients to this joint L2 norm before each step (0: none).
     ///
     /// With `gradient_clip_algorithm: "value"`, clamp each element to ±this instead.
+    #[schemars(extend("default" = default::NO_CLIPPING))]
     pub gradient_clip_val: Option<f64>,
-    /// `norm` (default) or `value`.
+    /// `norm` or `value`.
+    #[schemars(extend("default" = ClipAlgorithm::default()))]
     pub gradient_clip_algorithm: Option<ClipAlgorithm>,
     /// A smoke test: `true` or n runs n training and n validation batches, once.
     ///
@@ -126,7 +162,7 @@ pub struct TrainerArgs {
 }
 
 /// Lightning's `gradient_clip_algorithm`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClipAlgorithm {
     /// Scale all gradients together to the joint L2 norm.
@@ -221,7 +257,7 @@ impl TrainerArgs {
             limit_train_batches: resolve_limit(self.limit_train_batches, "limit_train_batches")?,
             limit_val_batches: resolve_limit(self.limit_val_batches, "limit_val_batches")?,
             max_total_steps: u64::MAX,
-            min_epochs: self.min_epochs.unwrap_or(0),
+            min_epochs: self.min_epochs.unwrap_or(default::MIN_EPOCHS),
             check_val_every_n_epoch,
             val_check_interval,
             num_sanity_val_steps,
@@ -236,12 +272,17 @@ impl TrainerArgs {
                 self.limit_predict_batches,
                 "limit_predict_batches",
             )?,
-            seed: self.seed.unwrap_or(0),
+            seed: self.seed.unwrap_or(default::SEED),
             accelerator: self.accelerator.unwrap_or_default(),
             devices,
-            enable_checkpointing: self.enable_checkpointing.unwrap_or(true),
-            logger: self.logger.unwrap_or(true),
-            default_root_dir: self.default_root_dir.clone().unwrap_or_else(|| ".".into()),
+            enable_checkpointing: self
+                .enable_checkpointing
+                .unwrap_or(default::ENABLE_CHECKPOINTING),
+            logger: self.logger.unwrap_or(default::LOGGER),
+            default_root_dir: self
+                .default_root_dir
+                .clone()
+                .unwrap_or_else(|| default::DEFAULT_ROOT_DIR.into()),
             overfit_batches,
             model_checkpoint,
         };
@@ -252,7 +293,7 @@ impl TrainerArgs {
     }
 
     fn max_epochs(&self) -> Result<u32, String> {
-        let max_epochs = self.max_epochs.unwrap_or(1000);
+        let max_epochs = self.max_epochs.unwrap_or(default::MAX_EPOCHS);
         if !(1..=MAX_EPOCHS).contains(&max_epochs) {
             return Err(format!(
                 "trainer.max_epochs must be between 1 and {MAX_EPOCHS}, got {max_epochs}"
@@ -262,7 +303,7 @@ impl TrainerArgs {
     }
 
     fn max_steps(&self) -> Result<Option<u64>, String> {
-        match self.max_steps.unwrap_or(-1) {
+        match self.max_steps.unwrap_or(default::MAX_STEPS) {
             -1 => Ok(None),
             n if (1..=MAX_STEPS).contains(&n) => Ok(Some(n.unsigned_abs())),
             n => Err(format!(
@@ -281,7 +322,10 @@ impl TrainerArgs {
     }
 
     fn num_sanity_val_steps(&self) -> Result<Option<usize>, String> {
-        match self.num_sanity_val_steps.unwrap_or(2) {
+        match self
+            .num_sanity_val_steps
+            .unwrap_or(default::NUM_SANITY_VAL_STEPS)
+        {
             -1 => Ok(None),
             n => usize::try_from(n).map(Some).map_err(|_| {
                 format!("trainer.num_sanity_val_steps must be -1 (all) or at least 0, got {n}")
@@ -361,11 +405,11 @@ impl TrainerArgs {
     }
 }
 
-/// `value` (default 1), refused when 0, for option `field`.
+/// `value` (1 when left out), refused when 0, for option `field`.
 fn at_least_one(field: &str, value: Option<u32>) -> Result<u32, String> {
     match value {
         Some(0) => Err(format!("trainer.{field} must be at least 1")),
-        v => Ok(v.unwrap_or(1)),
+        v => Ok(v.unwrap_or(default::AT_LEAST_ONE)),
     }
 }
 
@@ -411,4 +455,26 @@ fn check_precision(precision: Option<&Precision>) -> Result<(), String> {
 /// A `limit_*_batches` option, all batches when absent.
 fn resolve_limit(limit: Option<BatchLimitArg>, field: &str) -> Result<BatchLimit, String> {
     limit.map_or(Ok(BatchLimit::default()), |l| l.resolve(field))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_default_the_schema_shows_is_what_leaving_the_option_out_means() {
+        let resolved = |args: TrainerArgs| format!("{:?}", args.resolve().expect("resolves"));
+        let left_out = resolved(TrainerArgs::default());
+        let mut shown = 0;
+        for (name, schema) in crate::tools::schema::options::<TrainerArgs>() {
+            let Some(default) = schema.get("default") else {
+                continue;
+            };
+            let given = serde_json::from_value(json!({&name: default})).expect("a default parses");
+            assert_eq!(resolved(given), left_out, "{name}: {default}");
+            shown += 1;
+        }
+        assert_eq!(shown, 18, "options that show their default");
+    }
 }

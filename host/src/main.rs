@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use lightning_mcp::files::ConfinedDir;
+use lightning_mcp::protocol::Server;
 use lightning_mcp::runs::{DEFAULT_MAX_RUNS, Retention, Runs, SqliteStore};
 use lightning_mcp::runtime::{
     CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, DEFAULT_MAX_RESULT_BYTES, RuntimeConfig, UploadLimits,
@@ -261,6 +262,21 @@ fn main() -> anyhow::Result<()> {
     if cli.probe_adapters {
         return lightning_mcp::gpu::print_adapters().context("printing the adapters");
     }
+    init_logging(&cli)?;
+    if cli.gpu_worker {
+        return lightning_mcp::tools::worker::serve().context("the GPU worker failed");
+    }
+    let runs = open_runs(&cli)?;
+    let server = lightning_mcp::server(runtime_config(&cli)?, runs);
+    if cli.http {
+        serve_http(&cli, server)
+    } else {
+        serve_stdio(&cli, server)
+    }
+}
+
+/// Logs go to stderr (stdout carries the protocol), filtered by `--log`.
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
     // A GPU worker on a machine whose Vulkan has no hardware GPU has cubecl probe GL too, and
     // wgpu logs an EGL failure there as an error; the device the worker uses is not on GL, or
     // its failure is the call's error anyway.
@@ -277,79 +293,82 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("invalid --log filter {:?}", cli.log))?,
         )
         .init();
-    if cli.gpu_worker {
-        return lightning_mcp::tools::worker::serve().context("the GPU worker failed");
-    }
+    Ok(())
+}
+
+/// The runtime the flags describe.
+fn runtime_config(cli: &Cli) -> anyhow::Result<RuntimeConfig> {
     let cache = match (cli.no_cache, &cli.cache_dir) {
         (true, _) => ComponentCache::disabled(),
         (false, Some(dir)) => ComponentCache::at(dir.clone()),
         (false, None) => ComponentCache::user_default(),
     };
     let defaults = RuntimeConfig::default();
-    let runs = open_runs(&cli)?;
-    let server = lightning_mcp::server(
-        RuntimeConfig {
-            cache,
-            models_dir: cli.models_dir.clone(),
-            limits: cli.limits.limits()?,
-            max_concurrent_runs: cli
-                .max_concurrent_runs
-                .map_or(defaults.max_concurrent_runs, usize::from),
-            max_queued_runs: cli.max_queued_runs,
-            max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
-            max_total_tensor_bytes: cli
-                .max_total_tensor_memory_mib
-                .and_then(|mib| usize::try_from(mib).ok())
-                .map_or(defaults.max_total_tensor_bytes, |mib| {
-                    mib.saturating_mul(1 << 20)
-                }),
-            uploads: cli.allow_register.then_some(UploadLimits {
-                max_bytes: cli.max_register_bytes,
-                max_models: cli.max_uploaded_models,
+    Ok(RuntimeConfig {
+        cache,
+        models_dir: cli.models_dir.clone(),
+        limits: cli.limits.limits()?,
+        max_concurrent_runs: cli
+            .max_concurrent_runs
+            .map_or(defaults.max_concurrent_runs, usize::from),
+        max_queued_runs: cli.max_queued_runs,
+        max_result_bytes: (cli.max_result_kb as usize).saturating_mul(1000),
+        max_total_tensor_bytes: cli
+            .max_total_tensor_memory_mib
+            .and_then(|mib| usize::try_from(mib).ok())
+            .map_or(defaults.max_total_tensor_bytes, |mib| {
+                mib.saturating_mul(1 << 20)
             }),
-            data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
-            checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
-            executable: own_executable(),
-            log_filter: Some(cli.log.clone()),
-        },
-        runs,
-    );
-    if cli.http {
-        let config = HttpConfig {
-            allowed_hosts: AllowedHosts::new(
-                std::iter::once(cli.host.clone()).chain(cli.allowed_hosts.iter().cloned()),
-            ),
-            auth_token: cli.auth_token.clone(),
-            max_body_bytes: cli.max_body_bytes,
-            request_timeout: Duration::from_secs(cli.request_timeout),
-            max_connections: cli.max_connections,
-            max_connections_per_peer: cli.max_connections_per_address,
-            header_timeout: Duration::from_secs(cli.header_timeout),
-            ..HttpConfig::default()
-        };
-        let grace = config.shutdown_grace;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let served = runtime.block_on(lightning_mcp::transport::http::run(
-            server, &cli.host, cli.port, config,
-        ));
-        // Cancelled runs stop within a step; do not wait forever for one that does not.
-        runtime.shutdown_timeout(grace);
-        served.with_context(|| format!("HTTP server on {}:{} failed", cli.host, cli.port))
-    } else {
-        if cli.auth_token.is_some() {
-            tracing::warn!("--auth-token / LIGHTNING_MCP_TOKEN only applies to --http; ignored");
-        }
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving MCP on stdio");
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(lightning_mcp::transport::stdio::serve(
-                server,
-                tokio::io::stdin(),
-                tokio::io::stdout(),
-            ))
-            .context("stdio transport failed")
+        uploads: cli.allow_register.then_some(UploadLimits {
+            max_bytes: cli.max_register_bytes,
+            max_models: cli.max_uploaded_models,
+        }),
+        data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
+        checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
+        executable: own_executable(),
+        log_filter: Some(cli.log.clone()),
+    })
+}
+
+/// Serves MCP over Streamable HTTP until the process is stopped.
+fn serve_http(cli: &Cli, server: Server) -> anyhow::Result<()> {
+    let config = HttpConfig {
+        allowed_hosts: AllowedHosts::new(
+            std::iter::once(cli.host.clone()).chain(cli.allowed_hosts.iter().cloned()),
+        ),
+        auth_token: cli.auth_token.clone(),
+        max_body_bytes: cli.max_body_bytes,
+        request_timeout: Duration::from_secs(cli.request_timeout),
+        max_connections: cli.max_connections,
+        max_connections_per_peer: cli.max_connections_per_address,
+        header_timeout: Duration::from_secs(cli.header_timeout),
+        ..HttpConfig::default()
+    };
+    let grace = config.shutdown_grace;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(lightning_mcp::transport::http::run(
+        server, &cli.host, cli.port, config,
+    ));
+    // Cancelled runs stop within a step; do not wait forever for one that does not.
+    runtime.shutdown_timeout(grace);
+    served.with_context(|| format!("HTTP server on {}:{} failed", cli.host, cli.port))
+}
+
+/// Serves MCP over stdio until stdin closes.
+fn serve_stdio(cli: &Cli, server: Server) -> anyhow::Result<()> {
+    if cli.auth_token.is_some() {
+        tracing::warn!("--auth-token / LIGHTNING_MCP_TOKEN only applies to --http; ignored");
     }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving MCP on stdio");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(lightning_mcp::transport::stdio::serve(
+            server,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+        ))
+        .context("stdio transport failed")
 }

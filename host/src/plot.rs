@@ -158,12 +158,10 @@ fn series(history: &[EpochRecord], start_step: u64, panel: Panel) -> Vec<(&str, 
     by_name.into_iter().collect()
 }
 
-/// One panel: its lines (with a marker per point, so a single point shows) and a legend.
-fn draw_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    title: &str,
-    lines: &[(&str, Series)],
-) -> Result<(), String> {
+/// The panel's x extent (from 0, at least 1) and its y range: the values' with a 5% margin
+/// (a flat line gets one around it); a range past f64's is refused, as plotters loops
+/// forever on an infinite one.
+fn panel_range(title: &str, lines: &[(&str, Series)]) -> Result<(f64, (f64, f64)), String> {
     let points = lines.iter().flat_map(|(_, s)| s.iter());
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in points {
@@ -181,12 +179,21 @@ fn draw_panel<DB: DrawingBackend>(
         y_min.abs().max(1e-3) * 0.1
     };
     let (y_low, y_high) = (y_min - pad, y_max + pad);
-    // Plotters loops forever on an infinite range: a span past f64's range is refused.
     if !(y_low.is_finite() && y_high.is_finite() && y_low < y_high) {
         return Err(format!(
             "cannot plot {title} values from {y_min} to {y_max}"
         ));
     }
+    Ok((x_max, (y_low, y_high)))
+}
+
+/// One panel: its lines (with a marker per point, so a single point shows) and a legend.
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    lines: &[(&str, Series)],
+) -> Result<(), String> {
+    let (x_max, (y_low, y_high)) = panel_range(title, lines)?;
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 20))
         .margin(10)
@@ -274,11 +281,11 @@ mod tests {
     /// The (width, height) a PNG's header declares, after decoding the whole image.
     fn decoded_size(png_bytes: &[u8]) -> (u32, u32) {
         let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-        let mut reader = decoder.read_info().unwrap_or_else(|e| panic!("{e}"));
+        let mut reader = decoder.read_info().expect("a PNG header");
         let mut pixels = vec![0; reader.output_buffer_size().unwrap_or(0)];
         let frame = reader
             .next_frame(&mut pixels)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a decodable PNG frame");
         (frame.width, frame.height)
     }
 
@@ -314,10 +321,10 @@ mod tests {
                 )
             })
             .collect();
-        let png = learning_curve(&history, 0).unwrap_or_else(|e| panic!("{e}"));
+        let png = learning_curve(&history, 0).expect("a learning curve");
         assert_eq!(decoded_size(&png), (WIDTH, 3 * PANEL_HEIGHT));
         let losses_only = [record(0, 1, &[("train_loss", 0.5)])];
-        let png = learning_curve(&losses_only, 0).unwrap_or_else(|e| panic!("{e}"));
+        let png = learning_curve(&losses_only, 0).expect("a learning curve");
         assert_eq!(decoded_size(&png), (WIDTH, PANEL_HEIGHT));
     }
 

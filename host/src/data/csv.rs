@@ -56,84 +56,20 @@ pub fn parse(
     spec: &CsvSpec,
     max_elements: usize,
 ) -> Result<Table, DataError> {
-    let invalid = |m: String| DataError::Invalid(format!("{name}: {m}"));
+    read(bytes, spec, max_elements).map_err(|m| DataError::Invalid(format!("{name}: {m}")))
+}
+
+/// [`parse`], its errors without the file's name.
+fn read(bytes: &[u8], spec: &CsvSpec, max_elements: usize) -> Result<Table, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(spec.header)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    // Without a header the reader still sizes (but does not consume) the first row.
-    let names: Vec<String> = reader
-        .headers()
-        .map_err(|e| invalid(e.to_string()))?
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            if spec.header {
-                name.to_string()
-            } else {
-                i.to_string()
-            }
-        })
-        .collect();
-    let records = reader.records();
-    let column = |wanted: &str| {
-        names.iter().position(|n| n == wanted).ok_or_else(|| {
-            invalid(format!(
-                "no column {wanted:?}; the columns are {}",
-                names.join(", ")
-            ))
-        })
-    };
-    let target = spec.target.as_deref().map(column).transpose()?;
-    let features: Vec<usize> = if spec.features.is_empty() {
-        (0..names.len()).filter(|i| Some(*i) != target).collect()
-    } else {
-        spec.features
-            .iter()
-            .map(|f| column(f))
-            .collect::<Result<_, _>>()?
-    };
-    if features.is_empty() {
-        return Err(invalid("no feature columns".into()));
-    }
-    if let Some(twice) = spec
-        .features
-        .iter()
-        .enumerate()
-        .find(|(i, f)| spec.features.iter().skip(i + 1).any(|g| g == *f))
-    {
-        return Err(invalid(format!("feature {:?} is listed twice", twice.1)));
-    }
-    let first_row = if spec.header { 2 } else { 1 };
-    let mut inputs = Vec::new();
-    let mut labels = Vec::new();
-    for (i, record) in records.enumerate() {
-        let record = record.map_err(|e| invalid(e.to_string()))?;
-        let line = i + first_row;
-        if inputs.len().saturating_add(features.len()) > max_elements {
-            return Err(invalid(format!(
-                "more than {max_elements} values by line {line}, the limit of elements per \
-                 tensor (tensor_elements)"
-            )));
-        }
-        for &f in &features {
-            let text = record.get(f).unwrap_or_default();
-            let value: f32 = text.parse().map_err(|_| {
-                invalid(format!(
-                    "line {line}, column {:?}: {text:?} is not a number",
-                    names.get(f).map_or("", String::as_str)
-                ))
-            })?;
-            inputs.push(value);
-        }
-        if let Some(t) = target {
-            labels.push(record.get(t).unwrap_or_default().to_string());
-        }
-    }
-    if inputs.is_empty() {
-        return Err(invalid("no rows".into()));
-    }
-    let (targets, classes) = match target {
+    let names = column_names(&mut reader, spec.header)?;
+    let columns = Columns::select(&names, spec)?;
+    let first_line = if spec.header { 2 } else { 1 };
+    let (inputs, labels) = read_rows(&mut reader, &names, &columns, first_line, max_elements)?;
+    let (targets, classes) = match columns.target {
         None => (None, None),
         Some(_) => {
             let (targets, classes) = targets_of(labels);
@@ -141,7 +77,8 @@ pub fn parse(
         }
     };
     Ok(Table {
-        features: features
+        features: columns
+            .features
             .iter()
             .filter_map(|f| names.get(*f).cloned())
             .collect(),
@@ -149,6 +86,103 @@ pub fn parse(
         targets,
         classes,
     })
+}
+
+/// The columns' names: the header's, or their indices without one (the reader still sizes,
+/// but does not consume, the first row then).
+fn column_names(reader: &mut csv::Reader<&[u8]>, header: bool) -> Result<Vec<String>, String> {
+    let names = reader.headers().map_err(|e| e.to_string())?.iter();
+    Ok(names
+        .enumerate()
+        .map(|(i, name)| {
+            if header {
+                name.to_string()
+            } else {
+                i.to_string()
+            }
+        })
+        .collect())
+}
+
+/// The columns a spec takes, by index.
+struct Columns {
+    /// The target column.
+    target: Option<usize>,
+    /// The feature columns, in input order.
+    features: Vec<usize>,
+}
+
+impl Columns {
+    /// The target and feature columns `spec` names among `names`: every column but the
+    /// target when it names no features; each at most once.
+    fn select(names: &[String], spec: &CsvSpec) -> Result<Self, String> {
+        let column = |wanted: &str| {
+            names.iter().position(|n| n == wanted).ok_or_else(|| {
+                format!("no column {wanted:?}; the columns are {}", names.join(", "))
+            })
+        };
+        let target = spec.target.as_deref().map(column).transpose()?;
+        let features: Vec<usize> = if spec.features.is_empty() {
+            (0..names.len()).filter(|i| Some(*i) != target).collect()
+        } else {
+            spec.features
+                .iter()
+                .map(|f| column(f))
+                .collect::<Result<_, _>>()?
+        };
+        if features.is_empty() {
+            return Err("no feature columns".into());
+        }
+        if let Some(twice) = spec
+            .features
+            .iter()
+            .enumerate()
+            .find(|(i, f)| spec.features.iter().skip(i + 1).any(|g| g == *f))
+        {
+            return Err(format!("feature {:?} is listed twice", twice.1));
+        }
+        Ok(Self { target, features })
+    }
+}
+
+/// Every row's feature values (row-major) and target text, the file's lines counted from
+/// `first_line`; more than `max_elements` values are refused as soon as they are read.
+fn read_rows(
+    reader: &mut csv::Reader<&[u8]>,
+    names: &[String],
+    columns: &Columns,
+    first_line: usize,
+    max_elements: usize,
+) -> Result<(Vec<f32>, Vec<String>), String> {
+    let mut inputs = Vec::new();
+    let mut labels = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| e.to_string())?;
+        let line = i + first_line;
+        if inputs.len().saturating_add(columns.features.len()) > max_elements {
+            return Err(format!(
+                "more than {max_elements} values by line {line}, the limit of elements per \
+                 tensor (tensor_elements)"
+            ));
+        }
+        for &f in &columns.features {
+            let text = record.get(f).unwrap_or_default();
+            let value: f32 = text.parse().map_err(|_| {
+                format!(
+                    "line {line}, column {:?}: {text:?} is not a number",
+                    names.get(f).map_or("", String::as_str)
+                )
+            })?;
+            inputs.push(value);
+        }
+        if let Some(t) = columns.target {
+            labels.push(record.get(t).unwrap_or_default().to_string());
+        }
+    }
+    if inputs.is_empty() {
+        return Err("no rows".into());
+    }
+    Ok((inputs, labels))
 }
 
 /// Whole numbers (`2`, `2.0`) as class indices, other numbers as values, text as class
@@ -202,7 +236,7 @@ mod tests {
     fn whole_numbers_are_class_indices_and_fractions_values() {
         let targets = |csv: &[u8]| {
             parse("t.csv", csv, &spec("y"), 100)
-                .unwrap_or_else(|e| panic!("{e}"))
+                .expect("the CSV parses")
                 .targets
         };
         assert_eq!(
@@ -218,7 +252,7 @@ mod tests {
     #[test]
     fn labels_become_classes_and_columns_are_picked_by_name() {
         let csv = b"a, b, species\n1, 2.5, virginica\n3, 4, setosa\n5, 6, virginica\n";
-        let table = parse("t.csv", csv, &spec("species"), 100).unwrap_or_else(|e| panic!("{e}"));
+        let table = parse("t.csv", csv, &spec("species"), 100).expect("the CSV parses");
         assert_eq!(table.features, ["a", "b"]);
         assert_eq!(table.inputs, [1.0, 2.5, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(table.targets, Some(Targets::Classes(vec![1, 0, 1])));
@@ -231,7 +265,7 @@ mod tests {
             features: vec!["b".into()],
             ..spec("a")
         };
-        let table = parse("t.csv", csv, &picked, 100).unwrap_or_else(|e| panic!("{e}"));
+        let table = parse("t.csv", csv, &picked, 100).expect("the CSV parses");
         assert_eq!(
             (table.inputs, table.targets),
             (vec![2.5, 4.0, 6.0], Some(Targets::Classes(vec![1, 3, 5])))

@@ -128,6 +128,8 @@ impl Session {
         }
     }
 
+    /// What one message asks for: a reply at once (an invalid request), a call to run, or
+    /// nothing (a notification, a client's reply).
     fn item(self: &Arc<Self>, message: Value) -> Option<Item> {
         // A message with `result` or `error` and no `method` is a client's reply; this server
         // sends no requests, so there is nothing to match it to.
@@ -149,17 +151,22 @@ impl Session {
                 return None;
             }
         };
-        let fail = |e: RpcError| Some(Item::Ready(Reply::error(id.clone(), &e)));
+        match self.pending(request, id.clone()) {
+            Ok(pending) => Some(Item::Call(Box::new(pending))),
+            Err(e) => Some(Item::Ready(Reply::error(id, &e))),
+        }
+    }
+
+    /// A request with `id` made ready to run: its `_meta` read, its protocol version settled
+    /// (the session's, or a stateless request's own), its id registered as in flight.
+    fn pending(self: &Arc<Self>, request: Request, id: Value) -> Result<Pending, RpcError> {
         if request.params.is_array() {
-            return fail(RpcError::new(
+            return Err(RpcError::new(
                 ErrorCode::InvalidParams,
                 "params must be an object; positional params are not supported",
             ));
         }
-        let meta = match RequestMeta::parse(&request.params) {
-            Ok(meta) => meta,
-            Err(e) => return fail(e),
-        };
+        let meta = RequestMeta::parse(&request.params)?;
         let session_version = self.version();
         let stateless = request.is_jsonrpc
             && (request.method == "server/discover"
@@ -169,34 +176,21 @@ impl Session {
                     .is_some_and(version::asks_stateless)
                 || version::is_stateless(session_version));
         let version = if stateless {
-            match meta.require_stateless() {
-                Ok(v) => v,
-                Err(e) => return fail(e),
-            }
+            meta.require_stateless()?
         } else {
             session_version
         };
         let token = CancelToken::new();
         let key = id.to_string();
-        {
-            let mut in_flight = lock(&self.in_flight);
-            if !id.is_null() && in_flight.contains_key(&key) {
-                drop(in_flight);
-                return fail(RpcError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("request id {key} is already in use by a request in progress"),
-                ));
-            }
-            if !id.is_null() {
-                in_flight.insert(key.clone(), token.clone());
-            }
+        if !id.is_null() {
+            self.register(&key, &token)?;
         }
         let log_level = if version::is_stateless(version) {
             meta.log_level
         } else {
             self.log_level()
         };
-        Some(Item::Call(Box::new(Pending {
+        Ok(Pending {
             guard: (!id.is_null()).then(|| InFlight {
                 session: self.clone(),
                 key,
@@ -208,7 +202,21 @@ impl Session {
             version,
             log_level,
             token,
-        })))
+        })
+    }
+
+    /// Registers request `key` as in flight, cancelled by `token`; an id already in flight
+    /// is refused.
+    fn register(&self, key: &str, token: &CancelToken) -> Result<(), RpcError> {
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.contains_key(key) {
+            return Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("request id {key} is already in use by a request in progress"),
+            ));
+        }
+        in_flight.insert(key.to_string(), token.clone());
+        Ok(())
     }
 
     /// Applies a notification: `notifications/cancelled` stops the request it names; the

@@ -2,9 +2,10 @@
 //! `gather`, `masked-fill`, `embedding`, `causal-mask` — validated before Burn sees them
 //! (indices are read back and range-checked: an index out of range never reaches a kernel).
 
+use super::create::to_i64;
 use super::ops::{
     OpResult, broadcast_shapes, check_shape, dim_index, err, float_tensor, int_tensor, reshape_to,
-    to_i64, with_leading_ones,
+    with_leading_ones,
 };
 use super::{DType, Device, Tensor, TensorError, from_f32, guarded, with_rank};
 use burn::tensor::Tensor as BurnTensor;

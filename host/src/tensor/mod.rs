@@ -11,22 +11,30 @@
 
 mod autodiff;
 mod conv;
+mod create;
 mod fused_adam;
 mod indexing;
+mod loss;
 mod norm;
 mod ops;
 mod optim;
 mod pool;
 mod random;
+mod reduce;
+mod schedule;
 
 pub use autodiff::*;
 pub use burn::tensor::Device;
 pub use conv::*;
+pub use create::*;
 pub use indexing::*;
+pub use loss::*;
 pub use norm::*;
 pub use ops::*;
 pub use optim::*;
 pub use random::{Init, Rng};
+pub use reduce::*;
+pub use schedule::*;
 
 use burn::tensor::Tensor as BurnTensor;
 use burn::tensor::kind::BridgeTensor;

@@ -3,6 +3,7 @@
 use super::TensorError;
 use super::ops::{OpResult, err, float_tensor, reshape_to};
 use super::{Tensor, guarded, with_rank};
+use burn::tensor::kind::BridgeTensor;
 use burn::tensor::{Tensor as BurnTensor, module};
 
 /// Checks that each given tensor of `named` is an f32 `[d]`, one value per feature of an input
@@ -105,16 +106,7 @@ pub fn batch_norm(
     const OP: &str = "batch-norm";
     x.require_float(OP)?;
     let shape = x.shape();
-    let (n, c) = match shape.as_slice() {
-        [n, c, ..] => (*n, *c),
-        _ => {
-            return Err(err(
-                OP,
-                format!("needs an input [n, c, ...] of rank 2 or more, got {shape:?}"),
-            ));
-        }
-    };
-    let per_channel: usize = shape.iter().skip(2).product();
+    let [n, c, per_channel] = channels(OP, &shape)?;
     let named = [
         ("running mean", Some(running.mean)),
         ("running variance", Some(running.var)),
@@ -143,31 +135,11 @@ pub fn batch_norm(
         let input = float_tensor::<3>(&x3);
         let column = |t: BurnTensor<1>| t.reshape([1, c, 1]);
         let (mean, var, updated) = if training {
-            let mean = input.clone().mean_dim(2).mean_dim(0);
-            let var = (input.clone() - mean.clone())
-                .powi_scalar(2)
-                .mean_dim(2)
-                .mean_dim(0);
-            let unbiased = count as f32 / (count - 1) as f32;
-            let blend = |old: &Tensor, batch: BurnTensor<3>, scale: f32| {
-                let old = float_tensor::<1>(old).detach();
-                let batch = batch.detach().reshape([c]).mul_scalar(scale * momentum);
-                old.mul_scalar(1.0 - momentum)
-                    .add(batch)
-                    .set_require_grad(false)
-                    .into_bridge()
-            };
-            let updated = (
-                blend(running.mean, mean.clone(), 1.0),
-                blend(running.var, var.clone(), unbiased),
-            );
+            let (mean, var, updated) = batch_statistics(&input, running, momentum, [c, count]);
             (mean, var, Some(updated))
         } else {
-            (
-                column(float_tensor::<1>(running.mean)),
-                column(float_tensor::<1>(running.var)),
-                None,
-            )
+            let mean = column(float_tensor::<1>(running.mean));
+            (mean, column(float_tensor::<1>(running.var)), None)
         };
         let mut y = (input - mean) / var.add_scalar(eps).sqrt();
         if let Some(w) = weight {
@@ -182,4 +154,48 @@ pub fn batch_norm(
         output: reshape_to(OP, &Tensor::from_bridge(output), &shape)?,
         running: running.map(|(m, v)| (Tensor::from_bridge(m), Tensor::from_bridge(v))),
     })
+}
+
+/// `[n, c, values per channel]` of a batch-norm input `[n, c, ...]`.
+fn channels(op: &'static str, shape: &[usize]) -> Result<[usize; 3], TensorError> {
+    match shape {
+        [n, c, rest @ ..] => Ok([*n, *c, rest.iter().product()]),
+        _ => Err(err(
+            op,
+            format!("needs an input [n, c, ...] of rank 2 or more, got {shape:?}"),
+        )),
+    }
+}
+
+/// The per-channel mean and biased variance of `input` `[n, c, k]` (each `[1, c, 1]`), and
+/// the running statistics moved `momentum` towards them (the batch variance unbiased over
+/// the `count` values of a channel), cut from the autodiff graph.
+fn batch_statistics(
+    input: &BurnTensor<3>,
+    running: RunningStats<'_>,
+    momentum: f32,
+    [channels, count]: [usize; 2],
+) -> (BurnTensor<3>, BurnTensor<3>, (BridgeTensor, BridgeTensor)) {
+    let mean = input.clone().mean_dim(2).mean_dim(0);
+    let var = (input.clone() - mean.clone())
+        .powi_scalar(2)
+        .mean_dim(2)
+        .mean_dim(0);
+    let unbiased = count as f32 / (count - 1) as f32;
+    let blend = |old: &Tensor, batch: BurnTensor<3>, scale: f32| {
+        let old = float_tensor::<1>(old).detach();
+        let batch = batch
+            .detach()
+            .reshape([channels])
+            .mul_scalar(scale * momentum);
+        old.mul_scalar(1.0 - momentum)
+            .add(batch)
+            .set_require_grad(false)
+            .into_bridge()
+    };
+    let updated = (
+        blend(running.mean, mean.clone(), 1.0),
+        blend(running.var, var.clone(), unbiased),
+    );
+    (mean, var, updated)
 }

@@ -128,41 +128,54 @@ pub fn place(
             ));
         }
     };
-    // What each accelerator value accepts.
-    let fits = |a: &Adapter| match accelerator {
-        Accelerator::Cuda => a.vendor == NVIDIA,
-        Accelerator::Mps => a.backend == "Metal",
-        Accelerator::Cpu | Accelerator::Auto | Accelerator::Gpu | Accelerator::Wgpu => true,
-    };
-    if let DeviceRequest::Adapter(k) = devices {
-        let adapter = found.iter().find(|a| a.index == k).ok_or_else(|| {
-            format!(
-                "trainer.devices [{k}]: there is no adapter {k}; lightning.inspect environment \
-                 lists {}",
-                listing(found)
-            )
-        })?;
-        if adapter.burn_device.is_none() {
-            return Err(format!(
-                "trainer.devices [{k}]: {} cannot be used by Burn's wgpu backend, which runs on \
-                 one graphics API per machine; usable: {}",
-                describe(adapter),
-                listing(&usable(found).cloned().collect::<Vec<_>>())
-            ));
-        }
-        if !fits(adapter) {
-            return Err(format!(
-                "trainer.devices [{k}]: {} is not {}",
-                describe(adapter),
-                wanted(accelerator)
-            ));
-        }
-        return Ok(Placement::Gpu(adapter.clone()));
+    match devices {
+        DeviceRequest::Adapter(k) => adapter_k(accelerator, found, k),
+        DeviceRequest::One => best_adapter(accelerator, found),
     }
-    // The best usable adapter: a discrete GPU first, a software rasteriser last; `auto` takes
-    // real GPUs only (lavapipe is slower than the CPU backend).
+}
+
+/// Whether `adapter` is what `accelerator` asks for.
+fn fits(accelerator: Accelerator, adapter: &Adapter) -> bool {
+    match accelerator {
+        Accelerator::Cuda => adapter.vendor == NVIDIA,
+        Accelerator::Mps => adapter.backend == "Metal",
+        Accelerator::Cpu | Accelerator::Auto | Accelerator::Gpu | Accelerator::Wgpu => true,
+    }
+}
+
+/// Adapter `k` of `found`, which must be usable and what `accelerator` asks for.
+fn adapter_k(accelerator: Accelerator, found: &[Adapter], k: usize) -> Result<Placement, String> {
+    let adapter = found.iter().find(|a| a.index == k).ok_or_else(|| {
+        format!(
+            "trainer.devices [{k}]: there is no adapter {k}; lightning.inspect environment \
+             lists {}",
+            listing(found)
+        )
+    })?;
+    if adapter.burn_device.is_none() {
+        return Err(format!(
+            "trainer.devices [{k}]: {} cannot be used by Burn's wgpu backend, which runs on \
+             one graphics API per machine; usable: {}",
+            describe(adapter),
+            listing(&usable(found).cloned().collect::<Vec<_>>())
+        ));
+    }
+    if !fits(accelerator, adapter) {
+        return Err(format!(
+            "trainer.devices [{k}]: {} is not {}",
+            describe(adapter),
+            wanted(accelerator)
+        ));
+    }
+    Ok(Placement::Gpu(adapter.clone()))
+}
+
+/// The best usable adapter `accelerator` takes: a discrete GPU first, a software rasteriser
+/// last; `auto` takes real GPUs only (lavapipe is slower than the CPU backend), and falls back
+/// to the CPU.
+fn best_adapter(accelerator: Accelerator, found: &[Adapter]) -> Result<Placement, String> {
     let best = usable(found)
-        .filter(|a| fits(a))
+        .filter(|a| fits(accelerator, a))
         .filter(|a| accelerator != Accelerator::Auto || a.is_hardware())
         .min_by_key(|a| {
             let rank = ["DiscreteGpu", "IntegratedGpu", "VirtualGpu"]
@@ -175,8 +188,9 @@ pub fn place(
         (Some(adapter), _) => Ok(Placement::Gpu(adapter.clone())),
         (None, Accelerator::Auto) => Ok(Placement::Cpu),
         (None, _) => Err(format!(
-            "trainer.accelerator \"{name}\" needs {}, and none is usable here (adapters: {}); \
+            "trainer.accelerator \"{}\" needs {}, and none is usable here (adapters: {}); \
              use \"cpu\"",
+            accelerator.name(),
             wanted(accelerator),
             listing(found)
         )),
@@ -264,7 +278,7 @@ mod tests {
     }
 
     fn error(placement: Result<Placement, String>) -> String {
-        placement.err().unwrap_or_else(|| panic!("placed"))
+        placement.expect_err("the placement is refused")
     }
 
     #[test]

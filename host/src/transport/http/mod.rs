@@ -18,7 +18,7 @@ mod sessions;
 pub use access::AllowedHosts;
 
 use crate::protocol::Server;
-use connections::Connections;
+use connections::{Admitted, Connections};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -27,9 +27,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use service::Service;
 use sessions::Sessions;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// How the HTTP server runs.
@@ -87,7 +88,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let grace = config.shutdown_grace;
-    let header_timeout = config.header_timeout;
     let connections = Connections::new(config.max_connections, config.max_connections_per_peer);
     let service = Arc::new(Service {
         sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
@@ -114,46 +114,7 @@ pub async fn serve(
                     tracing::warn!(%peer, "refused a connection: every connection is busy");
                     continue;
                 };
-                // Replies and progress events go out as soon as they are written.
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
-                }
-                let service = service.clone();
-                let activity = admitted.activity.clone();
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |request| {
-                        let service = service.clone();
-                        // The connection is busy until the reply's body is done.
-                        let busy = activity.request();
-                        async move {
-                            let response = service.handle(request).await.map(|body| {
-                                body.map_frame(move |frame| {
-                                    let _busy = &busy;
-                                    frame
-                                })
-                                .boxed_unsync()
-                            });
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    }),
-                );
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let mut admitted = admitted;
-                    tokio::select! {
-                        ended = connection => {
-                            if let Err(e) = ended {
-                                tracing::debug!(%peer, "connection ended: {e}");
-                            }
-                        }
-                        _ = &mut admitted.evicted => {}
-                    }
-                    drop(admitted);
-                });
+                spawn_connection(&service, stream, peer, admitted, &graceful);
             }
             () = &mut shutdown => break,
         }
@@ -168,6 +129,57 @@ pub async fn serve(
         tracing::warn!("connections still open after {grace:?}; closing them");
     }
     Ok(())
+}
+
+/// Serves HTTP/1 on an admitted connection from `peer`, in a task of its own, until it ends,
+/// the server shuts down, or it is evicted to make room for another.
+fn spawn_connection(
+    service: &Arc<Service>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: Admitted,
+    graceful: &GracefulShutdown,
+) {
+    // Replies and progress events go out as soon as they are written.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
+    }
+    let service = service.clone();
+    let activity = admitted.activity.clone();
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(service.config.header_timeout)
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |request| {
+                let service = service.clone();
+                // The connection is busy until the reply's body is done.
+                let busy = activity.request();
+                async move {
+                    let response = service.handle(request).await.map(|body| {
+                        body.map_frame(move |frame| {
+                            let _busy = &busy;
+                            frame
+                        })
+                        .boxed_unsync()
+                    });
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            }),
+        );
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        let mut admitted = admitted;
+        tokio::select! {
+            ended = connection => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+            }
+            _ = &mut admitted.evicted => {}
+        }
+        drop(admitted);
+    });
 }
 
 /// Binds `host:port` and serves until SIGINT or SIGTERM.

@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, watch};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 type Response = http::Response<Body>;
+/// A request refused before it runs: the response that says why (boxed: it is large).
+type Refusal = Box<Response>;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -95,125 +97,132 @@ impl Service {
     }
 
     async fn post(self: Arc<Self>, request: http::Request<Incoming>) -> Response {
+        match self.exchange(request).await {
+            Ok(response) => response,
+            Err(refusal) => *refusal,
+        }
+    }
+
+    /// A POSTed message through every check to its answer; `Err` is a refusal.
+    async fn exchange(
+        self: Arc<Self>,
+        request: http::Request<Incoming>,
+    ) -> Result<Response, Refusal> {
         let (parts, body) = request.into_parts();
         let headers = &parts.headers;
-        let accepts = Accepts::from(headers);
-        if !accepts.json && !accepts.sse {
-            return plain(
-                StatusCode::NOT_ACCEPTABLE,
-                "not acceptable: accept application/json or text/event-stream",
-            );
+        let accepts = negotiate(headers)?;
+        let body = self.read_body(body).await?;
+        let message = parse_message(&body)?;
+        let refused =
+            |e: RpcError| Box::new(rpc_error(StatusCode::BAD_REQUEST, request_id(&message), &e));
+        let version = check_version(headers, &message).map_err(refused)?;
+        let stateless = version.is_some_and(protocol::is_stateless)
+            || body_version(&message).is_some_and(protocol::is_stateless);
+        if stateless {
+            check_stateless_headers(headers, &message).map_err(refused)?;
         }
-        if let Some(kind) = header(headers, CONTENT_TYPE.as_str())
-            && !kind.to_ascii_lowercase().starts_with("application/json")
-        {
-            return plain(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported media type: send Content-Type: application/json",
-            );
+        let initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
+        let session = self.session_for(headers, &message, initialize, version)?;
+        let received = session.receive(message);
+        if !received.expects_reply() {
+            return Ok(empty(StatusCode::ACCEPTED));
         }
+        if !received.calls_tools() {
+            let opens = initialize.then_some(session);
+            return self.answer_at_once(received, opens, accepts, stateless);
+        }
+        Ok(if accepts.sse && (received.may_notify() || !accepts.json) {
+            self.stream(received)
+        } else {
+            self.answer(received, stateless).await
+        })
+    }
+
+    /// The request's body, within the size and time limits.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Refusal> {
         let limit = self.config.max_body_bytes;
         let read_timeout = self.config.read_timeout;
         let Ok(body) =
             tokio::time::timeout(read_timeout, Limited::new(body, limit).collect()).await
         else {
-            return plain(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!(
-                    "request timeout: the body took over {} s",
-                    read_timeout.as_secs()
-                ),
+            let message = format!(
+                "request timeout: the body took over {} s",
+                read_timeout.as_secs()
             );
+            return Err(Box::new(plain(StatusCode::REQUEST_TIMEOUT, &message)));
         };
-        let body = match body {
-            Ok(body) => body.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return plain(
+        body.map(|body| body.to_bytes()).map_err(|e| {
+            Box::new(if e.is::<http_body_util::LengthLimitError>() {
+                plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("payload too large: the limit is {limit} bytes"),
-                );
-            }
-            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}")),
-        };
-        let message: Value = match serde_json::from_slice(&body) {
-            Ok(message) => message,
-            Err(e) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    Value::Null,
-                    &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")),
-                );
-            }
-        };
-        let version = match check_version(headers, &message) {
-            Ok(version) => version,
-            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, request_id(&message), &e),
-        };
-        let stateless = version.is_some_and(protocol::is_stateless)
-            || body_version(&message).is_some_and(protocol::is_stateless);
-        if stateless && let Err(e) = check_stateless_headers(headers, &message) {
-            return rpc_error(StatusCode::BAD_REQUEST, request_id(&message), &e);
-        }
-        let initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
-        let session = match (header(headers, SESSION_HEADER), initialize) {
-            (_, true) => Session::new(self.server.clone(), protocol::DEFAULT_VERSION),
-            (Some(id), false) => match self.sessions.get(id) {
-                Some(session) => session,
-                None => {
-                    return rpc_error(
-                        StatusCode::NOT_FOUND,
-                        request_id(&message),
-                        &RpcError::new(
-                            ErrorCode::InvalidRequest,
-                            "session not found: it ended or never existed; initialize again",
-                        ),
-                    );
-                }
-            },
-            (None, false) => Session::new(
+                )
+            } else {
+                plain(StatusCode::BAD_REQUEST, &format!("unreadable body: {e}"))
+            })
+        })
+    }
+
+    /// The session `message` belongs to: a new one for `initialize` or a request without a
+    /// session (at the version it asks for), else the one its header names.
+    fn session_for(
+        &self,
+        headers: &HeaderMap,
+        message: &Value,
+        initialize: bool,
+        version: Option<&'static str>,
+    ) -> Result<Arc<Session>, Refusal> {
+        match (header(headers, SESSION_HEADER), initialize) {
+            (_, true) => Ok(Session::new(self.server.clone(), protocol::DEFAULT_VERSION)),
+            (Some(id), false) => self.sessions.get(id).ok_or_else(|| {
+                Box::new(rpc_error(
+                    StatusCode::NOT_FOUND,
+                    request_id(message),
+                    &RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        "session not found: it ended or never existed; initialize again",
+                    ),
+                ))
+            }),
+            (None, false) => Ok(Session::new(
                 self.server.clone(),
                 version.unwrap_or(protocol::DEFAULT_VERSION),
-            ),
+            )),
+        }
+    }
+
+    /// Answers a lifecycle or list request, which takes microseconds, without the blocking
+    /// pool; a successful `initialize` opens its session (`opens`).
+    fn answer_at_once(
+        &self,
+        received: Received,
+        opens: Option<Arc<Session>>,
+        accepts: Accepts,
+        stateless: bool,
+    ) -> Result<Response, Refusal> {
+        let Some(reply) = received.run(&|_| {}) else {
+            return Ok(empty(StatusCode::ACCEPTED));
         };
-        let received = session.receive(message);
-        if !received.expects_reply() {
-            return empty(StatusCode::ACCEPTED);
-        }
-        if !received.calls_tools() {
-            // Lifecycle and list requests take microseconds: no need for the blocking pool.
-            let Some(reply) = received.run(&|_| {}) else {
-                return empty(StatusCode::ACCEPTED);
-            };
-            // A session exists once `initialize` succeeded.
-            let session_id = match initialize && reply.error_code().is_none() {
-                true => match self.sessions.open(session) {
-                    Some(id) => Some(id),
-                    None => {
-                        return plain(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "too many sessions in use; close one (DELETE /mcp) or retry later",
-                        );
-                    }
-                },
-                false => None,
-            };
-            let mut response = if accepts.json {
-                reply_response(&reply, stateless)
-            } else {
-                event_stream(stream::iter([Ok(Frame::data(sse_event(reply.text())))]))
-            };
-            if let Some(id) = session_id
-                && let Ok(value) = HeaderValue::from_str(&id)
-            {
-                response.headers_mut().insert(SESSION_HEADER, value);
-            }
-            return response;
-        }
-        if accepts.sse && (received.may_notify() || !accepts.json) {
-            self.stream(received)
+        let session_id = match opens.filter(|_| reply.error_code().is_none()) {
+            Some(session) => Some(self.sessions.open(session).ok_or_else(|| {
+                Box::new(plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many sessions in use; close one (DELETE /mcp) or retry later",
+                ))
+            })?),
+            None => None,
+        };
+        let mut response = if accepts.json {
+            reply_response(&reply, stateless)
         } else {
-            self.answer(received, stateless).await
+            event_stream(stream::iter([Ok(Frame::data(sse_event(reply.text())))]))
+        };
+        if let Some(id) = session_id
+            && let Ok(value) = HeaderValue::from_str(&id)
+        {
+            response.headers_mut().insert(SESSION_HEADER, value);
         }
+        Ok(response)
     }
 
     /// Runs `received` and answers with one JSON body.
@@ -329,6 +338,37 @@ fn cancelled_reply(ids: &[Value], why: &str) -> Option<Reply> {
         1 => replies.into_iter().next(),
         _ => Some(Reply::batch(&replies)),
     }
+}
+
+/// What the client accepts, if the server can answer it, and a JSON body.
+fn negotiate(headers: &HeaderMap) -> Result<Accepts, Refusal> {
+    let accepts = Accepts::from(headers);
+    if !accepts.json && !accepts.sse {
+        return Err(Box::new(plain(
+            StatusCode::NOT_ACCEPTABLE,
+            "not acceptable: accept application/json or text/event-stream",
+        )));
+    }
+    if let Some(kind) = header(headers, CONTENT_TYPE.as_str())
+        && !kind.to_ascii_lowercase().starts_with("application/json")
+    {
+        return Err(Box::new(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported media type: send Content-Type: application/json",
+        )));
+    }
+    Ok(accepts)
+}
+
+/// The body as one JSON-RPC message, or the parse error as JSON-RPC says.
+fn parse_message(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            &RpcError::new(ErrorCode::ParseError, format!("Parse error: {e}")),
+        ))
+    })
 }
 
 /// The `MCP-Protocol-Version` header checked against the body: a version this server speaks,

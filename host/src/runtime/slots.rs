@@ -1,0 +1,189 @@
+//! Run slots: at most `--max-concurrent-runs` models run at once, within the server's total
+//! tensor memory; the others wait their turn in a bounded FIFO queue.
+
+use super::{Runtime, TOTAL_TENSOR_MEMORY_FLAG};
+use crate::cancel::CancelToken;
+use crate::sandbox::Limits;
+use crate::sync::lock;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// How often a run waiting for a slot checks whether it was cancelled.
+const QUEUE_POLL: Duration = Duration::from_millis(50);
+
+/// Why a run cannot start: the tensor memory it may use is not free.
+fn memory_taken(running: &Running, total: usize, wanted: usize) -> String {
+    const MIB: usize = 1 << 20;
+    let free = total.saturating_sub(running.reserved_bytes);
+    format!(
+        "the server's tensor memory is taken: {} run(s) in progress reserve {} MiB of its {} \
+         MiB ({TOTAL_TENSOR_MEMORY_FLAG}), and this run may use {} MiB \
+         (limits.tensor_memory_mib): give limits.tensor_memory_mib {} or less, or retry when a \
+         run finishes",
+        running.runs,
+        running.reserved_bytes / MIB,
+        total / MIB,
+        wanted / MIB,
+        free / MIB
+    )
+}
+
+/// Why a run cannot even wait for a slot: the queue is full.
+fn busy(
+    running: &Running,
+    max_runs: usize,
+    max_queued: usize,
+    total: usize,
+    wanted: usize,
+) -> String {
+    const MIB: usize = 1 << 20;
+    format!(
+        "the server is busy: {} model runs are in progress (at most {max_runs} at once, \
+         --max-concurrent-runs; {} of {} MiB of tensor memory reserved, \
+         {TOTAL_TENSOR_MEMORY_FLAG}, this run may use {} MiB) and {} wait, the most it queues \
+         (--max-queued-runs {max_queued}); retry when one finishes",
+        running.runs,
+        running.reserved_bytes / MIB,
+        total / MIB,
+        wanted / MIB,
+        running.queue.len()
+    )
+}
+
+/// The runs in progress, the tensor memory they reserve, and the runs waiting for a slot.
+#[derive(Debug, Default)]
+pub(super) struct Running {
+    runs: usize,
+    reserved_bytes: usize,
+    /// The tickets of the waiting runs, first come first.
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+/// A slot among [`RuntimeConfig::max_concurrent_runs`] and a reservation of tensor memory
+/// against [`RuntimeConfig::max_total_tensor_bytes`], held while a model runs.
+#[derive(Debug)]
+pub struct RunSlot<'a> {
+    runtime: &'a Runtime,
+    reserved_bytes: usize,
+}
+
+impl Drop for RunSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = lock(&self.runtime.running);
+        running.runs = running.runs.saturating_sub(1);
+        running.reserved_bytes = running.reserved_bytes.saturating_sub(self.reserved_bytes);
+        drop(running);
+        self.runtime.slot_freed.notify_all();
+        release_freed_memory();
+    }
+}
+
+/// Hands the memory a finished run freed back to the system. glibc keeps freed heap pages
+/// (and raises its mmap threshold after a large free, so later large tensors come from the
+/// heap too); without this, one run that came near its tensor limit would leave the process
+/// that much larger for good.
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages of glibc's heaps to the kernel; it has no
+    // preconditions and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl Runtime {
+    /// Takes a run slot for a run within `limits`, reserving its tensor memory. The tensor
+    /// memory of all runs is at most [`RuntimeConfig::max_total_tensor_bytes`]: a run that
+    /// does not fit what is free is refused. At most [`RuntimeConfig::max_concurrent_runs`]
+    /// models run at once: a run past that waits its turn in a FIFO queue of at most
+    /// [`RuntimeConfig::max_queued_runs`], and is refused when the queue is full or `cancel`
+    /// fires while it waits.
+    pub fn run_slot(&self, limits: &Limits, cancel: &CancelToken) -> Result<RunSlot<'_>, String> {
+        let total = self.config.max_total_tensor_bytes;
+        let wanted = limits.max_tensor_bytes.min(total);
+        let max_runs = self.config.max_concurrent_runs.max(1);
+        let mut running = lock(&self.running);
+        if running.reserved_bytes + wanted > total {
+            return Err(memory_taken(&running, total, wanted));
+        }
+        let fits = |r: &Running| r.runs < max_runs && r.reserved_bytes + wanted <= total;
+        if !(running.queue.is_empty() && fits(&running)) {
+            if running.queue.len() >= self.config.max_queued_runs {
+                return Err(busy(
+                    &running,
+                    max_runs,
+                    self.config.max_queued_runs,
+                    total,
+                    wanted,
+                ));
+            }
+            let ticket = running.next_ticket;
+            running.next_ticket += 1;
+            running.queue.push_back(ticket);
+            loop {
+                if running.queue.front() == Some(&ticket) && fits(&running) {
+                    running.queue.pop_front();
+                    break;
+                }
+                if cancel.is_cancelled() {
+                    running.queue.retain(|t| *t != ticket);
+                    drop(running);
+                    self.slot_freed.notify_all();
+                    return Err("cancelled while waiting for a run slot".into());
+                }
+                running = self
+                    .slot_freed
+                    .wait_timeout(running, QUEUE_POLL)
+                    .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
+            }
+            // The next in line may fit beside this one.
+            self.slot_freed.notify_all();
+        }
+        running.runs += 1;
+        running.reserved_bytes += wanted;
+        Ok(RunSlot {
+            runtime: self,
+            reserved_bytes: wanted,
+        })
+    }
+
+    /// Whether a run within `limits` could take a slot or wait for one now: the error
+    /// [`Self::run_slot`] would give when the queue is full or the tensor memory taken.
+    pub fn check_room(&self, limits: &Limits) -> Result<(), String> {
+        let total = self.config.max_total_tensor_bytes;
+        let wanted = limits.max_tensor_bytes.min(total);
+        let max_runs = self.config.max_concurrent_runs.max(1);
+        let running = lock(&self.running);
+        if running.reserved_bytes + wanted > total {
+            return Err(memory_taken(&running, total, wanted));
+        }
+        let fits = running.runs < max_runs && running.reserved_bytes + wanted <= total;
+        if !(running.queue.is_empty() && fits) && running.queue.len() >= self.config.max_queued_runs
+        {
+            return Err(busy(
+                &running,
+                max_runs,
+                self.config.max_queued_runs,
+                total,
+                wanted,
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many model runs are in progress.
+    pub fn runs_in_progress(&self) -> usize {
+        lock(&self.running).runs
+    }
+
+    /// The tensor memory all runs together may use, and how much the runs in progress
+    /// reserve, in bytes.
+    pub fn tensor_memory(&self) -> (usize, usize) {
+        (
+            self.config.max_total_tensor_bytes,
+            lock(&self.running).reserved_bytes,
+        )
+    }
+}

@@ -1,0 +1,128 @@
+//! Tensors made from guest data, constants and seeded noise, and read back as numbers.
+
+use super::ops::{OpResult, check_shape, err, int_tensor};
+use super::{DType, Device, Rng, Tensor, TensorError, guarded, with_rank};
+use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData};
+
+/// An f32 tensor from row-major data.
+pub fn from_f32(device: &Device, data: Vec<f32>, shape: &[usize]) -> OpResult {
+    const OP: &str = "from-f32";
+    let count = check_shape(OP, shape)?;
+    if data.len() != count {
+        return Err(err(
+            OP,
+            format!(
+                "{} values do not fill shape {shape:?} ({count} elements)",
+                data.len()
+            ),
+        ));
+    }
+    let data = TensorData::new(data, Shape::from(shape.to_vec()));
+    with_rank!(OP, shape.len(), D => guarded(OP, || {
+        BurnTensor::<D>::from_data(data, device).into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+/// An i64 tensor from row-major data.
+pub fn from_i64(device: &Device, data: Vec<i64>, shape: &[usize]) -> OpResult {
+    const OP: &str = "from-i64";
+    let count = check_shape(OP, shape)?;
+    if data.len() != count {
+        return Err(err(
+            OP,
+            format!(
+                "{} values do not fill shape {shape:?} ({count} elements)",
+                data.len()
+            ),
+        ));
+    }
+    let data = TensorData::new(data, Shape::from(shape.to_vec()));
+    with_rank!(OP, shape.len(), D => guarded(OP, || {
+        BurnTensor::<D, Int>::from_data(data, device).into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+fn filled(op: &'static str, device: &Device, shape: &[usize], value: f32) -> OpResult {
+    let count = check_shape(op, shape)?;
+    from_f32(device, vec![value; count], shape).map_err(|e| err(op, e.message))
+}
+
+/// Zeros of `shape`.
+pub fn zeros(device: &Device, shape: &[usize]) -> OpResult {
+    filled("zeros", device, shape, 0.0)
+}
+
+/// Ones of `shape`.
+pub fn ones(device: &Device, shape: &[usize]) -> OpResult {
+    filled("ones", device, shape, 1.0)
+}
+
+/// Standard normal samples from `seed`.
+pub fn randn(device: &Device, shape: &[usize], seed: u64) -> OpResult {
+    let count = check_shape("randn", shape)?;
+    from_f32(device, Rng::seeded(seed).normal(count, 1.0), shape)
+}
+
+/// Uniform samples in `[low, high)` from `seed`.
+pub fn uniform(device: &Device, shape: &[usize], low: f32, high: f32, seed: u64) -> OpResult {
+    const OP: &str = "uniform";
+    let count = check_shape(OP, shape)?;
+    if !(low.is_finite() && high.is_finite() && low < high) {
+        return Err(err(
+            OP,
+            format!("bounds must be finite with low < high, got [{low}, {high})"),
+        ));
+    }
+    from_f32(device, Rng::seeded(seed).uniform(count, low, high), shape)
+}
+
+/// Row-major values as f32.
+pub fn to_f32(t: &Tensor) -> Result<Vec<f32>, TensorError> {
+    into_f32(t.clone())
+}
+
+/// Row-major values as f32, consuming `t`: when nothing else holds its buffer, the values are
+/// taken out of it rather than copied.
+pub fn into_f32(t: Tensor) -> Result<Vec<f32>, TensorError> {
+    const OP: &str = "to-f32";
+    let rank = t.rank();
+    let data = match t.dtype() {
+        DType::F32 => with_rank!(OP, rank, D => guarded(OP, || {
+            BurnTensor::<D>::from_bridge(t.bridge).into_data()
+        })?)?,
+        DType::I64 => with_rank!(OP, rank, D => guarded(OP, || {
+            BurnTensor::<D, Int>::from_bridge(t.bridge).into_data()
+        })?)?,
+    };
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| err(OP, format!("{e:?}")))
+}
+
+/// Row-major values as i64 (f32 truncated toward zero).
+pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
+    const OP: &str = "to-i64";
+    match t.dtype() {
+        DType::F32 => Ok(to_f32(t)?.into_iter().map(|v| v as i64).collect()),
+        DType::I64 => {
+            with_rank!(OP, t.rank(), D => guarded(OP, || int_tensor::<D>(t).into_data())?)?
+                .try_into_vec_as::<i64>()
+                .map_err(|e| err(OP, format!("{e:?}")))
+        }
+    }
+}
+
+/// The single value of a one-element f32 tensor.
+pub fn to_scalar(op: &'static str, t: &Tensor) -> Result<f32, TensorError> {
+    if t.num_elements() != 1 {
+        return Err(err(
+            op,
+            format!("expected a one-element tensor, got shape {:?}", t.shape()),
+        ));
+    }
+    to_f32(t)?
+        .first()
+        .copied()
+        .ok_or_else(|| err(op, "empty tensor"))
+}

@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn a_scheduler_reads_and_writes_its_flat_json() {
         let json = r#"{"name":"cosine","t_max":10,"interval":"step","warmup_iters":2}"#;
-        let parsed: LrScheduler = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        let parsed: LrScheduler = serde_json::from_str(json).expect("the scheduler JSON parses");
         let expected = LrScheduler::new(Schedule::Cosine {
             t_max: 10,
             eta_min: 0.0,
@@ -366,7 +366,7 @@ mod tests {
         .with_warmup(2, 1.0 / 3.0);
         assert_eq!(parsed, expected);
         let back = serde_json::to_string(&parsed).unwrap_or_default();
-        let again: LrScheduler = serde_json::from_str(&back).unwrap_or_else(|e| panic!("{e}"));
+        let again: LrScheduler = serde_json::from_str(&back).expect("the written JSON parses back");
         assert_eq!(again, expected);
     }
 

@@ -386,10 +386,10 @@ mod tests {
             optimizer_tensors: vec![values("layer.bias.momentum", vec![2], vec![0.01, 0.02])],
             meta,
         };
-        let bytes = encode(&checkpoint).unwrap_or_else(|e| panic!("{e}"));
-        let weights_only = decode(&bytes, false).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = encode(&checkpoint).expect("the checkpoint encodes");
+        let weights_only = decode(&bytes, false).expect("the weights decode");
         assert!(weights_only.optimizer_tensors.is_empty());
-        let mut back = decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
+        let mut back = decode(&bytes, true).expect("the checkpoint decodes");
         back.params.sort_by(|a, b| b.name.cmp(&a.name));
         assert_eq!(back, checkpoint);
         let start = fit_start(back.meta, back.optimizer_tensors);

@@ -424,19 +424,19 @@ mod tests {
 
     #[test]
     fn paths_stay_under_the_root() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let root = tmp.path().join("data");
         let outside = tmp.path().join("secret.txt");
-        std::fs::write(&outside, "secret").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&outside, "secret").expect("the outside file is written");
         let dir = ConfinedDir::new(&root, "--data-dir");
 
         let written = dir
             .write("runs/a/../b/model.bin", b"weights")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a write inside the root");
         assert!(written.ends_with("runs/b/model.bin"), "{written:?}");
         let found = dir
             .existing("./runs/b/model.bin")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the written file is found");
         assert_eq!(std::fs::read(&found).ok(), Some(b"weights".to_vec()));
         let absolute = written.to_string_lossy().to_string();
         assert_eq!(dir.existing(&absolute).ok(), Some(found));
@@ -453,19 +453,19 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn symbolic_links_out_of_the_root_are_refused() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let root = tmp.path().join("ckpt");
         let elsewhere = tmp.path().join("elsewhere");
         for d in [&root, &elsewhere] {
-            std::fs::create_dir(d).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::create_dir(d).expect("a directory is created");
         }
-        std::fs::write(elsewhere.join("passwd"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(elsewhere.join("passwd"), "x").expect("the outside file is written");
         let link = |from: &std::path::Path, to: &std::path::Path| {
-            std::os::unix::fs::symlink(from, to).unwrap_or_else(|e| panic!("{e}"));
+            std::os::unix::fs::symlink(from, to).expect("a symbolic link");
         };
         link(&elsewhere, &root.join("escape"));
         link(&elsewhere.join("passwd"), &root.join("passwd"));
-        std::fs::create_dir(root.join("inner")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(root.join("inner")).expect("a directory is created");
         link(&root.join("inner"), &root.join("alias"));
         let dir = ConfinedDir::new(&root, "--checkpoint-dir");
 
@@ -481,18 +481,18 @@ mod tests {
         // A link that stays inside the root is fine.
         let written = dir
             .write("alias/ok.ckpt", b"y")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a write through an inner link");
         assert!(written.starts_with(root.canonicalize().unwrap_or_default()));
         assert!(root.join("inner/ok.ckpt").is_file());
     }
 
     #[test]
     fn directories_are_claimed_listed_and_files_read_within_bounds() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let dir = ConfinedDir::new(tmp.path().join("ckpt"), "--checkpoint-dir");
         let claim = |d: &ConfinedDir| {
             d.claim_dir("runs/lightning_logs", "version_")
-                .unwrap_or_else(|e| panic!("{e}"))
+                .expect("a version directory is claimed")
         };
         assert_eq!(claim(&dir), "runs/lightning_logs/version_0");
         assert_eq!(claim(&dir), "runs/lightning_logs/version_1");
@@ -502,7 +502,7 @@ mod tests {
         );
         // A name at the end of the numbers is an error, not an endless search.
         dir.write(&format!("full/version_{}/x", u64::MAX), b"")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a write inside the root");
         assert!(
             refused(dir.claim_dir("full", "version_").map(|p| p.into()))
                 .contains("no version_N name is left")
@@ -512,7 +512,7 @@ mod tests {
             ("b.safetensors", b"1"),
             ("notes.txt", b"not listed"),
         ] {
-            dir.write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
+            dir.write(path, bytes).expect("a write inside the root");
         }
         let listed = dir.list(".", "safetensors", 10).unwrap_or_default();
         assert_eq!(
@@ -536,7 +536,7 @@ mod tests {
 
         let (_, bytes) = dir
             .read("b.safetensors", 10)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a file within the limit is read");
         assert_eq!(bytes, b"1");
         let e = refused(
             dir.read("runs/lightning_logs/version_1/a.safetensors", 4)
@@ -548,10 +548,10 @@ mod tests {
 
     #[test]
     fn an_atomic_write_replaces_the_whole_file_and_leaves_no_temporary() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().expect("a temporary directory");
         let path = tmp.path().join("f.bin");
-        super::write_atomic(&path, b"old contents", 0o600).unwrap_or_else(|e| panic!("{e}"));
-        super::write_atomic(&path, b"new", 0o600).unwrap_or_else(|e| panic!("{e}"));
+        super::write_atomic(&path, b"old contents", 0o600).expect("the first atomic write");
+        super::write_atomic(&path, b"new", 0o600).expect("the second atomic write");
         assert_eq!(std::fs::read(&path).ok(), Some(b"new".to_vec()));
         let names: Vec<_> = std::fs::read_dir(tmp.path())
             .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())

@@ -239,15 +239,15 @@ mod tests {
     fn script(dir: &tempfile::TempDir, name: &str, body: &str) -> std::path::PathBuf {
         use std::os::unix::fs::PermissionsExt as _;
         let path = dir.path().join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("the script is written");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the script is made executable");
         path
     }
 
     #[test]
     fn a_probe_that_crashes_or_lies_leaves_the_server_an_answer() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let crashing = script(&dir, "crash", "kill -SEGV $$");
         match probe(&crashing) {
             Adapters::Unavailable(why) => {

@@ -1,6 +1,9 @@
 //! Hostile guests: each misbehaviour is a clean error naming what happened, and the same
 //! sandbox and registry then serve a normal model.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 use lightning_mcp::cancel::CancelToken;
 use lightning_mcp::sandbox::{
     BuiltInModels, ComponentCache, Limits, ModelInstance, ModelRegistry, ModelSource,
@@ -38,7 +41,7 @@ impl Fixture {
 }
 
 fn fixture() -> Fixture {
-    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let sandbox = Sandbox::new().expect("a sandbox");
     let cache = ComponentCache::disabled();
     let mut registry = ModelRegistry::default();
     registry
@@ -49,7 +52,7 @@ fn fixture() -> Fixture {
             lightning_mcp_guests::testing::MISBEHAVING,
             ModelSource::BuiltIn,
         )
-        .unwrap_or_else(|e| panic!("misbehaving: {e}"));
+        .expect("the misbehaving model registers");
     Fixture {
         built_in: BuiltInModels::default(),
         registry,
@@ -60,7 +63,7 @@ fn fixture() -> Fixture {
 fn instance(f: &Fixture, target: &str, limits: &Limits, budget: Duration) -> ModelInstance {
     f.model(target)
         .instantiate(tensor::cpu_device(), limits, 7, budget, CancelToken::new())
-        .unwrap_or_else(|e| panic!("instantiate: {e}"))
+        .expect("the model instantiates")
 }
 
 /// Builds the misbehaving model in `mode` and runs one training step (guest step, backward,
@@ -73,10 +76,8 @@ fn step(
 ) -> Result<Vec<(String, f32)>, TrainError> {
     let mut model = instance(f, MISBEHAVING, limits, budget);
     model.init(&format!(r#"{{"mode":"{mode}"}}"#))?;
-    let data = model
-        .dataset(Split::Train, 0)?
-        .unwrap_or_else(|| panic!("no data"));
-    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+    let data = model.dataset(Split::Train, 0)?.expect("a training set");
+    let targets = data.targets.expect("training targets");
     let config = model.configure_optimizers()?;
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     trainer::training_step(&mut model, &mut optimizer, data.inputs, targets, 0)?;
@@ -94,7 +95,7 @@ fn misbehave(f: &Fixture, mode: &str, limits: &Limits, budget: Duration) -> Trai
 /// A normal training step on the same registry: the host is unharmed.
 fn still_serves(f: &Fixture) {
     let logged = step(f, "ok", &Limits::default(), Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("a normal step failed after misbehaviour: {e}"));
+        .expect("a normal step after misbehaviour");
     let loss = logged
         .iter()
         .find(|(name, _)| name == "train_loss")
@@ -151,11 +152,11 @@ fn second_loss(f: &Fixture, mode: &str) -> f32 {
     let mut model = instance(f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
     model
         .init(&format!(r#"{{"mode":"{mode}"}}"#))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the model initialises");
     let (inputs, targets) = own_training_data(&mut model);
     let config = model
         .configure_optimizers()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("an optimizer configuration");
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     let mut loss = None;
     for _ in 0..2 {
@@ -203,23 +204,23 @@ fn window_options_cross_the_contract_as_sent() {
     let mut model = instance(&f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
     model
         .init(r#"{"mode":"window_options"}"#)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the model initialises");
     let (inputs, targets) = own_training_data(&mut model);
     let weight = model
         .parameters()
         .iter()
         .find(|p| p.name.ends_with("weight"))
         .map(|p| p.value.clone())
-        .unwrap_or_else(|| panic!("no weight"));
+        .expect("a weight parameter");
     let config = model
         .configure_optimizers()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("an optimizer configuration");
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     trainer::training_step(&mut model, &mut optimizer, inputs.clone(), targets, 0)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a training step");
     let logged = model.take_logged();
     // The same ops, called directly on the same data.
-    let ok = |r: Result<tensor::Tensor, tensor::TensorError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let ok = |r: Result<tensor::Tensor, tensor::TensorError>| r.expect("the op succeeds");
     let images = ok(tensor::reshape(&inputs, &[-1, 1, 2, 2]));
     let kernel = ok(tensor::reshape(&weight, &[3, 1, 2, 2]));
     let pool = |kernel, stride, padding| tensor::Pool2dOptions {
@@ -376,8 +377,8 @@ fn own_training_data(model: &mut ModelInstance) -> (tensor::Tensor, tensor::Tens
         .dataset(Split::Train, 0)
         .ok()
         .flatten()
-        .unwrap_or_else(|| panic!("no data"));
-    let targets = data.targets.unwrap_or_else(|| panic!("no targets"));
+        .expect("a training set");
+    let targets = data.targets.expect("training targets");
     (data.inputs, targets)
 }
 
@@ -394,22 +395,21 @@ fn cancelling_stops_a_guest_that_never_returns() {
             Duration::from_secs(600),
             cancel.clone(),
         )
-        .unwrap_or_else(|e| panic!("instantiate: {e}"));
+        .expect("the model instantiates");
     model
         .init(r#"{"mode":"infinite_loop"}"#)
-        .unwrap_or_else(|e| panic!("init: {e}"));
+        .expect("the model initialises");
     let (inputs, targets) = own_training_data(&mut model);
     let config = model
         .configure_optimizers()
-        .unwrap_or_else(|e| panic!("optimizer: {e}"));
+        .expect("an optimizer configuration");
     let mut optimizer = Optimizer::new(&config.optimizer, model.parameters().len());
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
         cancel.cancel();
     });
     let e = trainer::training_step(&mut model, &mut optimizer, inputs, targets, 0)
-        .err()
-        .unwrap_or_else(|| panic!("an endless step returned"));
+        .expect_err("the endless step fails");
     let _ = canceller.join();
     assert!(
         matches!(e, TrainError::Sandbox(SandboxError::Cancelled(_))),
@@ -447,7 +447,7 @@ fn an_autodiff_graph_bomb_hits_the_tensor_limit() {
 
 #[test]
 fn a_guest_that_imports_clocks_is_refused() {
-    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let sandbox = Sandbox::new().expect("a sandbox");
     let mut registry = ModelRegistry::default();
     let e = registry
         .register(
@@ -457,8 +457,7 @@ fn a_guest_that_imports_clocks_is_refused() {
             lightning_mcp_guests::testing::SLEEPER,
             ModelSource::BuiltIn,
         )
-        .err()
-        .unwrap_or_else(|| panic!("a guest importing clocks was registered"));
+        .expect_err("a guest importing clocks is refused");
     assert_mentions(
         &e,
         &[
@@ -474,19 +473,18 @@ fn a_broken_instance_refuses_further_calls() {
     let mut model = instance(&f, MISBEHAVING, &Limits::default(), Duration::from_secs(30));
     model
         .init(r#"{"mode":"panic"}"#)
-        .unwrap_or_else(|e| panic!("init: {e}"));
+        .expect("the model initialises");
     let (inputs, targets) = own_training_data(&mut model);
     assert!(model.training_step(inputs, targets, 0).is_err());
     let again = model
         .dataset(Split::Train, 0)
-        .err()
-        .unwrap_or_else(|| panic!("a broken instance answered"));
+        .expect_err("a broken instance refuses to answer");
     assert_mentions(&again, &["unusable after an earlier failure"]);
 }
 
 #[test]
 fn registry_refuses_a_duplicate_target_and_non_components() {
-    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let sandbox = Sandbox::new().expect("a sandbox");
     let cache = ComponentCache::disabled();
     let limits = Limits::default();
     let mut registry = ModelRegistry::default();
@@ -494,16 +492,14 @@ fn registry_refuses_a_duplicate_target_and_non_components() {
     let file = || ModelSource::File("model.wasm".into());
     registry
         .register(&sandbox, &cache, &limits, misbehaving, file())
-        .unwrap_or_else(|e| panic!("misbehaving: {e}"));
+        .expect("the misbehaving model registers");
     let dup = registry
         .register(&sandbox, &cache, &limits, misbehaving, file())
-        .err()
-        .unwrap_or_else(|| panic!("a duplicate target was accepted"));
+        .expect_err("a duplicate target is refused");
     assert!(dup.to_string().contains("already registered"), "{dup}");
     let built_in = registry
         .register(&sandbox, &cache, &limits, lightning_mcp_guests::MLP, file())
-        .err()
-        .unwrap_or_else(|| panic!("a built-in model's target was taken"));
+        .expect_err("a built-in model's target is refused");
     assert_mentions(
         &built_in,
         &["lightning_mcp.models.mlp.MLP is already registered (built-in)"],
@@ -516,20 +512,19 @@ fn registry_refuses_a_duplicate_target_and_non_components() {
             b"\0asm not really",
             ModelSource::BuiltIn,
         )
-        .err()
-        .unwrap_or_else(|| panic!("junk was accepted"));
+        .expect_err("junk is refused");
     assert!(junk.to_string().contains("not a valid component"), "{junk}");
 }
 
 #[test]
 fn the_compile_cache_round_trips() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let sandbox = Sandbox::new().unwrap_or_else(|e| panic!("sandbox: {e}"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sandbox = Sandbox::new().expect("a sandbox");
     let cache = ComponentCache::at(dir.path());
     let load = || {
         BuiltInModels::default()
             .all(&sandbox, &cache, &Limits::default())
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the built-in models load")
     };
     let targets = |models: Vec<Arc<RegisteredModel>>| {
         models

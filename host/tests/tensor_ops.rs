@@ -6,6 +6,9 @@
 //! `accelerator: "gpu"` would use — so both backends meet the same expectations, within the
 //! same tolerances.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 use lightning_mcp::gpu;
 use lightning_mcp::tensor::{self as t, Device, Rng, Tensor, TensorError};
 use lightning_mcp::tools::Accelerator;
@@ -54,15 +57,15 @@ fn gpu_or_skip() -> Device {
 }
 
 fn f32s(values: &[f32], shape: &[usize]) -> Tensor {
-    t::from_f32(&device(), values.to_vec(), shape).unwrap_or_else(|e| panic!("from_f32: {e}"))
+    t::from_f32(&device(), values.to_vec(), shape).expect("an f32 tensor")
 }
 
 fn i64s(values: &[i64], shape: &[usize]) -> Tensor {
-    t::from_i64(&device(), values.to_vec(), shape).unwrap_or_else(|e| panic!("from_i64: {e}"))
+    t::from_i64(&device(), values.to_vec(), shape).expect("an i64 tensor")
 }
 
 fn values(x: &Tensor) -> Vec<f32> {
-    t::to_f32(x).unwrap_or_else(|e| panic!("to_f32: {e}"))
+    t::to_f32(x).expect("f32 values")
 }
 
 #[track_caller]
@@ -78,7 +81,7 @@ fn assert_close(actual: &[f32], expected: &[f32], tol: f32) {
 
 #[track_caller]
 fn check(result: Result<Tensor, TensorError>, shape: &[usize], expected: &[f32]) {
-    let x = result.unwrap_or_else(|e| panic!("op failed: {e}"));
+    let x = result.expect("the op succeeds");
     assert_eq!(x.shape(), shape);
     assert_close(&values(&x), expected, 1e-5);
 }
@@ -91,12 +94,12 @@ fn creation_and_readback() {
     let d = device();
     check(t::zeros(&d, &[2, 2]), &[2, 2], &[0.0; 4]);
     check(t::ones(&d, &[3]), &[3], &[1.0; 3]);
-    let a = t::randn(&d, &[64], 5).unwrap_or_else(|e| panic!("{e}"));
-    let b = t::randn(&d, &[64], 5).unwrap_or_else(|e| panic!("{e}"));
+    let a = t::randn(&d, &[64], 5).expect("a randn tensor");
+    let b = t::randn(&d, &[64], 5).expect("a randn tensor");
     assert_eq!(values(&a), values(&b), "same seed, same values");
     let mean = values(&a).iter().sum::<f32>() / 64.0;
     assert!(mean.abs() < 0.5, "randn mean {mean}");
-    let u = t::uniform(&d, &[256], -2.0, 3.0, 9).unwrap_or_else(|e| panic!("{e}"));
+    let u = t::uniform(&d, &[256], -2.0, 3.0, 9).expect("a uniform tensor");
     assert!(values(&u).iter().all(|v| (-2.0..3.0).contains(v)));
     let labels = i64s(&[3, -1, 7], &[3]);
     assert_eq!(labels.dtype(), t::DType::I64);
@@ -243,7 +246,7 @@ fn reductions_and_comparisons() {
     check(t::mean_dim(&a, -1, true), &[2, 1], &[3.0, 4.0]);
     check(t::max_dim(&a, 1, false), &[2], &[5.0, 6.0]);
     check(t::max_dim(&a, 0, true), &[1, 3], &[4.0, 5.0, 6.0]);
-    let idx = t::argmax(&a, 1, false).unwrap_or_else(|e| panic!("{e}"));
+    let idx = t::argmax(&a, 1, false).expect("argmax succeeds");
     assert_eq!(idx.dtype(), t::DType::I64);
     assert_eq!(t::to_i64(&idx).ok(), Some(vec![1, 2]));
     let labels = i64s(&[1, 0], &[2]);
@@ -273,10 +276,9 @@ fn losses_dropout_detach() {
     );
     // Whole-number targets (i64, as a request's `[1, 0, 0]` becomes) count as values.
     check(t::mse(&p, &i64s(&[1, 0, 0], &[3])), &[1], &[13.0 / 3.0]);
-    let x = t::ones(&device(), &[1000]).unwrap_or_else(|e| panic!("{e}"));
+    let x = t::ones(&device(), &[1000]).expect("a ones tensor");
     let dropped = values(
-        &t::dropout(&device(), &x, 0.5, Some(&mut Rng::seeded(1)))
-            .unwrap_or_else(|e| panic!("{e}")),
+        &t::dropout(&device(), &x, 0.5, Some(&mut Rng::seeded(1))).expect("dropout succeeds"),
     );
     let zeros = dropped.iter().filter(|v| **v == 0.0).count();
     assert!((400..600).contains(&zeros), "{zeros} of 1000 dropped");
@@ -367,7 +369,7 @@ fn convolution_and_pooling() {
         &[6.0, 8.0, 14.0, 16.0],
     );
     // Padding never wins a max: it is -inf (with zeros the negative inputs would lose).
-    let negative = t::neg(&x).unwrap_or_else(|e| panic!("{e}"));
+    let negative = t::neg(&x).expect("neg succeeds");
     check(
         t::max_pool2d(&negative, &pool([3, 3], [1, 1], [1, 1])),
         &[1, 1, 3, 3],
@@ -498,8 +500,8 @@ fn image_ops_refuse_what_does_not_fit() {
         "avg-pool2d",
         &["exceeds the limit"],
     );
-    let big = t::zeros(&device(), &[1, 1, 4096, 4096]).unwrap_or_else(|e| panic!("{e}"));
-    let wide = t::zeros(&device(), &[1, 1, 2048, 2048]).unwrap_or_else(|e| panic!("{e}"));
+    let big = t::zeros(&device(), &[1, 1, 4096, 4096]).expect("a zeros tensor");
+    let wide = t::zeros(&device(), &[1, 1, 2048, 2048]).expect("a zeros tensor");
     refused(
         t::conv2d(&big, &wide, None, &conv([1, 1], [0, 0], [1, 1], 1)),
         "conv2d",
@@ -525,7 +527,7 @@ fn slicing_joining_and_indexing() {
     check(t::slice(&x, -1, -2, 100), &[2, 2], &[2.0, 3.0, 5.0, 6.0]);
     check(t::slice(&x, 0, 0, 1), &[1, 3], &[1.0, 2.0, 3.0]);
     let labels = i64s(&[4, 5, 6], &[3]);
-    let first_two = t::slice(&labels, 0, 0, 2).unwrap_or_else(|e| panic!("{e}"));
+    let first_two = t::slice(&labels, 0, 0, 2).expect("slice succeeds");
     assert_eq!(t::to_i64(&first_two).ok(), Some(vec![4, 5]));
 
     check(
@@ -533,7 +535,7 @@ fn slicing_joining_and_indexing() {
         &[4, 3],
         &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
     );
-    let tail = t::slice(&x, 1, 1, 3).unwrap_or_else(|e| panic!("{e}"));
+    let tail = t::slice(&x, 1, 1, 3).expect("slice succeeds");
     check(
         t::cat(&[x.clone(), tail], 1),
         &[2, 5],
@@ -555,7 +557,7 @@ fn slicing_joining_and_indexing() {
         &[2, 3],
         &[1.0, -9.0, 3.0, 4.0, -9.0, 6.0],
     );
-    let causal = t::causal_mask(&d, 3).unwrap_or_else(|e| panic!("{e}"));
+    let causal = t::causal_mask(&d, 3).expect("a causal mask");
     assert_close(
         &values(&causal),
         &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
@@ -563,7 +565,7 @@ fn slicing_joining_and_indexing() {
     );
     // Attention's use: the future masked with -inf, a softmax over what is left.
     let scores = t::masked_fill(&f32s(&[0.0; 9], &[3, 3]), &causal, f32::NEG_INFINITY)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("masked_fill succeeds");
     check(
         t::softmax(&scores, 1),
         &[3, 3],
@@ -622,7 +624,7 @@ fn batch_norm_trains_on_the_batch_and_evaluates_on_running_statistics() {
         var: &var,
     };
     let trained =
-        t::batch_norm(&x, stats, None, None, 0.1, 1e-12, true).unwrap_or_else(|e| panic!("{e}"));
+        t::batch_norm(&x, stats, None, None, 0.1, 1e-12, true).expect("batch_norm succeeds");
     let (z0, z1) = (1.5f32.sqrt(), (1400.0f32 / 3.0).sqrt());
     let expected = [-z0, -20.0 / z1, 0.0, -10.0 / z1, z0, 30.0 / z1];
     assert_close(&values(&trained.output), &expected, 1e-5);
@@ -639,7 +641,7 @@ fn batch_norm_trains_on_the_batch_and_evaluates_on_running_statistics() {
     };
     let (w, b) = (f32s(&[2.0, 1.0], &[2]), f32s(&[0.5, 0.0], &[2]));
     let evaluated = t::batch_norm(&x, stats, Some(&w), Some(&b), 0.1, 1e-12, false)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("batch_norm succeeds");
     assert!(evaluated.running.is_none());
     let s1 = 70.9f32.sqrt();
     let expected = [
@@ -658,8 +660,8 @@ fn batch_norm_trains_on_the_batch_and_evaluates_on_running_statistics() {
         mean: &mean,
         var: &var,
     };
-    let trained = t::batch_norm(&image, stats, None, None, 1.0, 1e-12, true)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let trained =
+        t::batch_norm(&image, stats, None, None, 1.0, 1e-12, true).expect("batch_norm succeeds");
     let Some((m, v)) = trained.running else {
         panic!("no running statistics")
     };
@@ -772,8 +774,8 @@ fn misuse_is_an_error_not_a_panic() {
     refused(t::matmul(&a, &b), "matmul", &["[2, 3]", "(3 vs 2)"]);
     // Each side within the element limit, the product 2^35 multiply-adds: refused up front.
     let (tall, wide) = (
-        t::ones(&d, &[8192, 512]).unwrap_or_else(|e| panic!("{e}")),
-        t::ones(&d, &[512, 8192]).unwrap_or_else(|e| panic!("{e}")),
+        t::ones(&d, &[8192, 512]).expect("a ones tensor"),
+        t::ones(&d, &[512, 8192]).expect("a ones tensor"),
     );
     refused(
         t::matmul(&tall, &wide),
@@ -781,7 +783,7 @@ fn misuse_is_an_error_not_a_panic() {
         &["67108864 outputs of 512 multiply-adds", "split it"],
     );
     // A pooling visits one cell at a time: its bound is 2^27 cells.
-    let image = t::ones(&d, &[1, 1, 4096, 4096]).unwrap_or_else(|e| panic!("{e}"));
+    let image = t::ones(&d, &[1, 1, 4096, 4096]).expect("a ones tensor");
     let window = t::Pool2dOptions {
         kernel: [16, 16],
         stride: [1, 1],
@@ -856,9 +858,8 @@ type Op<'a> = dyn Fn(&[Tensor]) -> Result<Tensor, TensorError> + 'a;
 
 /// `sum(op(inputs) * w)` for a fixed random `w`, as a plain number.
 fn weighted_sum(op: &Op<'_>, inputs: &[Tensor], weights: &Tensor) -> f64 {
-    let out = op(inputs).unwrap_or_else(|e| panic!("op: {e}"));
-    let loss = t::sum(&t::mul(&out, weights).unwrap_or_else(|e| panic!("{e}")))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = op(inputs).expect("the op succeeds");
+    let loss = t::sum(&t::mul(&out, weights).expect("mul succeeds")).expect("sum succeeds");
     f64::from(values(&loss).first().copied().unwrap_or(f32::NAN))
 }
 
@@ -877,16 +878,15 @@ fn check_gradients(name: &str, inputs: &[(&[f32], &[usize])], op: &Op<'_>) {
 
     let tracked: Vec<Tensor> = plain
         .iter()
-        .map(|x| t::trainable(x.clone()).unwrap_or_else(|e| panic!("{e}")))
+        .map(|x| t::trainable(x.clone()).expect("a trainable tensor"))
         .collect();
     let out = op(&tracked).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let loss = t::sum(&t::mul(&out, &weights).unwrap_or_else(|e| panic!("{e}")))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let loss = t::sum(&t::mul(&out, &weights).expect("mul succeeds")).expect("sum succeeds");
     let mut grads = t::backward(&loss).unwrap_or_else(|e| panic!("{name}: backward: {e}"));
 
     let eps = 1e-2_f32;
     for (i, ((data, shape), x)) in inputs.iter().zip(&tracked).enumerate() {
-        let analytic = match t::take_grad(x, &mut grads).unwrap_or_else(|e| panic!("{e}")) {
+        let analytic = match t::take_grad(x, &mut grads).expect("a gradient") {
             Some(g) => values(&g),
             None => vec![0.0; data.len()],
         };
@@ -1055,11 +1055,9 @@ fn grad_cross_entropy() {
 
 #[test]
 fn detach_cuts_the_graph() {
-    let x = t::trainable(f32s(&A, &[2, 3])).unwrap_or_else(|e| panic!("{e}"));
-    let loss = t::sum(&t::detach(&x)).unwrap_or_else(|e| panic!("{e}"));
-    let e = t::backward(&loss)
-        .err()
-        .unwrap_or_else(|| panic!("backward of a detached loss"));
+    let x = t::trainable(f32s(&A, &[2, 3])).expect("a trainable tensor");
+    let loss = t::sum(&t::detach(&x)).expect("sum succeeds");
+    let e = t::backward(&loss).expect_err("backward of a detached loss fails");
     assert!(e.message.contains("detached"), "{e}");
 }
 
@@ -1391,7 +1389,7 @@ impl Case {
         let tracked: Vec<Tensor> = self
             .inputs
             .iter()
-            .map(|v| t::trainable(v.tensor()).unwrap_or_else(|e| panic!("{e}")))
+            .map(|v| t::trainable(v.tensor()).expect("a trainable tensor"))
             .collect();
         let out = self
             .run(&tracked)
@@ -1407,12 +1405,11 @@ impl Case {
             return found;
         };
         let weights = f32s(&self.weights, &self.output.shape);
-        let loss = t::sum(&t::mul(&out, &weights).unwrap_or_else(|e| panic!("{e}")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let loss = t::sum(&t::mul(&out, &weights).expect("mul succeeds")).expect("sum succeeds");
         let mut computed = t::backward(&loss).unwrap_or_else(|e| panic!("{}: {e}", self.name));
         for (i, (x, expected)) in tracked.iter().zip(grads).enumerate() {
             let grad = t::take_grad(x, &mut computed)
-                .unwrap_or_else(|e| panic!("{e}"))
+                .expect("a gradient")
                 .map_or_else(|| vec![0.0; expected.len()], |g| values(&g));
             compare(&format!("d/d input{i}"), &grad, expected);
         }
@@ -1423,7 +1420,7 @@ impl Case {
 #[test]
 fn every_op_matches_pytorch_in_values_and_gradients() {
     let reference: Reference = serde_json::from_str(include_str!("reference/ops.json"))
-        .unwrap_or_else(|e| panic!("reference/ops.json: {e}"));
+        .expect("reference/ops.json parses");
     let ops: std::collections::BTreeSet<&str> =
         reference.cases.iter().map(|c| c.op.as_str()).collect();
     assert!(

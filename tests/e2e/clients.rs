@@ -4,6 +4,9 @@
 //! TypeScript SDK v2 client with its Tasks extension client. `tests/clients/setup.sh` installs
 //! them, pinned, under the target directory on first use.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 mod http_support;
 #[path = "support.rs"]
 mod support;
@@ -51,7 +54,7 @@ fn clients() -> &'static Clients {
             .arg(clients_dir().join("setup.sh"))
             .arg(&dir)
             .output()
-            .unwrap_or_else(|e| panic!("cannot run tests/clients/setup.sh: {e}"));
+            .expect("tests/clients/setup.sh runs");
         assert!(
             setup.status.success(),
             "installing the MCP clients failed:\n{}",
@@ -90,7 +93,7 @@ struct ServerState {
 
 impl ServerState {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
         let args = [
             "--cache-dir".to_string(),
@@ -169,7 +172,7 @@ fn the_example_agent_trains_tests_and_predicts() {
 /// Runs the Inspector CLI against `target` with `args`; returns its JSON output.
 fn inspector(target: &[&str], args: &[&str], expected_exit: i32) -> Value {
     let clients = clients();
-    let storage = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let storage = tempfile::tempdir().expect("a temporary directory");
     let output = run(
         Command::new(clients.node())
             .arg(clients.package("inspector/clients/launcher/build/index.js"))
@@ -332,8 +335,7 @@ fn the_typescript_sdk_runs_a_training_as_a_task_in_both_generations() {
             .arg(&url),
         0,
     );
-    let summary: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("ts_tasks.mjs printed no JSON: {e}"));
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("ts_tasks.mjs prints JSON");
     assert_eq!(summary.get("ok"), Some(&json!(true)), "{summary}");
     let protocols: Vec<&str> = summary
         .get("sessions")
@@ -390,19 +392,16 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
+        .expect("the server starts");
     if let Some(mut stdin) = server.stdin.take() {
         let request = json!({"id": 1, "method": "lightning.train", "params": {
             "model": {"_target_": SIMPLE, "input_dim": 4, "num_classes": 3},
             "trainer": {"max_epochs": 2, "seed": 9}}});
         std::io::Write::write_all(&mut stdin, format!("{request}\n").as_bytes())
-            .unwrap_or_else(|e| panic!("write: {e}"));
+            .expect("the request is written to stdin");
     }
-    let output = server
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("wait: {e}"));
-    let reply: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not one JSON reply: {e}"));
+    let output = server.wait_with_output().expect("the server's output");
+    let reply: Value = serde_json::from_slice(&output.stdout).expect("one JSON reply");
     let path = reply
         .pointer("/result/structuredContent/checkpoint_path")
         .and_then(Value::as_str)
@@ -415,12 +414,12 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
             .arg(&file),
         0,
     );
-    let python: Value = serde_json::from_slice(&read.stdout)
-        .unwrap_or_else(|e| panic!("read_checkpoint.py printed no JSON: {e}"));
+    let python: Value =
+        serde_json::from_slice(&read.stdout).expect("read_checkpoint.py prints JSON");
 
-    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(&file).expect("the checkpoint file is read");
     let checkpoint =
-        lightning_mcp::checkpoint::decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
+        lightning_mcp::checkpoint::decode(&bytes, true).expect("the checkpoint decodes");
     let (params, meta) = (&checkpoint.params, &checkpoint.meta);
     let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     names.sort_unstable();

@@ -2,6 +2,9 @@
 //! learning-rate schedulers, validation within epochs (`val_check_interval`) and the
 //! learning-curve image.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -401,14 +404,14 @@ fn a_training_can_return_its_learning_curve_as_a_png() {
                 .and_then(Value::as_str)
                 .unwrap_or_default(),
         )
-        .unwrap_or_else(|e| panic!("not base64: {e}"));
+        .expect("base64 image data");
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
         .read_info()
-        .unwrap_or_else(|e| panic!("not a PNG: {e}"));
+        .expect("a PNG header");
     let mut pixels = vec![0; reader.output_buffer_size().unwrap_or(0)];
     let frame = reader
         .next_frame(&mut pixels)
-        .unwrap_or_else(|e| panic!("the PNG does not decode: {e}"));
+        .expect("a decodable PNG frame");
     // Three panels: losses, accuracies, the learning rate.
     assert_eq!(
         (frame.width, frame.height),

@@ -6,6 +6,9 @@
 //! Each test needs a usable adapter (lavapipe — Debian's `mesa-vulkan-drivers` — will do). Without
 //! one a test is skipped with a loud message, unless `CI` is set: there it fails.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -572,10 +575,10 @@ fn uploaded_and_hostile_models_run_on_the_gpu_as_on_the_cpu() {
 
 #[test]
 fn a_model_file_changed_since_loading_is_not_run_on_the_gpu() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("misbehaving.wasm");
     std::fs::write(&file, lightning_mcp_guests::testing::MISBEHAVING)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the model file is written");
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let Some((mut server, _)) = gpu_server(
         &["--models-dir", &dir_arg],
@@ -588,7 +591,7 @@ fn a_model_file_changed_since_loading_is_not_run_on_the_gpu() {
     server.call_tool(0, "lightning.inspect", json!({"what": "models"}));
     let mut changed = lightning_mcp_guests::testing::MISBEHAVING.to_vec();
     changed.extend_from_slice(b"\x00\x05\x04edit");
-    std::fs::write(&file, changed).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, changed).expect("the changed model file is written");
     let model = json!({"_target_": MISBEHAVING, "mode": "chatty"});
     let error = tool_error(&server.call_tool(1, "lightning.train", train(&model, "gpu", 1)));
     assert!(error.contains("changed on disk"), "{error}");

@@ -4,6 +4,9 @@
 //! answers `ping` afterwards. Also: components the models directory must refuse, uploads
 //! with `lightning.register`, and limits a request may lower but never raise.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -19,7 +22,7 @@ const MLP: &str = "lightning_mcp.models.mlp.MLP";
 /// A models directory with every test guest, good and bad, and a copy of a built-in.
 fn models_dir() -> tempfile::TempDir {
     use lightning_mcp_guests::testing;
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
     for (name, wasm) in [
         ("misbehaving.wasm", testing::MISBEHAVING),
         ("sleeper.wasm", testing::SLEEPER),
@@ -30,7 +33,7 @@ fn models_dir() -> tempfile::TempDir {
         ("old-world.wasm", testing::OLD_WORLD),
         ("mlp-copy.wasm", lightning_mcp_guests::MLP),
     ] {
-        std::fs::write(dir.path().join(name), wasm).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(name), wasm).expect("the guest is written");
     }
     dir
 }
@@ -95,7 +98,7 @@ fn ping(server: &mut StdioServer, id: u64) {
 /// Resident and peak memory of the server, in MiB, from /proc.
 fn memory_mib(server: &StdioServer) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the server's /proc status");
     let field = |name: &str| {
         status
             .lines()
@@ -115,7 +118,7 @@ fn no_hostile_guest_harms_its_neighbour_or_the_server() {
     let reference = alone
         .first()
         .and_then(|(r, _)| structured(r).get("metrics").cloned())
-        .unwrap_or_else(|| panic!("no reference run"));
+        .expect("the reference run's metrics");
 
     // (mode, the request's own limits, what the error must say)
     let mut corpus: Vec<(String, Value, Vec<&str>)> = vec![
@@ -474,7 +477,7 @@ fn a_failed_training_leaves_no_empty_run_directory() {
     // The failed run claimed version_1 and wrote nothing into it: it is gone; version_0 stays.
     let logs = server.checkpoint_dir().join("lightning_logs");
     let mut versions: Vec<String> = std::fs::read_dir(&logs)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the lightning_logs directory is listed")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     versions.sort();

@@ -1,5 +1,8 @@
 //! End-to-end tests of Streamable HTTP: the built binary with `--http`, driven over loopback.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 mod http_support;
 
 use http_support::{HttpServer, MCP_HEADERS, initialize, post, send};
@@ -306,7 +309,7 @@ fn stateless_calls_stream_progress_and_closing_the_stream_cancels() {
     );
     assert_eq!(events.header("content-type"), Some("text/event-stream"));
     let events = events.events();
-    let (result, progress) = events.split_last().unwrap_or_else(|| panic!("no events"));
+    let (result, progress) = events.split_last().expect("a result event");
     assert_eq!(
         result.get("id"),
         Some(&json!(4)),
@@ -417,9 +420,7 @@ fn a_session_cancels_by_notification_and_answers_pings_meanwhile() {
                 "params": {"requestId": "long", "reason": "test"}}),
     );
     assert_eq!(cancel.status, 202);
-    let reply = training
-        .join()
-        .unwrap_or_else(|_| panic!("the client thread failed"));
+    let reply = training.join().expect("the client thread does not panic");
     assert_eq!(reply.get("id"), Some(&json!("long")));
     assert_eq!(
         reply.pointer("/error/code"),
@@ -447,9 +448,7 @@ fn sigterm_stops_running_requests_and_exits() {
         server.terminate(),
         "the server should exit cleanly on SIGTERM"
     );
-    let reply = training
-        .join()
-        .unwrap_or_else(|_| panic!("the client thread failed"));
+    let reply = training.join().expect("the client thread does not panic");
     assert!(
         reply
             .pointer("/error/message")
@@ -500,7 +499,7 @@ fn many_simultaneous_trainings_all_complete_in_turn() {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| panic!("a client panicked")))
+            .map(|h| h.join().expect("no client panics"))
             .collect()
     });
     let mut completed = Vec::new();
@@ -546,7 +545,7 @@ fn idle_connections_cannot_starve_a_well_behaved_client() {
     let idle: Vec<TcpStream> = (0..1100)
         .map(|_| {
             let mut stream =
-                TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
+                TcpStream::connect(("127.0.0.1", port)).expect("a connection to the server");
             let _ = stream.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n");
             stream
         })
@@ -576,7 +575,7 @@ fn the_connection_caps_and_the_header_deadline_are_flags() {
     let mut idle: Vec<TcpStream> = (0..10)
         .map(|_| {
             let mut stream =
-                TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect: {e}"));
+                TcpStream::connect(("127.0.0.1", port)).expect("a connection to the server");
             let _ = stream.write_all(b"POST /mcp HTTP/1.1\r\n");
             stream
         })
@@ -584,9 +583,9 @@ fn the_connection_caps_and_the_header_deadline_are_flags() {
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
     assert_eq!(post(port, &[], &ping).status, 200);
     // The newest half-open connection is not evicted, and its header deadline closes it.
-    let last = idle.last_mut().unwrap_or_else(|| panic!("no connection"));
+    let last = idle.last_mut().expect("an idle connection");
     last.set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a read timeout is set");
     let started = Instant::now();
     let mut reply = Vec::new();
     let _ = last.read_to_end(&mut reply);

@@ -22,8 +22,8 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts the binary with `--http --port 0` and `args`; waits for its address.
     pub fn start(args: &[&str]) -> Self {
-        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let cache = tempfile::tempdir().expect("a temporary directory");
+        let checkpoints = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"));
         command
             .args(["--http", "--port", "0", "--log", "info"])
@@ -41,10 +41,10 @@ impl HttpServer {
         let examples = std::env::current_exe()
             .ok()
             .and_then(|test| Some(test.parent()?.parent()?.join("examples")))
-            .unwrap_or_else(|| panic!("cannot locate the examples directory"));
+            .expect("the examples directory beside the test binary");
         let mut command = Command::new(examples.join(name));
         command.args(args);
-        let dir = || tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = || tempfile::tempdir().expect("a temporary directory");
         Self::spawn(command, dir(), dir())
     }
 
@@ -58,14 +58,14 @@ impl HttpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
-        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+            .expect("the server starts");
+        let stderr = child.stderr.take().expect("the server's stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
         let port = loop {
             let line = lines
                 .next()
                 .and_then(Result::ok)
-                .unwrap_or_else(|| panic!("the server exited before listening"));
+                .expect("the server logs its address before exiting");
             if let Some(address) = line.split("address=").nth(1) {
                 let port = address.split_whitespace().next().unwrap_or_default();
                 let port = port.rsplit(':').next().unwrap_or_default();
@@ -126,11 +126,10 @@ pub const MCP_HEADERS: &[(&str, &str)] = &[
 /// Sends one request on a new connection (`Connection: close`); `Host` is 127.0.0.1:port
 /// unless `headers` names one.
 pub fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("cannot connect to the server: {e}"));
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("a connection to the server");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap_or_else(|e| panic!("timeout: {e}"));
+        .expect("a read timeout is set");
     let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
@@ -142,12 +141,10 @@ pub fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     stream
         .write_all(request.as_bytes())
         .and_then(|()| stream.write_all(body.as_bytes()))
-        .unwrap_or_else(|e| panic!("cannot send: {e}"));
+        .expect("the request is sent");
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .unwrap_or_else(|e| panic!("no status line: {e}"));
+    reader.read_line(&mut status_line).expect("a status line");
     let status = status_line
         .split_whitespace()
         .nth(1)
@@ -156,9 +153,7 @@ pub fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("bad header: {e}"));
+        reader.read_line(&mut line).expect("a header line");
         let line = line.trim_end();
         if line.is_empty() {
             break;
@@ -299,7 +294,7 @@ pub fn initialize(port: u16, version: &str) -> (Response, String) {
     );
     let session = reply
         .header("mcp-session-id")
-        .unwrap_or_else(|| panic!("initialize issued no Mcp-Session-Id"))
+        .expect("initialize issues an Mcp-Session-Id")
         .to_string();
     (reply, session)
 }

@@ -1,6 +1,9 @@
 //! End-to-end: the inputs agents really send — class labels as whole-number floats, models
 //! without the sizes the data determines, data that does not fit the model — over stdio.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -127,19 +130,19 @@ fn sizes_come_from_the_data_and_float_labels_are_classes() {
 
 #[test]
 fn data_that_does_not_fit_the_model_names_the_field_and_the_fix() {
-    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
     let (inputs, targets) = clusters(12);
     let mut csv = String::from("a,b,c,d,label\n");
     for (row, class) in inputs.iter().zip(&targets) {
         let row: Vec<String> = row.iter().map(|v| format!("{v:.2}")).collect();
         csv.push_str(&format!("{},{class:.1}\n", row.join(",")));
     }
-    std::fs::write(data_dir.path().join("floats.csv"), &csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(data_dir.path().join("floats.csv"), &csv).expect("floats.csv is written");
     std::fs::write(
         data_dir.path().join("halves.csv"),
         "a,label\n1,0.5\n2,1.0\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("halves.csv is written");
     let dir = data_dir.path().to_string_lossy().into_owned();
     let mut server = StdioServer::start(&["--data-dir", &dir]);
     let train = |server: &mut StdioServer, id: u64, model: Value, data: Value| {

@@ -2,6 +2,9 @@
 //! predictions past it go to a file, a long history is downsampled, listings are cut, and
 //! anything else past it is refused with the fix — over stdio.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -146,13 +149,13 @@ fn a_long_history_is_downsampled_and_metrics_csv_keeps_every_epoch() {
 fn other_results_past_the_bound_are_refused_and_listings_are_cut() {
     let mut server = StdioServer::start(&["--max-result-kb", "16"]);
     let many = server.checkpoint_dir().join("many");
-    std::fs::create_dir_all(&many).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&many).expect("a directory is created");
     for k in 0..300 {
         std::fs::write(
             many.join(format!("epoch={k:03}-step={k:05}.safetensors")),
             b"",
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("an empty checkpoint file is written");
     }
     let listed = server.call_tool(
         1,

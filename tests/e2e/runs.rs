@@ -2,6 +2,8 @@
 //! MCP Tasks (version 1 and the 2026-07-28 extension) by raw JSON-RPC, and a training that
 //! survives its server being killed.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
 // JSON is read by index (a missing field reads as null, failing the assertion that follows).
 #![allow(clippy::indexing_slicing)]
 
@@ -286,7 +288,7 @@ fn a_synchronous_call_is_a_run_too_and_bad_run_requests_say_what_to_fix() {
 
 #[test]
 fn a_killed_server_resumes_its_training_to_the_uninterrupted_metrics() {
-    let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dirs = tempfile::tempdir().expect("a temporary directory");
     let reference = {
         let mut server = StdioServer::start(&[]);
         let trained = server.call_tool(1, "lightning.train", digits(30));
@@ -368,7 +370,7 @@ fn a_killed_server_resumes_its_training_to_the_uninterrupted_metrics() {
 
 #[test]
 fn two_servers_cannot_share_one_run_store() {
-    let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dirs = tempfile::tempdir().expect("a temporary directory");
     let mut first = StdioServer::start_at(&[], dirs.path());
     assert_eq!(runs(&mut first, 1, json!({}))["total"], 0);
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
@@ -376,7 +378,7 @@ fn two_servers_cannot_share_one_run_store() {
         .arg(dirs.path())
         .stdin(std::process::Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the second server runs");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -812,7 +814,7 @@ fn a_run_started_on_one_http_session_is_read_from_another_after_it_closed() {
 fn uploaded_models_and_their_runs_survive_a_restart() {
     use base64::Engine as _;
     const MISBEHAVING: &str = "lightning_mcp.testing.Misbehaving";
-    let dirs = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dirs = tempfile::tempdir().expect("a temporary directory");
     let mut server = StdioServer::start_at(&["--allow-register"], dirs.path());
     let component = base64::engine::general_purpose::STANDARD
         .encode(lightning_mcp_guests::testing::MISBEHAVING);

@@ -3,6 +3,9 @@
 //! configs refused (naming the layer, its type and the shape) before any parameter exists,
 //! and batch norm's running statistics listed as buffers.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 

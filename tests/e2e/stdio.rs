@@ -1,6 +1,9 @@
 //! End-to-end: the built binary over stdio — lifecycle, tools, legacy requests, errors, guest
 //! failures, learning and determinism.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -938,7 +941,7 @@ fn training_writes_a_checkpoint_that_evaluation_and_the_checkpoint_tool_use() {
             .checkpoint_dir()
             .join("lightning_logs/version_0/metrics.csv"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("metrics.csv is read");
     let lines: Vec<&str> = logged.lines().collect();
     assert_eq!(
         lines.first(),
@@ -1194,9 +1197,9 @@ fn weights(server: &StdioServer, result: &Value, key: &str) -> Vec<(String, Vec<
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no {key} in {result}"));
     let file = server.checkpoint_dir().join(path);
-    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{e}"));
+    let bytes = std::fs::read(file).expect("the checkpoint file is read");
     let checkpoint =
-        lightning_mcp::checkpoint::decode(&bytes, true).unwrap_or_else(|e| panic!("{e}"));
+        lightning_mcp::checkpoint::decode(&bytes, true).expect("the checkpoint decodes");
     let mut named: Vec<_> = checkpoint
         .params
         .into_iter()
@@ -1433,7 +1436,7 @@ fn lightnings_trainer_options_and_early_stopping_work() {
 
 #[test]
 fn models_train_on_a_csv_file_under_the_data_dir() {
-    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
     // Three flower-like clusters in 4-D, 30 rows each, labelled by name.
     let mut csv = String::from("sepal_length,sepal_width,petal_length,petal_width,species\n");
     for i in 0..90 {
@@ -1451,9 +1454,9 @@ fn models_train_on_a_csv_file_under_the_data_dir() {
             centre[3] + jitter(3)
         ));
     }
-    std::fs::write(data_dir.path().join("flowers.csv"), &csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(data_dir.path().join("flowers.csv"), &csv).expect("flowers.csv is written");
     std::fs::write(data_dir.path().join("bad.csv"), "a,b,y\n1,2,0\n3,oops,1\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("bad.csv is written");
     let dir_arg = data_dir.path().to_string_lossy().into_owned();
     let mut server = StdioServer::start(&["--data-dir", &dir_arg]);
     let model = json!({"_target_": MLP, "input_dim": 4, "num_classes": 3, "hidden_dims": [16]});
@@ -1558,7 +1561,7 @@ fn a_missing_data_directory_is_named_absolute_with_its_flag() {
     // Relative, as a user types it; the server runs in this test's directory.
     let mut server = StdioServer::start(&["--data-dir", "no-such-data-dir"]);
     let absolute = std::env::current_dir()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a current directory")
         .join("no-such-data-dir");
     let message = tool_error(&server.call_tool(
         1,
@@ -1655,7 +1658,7 @@ fn help_shows_environment_variables_by_name_and_never_their_values() {
         .env("LIGHTNING_MCP_TOKEN", "s3cret-token")
         .env("LIGHTNING_MCP_LOG", "debug")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the help output");
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{help}");
     for name in [
@@ -1676,7 +1679,7 @@ fn help_shows_environment_variables_by_name_and_never_their_values() {
 #[test]
 fn each_epoch_is_logged_to_stderr_with_its_metrics() {
     use std::io::Write as _;
-    let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let checkpoints = tempfile::tempdir().expect("a temporary directory");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
         .arg("--checkpoint-dir")
         .arg(checkpoints.path())
@@ -1685,7 +1688,7 @@ fn each_epoch_is_logged_to_stderr_with_its_metrics() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the server starts");
     let requests = [
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
@@ -1695,12 +1698,12 @@ fn each_epoch_is_logged_to_stderr_with_its_metrics() {
             "name": "lightning.train",
             "arguments": {"model": {"_target_": MLP}, "trainer": {"max_epochs": 2}}}}),
     ];
-    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let mut stdin = child.stdin.take().expect("the server's stdin is piped");
     for request in requests {
-        writeln!(stdin, "{request}").unwrap_or_else(|e| panic!("{e}"));
+        writeln!(stdin, "{request}").expect("a request is written to stdin");
     }
     drop(stdin);
-    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let output = child.wait_with_output().expect("the server's output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("\"completed\""), "{stdout}");

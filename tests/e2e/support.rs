@@ -37,7 +37,7 @@ impl StdioServer {
     /// Starts the binary with `args` (and a private component cache and checkpoint
     /// directory).
     pub fn start(args: &[&str]) -> Self {
-        let checkpoints = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let checkpoints = tempfile::tempdir().expect("a temporary directory");
         let mut server = Self::start_at(args, checkpoints.path());
         server._own_checkpoints = Some(checkpoints);
         server
@@ -46,7 +46,7 @@ impl StdioServer {
     /// Starts the binary with `args`, a private component cache and the checkpoint (and run
     /// store) directory `checkpoints`, which outlives the server.
     pub fn start_at(args: &[&str], checkpoints: &std::path::Path) -> Self {
-        let cache = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let cache = tempfile::tempdir().expect("a temporary directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_lightning-mcp"))
             .args(args)
             .arg("--cache-dir")
@@ -57,8 +57,8 @@ impl StdioServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+            .expect("the server starts");
+        let stdout = child.stdout.take().expect("the server's stdout is piped");
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -100,12 +100,9 @@ impl StdioServer {
 
     /// Writes one raw line.
     pub fn send_raw(&mut self, line: &str) {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .unwrap_or_else(|| panic!("stdin closed"));
-        writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("write: {e}"));
-        stdin.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("a line is written to stdin");
+        stdin.flush().expect("stdin is flushed");
     }
 
     /// The next line the server writes, parsed; every line must be JSON.
@@ -113,7 +110,7 @@ impl StdioServer {
         let line = self
             .lines
             .recv_timeout(REPLY_TIMEOUT)
-            .unwrap_or_else(|e| panic!("no reply from the server: {e}"));
+            .expect("a reply from the server");
         serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout carried a non-JSON line {line:?}: {e}"))
     }
@@ -165,8 +162,7 @@ pub fn assert_text_mirrors_structured(result: &Value) {
         .pointer("/content/0/text")
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no text content in {result}"));
-    let parsed: Value =
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("text is not JSON: {e}"));
+    let parsed: Value = serde_json::from_str(text).expect("the text content is JSON");
     assert_eq!(Some(&parsed), result.get("structuredContent"));
 }
 
@@ -202,12 +198,12 @@ pub fn number(value: &Value, pointer: &str) -> f64 {
 /// A server with the test model `lightning_mcp.testing.Misbehaving` registered from a models
 /// directory (returned, to keep it alive).
 pub fn with_test_model() -> (StdioServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(
         dir.path().join("misbehaving.wasm"),
         lightning_mcp_guests::testing::MISBEHAVING,
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the test model is written");
     let dir_arg = dir.path().to_string_lossy().into_owned();
     (StdioServer::start(&["--models-dir", &dir_arg]), dir)
 }

@@ -1,6 +1,9 @@
 //! End-to-end: the surface an agent pays for before its first call — the `tools/list` budget
 //! and the server's instructions — and the help that holds the rest, on demand.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 

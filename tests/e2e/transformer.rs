@@ -2,6 +2,9 @@
 //! (fixed seed), generates a deterministic continuation from its checkpoint, and names the
 //! field of a bad hyperparameter.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 

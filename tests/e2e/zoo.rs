@@ -1,6 +1,9 @@
 //! End-to-end: the built-in models on the built-in datasets, to the accuracy targets the
 //! README states (fixed seeds), and the dataset options' errors.
 
+// Test code: `expect` says what the test expected (clippy.toml allows it in #[test] fns; the helpers here need this too).
+#![allow(clippy::expect_used)]
+
 #[path = "support.rs"]
 mod support;
 
@@ -78,12 +81,12 @@ fn convnet_reaches_95_percent_test_accuracy_on_digits() {
     let bytes = std::fs::read(server.checkpoint_dir().join(&path))
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     let checkpoint =
-        lightning_mcp::checkpoint::decode(&bytes, false).unwrap_or_else(|e| panic!("{e}"));
+        lightning_mcp::checkpoint::decode(&bytes, false).expect("the checkpoint decodes");
     let running_mean = checkpoint
         .params
         .iter()
         .find(|p| p.name == "blocks.0.norm.running_mean")
-        .unwrap_or_else(|| panic!("no running mean in the checkpoint"));
+        .expect("a running mean in the checkpoint");
     assert!(
         running_mean.values.iter().any(|v| *v != 0.0),
         "training updated the running mean: {:?}",
@@ -229,11 +232,11 @@ fn the_model_template_builds_registers_and_trains() {
             cargo.env_remove(key);
         }
     }
-    let status = cargo.status().unwrap_or_else(|e| panic!("cargo: {e}"));
+    let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "building the template failed");
     let component = build_dir.join("wasm32-wasip2/release/my_model.wasm");
 
-    let models = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let models = tempfile::tempdir().expect("a temporary directory");
     std::fs::copy(&component, models.path().join("my_model.wasm"))
         .unwrap_or_else(|e| panic!("{}: {e}", component.display()));
     let models_arg = models.path().to_string_lossy().into_owned();

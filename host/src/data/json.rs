@@ -154,17 +154,17 @@ mod tests {
             &device,
             100,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a float tensor");
         assert_eq!((x.shape(), x.dtype()), (vec![2, 2], DType::F32));
         assert_eq!(to_f32(&x).ok(), Some(vec![1.0, 2.5, 3.0, 4.0]));
         let y = tensor("y", &json!([0, 2, 1]), Element::Inferred, &device, 100)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a class-index tensor");
         assert_eq!((y.shape(), to_i64(&y).ok()), (vec![3], Some(vec![0, 2, 1])));
         let whole = tensor("y", &json!([0.0, 2.0, 1]), Element::Inferred, &device, 100)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a tensor of whole floats");
         assert_eq!(to_i64(&whole).ok(), Some(vec![0, 2, 1]));
         let r = tensor("y", &json!([0.5, 2]), Element::Inferred, &device, 100)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a tensor of fractions");
         assert_eq!(r.dtype(), DType::F32);
     }
 

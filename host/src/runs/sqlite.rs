@@ -597,13 +597,13 @@ mod tests {
     }
 
     fn store() -> SqliteStore {
-        SqliteStore::in_memory().unwrap_or_else(|e| panic!("{e}"))
+        SqliteStore::in_memory().expect("an in-memory run store")
     }
 
     #[test]
     fn a_run_moves_through_its_lifecycle_and_stays_ended() {
         let store = store();
-        store.insert(&run("a", 1)).unwrap_or_else(|e| panic!("{e}"));
+        store.insert(&run("a", 1)).expect("the run is recorded");
         let working = Update {
             status: Some(Status::Working),
             started_ms: Some(2),
@@ -628,7 +628,7 @@ mod tests {
             .get("a")
             .ok()
             .flatten()
-            .unwrap_or_else(|| panic!("gone"));
+            .expect("the run is still there");
         assert_eq!(got.status, Status::Cancelled);
         assert_eq!(got.started_ms, Some(2));
         assert_eq!(got.finished_ms, Some(3));
@@ -644,20 +644,20 @@ mod tests {
         for i in 0..5 {
             store
                 .insert(&run(&format!("r{i}"), i))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the run is recorded");
         }
         store
             .finish("r1", Status::Completed, None, None, 9)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the run is finished");
         let first = store
             .list(&Filter::default(), None, 2)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a first page");
         let ids: Vec<&str> = first.runs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["r4", "r3"]);
         assert_eq!(first.total, 5);
         let second = store
             .list(&Filter::default(), first.next.as_deref(), 10)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a second page");
         let ids: Vec<&str> = second.runs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["r2", "r1", "r0"]);
         assert_eq!(second.next, None);
@@ -679,12 +679,12 @@ mod tests {
         for i in 0..4 {
             store
                 .insert(&run(&format!("r{i}"), i))
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the run is recorded");
         }
         for id in ["r0", "r1", "r2"] {
             store
                 .finish(id, Status::Completed, None, None, 5)
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the run is finished");
         }
         // r0 expires at 1000; of the others ended, one is kept.
         assert_eq!(store.purge(1_000, 1).unwrap_or_default(), 2);
@@ -701,15 +701,13 @@ mod tests {
     #[test]
     fn history_is_thinned_past_its_bound() {
         let store = store();
-        store.insert(&run("a", 1)).unwrap_or_else(|e| panic!("{e}"));
+        store.insert(&run("a", 1)).expect("the run is recorded");
         for epoch in 0..=MAX_HISTORY_POINTS + 1 {
             let point = Update {
                 history: Some(json!(epoch)),
                 ..Update::default()
             };
-            store
-                .update("a", &point, 2)
-                .unwrap_or_else(|e| panic!("{e}"));
+            store.update("a", &point, 2).expect("the run is updated");
         }
         let history = store.history("a").unwrap_or_default();
         assert!(

@@ -294,7 +294,7 @@ mod tests {
     use crate::runtime::{RuntimeConfig, UploadLimits};
 
     fn with_runs(config: RuntimeConfig) -> Tools {
-        let runs = Runs::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let runs = Runs::in_memory().expect("an in-memory run store");
         Tools::new(Runtime::new(config), Arc::new(runs))
     }
 

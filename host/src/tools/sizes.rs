@@ -269,7 +269,7 @@ mod tests {
     fn sizes_left_out_come_from_the_data() {
         let data = facts(&[4], Targets::Classes(vec![0, 2, 1, 2]), None);
         let fitted = fit(&spec(json!({"lr": 0.1})), &defaults(MLP), None, Some(&data))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the sizes are fitted");
         assert_eq!(
             Value::Object(fitted.spec.hyperparameters),
             json!({"lr": 0.1, "input_dim": 4, "num_classes": 3})
@@ -359,7 +359,7 @@ mod tests {
         let cnn = r#"{"in_channels": 1, "image_size": [8, 8], "num_classes": 10}"#;
         let images = facts(&[3, 16, 16], Targets::Classes(vec![0]), None);
         let fitted = fit(&spec(json!({})), &defaults(cnn), None, Some(&images))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the sizes are fitted");
         assert_eq!(
             fitted.spec.hyperparameters.get("image_size"),
             Some(&json!([16, 16]))
@@ -380,7 +380,7 @@ mod tests {
             Some(&saved),
             None,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sizes are fitted");
         assert_eq!(
             Value::Object(fitted.spec.hyperparameters),
             json!({"lr": 0.1, "input_dim": 4, "num_classes": 3})

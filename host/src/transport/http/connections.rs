@@ -164,25 +164,25 @@ mod tests {
     #[test]
     fn at_a_cap_the_connection_idle_the_longest_makes_room() {
         let connections = Connections::new(3, 2);
-        let mut first = connections.admit(A).unwrap_or_else(|| panic!("room"));
-        let second = connections.admit(A).unwrap_or_else(|| panic!("room"));
+        let mut first = connections.admit(A).expect("room for the connection");
+        let second = connections.admit(A).expect("room for the connection");
         let _busy = second.activity.request();
         // A's third evicts A's idle first, not its busy second.
-        let third = connections.admit(A).unwrap_or_else(|| panic!("room"));
+        let third = connections.admit(A).expect("room for the connection");
         assert!(first.evicted.try_recv().is_ok());
         drop(first);
         assert_eq!(connections.len(), 2);
         // At the server's cap, B evicts the idlest of all: A's third.
-        let _b1 = connections.admit(B).unwrap_or_else(|| panic!("room"));
+        let _b1 = connections.admit(B).expect("room for the connection");
         let mut third = third;
-        let _b2 = connections.admit(B).unwrap_or_else(|| panic!("room"));
+        let _b2 = connections.admit(B).expect("room for the connection");
         assert!(third.evicted.try_recv().is_ok());
     }
 
     #[test]
     fn busy_connections_are_never_evicted() {
         let connections = Connections::new(1, 1);
-        let only = connections.admit(A).unwrap_or_else(|| panic!("room"));
+        let only = connections.admit(A).expect("room for the connection");
         let busy = only.activity.request();
         assert!(connections.admit(A).is_none());
         drop(busy);

@@ -1,9 +1,15 @@
-//! `lightning.train`: builds a registered model and fits it on its data.
+//! `lightning.train`: builds a registered model and fits it on its data. Its result types are
+//! in [`output`], the progress it reports in [`reporter`].
+
+mod output;
+mod reporter;
+
+pub use output::{ResumedFrom, TrainOutput, TrainedModel, TrainerReport};
+use reporter::Reporter;
 
 use super::accelerator::{DeviceReport, Placement};
 use super::args::{self, DataArgs, LimitsArg, ModelSpec, TrainerArgs, TrainerOptions};
 use super::checkpoint::{Checkpointer, Restored};
-use super::data::DataReport;
 use super::model_run::{
     self, RunModel, RunRequest, Settled, num_parameters, of_model, run_failed, settle,
 };
@@ -14,15 +20,13 @@ use crate::data::Dataset;
 use crate::plot;
 use crate::protocol::{CallContext, CallToolResult, Image, LogLevel, ToolDefinition};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestLine, Limits, ModelInstance, RegisteredModel, Split};
-use crate::trainer::{
-    self, EpochRecord, FitConfig, FitObserver, FitProgress, FitStart, Metrics, TrainingState,
-};
+use crate::sandbox::{Limits, ModelInstance, RegisteredModel, Split};
+use crate::trainer::{self, EpochRecord, FitConfig, FitStart};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The tool's name.
 pub const NAME: &str = "lightning.train";
@@ -83,101 +87,6 @@ pub(super) fn parse(arguments: &Value, limits: &Limits) -> Result<Request, Strin
         },
         plot: args.plot.unwrap_or(false),
     })
-}
-
-/// What a successful `lightning.train` returns (its `structuredContent`).
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TrainOutput {
-    /// `completed`.
-    pub status: &'static str,
-    /// The model trained.
-    pub model: TrainedModel,
-    /// The trainer settings used and where the fit ended.
-    pub trainer: TrainerReport,
-    /// Per-epoch means of the last epoch's logged values (`train_loss`, ...) and of the last
-    /// validation (`val_loss`, `val_acc`, ...).
-    pub metrics: Metrics,
-    /// The run's directory, relative to the server's checkpoint directory
-    /// (`lightning_logs/version_N`, holding `metrics.csv` and `checkpoints/`); `null` when
-    /// neither the logger nor checkpointing is on.
-    pub log_dir: Option<String>,
-    /// The checkpoint to use, relative to the server's checkpoint directory: the last epoch's,
-    /// or with a model-checkpoint callback its best (Lightning's `best_model_path`); `null`
-    /// with `trainer.enable_checkpointing: false`.
-    pub checkpoint_path: Option<String>,
-    /// The monitored metric of that best checkpoint (Lightning's `best_model_score`).
-    pub best_model_score: Option<f64>,
-    /// Where the data came from, when it was a file (`data.csv`).
-    pub data: Option<DataReport>,
-    /// The checkpoint training resumed from (`ckpt_path`), and where it stood.
-    pub resumed_from: Option<ResumedFrom>,
-    /// Every epoch's metrics, in order, and those of validations within epochs
-    /// (`val_check_interval`).
-    ///
-    /// At most 100 records: a longer run's are evenly spaced, the first and last kept
-    /// (`metrics.csv` in `log_dir` has every epoch).
-    pub history: Vec<EpochRecord>,
-    /// When `history` was downsampled: how many records the run had.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history_records: Option<usize>,
-    /// Training samples per second of the fit (its steps, backward passes and validation).
-    pub samples_per_second: f64,
-    /// Wall-clock time of the whole call.
-    pub duration_seconds: f64,
-    /// With `plot: true`, why the learning curve could not be drawn (the training stands).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plot_error: Option<String>,
-}
-
-/// The model part of a training result.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TrainedModel {
-    /// Its class, target and size.
-    #[serde(flatten)]
-    pub model: RunModel,
-    /// The hyperparameters the model resolved (given ones plus defaults).
-    pub hyperparameters: Map<String, Value>,
-    /// The hyperparameters the request left out and the data determined (`input_dim`,
-    /// `num_classes`, ...).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub from_data: Vec<String>,
-}
-
-/// Where a resumed training started.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ResumedFrom {
-    /// The checkpoint, relative to the server's checkpoint directory.
-    pub ckpt_path: String,
-    /// The first epoch this call trained.
-    pub epoch: u32,
-    /// Optimizer steps taken before.
-    pub global_step: u64,
-    /// Whether the checkpoint held the optimizer's state (a weights-only checkpoint, as
-    /// `lightning.checkpoint` `save` writes, restarts the optimizer).
-    pub optimizer_state: bool,
-}
-
-/// The trainer part of a training result.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TrainerReport {
-    /// Epochs asked for.
-    pub max_epochs: u32,
-    /// Step limit, `-1` for none.
-    pub max_steps: i64,
-    /// The accelerator used: `cpu` or `gpu`.
-    pub accelerator: &'static str,
-    /// Devices used.
-    pub devices: u32,
-    /// The device trained on.
-    pub device: DeviceReport,
-    /// The seed of initialisation, shuffling and dropout.
-    pub seed: u64,
-    /// Epochs run.
-    pub current_epoch: u32,
-    /// Optimizer steps taken.
-    pub global_step: u64,
-    /// Whether the early-stopping callback ended the fit.
-    pub stopped_early: bool,
 }
 
 /// The options `tools/list` shows inside `lightning.train`'s object arguments.
@@ -592,124 +501,4 @@ fn resume_point(
         optimizer_state,
     };
     Ok((start, Some(resumed)))
-}
-
-/// Turns the fit's progress into MCP notifications: progress after every epoch (and at most
-/// every [`STEP_PROGRESS_INTERVAL`] within one), a log message per epoch, and the caller's
-/// cancellation.
-struct Reporter<'a, 'b> {
-    ctx: &'a CallContext<'b>,
-    last_sent: Instant,
-    checkpointer: Option<Checkpointer<'a>>,
-    /// The epoch record waiting for its checkpoint moment, to be recorded as a history
-    /// point with the checkpoint written then.
-    pending: Option<Value>,
-}
-
-/// The logger name of what the model prints.
-const MODEL_LOGGER: &str = "model";
-
-/// The shortest time between two progress notifications inside an epoch.
-const STEP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
-
-impl<'a, 'b> Reporter<'a, 'b> {
-    fn new(ctx: &'a CallContext<'b>, checkpointer: Option<Checkpointer<'a>>) -> Self {
-        Self {
-            ctx,
-            last_sent: Instant::now(),
-            checkpointer,
-            pending: None,
-        }
-    }
-
-    /// Records the pending epoch point, with `checkpoint` when one was written for it.
-    fn record_point(&mut self, checkpoint: Option<String>) {
-        if let Some(mut point) = self.pending.take() {
-            if let (Some(path), Value::Object(fields)) = (checkpoint, &mut point) {
-                fields.insert("checkpoint".into(), json!(path));
-            }
-            self.ctx.point(&point);
-        }
-    }
-
-    fn send(&mut self, progress: &FitProgress, message: String) {
-        self.ctx.progress(
-            progress.global_step as f64,
-            Some(progress.total_steps as f64),
-            &message,
-        );
-        self.last_sent = Instant::now();
-    }
-}
-
-impl FitObserver for Reporter<'_, '_> {
-    fn cancelled(&self) -> bool {
-        self.ctx.is_cancelled()
-    }
-
-    fn checkpoint(
-        &mut self,
-        model: &ModelInstance,
-        state: &TrainingState<'_>,
-        record: &EpochRecord,
-    ) -> Result<(), String> {
-        let written = match &mut self.checkpointer {
-            Some(checkpointer) => checkpointer.save_point(model, state, record)?,
-            None => None,
-        };
-        self.record_point(written);
-        Ok(())
-    }
-
-    fn step_end(&mut self, progress: &FitProgress) {
-        // The epoch's last step is reported by `epoch_end`, with the epoch's metrics.
-        let last_of_epoch = progress.batch >= progress.batches;
-        if !last_of_epoch
-            && self.ctx.wants_progress()
-            && self.last_sent.elapsed() >= STEP_PROGRESS_INTERVAL
-        {
-            let message = format!(
-                "epoch {}/{}: step {}/{}",
-                progress.epoch + 1,
-                progress.max_epochs,
-                progress.global_step,
-                progress.total_steps
-            );
-            self.send(progress, message);
-        }
-    }
-
-    fn model_output(&mut self, lines: Vec<GuestLine>) {
-        for line in lines {
-            let level = match line.stream {
-                "stderr" => LogLevel::Warning,
-                _ => LogLevel::Info,
-            };
-            self.ctx.log(level, MODEL_LOGGER, json!(line.text));
-        }
-    }
-
-    fn epoch_end(&mut self, progress: &FitProgress, metrics: &Metrics) {
-        let figures: Vec<String> = metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-        let message = format!(
-            "epoch {}/{} done, step {}/{}: {}",
-            progress.epoch + 1,
-            progress.max_epochs,
-            progress.global_step,
-            progress.total_steps,
-            figures.join(" ")
-        );
-        // To the server's stderr too, so that a one-line stdio run shows its progress.
-        tracing::info!(target: "lightning_mcp::train", "{message}");
-        let point = json!({
-            "epoch": progress.epoch,
-            "global_step": progress.global_step,
-            "metrics": metrics,
-        });
-        self.ctx.log(LogLevel::Info, NAME, point.clone());
-        // An epoch without a checkpoint moment is recorded at the next epoch's end.
-        self.record_point(None);
-        self.pending = Some(point);
-        self.send(progress, message);
-    }
 }

@@ -46,7 +46,7 @@ mod tensor;
 pub use error::{Error, Result};
 pub use export::Exporter;
 pub use module::{Dataset, LightningModule, Split};
-pub use optim::{Interval, LrScheduler, Optimization, Optimizer, Schedule};
+pub use optim::{Interval, LrScheduler, Optimization, Optimizer, OptimizerName, Schedule};
 pub use tensor::{Conv2dOptions, DType, Pool2dOptions, Tensor};
 
 /// Declares trainable parameters and buffers; only valid inside [`LightningModule::new`].
@@ -82,7 +82,7 @@ pub mod prelude {
     pub use crate::param::Init;
     pub use crate::{
         Conv2dOptions, Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer,
-        Pool2dOptions, Result, Schedule, Split, Tensor, export_model,
+        OptimizerName, Pool2dOptions, Result, Schedule, Split, Tensor, export_model,
     };
     pub use serde::{Deserialize, Serialize};
 }

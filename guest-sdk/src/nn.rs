@@ -4,6 +4,10 @@ use crate::param::{Init, buffer, parameter};
 use crate::{Conv2dOptions, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// A sliding window along one axis: the output sizes of a convolution or pooling, computed as
+/// the host computes them.
+pub use lightning_mcp_shapes::Window;
+
 /// Configuration of a [`Linear`] layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearConfig {

@@ -47,6 +47,45 @@ pub enum Optimizer {
     },
 }
 
+/// An optimizer by name, as a model's hyperparameters take it (`"adam"`, `"adamw"`, `"sgd"`):
+/// PyTorch's defaults besides the learning rate.
+///
+/// ```no_run
+/// use lightning_mcp_guest_sdk::prelude::*;
+///
+/// #[derive(Deserialize)]
+/// struct Hparams {
+///     optimizer: OptimizerName,
+///     lr: f32,
+/// }
+///
+/// let h: Hparams = serde_json::from_str(r#"{"optimizer": "sgd", "lr": 0.1}"#)?;
+/// assert_eq!(h.optimizer.with_lr(h.lr), Optimizer::sgd(0.1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    /// [`Optimizer::adam`].
+    #[default]
+    Adam,
+    /// [`Optimizer::adamw`].
+    Adamw,
+    /// [`Optimizer::sgd`].
+    Sgd,
+}
+
+impl OptimizerName {
+    /// The optimizer with learning rate `lr`.
+    pub fn with_lr(self, lr: f32) -> Optimizer {
+        match self {
+            Self::Adam => Optimizer::adam(lr),
+            Self::Adamw => Optimizer::adamw(lr),
+            Self::Sgd => Optimizer::sgd(lr),
+        }
+    }
+}
+
 impl Optimizer {
     /// Plain SGD with learning rate `lr`.
     pub fn sgd(lr: f32) -> Self {

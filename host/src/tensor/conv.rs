@@ -8,6 +8,7 @@ use burn::backend::Dispatch;
 use burn::tensor::Tensor as BurnTensor;
 use burn::tensor::module;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use lightning_mcp_shapes::Window;
 
 /// A `(height, width)` pair.
 pub type Pair = [usize; 2];
@@ -64,29 +65,29 @@ fn symmetric([h, w]: Pair) -> [(usize, usize); 2] {
 }
 
 /// The output extent of a window of `kernel` cells, `dilation` apart, sliding by `stride` over
-/// `input` cells with `padding` on each side.
+/// `input` cells with `padding` on each side (the arithmetic the guests share).
 fn extent(
     op: &'static str,
     axis: &str,
     input: usize,
     kernel: usize,
-    o: (usize, usize, usize),
+    (stride, padding, dilation): (usize, usize, usize),
 ) -> Result<usize, TensorError> {
-    let (stride, padding, dilation) = o;
-    let window = dilation
-        .checked_mul(kernel.saturating_sub(1))
-        .and_then(|w| w.checked_add(1));
-    let padded = padding.checked_mul(2).and_then(|p| p.checked_add(input));
-    match (window, padded) {
-        (Some(window), Some(padded)) if window <= padded => Ok((padded - window) / stride + 1),
-        _ => Err(err(
+    let window = Window {
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    window.output(input).ok_or_else(|| {
+        err(
             op,
             format!(
                 "the {axis} window ({kernel} cells, dilation {dilation}) is larger than the \
                  padded input ({input} + 2 × {padding})"
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// Largest stride or dilation (a larger one wraps around in the GPU kernels' index maths).

@@ -74,7 +74,7 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
 
     fn forward(inputs: RawTensor) -> Result<RawTensor, String> {
         let inputs = Tensor::from_raw(inputs);
-        with_model::<M, _>(|m| m.forward(&inputs)).map(Tensor::into_raw)
+        with_model::<M, _>(|m| m.forward(&inputs)?.into_raw())
     }
 
     fn training_step(
@@ -83,7 +83,7 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
         batch_index: u32,
     ) -> Result<RawTensor, String> {
         let (inputs, targets) = (Tensor::from_raw(inputs), Tensor::from_raw(targets));
-        with_model::<M, _>(|m| m.training_step(inputs, targets, batch_index)).map(Tensor::into_raw)
+        with_model::<M, _>(|m| m.training_step(inputs, targets, batch_index)?.into_raw())
     }
 
     fn validation_step(
@@ -102,7 +102,7 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
 
     fn predict_step(inputs: RawTensor, batch_index: u32) -> Result<RawTensor, String> {
         let inputs = Tensor::from_raw(inputs);
-        with_model::<M, _>(|m| m.predict_step(inputs, batch_index)).map(Tensor::into_raw)
+        with_model::<M, _>(|m| m.predict_step(inputs, batch_index)?.into_raw())
     }
 
     fn configure_optimizers() -> wit::Optimization {
@@ -120,18 +120,18 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
             wit::Split::Test => Split::Test,
             wit::Split::Predict => Split::Predict,
         };
-        let dataset = with_model::<M, _>(|m| m.dataset(split, seed))?;
-        Ok(dataset.map(
-            |Dataset {
-                 inputs,
-                 targets,
-                 batch_size,
-             }| wit::ModelData {
-                inputs: inputs.into_raw(),
-                targets: targets.map(Tensor::into_raw),
-                batch_size,
-            },
-        ))
+        with_model::<M, _>(|m| m.dataset(split, seed)?.map(Dataset::into_wit).transpose())
+    }
+}
+
+impl Dataset {
+    /// The dataset as the contract hands it over.
+    fn into_wit(self) -> Result<wit::ModelData> {
+        Ok(wit::ModelData {
+            inputs: self.inputs.into_raw()?,
+            targets: self.targets.map(Tensor::into_raw).transpose()?,
+            batch_size: self.batch_size,
+        })
     }
 }
 

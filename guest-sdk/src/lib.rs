@@ -106,7 +106,9 @@ pub mod __private {
     pub use wit_bindgen;
 
     /// The raw handle inside a [`Tensor`](crate::Tensor), for tests that forge handles.
-    pub fn into_raw(t: crate::Tensor) -> crate::wit::lightning::model::tensors::Tensor {
+    pub fn into_raw(
+        t: crate::Tensor,
+    ) -> crate::Result<crate::wit::lightning::model::tensors::Tensor> {
         t.into_raw()
     }
 }

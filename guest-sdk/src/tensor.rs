@@ -3,6 +3,7 @@
 use crate::wit::lightning::model::{log as raw_log, params as raw_params, tensors as raw};
 use crate::{Error, Result};
 use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::rc::Rc;
 
 /// Element type of a [`Tensor`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,15 +78,16 @@ impl From<Pool2dOptions> for raw::Pool2dOptions {
 
 /// A tensor that lives on the host. Every op runs there, in Burn, with autodiff.
 ///
-/// Dropping it frees the host memory. Dims may be negative (counted from the end).
+/// Cloning it is cheap: the clones share one host handle (no host call, no copy), and dropping
+/// the last one frees the host memory. Dims may be negative (counted from the end).
 ///
 /// ```ignore
 /// let x = Tensor::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
 /// let y = (&x * 2.0)?.relu()?;   // operators return Result too
 /// let loss = y.mean()?;          // shape [1]
 /// ```
-#[derive(Debug)]
-pub struct Tensor(raw::Tensor);
+#[derive(Clone, Debug)]
+pub struct Tensor(Rc<raw::Tensor>);
 
 fn dims(shape: &[usize]) -> Result<Vec<u32>> {
     shape
@@ -96,15 +98,20 @@ fn dims(shape: &[usize]) -> Result<Vec<u32>> {
 
 impl Tensor {
     pub(crate) fn from_raw(raw: raw::Tensor) -> Self {
-        Self(raw)
+        Self(Rc::new(raw))
     }
 
-    pub(crate) fn into_raw(self) -> raw::Tensor {
-        self.0
+    /// The handle to give the host: this tensor's own, or a new handle to the same values
+    /// while clones of it live on.
+    pub(crate) fn into_raw(self) -> Result<raw::Tensor> {
+        match Rc::try_unwrap(self.0) {
+            Ok(raw) => Ok(raw),
+            Err(shared) => shared.cast(shared.dtype()).map_err(Error::from),
+        }
     }
 
     fn wrap(r: Result<raw::Tensor, raw::TensorError>) -> Result<Self> {
-        r.map(Self).map_err(Error::from)
+        r.map(Self::from_raw).map_err(Error::from)
     }
 
     /// An f32 tensor from row-major `data`.
@@ -318,7 +325,7 @@ impl Tensor {
             dilation: options.dilation,
             groups: options.groups,
         };
-        Self::wrap(self.0.conv2d(&weight.0, bias.map(|b| &b.0), options))
+        Self::wrap(self.0.conv2d(&weight.0, bias.map(|b| &*b.0), options))
     }
     /// 2-D max pooling of `[n, c, h, w]`, as PyTorch's `max_pool2d`.
     pub fn max_pool2d(&self, options: Pool2dOptions) -> Result<Self> {
@@ -339,7 +346,7 @@ impl Tensor {
     }
     /// `tensors` joined along `dim` (PyTorch's `cat`).
     pub fn cat(tensors: &[&Tensor], dim: i32) -> Result<Self> {
-        let raw: Vec<&raw::Tensor> = tensors.iter().map(|t| &t.0).collect();
+        let raw: Vec<&raw::Tensor> = tensors.iter().map(|t| &*t.0).collect();
         Self::wrap(raw::Tensor::cat(&raw, dim))
     }
     /// The entries of `dim` at i64 `indices` `[k]` (PyTorch's `index_select`).
@@ -370,7 +377,7 @@ impl Tensor {
     ) -> Result<Self> {
         Self::wrap(
             self.0
-                .layer_norm(weight.map(|w| &w.0), bias.map(|b| &b.0), eps),
+                .layer_norm(weight.map(|w| &*w.0), bias.map(|b| &*b.0), eps),
         )
     }
     /// Batch normalisation over dim 1 of `[n, c, ...]`, as PyTorch's `F.batch_norm`: in a
@@ -388,8 +395,8 @@ impl Tensor {
         Self::wrap(self.0.batch_norm(
             &running_mean.0,
             &running_var.0,
-            weight.map(|w| &w.0),
-            bias.map(|b| &b.0),
+            weight.map(|w| &*w.0),
+            bias.map(|b| &*b.0),
             momentum,
             eps,
         ))
@@ -409,7 +416,18 @@ impl Tensor {
     }
     /// The same values without gradient tracking.
     pub fn detach(&self) -> Self {
-        Self(self.0.detach())
+        Self::from_raw(self.0.detach())
+    }
+
+    /// The same values as `dtype`, on the host: f32 to i64 truncates toward zero (NaN becomes
+    /// 0, values beyond ±2³¹ saturate), i64 to f32 rounds to the nearest f32. Casting to i64
+    /// leaves the autodiff graph.
+    pub fn cast(&self, dtype: DType) -> Result<Self> {
+        let dtype = match dtype {
+            DType::F32 => raw::Dtype::F32,
+            DType::I64 => raw::Dtype::I64,
+        };
+        Self::wrap(self.0.cast(dtype))
     }
 
     /// Fraction of rows whose argmax over the last dim equals the i64 `labels`, shape `[1]`.

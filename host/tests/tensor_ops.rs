@@ -109,6 +109,32 @@ fn creation_and_readback() {
 }
 
 #[test]
+fn cast_converts_on_the_host_as_to_i64_reads() {
+    let floats = f32s(&[1.7, -1.7, 2.0, f32::NAN, 1e30, -1e30], &[2, 3]);
+    let ints = t::cast(&floats, t::DType::I64).expect("f32 to i64");
+    assert_eq!((ints.dtype(), ints.shape()), (t::DType::I64, vec![2, 3]));
+    let read = t::to_i64(&ints).expect("i64 values");
+    assert_eq!(
+        read.get(..3),
+        Some(&[1, -1, 2][..]),
+        "truncated toward zero"
+    );
+    assert_eq!(read.get(3), Some(&0), "NaN becomes 0");
+    assert_eq!(
+        read.get(4..),
+        Some(&[i64::from(i32::MAX), i64::from(i32::MIN)][..]),
+        "beyond 32 bits saturates"
+    );
+    let back = t::cast(&i64s(&[3, -1, 7], &[3]), t::DType::F32).expect("i64 to f32");
+    assert_eq!(
+        (back.dtype(), values(&back)),
+        (t::DType::F32, vec![3.0, -1.0, 7.0])
+    );
+    let same = t::cast(&back, t::DType::F32).expect("f32 to f32");
+    assert_eq!(values(&same), values(&back));
+}
+
+#[test]
 fn elementwise_with_broadcasting() {
     let a = f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
     let row = f32s(&[10.0, 20.0, 30.0], &[3]);

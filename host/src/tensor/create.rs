@@ -1,6 +1,7 @@
-//! Tensors made from guest data, constants and seeded noise, and read back as numbers.
+//! Tensors made from guest data, constants and seeded noise, cast between dtypes, and read
+//! back as numbers.
 
-use super::ops::{OpResult, check_shape, err, int_tensor};
+use super::ops::{OpResult, check_shape, err, float_tensor, int_tensor};
 use super::{DType, Device, Rng, Tensor, TensorError, guarded, with_rank};
 use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData};
 
@@ -110,6 +111,30 @@ pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
                 .try_into_vec_as::<i64>()
                 .map_err(|e| err(OP, format!("{e:?}")))
         }
+    }
+}
+
+/// `t` as `dtype`, on its device: f32 to i64 truncates toward zero (NaN becomes 0, values
+/// beyond ±2³¹ saturate: the backends hold integers in 32 bits), i64 to f32 rounds to the
+/// nearest f32; to its own dtype, `t` itself. A cast to i64 leaves the autodiff graph; one to
+/// f32 starts untracked.
+pub fn cast(t: &Tensor, dtype: DType) -> OpResult {
+    const OP: &str = "cast";
+    match (t.dtype(), dtype) {
+        (DType::F32, DType::I64) => with_rank!(OP, t.rank(), D => guarded(OP, || {
+            let x = float_tensor::<D>(t);
+            let nan = x.clone().is_nan();
+            x.mask_fill(nan, 0.0)
+                .clamp(i32::MIN as f32, i32::MAX as f32)
+                .int()
+                .into_bridge()
+        })?)
+        .map(Tensor::from_bridge),
+        (DType::I64, DType::F32) => with_rank!(OP, t.rank(), D => guarded(OP, || {
+            int_tensor::<D>(t).float().into_bridge()
+        })?)
+        .map(Tensor::from_bridge),
+        (DType::F32, DType::F32) | (DType::I64, DType::I64) => Ok(t.clone()),
     }
 }
 

@@ -174,6 +174,14 @@ impl tensors::HostTensor for HostState {
         Ok(tensor::to_i64(&self.get(&t)?)?)
     }
 
+    fn cast(&mut self, t: Resource<GuestTensor>, dtype: tensors::Dtype) -> OpReply {
+        let dtype = match dtype {
+            tensors::Dtype::F32 => DType::F32,
+            tensors::Dtype::I64 => DType::I64,
+        };
+        self.unary(t, |x| tensor::cast(x, dtype))
+    }
+
     fn add(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
         self.binary(a, b, tensor::add)
     }

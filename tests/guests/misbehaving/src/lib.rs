@@ -214,7 +214,7 @@ impl LightningModule for Misbehaving {
                 inputs.matmul(&wrong)
             }
             "stale_handle" => {
-                let raw = lightning_mcp_guest_sdk::__private::into_raw(Tensor::zeros(&[2, 2])?);
+                let raw = lightning_mcp_guest_sdk::__private::into_raw(Tensor::zeros(&[2, 2])?)?;
                 let handle = raw.handle();
                 drop(raw);
                 // SAFETY: deliberately not: this forges a handle the host already freed.

@@ -114,8 +114,12 @@ pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
     }
 }
 
+/// The largest f32 below 2³¹ (2³¹ - 128): where a cast to i64 saturates, the same on every
+/// backend (a GPU clamps there, the CPU at 2³¹ - 1).
+const LARGEST_F32_IN_I32: f32 = 2_147_483_520.0;
+
 /// `t` as `dtype`, on its device: f32 to i64 truncates toward zero (NaN becomes 0, values
-/// beyond ±2³¹ saturate: the backends hold integers in 32 bits), i64 to f32 rounds to the
+/// beyond ±2³¹ saturate, at -2³¹ and 2³¹ - 128: the backends hold integers in 32 bits), i64 to f32 rounds to the
 /// nearest f32; to its own dtype, `t` itself. A cast to i64 leaves the autodiff graph; one to
 /// f32 starts untracked.
 pub fn cast(t: &Tensor, dtype: DType) -> OpResult {
@@ -125,7 +129,7 @@ pub fn cast(t: &Tensor, dtype: DType) -> OpResult {
             let x = float_tensor::<D>(t);
             let nan = x.clone().is_nan();
             x.mask_fill(nan, 0.0)
-                .clamp(i32::MIN as f32, i32::MAX as f32)
+                .clamp(i32::MIN as f32, LARGEST_F32_IN_I32)
                 .int()
                 .into_bridge()
         })?)

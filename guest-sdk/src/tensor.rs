@@ -421,8 +421,7 @@ impl Tensor {
 
     /// The same values as `dtype`, on the host: f32 to i64 truncates toward zero (NaN becomes
     /// 0, values beyond ±2³¹ saturate at -2³¹ and 2³¹ - 128), i64 to f32 rounds to the nearest
-    /// f32. Casting to i64
-    /// leaves the autodiff graph.
+    /// f32. Casting to i64 leaves the autodiff graph.
     pub fn cast(&self, dtype: DType) -> Result<Self> {
         let dtype = match dtype {
             DType::F32 => raw::Dtype::F32,

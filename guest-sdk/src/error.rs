@@ -17,8 +17,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with this message.
     ///
-    /// ```ignore
-    /// return Err(Error::new("num_classes must be at least 2"));
+    /// ```
+    /// use lightning_mcp_guest_sdk::{Error, Result};
+    ///
+    /// fn classes(n: u32) -> Result<u32> {
+    ///     if n < 2 {
+    ///         return Err(Error::new("num_classes must be at least 2"));
+    ///     }
+    ///     Ok(n)
+    /// }
+    /// assert_eq!(classes(1).unwrap_err().message(), "num_classes must be at least 2");
     /// ```
     pub fn new(message: impl Into<String>) -> Self {
         Self {

@@ -66,6 +66,7 @@ impl<M: LightningModule> wit::Guest for Exporter<M> {
 
     fn init(hyperparameters: String) -> Result<String, String> {
         let hparams = parse_hyperparameters::<M>(&hyperparameters).map_err(|e| e.to_string())?;
+        crate::naming::reset();
         let model = M::new(&hparams).map_err(|e| e.to_string())?;
         let resolved = serde_json::to_string(&hparams).map_err(|e| e.to_string())?;
         MODEL.with(|cell| *cell.borrow_mut() = Some(Box::new(model)));

@@ -4,14 +4,27 @@
 //! It sees only [`Tensor`]s (handles to tensors that live on the host, where Burn runs every op
 //! with autodiff), [`param`]eters the host owns and trains, and [`log`] for metrics.
 //!
-//! ```ignore
+//! ```no_run
 //! use lightning_mcp_guest_sdk::prelude::*;
+//! use lightning_mcp_guest_sdk::log;
 //!
-//! #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+//! /// What a request's `model` object may set; defaults and bounds beside each field.
+//! #[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 //! #[serde(default, deny_unknown_fields)]
-//! struct Hparams { input_dim: u32, num_classes: u32 }
+//! struct Hparams {
+//!     #[hparam(default = 4, range = 1..=4096)]
+//!     input_dim: u32,
+//!     #[hparam(default = 3, range = 2..=4096)]
+//!     num_classes: u32,
+//!     #[hparam(default = 0.01, check = check::learning_rate)]
+//!     lr: f32,
+//!     optimizer: OptimizerName,
+//! }
 //!
-//! struct Tiny { layer: Linear }
+//! struct Tiny {
+//!     layer: Linear,
+//!     hparams: Hparams,
+//! }
 //!
 //! impl LightningModule for Tiny {
 //!     type Hyperparameters = Hparams;
@@ -19,10 +32,22 @@
 //!     const SUMMARY: &'static str = "One linear layer.";
 //!
 //!     fn new(h: &Hparams) -> Result<Self> {
-//!         Ok(Self { layer: LinearConfig::new(h.input_dim, h.num_classes).init("layer")? })
+//!         h.validate()?;
+//!         // Parameters `linear_0.weight` and `linear_0.bias`.
+//!         let layer = LinearConfig::new(h.input_dim, h.num_classes).build()?;
+//!         Ok(Self { layer, hparams: h.clone() })
 //!     }
+//!
 //!     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
 //!         self.layer.forward(x) // [batch, input_dim] -> [batch, num_classes]
+//!     }
+//!
+//!     fn training_step(&mut self, x: Tensor, y: Tensor, _batch: u32) -> Result<Tensor> {
+//!         log::classification("train", &self.forward(&x)?, &y)
+//!     }
+//!
+//!     fn configure_optimizers(&self) -> Optimization {
+//!         self.hparams.optimizer.with_lr(self.hparams.lr).into()
 //!     }
 //! }
 //!
@@ -39,12 +64,14 @@ pub mod check;
 mod error;
 mod export;
 mod module;
+mod naming;
 pub mod nn;
 mod optim;
 mod tensor;
 
 pub use error::{Error, Result};
 pub use export::Exporter;
+pub use lightning_mcp_guest_sdk_derive::Hyperparameters;
 pub use module::{Dataset, LightningModule, Split};
 pub use optim::{Interval, LrScheduler, Optimization, Optimizer, OptimizerName, Schedule};
 pub use tensor::{Conv2dOptions, DType, Pool2dOptions, Tensor};
@@ -75,14 +102,15 @@ pub mod log {
 
 /// Everything a model author usually needs.
 pub mod prelude {
+    pub use crate::check::{self, Validate};
     pub use crate::nn::{
         Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Embedding,
-        EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+        EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, scope,
     };
     pub use crate::param::Init;
     pub use crate::{
-        Conv2dOptions, Dataset, Error, LightningModule, LrScheduler, Optimization, Optimizer,
-        OptimizerName, Pool2dOptions, Result, Schedule, Split, Tensor, export_model,
+        Conv2dOptions, Dataset, Error, Hyperparameters, LightningModule, LrScheduler, Optimization,
+        Optimizer, OptimizerName, Pool2dOptions, Result, Schedule, Split, Tensor, export_model,
     };
     pub use serde::{Deserialize, Serialize};
 }

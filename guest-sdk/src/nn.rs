@@ -4,6 +4,8 @@ use crate::param::{Init, buffer, parameter};
 use crate::{Conv2dOptions, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use crate::naming::scope;
+
 /// A sliding window along one axis: the output sizes of a convolution or pooling, computed as
 /// the host computes them.
 pub use lightning_mcp_shapes::Window;
@@ -33,6 +35,12 @@ impl LinearConfig {
     pub fn with_bias(mut self, bias: bool) -> Self {
         self.bias = bias;
         self
+    }
+
+    /// The layer, its parameters named after its kind and place: `linear_0`, `linear_1`, …
+    /// in the [`scope`] being built (see [`Self::init`] to name them yourself).
+    pub fn build(&self) -> Result<Linear> {
+        self.init(&crate::naming::next_name("linear"))
     }
 
     /// Declares the layer's parameters as `{name}.weight` (`[d_output, d_input]`, PyTorch's
@@ -159,6 +167,12 @@ impl Conv2dConfig {
         self
     }
 
+    /// The layer, its parameters named after its kind and place: `conv2d_0`, `conv2d_1`, …
+    /// in the [`scope`] being built (see [`Self::init`] to name them yourself).
+    pub fn build(&self) -> Result<Conv2d> {
+        self.init(&crate::naming::next_name("conv2d"))
+    }
+
     /// Declares `{name}.weight` (`[out, in / groups, kh, kw]`) and `{name}.bias` (`[out]`),
     /// initialised like `torch.nn.Conv2d` (uniform in `±1/sqrt(fan_in)`).
     pub fn init(&self, name: &str) -> Result<Conv2d> {
@@ -249,6 +263,12 @@ impl BatchNormConfig {
         }
     }
 
+    /// The layer, its parameters named after its kind and place: `batch_norm_0`, `batch_norm_1`, …
+    /// in the [`scope`] being built (see [`Self::init`] to name them yourself).
+    pub fn build(&self) -> Result<BatchNorm> {
+        self.init(&crate::naming::next_name("batch_norm"))
+    }
+
     /// Declares `{name}.weight` (ones) and `{name}.bias` (zeros), and the buffers
     /// `{name}.running_mean` (zeros) and `{name}.running_var` (ones), PyTorch's state-dict
     /// names.
@@ -316,6 +336,12 @@ impl LayerNormConfig {
         Self { d_model, eps: 1e-5 }
     }
 
+    /// The layer, its parameters named after its kind and place: `layer_norm_0`, `layer_norm_1`, …
+    /// in the [`scope`] being built (see [`Self::init`] to name them yourself).
+    pub fn build(&self) -> Result<LayerNorm> {
+        self.init(&crate::naming::next_name("layer_norm"))
+    }
+
     /// Declares `{name}.weight` (ones) and `{name}.bias` (zeros).
     pub fn init(&self, name: &str) -> Result<LayerNorm> {
         if self.d_model == 0 {
@@ -366,6 +392,12 @@ impl EmbeddingConfig {
             num_embeddings,
             embedding_dim,
         }
+    }
+
+    /// The layer, its parameters named after its kind and place: `embedding_0`, `embedding_1`, …
+    /// in the [`scope`] being built (see [`Self::init`] to name them yourself).
+    pub fn build(&self) -> Result<Embedding> {
+        self.init(&crate::naming::next_name("embedding"))
     }
 
     /// Declares `{name}.weight` (`[num_embeddings, embedding_dim]`), standard normal like

@@ -1,5 +1,6 @@
 //! [`Tensor`]: a handle to a tensor on the host, with `Result`-returning ops and operators.
 
+use crate::naming;
 use crate::wit::lightning::model::{log as raw_log, params as raw_params, tensors as raw};
 use crate::{Error, Result};
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -81,10 +82,15 @@ impl From<Pool2dOptions> for raw::Pool2dOptions {
 /// Cloning it is cheap: the clones share one host handle (no host call, no copy), and dropping
 /// the last one frees the host memory. Dims may be negative (counted from the end).
 ///
-/// ```ignore
-/// let x = Tensor::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
-/// let y = (&x * 2.0)?.relu()?;   // operators return Result too
-/// let loss = y.mean()?;          // shape [1]
+/// ```no_run
+/// use lightning_mcp_guest_sdk::{Result, Tensor};
+///
+/// fn example() -> Result<Tensor> {
+///     let x = Tensor::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+///     let y = (&x * 2.0)?.relu()?; // operators return Result too
+///     let skip = x.clone(); // a second handle to the same host tensor
+///     (y + skip)?.mean() // shape [1]
+/// }
 /// ```
 #[derive(Clone, Debug)]
 pub struct Tensor(Rc<raw::Tensor>);
@@ -494,11 +500,13 @@ pub enum Init {
     XavierUniform,
 }
 
-/// Declares a trainable parameter named `name` (unique, like `layer1.weight`).
+/// Declares a trainable parameter named `name` (unique, like `layer1.weight`; inside a
+/// [`scope`](crate::nn::scope), after the scope's path).
 ///
 /// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
 pub fn parameter(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-    Tensor::wrap(raw_params::parameter(name, &dims(shape)?, raw_init(init)))
+    let name = naming::qualified(name);
+    Tensor::wrap(raw_params::parameter(&name, &dims(shape)?, raw_init(init)))
 }
 
 /// Declares a buffer named `name`: state that checkpoints save with the parameters but that
@@ -508,7 +516,8 @@ pub fn parameter(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
 ///
 /// Only valid while [`LightningModule::new`](crate::LightningModule::new) runs.
 pub fn buffer(name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-    Tensor::wrap(raw_params::buffer(name, &dims(shape)?, raw_init(init)))
+    let name = naming::qualified(name);
+    Tensor::wrap(raw_params::buffer(&name, &dims(shape)?, raw_init(init)))
 }
 
 fn raw_init(init: Init) -> raw_params::Init {

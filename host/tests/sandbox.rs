@@ -461,7 +461,7 @@ fn a_guest_that_imports_clocks_is_refused() {
     assert_mentions(
         &e,
         &[
-            "not a component of world lightning:model/model@0.4.0",
+            "not a component of world lightning:model/model@0.5.0",
             "wasi:clocks",
         ],
     );

@@ -429,7 +429,7 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
         ),
         (
             "old-world.wasm",
-            &["lightning:model/model@0.4.0", "lightning-module@0.4.0"],
+            &["lightning:model/model@0.5.0", "lightning-module@0.5.0"],
         ),
         ("broken-describe.wasm", &["describe failed", "unreachable"]),
         (
@@ -803,7 +803,7 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         (lightning_mcp_guests::testing::SLEEPER, "wasi:clocks"),
         (
             lightning_mcp_guests::testing::OLD_WORLD,
-            "lightning-module@0.4.0",
+            "lightning-module@0.5.0",
         ),
         (
             lightning_mcp_guests::testing::ENDLESS_DESCRIBE,

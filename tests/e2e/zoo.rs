@@ -208,12 +208,46 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
+/// Cargo, without this test's own build settings (`CARGO_*` but `CARGO_HOME`, `RUSTFLAGS`).
+fn cargo() -> Command {
+    let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    for (key, _) in std::env::vars() {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "RUSTFLAGS" {
+            cargo.env_remove(key);
+        }
+    }
+    cargo
+}
+
+#[test]
+fn the_guest_sdk_passes_its_tests_and_its_doc_examples_compile() {
+    // Natively: the SDK's tests (the hyperparameter derive, parameter naming, the optimizer
+    // and scheduler specs, the shared window arithmetic) and its doc examples, which compile.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let status = cargo()
+        .args(["test", "--locked"])
+        .args([
+            "-p",
+            "lightning-mcp-guest-sdk",
+            "-p",
+            "lightning-mcp-guest-sdk-derive",
+        ])
+        .args(["-p", "lightning-mcp-shapes"])
+        .arg("--manifest-path")
+        .arg(&workspace)
+        .arg("--target-dir")
+        .arg(target_dir().join("guest-sdk"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the guest SDK's tests failed");
+}
+
 #[test]
 fn the_model_template_builds_registers_and_trains() {
     // Built as a newcomer builds a copy of it: its own workspace, for wasm32-wasip2, release.
     let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/model-template");
     let build_dir = target_dir().join("model-template");
-    let mut cargo = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    let mut cargo = cargo();
     cargo
         .args([
             "build",
@@ -226,12 +260,6 @@ fn the_model_template_builds_registers_and_trains() {
         .arg(template.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&build_dir);
-    // This test's own build settings are not the template's.
-    for (key, _) in std::env::vars() {
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "RUSTFLAGS" {
-            cargo.env_remove(key);
-        }
-    }
     let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "building the template failed");
     let component = build_dir.join("wasm32-wasip2/release/my_model.wasm");

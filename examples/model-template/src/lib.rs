@@ -2,51 +2,48 @@
 //! rename `TARGET`, and change what you need: hyperparameters, layers, `forward`, the steps,
 //! the optimizer, or a `dataset` of its own.
 
+use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
-use lightning_mcp_guest_sdk::{check, log};
 
-/// What a request's `model` object may set (besides `_target_`); unknown fields are errors.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What a request's `model` object may set (besides `_target_`): each field's default and
+/// bounds beside it; unknown fields are errors.
+#[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 #[serde(default, deny_unknown_fields)]
-struct Hyperparameters {
+struct Hparams {
+    #[hparam(default = 4, range = 1..=65_536)]
     input_dim: u32,
+    #[hparam(default = 32, range = 1..=65_536)]
     hidden_dim: u32,
+    #[hparam(default = 3, range = 2..=65_536)]
     num_classes: u32,
+    #[hparam(default = 0.01, check = check::learning_rate)]
     lr: f32,
-}
-
-impl Default for Hyperparameters {
-    fn default() -> Self {
-        Self {
-            input_dim: 4,
-            hidden_dim: 32,
-            num_classes: 3,
-            lr: 0.01,
-        }
-    }
+    /// `adam`, `adamw` or `sgd`.
+    optimizer: OptimizerName,
 }
 
 struct TinyNet {
+    hparams: Hparams,
     hidden: Linear,
     norm: LayerNorm,
     output: Linear,
-    lr: f32,
 }
 
 impl LightningModule for TinyNet {
-    type Hyperparameters = Hyperparameters;
+    type Hyperparameters = Hparams;
     const TARGET: &'static str = "my_project.models.TinyNet";
     const SUMMARY: &'static str = "Template model: input_dim -> hidden_dim (layer norm, ReLU) \
-        -> num_classes, cross-entropy, Adam(lr).";
+        -> num_classes, cross-entropy, optimizer(lr).";
 
-    /// Checks the hyperparameters and declares the parameters.
-    fn new(h: &Hyperparameters) -> Result<Self> {
-        check::learning_rate("lr", h.lr)?;
+    /// Checks the hyperparameters and declares the parameters (named after each layer's kind
+    /// and place: `linear_0.weight`, `layer_norm_0.weight`, ...).
+    fn new(h: &Hparams) -> Result<Self> {
+        h.validate()?;
         Ok(Self {
-            hidden: LinearConfig::new(h.input_dim, h.hidden_dim).init("hidden")?,
-            norm: LayerNormConfig::new(h.hidden_dim).init("norm")?,
-            output: LinearConfig::new(h.hidden_dim, h.num_classes).init("output")?,
-            lr: h.lr,
+            hparams: h.clone(),
+            hidden: LinearConfig::new(h.input_dim, h.hidden_dim).build()?,
+            norm: LayerNormConfig::new(h.hidden_dim).build()?,
+            output: LinearConfig::new(h.hidden_dim, h.num_classes).build()?,
         })
     }
 
@@ -63,7 +60,7 @@ impl LightningModule for TinyNet {
     }
 
     fn configure_optimizers(&self) -> Optimization {
-        Optimizer::adam(self.lr).into()
+        self.hparams.optimizer.with_lr(self.hparams.lr).into()
     }
 }
 

@@ -2,7 +2,6 @@
 //! images — blocks of 3×3 convolution, optional batch norm, ReLU and 2×2 max-pooling, then a
 //! hidden linear layer and the classifier.
 
-use lightning_mcp_guest_sdk::check::{self, within};
 use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
 
@@ -13,62 +12,49 @@ const MAX_BLOCKS: usize = 8;
 /// Largest image side.
 const MAX_SIDE: u32 = 1024;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
     /// Channels of the input images.
+    #[hparam(default = 1, range = 1..=MAX_WIDTH)]
     in_channels: u32,
     /// `[height, width]` of the input images.
+    #[hparam(default = [8, 8], range = 1..=MAX_SIDE)]
     image_size: [u32; 2],
+    /// Classes to predict.
+    #[hparam(default = 10, range = 2..=MAX_WIDTH)]
+    num_classes: u32,
+    /// Width of the hidden linear layer (0: none).
+    #[hparam(default = 64, range = 0..=MAX_WIDTH)]
+    hidden_dim: u32,
     /// Output channels of each block.
+    #[hparam(default = vec![16, 32], range = 1..=MAX_WIDTH, max_len = MAX_BLOCKS)]
     channels: Vec<u32>,
     /// Batch norm after each convolution.
+    #[hparam(default = true)]
     batch_norm: bool,
-    /// Width of the hidden linear layer (0: none).
-    hidden_dim: u32,
-    /// Classes to predict.
-    num_classes: u32,
     /// Dropout before the classifier.
+    #[hparam(check = check::fraction)]
     dropout: f32,
     /// Adam's learning rate.
+    #[hparam(default = 0.01, check = check::learning_rate)]
     lr: f32,
     /// Adam's weight decay (L2 penalty).
+    #[hparam(check = check::non_negative)]
     weight_decay: f32,
 }
 
-impl Default for Hyperparameters {
-    fn default() -> Self {
-        Self {
-            in_channels: 1,
-            image_size: [8, 8],
-            channels: vec![16, 32],
-            batch_norm: true,
-            hidden_dim: 64,
-            num_classes: 10,
-            dropout: 0.0,
-            lr: 0.01,
-            weight_decay: 0.0,
-        }
-    }
-}
-
 impl Hyperparameters {
-    /// Checks every field; returns the side lengths after the last block's pooling.
-    fn validate(&self) -> Result<(u32, u32)> {
-        within("in_channels", self.in_channels, 1..=MAX_WIDTH)?;
-        let [mut h, mut w] = self.image_size;
-        within("image_size[0]", h, 1..=MAX_SIDE)?;
-        within("image_size[1]", w, 1..=MAX_SIDE)?;
-        within("num_classes", self.num_classes, 2..=MAX_WIDTH)?;
-        within("hidden_dim", self.hidden_dim, 0..=MAX_WIDTH)?;
-        if self.channels.is_empty() || self.channels.len() > MAX_BLOCKS {
+    /// The image's side lengths after the last block's pooling, once there is a block and
+    /// every block's 2x2 pooling has room.
+    fn pooled_size(&self) -> Result<(u32, u32)> {
+        if self.channels.is_empty() {
             return Err(Error::new(format!(
-                "channels must list 1 to {MAX_BLOCKS} blocks, got {}",
-                self.channels.len()
+                "channels must list 1 to {MAX_BLOCKS} blocks, got 0"
             )));
         }
-        for (i, c) in self.channels.iter().enumerate() {
-            within(&format!("channels[{i}]"), *c, 1..=MAX_WIDTH)?;
+        let [mut h, mut w] = self.image_size;
+        for i in 0..self.channels.len() {
             if h < 2 || w < 2 {
                 return Err(Error::new(format!(
                     "channels[{i}]: the image is {h}x{w} before this block, too small for its \
@@ -77,9 +63,6 @@ impl Hyperparameters {
             }
             (h, w) = (h / 2, w / 2);
         }
-        check::fraction("dropout", self.dropout)?;
-        check::learning_rate("lr", self.lr)?;
-        check::non_negative("weight_decay", self.weight_decay)?;
         Ok((h, w))
     }
 }
@@ -109,7 +92,8 @@ impl LightningModule for ConvNet {
         your own images.";
 
     fn new(h: &Hyperparameters) -> Result<Self> {
-        let (out_h, out_w) = h.validate()?;
+        h.validate()?;
+        let (out_h, out_w) = h.pooled_size()?;
         let mut in_channels = h.in_channels;
         let mut blocks = Vec::with_capacity(h.channels.len());
         for (i, &out) in h.channels.iter().enumerate() {

@@ -1,68 +1,31 @@
 //! `lightning_mcp.models.mlp.MLP`: a multilayer perceptron classifier with configurable hidden
 //! sizes, activation and dropout, and its own seeded, linearly separable synthetic data.
 
+use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
-use lightning_mcp_guest_sdk::{check, log};
 
 /// Largest width of any layer.
 const MAX_WIDTH: u32 = 65_536;
 /// Most hidden layers.
 const MAX_DEPTH: usize = 32;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
+    #[hparam(default = 8, range = 1..=MAX_WIDTH)]
     input_dim: u32,
+    #[hparam(default = vec![64, 32], range = 1..=MAX_WIDTH, max_len = MAX_DEPTH)]
     hidden_dims: Vec<u32>,
+    #[hparam(default = 4, range = 2..=MAX_WIDTH)]
     num_classes: u32,
+    #[hparam(default = Activation::Relu)]
     activation: Activation,
+    #[hparam(check = check::fraction)]
     dropout: f32,
+    #[hparam(default = 0.01, check = check::learning_rate)]
     lr: f32,
     optimizer: OptimizerName,
     lr_scheduler: Option<LrScheduler>,
-}
-
-/// The optimizers the MLP offers, with PyTorch's defaults besides `lr`.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum OptimizerName {
-    #[default]
-    Adam,
-    Adamw,
-    Sgd,
-}
-
-impl Default for Hyperparameters {
-    fn default() -> Self {
-        Self {
-            input_dim: 8,
-            hidden_dims: vec![64, 32],
-            num_classes: 4,
-            activation: Activation::Relu,
-            dropout: 0.0,
-            lr: 0.01,
-            optimizer: OptimizerName::Adam,
-            lr_scheduler: None,
-        }
-    }
-}
-
-impl Hyperparameters {
-    fn validate(&self) -> Result<()> {
-        check::within("input_dim", self.input_dim, 1..=MAX_WIDTH)?;
-        check::within("num_classes", self.num_classes, 2..=MAX_WIDTH)?;
-        if self.hidden_dims.len() > MAX_DEPTH {
-            return Err(Error::new(format!(
-                "hidden_dims may list at most {MAX_DEPTH} layers, got {}",
-                self.hidden_dims.len()
-            )));
-        }
-        for (i, h) in self.hidden_dims.iter().enumerate() {
-            check::within(&format!("hidden_dims[{i}]"), *h, 1..=MAX_WIDTH)?;
-        }
-        check::fraction("dropout", self.dropout)?;
-        check::learning_rate("lr", self.lr)
-    }
 }
 
 struct Mlp {
@@ -90,13 +53,11 @@ impl LightningModule for Mlp {
             .chain(h.hidden_dims.iter().copied())
             .chain(std::iter::once(h.num_classes))
             .collect();
+        // PyTorch's names for an nn.Sequential of Linear layers: `layers.0.weight`, ...
         let layers = widths
             .windows(2)
             .enumerate()
-            .map(|(i, pair)| match pair {
-                [d_in, d_out] => LinearConfig::new(*d_in, *d_out).init(&format!("layers.{i}")),
-                _ => Err(Error::new("layer widths")),
-            })
+            .map(|(i, pair)| LinearConfig::new(pair[0], pair[1]).init(&format!("layers.{i}")))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             hparams: h.clone(),
@@ -107,19 +68,14 @@ impl LightningModule for Mlp {
 
     /// `[batch, input_dim] -> [batch, num_classes]`.
     fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
-        let last = self.layers.len().saturating_sub(1);
-        let mut h = self
-            .layers
-            .first()
-            .ok_or_else(|| Error::new("no layers"))?
-            .forward(x)?;
-        for layer in self.layers.iter().skip(1).take(last) {
+        let (hidden, output) = self.layers.split_at(self.layers.len().saturating_sub(1));
+        let mut h = x.clone();
+        for layer in hidden {
             h = self
                 .dropout
-                .forward(&self.hparams.activation.forward(&h)?)?;
-            h = layer.forward(&h)?;
+                .forward(&self.hparams.activation.forward(&layer.forward(&h)?)?)?;
         }
-        Ok(h)
+        output.iter().try_fold(h, |h, layer| layer.forward(&h))
     }
 
     /// Cross-entropy, logging `train_loss` and `train_acc`.
@@ -133,12 +89,7 @@ impl LightningModule for Mlp {
     }
 
     fn configure_optimizers(&self) -> Optimization {
-        let lr = self.hparams.lr;
-        let optimizer = match self.hparams.optimizer {
-            OptimizerName::Adam => Optimizer::adam(lr),
-            OptimizerName::Adamw => Optimizer::adamw(lr),
-            OptimizerName::Sgd => Optimizer::sgd(lr),
-        };
+        let optimizer = self.hparams.optimizer.with_lr(self.hparams.lr);
         match self.hparams.lr_scheduler {
             Some(scheduler) => optimizer.with_scheduler(scheduler),
             None => optimizer.into(),

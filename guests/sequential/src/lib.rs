@@ -205,10 +205,8 @@ fn regression_targets(targets: &Tensor, output: &[usize]) -> Result<Tensor> {
             "loss mse: the targets {shape:?} do not match the outputs {output:?}"
         )));
     }
-    match targets.dtype() {
-        DType::F32 => targets.reshape(&output.iter().map(|d| *d as i64).collect::<Vec<_>>()),
-        DType::I64 => Tensor::from_f32(&targets.to_f32_vec()?, output),
-    }
+    let shape: Vec<i64> = output.iter().map(|d| *d as i64).collect();
+    targets.cast(DType::F32)?.reshape(&shape)
 }
 
 export_model!(Sequential);

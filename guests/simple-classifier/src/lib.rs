@@ -1,28 +1,20 @@
 //! `lightning_mcp.models.simple.SimpleClassifier`: the Python project's example model — one
 //! linear layer, cross-entropy, Adam — with its own seeded synthetic data.
 
-use lightning_mcp_guest_sdk::check;
 use lightning_mcp_guest_sdk::prelude::*;
 
 /// Largest `input_dim` or `num_classes` accepted.
 const MAX_DIM: u32 = 65_536;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
+    #[hparam(default = 4, range = 1..=MAX_DIM)]
     input_dim: u32,
+    #[hparam(default = 3, range = 2..=MAX_DIM)]
     num_classes: u32,
+    #[hparam(default = 1e-3, check = check::learning_rate)]
     lr: f32,
-}
-
-impl Default for Hyperparameters {
-    fn default() -> Self {
-        Self {
-            input_dim: 4,
-            num_classes: 3,
-            lr: 1e-3,
-        }
-    }
 }
 
 struct SimpleClassifier {
@@ -38,9 +30,7 @@ impl LightningModule for SimpleClassifier {
         (train 64, val 32, test 32, predict 16 samples; batch size 8).";
 
     fn new(h: &Hyperparameters) -> Result<Self> {
-        check::within("input_dim", h.input_dim, 1..=MAX_DIM)?;
-        check::within("num_classes", h.num_classes, 2..=MAX_DIM)?;
-        check::learning_rate("lr", h.lr)?;
+        h.validate()?;
         Ok(Self {
             hparams: h.clone(),
             layer: LinearConfig::new(h.input_dim, h.num_classes).init("layer")?,

@@ -8,7 +8,6 @@
 //! validation and test. Prediction generates `generate` characters after `prompt` and returns
 //! their Unicode code points.
 
-use lightning_mcp_guest_sdk::check::{self, within};
 use lightning_mcp_guest_sdk::log;
 use lightning_mcp_guest_sdk::prelude::*;
 
@@ -45,76 +44,58 @@ const MAX_WINDOW_TOKENS: usize = 1 << 25;
 /// Characters of `text` the default prompt takes.
 const DEFAULT_PROMPT_CHARS: usize = 16;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, Hyperparameters)]
 #[serde(default, deny_unknown_fields)]
 struct Hyperparameters {
-    /// The training text; its distinct characters are the vocabulary.
+    /// The training text; its distinct characters are the vocabulary (checked by
+    /// [`Corpus::new`]).
+    #[hparam(default = DEFAULT_TEXT.to_string())]
     text: String,
     /// Block size: the most characters the model attends over.
+    #[hparam(default = 32, range = 1..=MAX_CONTEXT)]
     context: u32,
     /// Width of the residual stream.
+    #[hparam(default = 64, range = 1..=MAX_WIDTH)]
     d_model: u32,
     /// Attention heads; `d_model` must divide by it.
+    #[hparam(default = 4, range = 1..=self.d_model)]
     num_heads: u32,
     /// Transformer layers.
+    #[hparam(default = 2, range = 1..=MAX_LAYERS)]
     num_layers: u32,
     /// Width of each layer's feed-forward network (default `4 * d_model`).
+    #[hparam(range = 1..=MAX_WIDTH)]
     ff_dim: Option<u32>,
     /// Dropout on the embeddings and each residual branch.
+    #[hparam(check = check::fraction)]
     dropout: f32,
     /// Adam's learning rate.
+    #[hparam(default = 3e-3, check = check::learning_rate)]
     lr: f32,
     /// Fraction of the text, at its end, held out for validation and test.
+    #[hparam(default = 0.1, check = check::fraction)]
     val_fraction: f32,
     /// Batch size of the model's own data.
+    #[hparam(default = 32, range = 1..=MAX_BATCH)]
     batch_size: u32,
-    /// Where generation starts (default: the first characters of `text`).
+    /// Where generation starts (default: the first characters of `text`, checked by
+    /// [`Corpus::new`]).
     prompt: Option<String>,
     /// Characters to generate.
+    #[hparam(default = 100, range = 1..=MAX_GENERATE)]
     generate: u32,
 }
 
-impl Default for Hyperparameters {
-    fn default() -> Self {
-        Self {
-            text: DEFAULT_TEXT.to_string(),
-            context: 32,
-            d_model: 64,
-            num_heads: 4,
-            num_layers: 2,
-            ff_dim: None,
-            dropout: 0.0,
-            lr: 3e-3,
-            val_fraction: 0.1,
-            batch_size: 32,
-            prompt: None,
-            generate: 100,
-        }
-    }
-}
-
 impl Hyperparameters {
-    /// Checks every field but the text and prompt (see [`Corpus::new`]).
-    fn validate(&self) -> Result<()> {
-        within("context", self.context, 1..=MAX_CONTEXT)?;
-        within("d_model", self.d_model, 1..=MAX_WIDTH)?;
-        within("num_heads", self.num_heads, 1..=self.d_model)?;
-        if !self.d_model.is_multiple_of(self.num_heads) {
-            return Err(Error::new(format!(
-                "d_model ({}) must be divisible by num_heads ({})",
-                self.d_model, self.num_heads
-            )));
+    /// Whether the heads split `d_model` evenly.
+    fn check_heads(&self) -> Result<()> {
+        if self.d_model.is_multiple_of(self.num_heads) {
+            return Ok(());
         }
-        within("num_layers", self.num_layers, 1..=MAX_LAYERS)?;
-        if let Some(ff) = self.ff_dim {
-            within("ff_dim", ff, 1..=MAX_WIDTH)?;
-        }
-        check::fraction("dropout", self.dropout)?;
-        check::fraction("val_fraction", self.val_fraction)?;
-        check::learning_rate("lr", self.lr)?;
-        within("batch_size", self.batch_size, 1..=MAX_BATCH)?;
-        within("generate", self.generate, 1..=MAX_GENERATE)?;
-        Ok(())
+        Err(Error::new(format!(
+            "d_model ({}) must be divisible by num_heads ({})",
+            self.d_model, self.num_heads
+        )))
     }
 
     /// The feed-forward width.
@@ -430,6 +411,7 @@ impl LightningModule for CharTransformer {
 
     fn new(h: &Hyperparameters) -> Result<Self> {
         h.validate()?;
+        h.check_heads()?;
         let corpus = Corpus::new(h)?;
         let vocab = corpus.vocab.len() as u32;
         let blocks = (0..h.num_layers)

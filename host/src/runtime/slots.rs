@@ -101,29 +101,14 @@ impl Runtime {
     /// [`RuntimeConfig::max_queued_runs`], and is refused when the queue is full or `cancel`
     /// fires while it waits.
     pub fn run_slot(&self, limits: &Limits, cancel: &CancelToken) -> Result<RunSlot<'_>, String> {
-        let total = self.config.max_total_tensor_bytes;
-        let wanted = limits.max_tensor_bytes.min(total);
-        let max_runs = self.config.max_concurrent_runs.max(1);
+        let wanted = self.wanted(limits);
         let mut running = lock(&self.running);
-        if running.reserved_bytes + wanted > total {
-            return Err(memory_taken(&running, total, wanted));
-        }
-        let fits = |r: &Running| r.runs < max_runs && r.reserved_bytes + wanted <= total;
-        if !(running.queue.is_empty() && fits(&running)) {
-            if running.queue.len() >= self.config.max_queued_runs {
-                return Err(busy(
-                    &running,
-                    max_runs,
-                    self.config.max_queued_runs,
-                    total,
-                    wanted,
-                ));
-            }
+        if self.admission(&running, wanted)? {
             let ticket = running.next_ticket;
             running.next_ticket += 1;
             running.queue.push_back(ticket);
             loop {
-                if running.queue.front() == Some(&ticket) && fits(&running) {
+                if running.queue.front() == Some(&ticket) && self.fits(&running, wanted) {
                     running.queue.pop_front();
                     break;
                 }
@@ -152,25 +137,47 @@ impl Runtime {
     /// Whether a run within `limits` could take a slot or wait for one now: the error
     /// [`Self::run_slot`] would give when the queue is full or the tensor memory taken.
     pub fn check_room(&self, limits: &Limits) -> Result<(), String> {
-        let total = self.config.max_total_tensor_bytes;
-        let wanted = limits.max_tensor_bytes.min(total);
-        let max_runs = self.config.max_concurrent_runs.max(1);
         let running = lock(&self.running);
+        self.admission(&running, self.wanted(limits)).map(drop)
+    }
+
+    /// The tensor memory a run within `limits` reserves: its limit, within the total.
+    fn wanted(&self, limits: &Limits) -> usize {
+        limits
+            .max_tensor_bytes
+            .min(self.config.max_total_tensor_bytes)
+    }
+
+    /// Whether a run reserving `wanted` bytes must wait for its turn (`Ok(true)`) or runs at
+    /// once; an error when the memory it may use is taken, or it would wait in a full queue.
+    fn admission(&self, running: &Running, wanted: usize) -> Result<bool, String> {
+        let total = self.config.max_total_tensor_bytes;
         if running.reserved_bytes + wanted > total {
-            return Err(memory_taken(&running, total, wanted));
+            return Err(memory_taken(running, total, wanted));
         }
-        let fits = running.runs < max_runs && running.reserved_bytes + wanted <= total;
-        if !(running.queue.is_empty() && fits) && running.queue.len() >= self.config.max_queued_runs
-        {
+        let waits = !(running.queue.is_empty() && self.fits(running, wanted));
+        if waits && running.queue.len() >= self.config.max_queued_runs {
+            let max_runs = self.max_runs();
             return Err(busy(
-                &running,
+                running,
                 max_runs,
                 self.config.max_queued_runs,
                 total,
                 wanted,
             ));
         }
-        Ok(())
+        Ok(waits)
+    }
+
+    /// Whether a run reserving `wanted` bytes fits beside the runs in progress.
+    fn fits(&self, running: &Running, wanted: usize) -> bool {
+        running.runs < self.max_runs()
+            && running.reserved_bytes + wanted <= self.config.max_total_tensor_bytes
+    }
+
+    /// Most runs at once.
+    fn max_runs(&self) -> usize {
+        self.config.max_concurrent_runs.max(1)
     }
 
     /// How many model runs are in progress.

@@ -52,13 +52,13 @@ pub struct ModelDescription {
 }
 
 /// The world every model component must target.
-pub const WORLD: &str = "lightning:model/model@0.4.0";
+pub const WORLD: &str = "lightning:model/model@0.5.0";
 
 /// The interfaces of [`WORLD`] a model imports.
 const MODEL_IMPORTS: [&str; 3] = [
-    "lightning:model/tensors@0.4.0",
-    "lightning:model/params@0.4.0",
-    "lightning:model/log@0.4.0",
+    "lightning:model/tensors@0.5.0",
+    "lightning:model/params@0.5.0",
+    "lightning:model/log@0.5.0",
 ];
 
 /// Whether the sandbox links import `name`.

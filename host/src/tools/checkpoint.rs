@@ -3,7 +3,7 @@
 //! [`crate::checkpoint`].
 
 use super::args::{self, LimitsArg, ModelSpec, TrainerArgs};
-use super::model_run::{build_model, num_parameters, of_model};
+use super::model_run::{build_on_cpu, num_parameters, of_model};
 use super::schema::{self, Shown};
 use super::sizes;
 use crate::checkpoint::{self, Checkpoint, CheckpointMeta, EXTENSION};
@@ -184,17 +184,8 @@ fn save_initial(
     path: &str,
     ctx: &CallContext,
 ) -> Result<Value, String> {
-    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
-    let budget = limits.call_timeout;
-    let device = crate::tensor::cpu_device();
-    let (instance, hyperparameters) = build_model(
-        model,
-        spec,
-        device,
-        limits,
-        (seed, budget),
-        ctx.cancel_token(),
-    )?;
+    let (_slot, instance, hyperparameters) =
+        build_on_cpu(runtime, model, spec, (limits, seed), ctx)?;
     let meta = CheckpointMeta::new(
         &model.description.target,
         &model.description.class_name,
@@ -227,17 +218,7 @@ fn load_into(
     let opened = open(runtime, model, path, limits, false)?;
     let defaults = &model.description.hyperparameters;
     let spec = sizes::fit(spec, defaults, Some(opened.hyperparameters()), None)?.spec;
-    let _slot = runtime.run_slot(limits, ctx.cancel_token())?;
-    let budget = limits.call_timeout;
-    let device = crate::tensor::cpu_device();
-    let (mut instance, _) = build_model(
-        model,
-        &spec,
-        device,
-        limits,
-        (0, budget),
-        ctx.cancel_token(),
-    )?;
+    let (_slot, mut instance, _) = build_on_cpu(runtime, model, &spec, (limits, 0), ctx)?;
     let Restored { shown, meta, .. } = restore(&mut instance, opened)?;
     Ok(json!({
         "action": "load",

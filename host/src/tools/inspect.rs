@@ -4,7 +4,7 @@
 use super::accelerator::{self, DeviceRequest, Placement};
 use super::args::{self, Accelerator, LimitsArg, ModelSpec};
 use super::help::{self, Topic};
-use super::model_run::{build_model, num_parameters, of_model};
+use super::model_run::{build_on_cpu, num_parameters, of_model};
 use super::schema::{self, Shown};
 use crate::gpu::Adapters;
 use crate::protocol::{CallContext, ToolDefinition};
@@ -127,18 +127,8 @@ pub(super) fn run(
         Subject::Summary(spec) => (spec, true),
     };
     of_model(runtime, &spec.target, |model| {
-        let _slot = runtime.run_slot(&request.limits, ctx.cancel_token())?;
-        let device = crate::tensor::cpu_device();
-        let budget = request.limits.call_timeout;
-        let limits = &request.limits;
-        let (instance, hyperparameters) = build_model(
-            &model,
-            &spec,
-            device,
-            limits,
-            (0, budget),
-            ctx.cancel_token(),
-        )?;
+        let limits = (&request.limits, 0);
+        let (_slot, instance, hyperparameters) = build_on_cpu(runtime, &model, &spec, limits, ctx)?;
         Ok(if summary {
             summary_within(runtime, &model, &instance)
         } else {

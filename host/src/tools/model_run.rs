@@ -182,10 +182,28 @@ pub(super) fn build<'r>(
     })
 }
 
+/// Waits for a run slot, then builds `model` from `spec` on the CPU with `seed`, in the call
+/// budget of `limits`, as the tools that only look at a model do (inspect, checkpoint).
+pub(super) fn build_on_cpu<'r>(
+    runtime: &'r Runtime,
+    model: &RegisteredModel,
+    spec: &ModelSpec,
+    (limits, seed): (&Limits, u64),
+    ctx: &CallContext,
+) -> Result<(RunSlot<'r>, ModelInstance, Value), String> {
+    let slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    let device = crate::tensor::cpu_device();
+    let budget = limits.call_timeout;
+    let cancel = ctx.cancel_token();
+    let (instance, hyperparameters) =
+        build_model(model, spec, device, limits, (seed, budget), cancel)?;
+    Ok((slot, instance, hyperparameters))
+}
+
 /// Instantiates `model` on `device` within `limits` (with its `seed`, in wall-clock
 /// `budget`) and builds it from `spec`'s hyperparameters; returns the instance and the
 /// resolved hyperparameters. Callers hold a [`Runtime::run_slot`] while the instance lives.
-pub(super) fn build_model(
+fn build_model(
     model: &RegisteredModel,
     spec: &ModelSpec,
     device: Device,

@@ -20,7 +20,7 @@ pub const NAME: &str = "lightning.register";
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterArgs {
-    /// The component (`.wasm` of world `lightning:model/model@0.4.0`), base64-encoded
+    /// The component (`.wasm` of world `lightning:model/model@0.5.0`), base64-encoded
     /// (standard alphabet, padded).
     pub component: String,
     /// Replace a model uploaded earlier under the same target (default false). Built-in
@@ -63,7 +63,7 @@ pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
         name: NAME,
         title: "Register a model component",
         description: "Uploads a model: a WebAssembly component of world \
-            lightning:model/model@0.4.0, base64-encoded in `component` (at most the server's \
+            lightning:model/model@0.5.0, base64-encoded in `component` (at most the server's \
             upload limit, see lightning.inspect environment). It is checked, compiled and \
             registered under the target its `describe` declares; then lightning.train and \
             lightning.inspect accept that target. A target that is taken is refused, except \

@@ -18,8 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGu
 
 mod slots;
 
-pub use slots::RunSlot;
 use slots::Running;
+pub use slots::{RunSlot, SlotError};
 
 /// How to set up a [`Runtime`].
 #[derive(Clone, Debug)]

@@ -11,43 +11,59 @@ use std::time::Duration;
 /// How often a run waiting for a slot checks whether it was cancelled.
 const QUEUE_POLL: Duration = Duration::from_millis(50);
 
-/// Why a run cannot start: the tensor memory it may use is not free.
-fn memory_taken(running: &Running, total: usize, wanted: usize) -> String {
-    const MIB: usize = 1 << 20;
-    let free = total.saturating_sub(running.reserved_bytes);
-    format!(
-        "the server's tensor memory is taken: {} run(s) in progress reserve {} MiB of its {} \
-         MiB ({TOTAL_TENSOR_MEMORY_FLAG}), and this run may use {} MiB \
-         (limits.tensor_memory_mib): give limits.tensor_memory_mib {} or less, or retry when a \
-         run finishes",
-        running.runs,
-        running.reserved_bytes / MIB,
-        total / MIB,
-        wanted / MIB,
-        free / MIB
-    )
-}
+/// Bytes in a MiB, the unit the errors speak in.
+const MIB: usize = 1 << 20;
 
-/// Why a run cannot even wait for a slot: the queue is full.
-fn busy(
-    running: &Running,
-    max_runs: usize,
-    max_queued: usize,
-    total: usize,
-    wanted: usize,
-) -> String {
-    const MIB: usize = 1 << 20;
-    format!(
-        "the server is busy: {} model runs are in progress (at most {max_runs} at once, \
-         --max-concurrent-runs; {} of {} MiB of tensor memory reserved, \
-         {TOTAL_TENSOR_MEMORY_FLAG}, this run may use {} MiB) and {} wait, the most it queues \
+/// Why a run cannot take a run slot.
+#[derive(Debug, thiserror::Error)]
+pub enum SlotError {
+    /// The tensor memory the run may use is reserved by the runs in progress.
+    #[error(
+        "the server's tensor memory is taken: {runs} run(s) in progress reserve {reserved_mib} \
+         MiB of its {total_mib} MiB ({flag}), and this run may use {wanted_mib} MiB \
+         (limits.tensor_memory_mib): give limits.tensor_memory_mib {free_mib} or less, or \
+         retry when a run finishes",
+        flag = TOTAL_TENSOR_MEMORY_FLAG
+    )]
+    MemoryTaken {
+        /// Runs in progress.
+        runs: usize,
+        /// The tensor memory they reserve, in MiB.
+        reserved_mib: usize,
+        /// The server's tensor memory, in MiB.
+        total_mib: usize,
+        /// What this run may use, in MiB.
+        wanted_mib: usize,
+        /// What is free, in MiB.
+        free_mib: usize,
+    },
+    /// The run would have to wait, and the queue is full.
+    #[error(
+        "the server is busy: {runs} model runs are in progress (at most {max_runs} at once, \
+         --max-concurrent-runs; {reserved_mib} of {total_mib} MiB of tensor memory reserved, \
+         {flag}, this run may use {wanted_mib} MiB) and {waiting} wait, the most it queues \
          (--max-queued-runs {max_queued}); retry when one finishes",
-        running.runs,
-        running.reserved_bytes / MIB,
-        total / MIB,
-        wanted / MIB,
-        running.queue.len()
-    )
+        flag = TOTAL_TENSOR_MEMORY_FLAG
+    )]
+    Busy {
+        /// Runs in progress.
+        runs: usize,
+        /// Most runs at once.
+        max_runs: usize,
+        /// The tensor memory the runs in progress reserve, in MiB.
+        reserved_mib: usize,
+        /// The server's tensor memory, in MiB.
+        total_mib: usize,
+        /// What this run may use, in MiB.
+        wanted_mib: usize,
+        /// Runs waiting.
+        waiting: usize,
+        /// Most runs waiting.
+        max_queued: usize,
+    },
+    /// The run was cancelled while it waited for its turn.
+    #[error("cancelled while waiting for a run slot")]
+    Cancelled,
 }
 
 /// The runs in progress, the tensor memory they reserve, and the runs waiting for a slot.
@@ -100,7 +116,11 @@ impl Runtime {
     /// models run at once: a run past that waits its turn in a FIFO queue of at most
     /// [`RuntimeConfig::max_queued_runs`], and is refused when the queue is full or `cancel`
     /// fires while it waits.
-    pub fn run_slot(&self, limits: &Limits, cancel: &CancelToken) -> Result<RunSlot<'_>, String> {
+    pub fn run_slot(
+        &self,
+        limits: &Limits,
+        cancel: &CancelToken,
+    ) -> Result<RunSlot<'_>, SlotError> {
         let wanted = self.wanted(limits);
         let mut running = lock(&self.running);
         if self.admission(&running, wanted)? {
@@ -116,7 +136,7 @@ impl Runtime {
                     running.queue.retain(|t| *t != ticket);
                     drop(running);
                     self.slot_freed.notify_all();
-                    return Err("cancelled while waiting for a run slot".into());
+                    return Err(SlotError::Cancelled);
                 }
                 running = self
                     .slot_freed
@@ -136,7 +156,7 @@ impl Runtime {
 
     /// Whether a run within `limits` could take a slot or wait for one now: the error
     /// [`Self::run_slot`] would give when the queue is full or the tensor memory taken.
-    pub fn check_room(&self, limits: &Limits) -> Result<(), String> {
+    pub fn check_room(&self, limits: &Limits) -> Result<(), SlotError> {
         let running = lock(&self.running);
         self.admission(&running, self.wanted(limits)).map(drop)
     }
@@ -150,21 +170,28 @@ impl Runtime {
 
     /// Whether a run reserving `wanted` bytes must wait for its turn (`Ok(true)`) or runs at
     /// once; an error when the memory it may use is taken, or it would wait in a full queue.
-    fn admission(&self, running: &Running, wanted: usize) -> Result<bool, String> {
+    fn admission(&self, running: &Running, wanted: usize) -> Result<bool, SlotError> {
         let total = self.config.max_total_tensor_bytes;
         if running.reserved_bytes + wanted > total {
-            return Err(memory_taken(running, total, wanted));
+            return Err(SlotError::MemoryTaken {
+                runs: running.runs,
+                reserved_mib: running.reserved_bytes / MIB,
+                total_mib: total / MIB,
+                wanted_mib: wanted / MIB,
+                free_mib: total.saturating_sub(running.reserved_bytes) / MIB,
+            });
         }
         let waits = !(running.queue.is_empty() && self.fits(running, wanted));
         if waits && running.queue.len() >= self.config.max_queued_runs {
-            let max_runs = self.max_runs();
-            return Err(busy(
-                running,
-                max_runs,
-                self.config.max_queued_runs,
-                total,
-                wanted,
-            ));
+            return Err(SlotError::Busy {
+                runs: running.runs,
+                max_runs: self.max_runs(),
+                reserved_mib: running.reserved_bytes / MIB,
+                total_mib: total / MIB,
+                wanted_mib: wanted / MIB,
+                waiting: running.queue.len(),
+                max_queued: self.config.max_queued_runs,
+            });
         }
         Ok(waits)
     }

@@ -159,7 +159,10 @@ impl Tools {
         match &placement {
             // A worker is sent the arguments as given.
             Placement::Gpu(adapter) => {
-                let _slot = self.runtime.run_slot(limits, ctx.cancel_token())?;
+                let _slot = self
+                    .runtime
+                    .run_slot(limits, ctx.cancel_token())
+                    .map_err(|e| e.to_string())?;
                 ctx.started();
                 self.gpu_workers
                     .run(&self.runtime, name, arguments, adapter, ctx)

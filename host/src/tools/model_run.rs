@@ -157,7 +157,9 @@ pub(super) fn build<'r>(
     placement: &Placement,
     ctx: &CallContext,
 ) -> Result<Built<'r>, String> {
-    let slot = runtime.run_slot(&settled.limits, ctx.cancel_token())?;
+    let slot = runtime
+        .run_slot(&settled.limits, ctx.cancel_token())
+        .map_err(|e| e.to_string())?;
     ctx.started();
     let budget = settled.limits.train_timeout;
     let (mut instance, hyperparameters) = build_model(
@@ -191,7 +193,9 @@ pub(super) fn build_on_cpu<'r>(
     (limits, seed): (&Limits, u64),
     ctx: &CallContext,
 ) -> Result<(RunSlot<'r>, ModelInstance, Value), String> {
-    let slot = runtime.run_slot(limits, ctx.cancel_token())?;
+    let slot = runtime
+        .run_slot(limits, ctx.cancel_token())
+        .map_err(|e| e.to_string())?;
     let device = crate::tensor::cpu_device();
     let budget = limits.call_timeout;
     let cancel = ctx.cancel_token();

@@ -127,7 +127,9 @@ pub(super) fn run(
     ctx: &CallContext,
 ) -> Result<Value, String> {
     // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
-    let _slot = runtime.run_slot(runtime.limits(), ctx.cancel_token())?;
+    let _slot = runtime
+        .run_slot(runtime.limits(), ctx.cancel_token())
+        .map_err(|e| e.to_string())?;
     let (model, insertion) = runtime
         .register_upload(&request.wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;

@@ -69,7 +69,9 @@ impl Tools {
         };
         // Refused at once rather than as a failed run: an unknown model, a full queue.
         self.runtime.model(&target)?;
-        self.runtime.check_room(&limits)?;
+        self.runtime
+            .check_room(&limits)
+            .map_err(|e| e.to_string())?;
         let cancel = CancelToken::new();
         let new = Self::new_run(name, &arguments, &target, origin, ttl);
         let run = self

@@ -416,20 +416,8 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
 
     for (file, needles) in [
         (
-            "sleeper.wasm",
-            &["it imports", "wasi:clocks/monotonic-clock"][..],
-        ),
-        (
-            "file-reader.wasm",
-            &["wasi:filesystem/preopens", "does not grant"],
-        ),
-        (
-            "socket-opener.wasm",
-            &["wasi:sockets/tcp", "does not grant"],
-        ),
-        (
             "old-world.wasm",
-            &["lightning:model/model@0.5.0", "lightning-module@0.5.0"],
+            &["lightning:model/model@0.5.0", "lightning-module@0.5.0"][..],
         ),
         ("broken-describe.wasm", &["describe failed", "unreachable"]),
         (
@@ -443,11 +431,21 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
             assert!(error.contains(needle), "{file}: {error:?} lacks {needle:?}");
         }
     }
+    // Guests that import files, sockets and clocks link (they get none of them: see
+    // `files_sockets_and_clocks_give_a_guest_nothing`).
+    for target in ["Sleeper", "FileReader", "SocketOpener"] {
+        let target = format!("lightning_mcp.testing.{target}");
+        let listed = models.get("models").and_then(Value::as_array);
+        assert!(
+            listed.is_some_and(|m| m.iter().any(|m| m.get("target") == Some(&json!(target)))),
+            "{target} is not registered: {models}"
+        );
+    }
     // Asking for a refused model says where to look.
-    let refused = json!({"model": {"_target_": "lightning_mcp.testing.FileReader"}});
+    let refused = json!({"model": {"_target_": "lightning_mcp.testing.OldWorld"}});
     let message = tool_error(&server.call_tool(3, "lightning.train", refused));
     assert!(
-        message.contains("is not a registered model") && message.contains("7 file(s)"),
+        message.contains("is not a registered model") && message.contains("4 file(s)"),
         "{message}"
     );
     // The refused files harmed nothing: a model from the directory trains.
@@ -458,6 +456,93 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
         structured(&trained).get("status"),
         Some(&json!("completed"))
     );
+}
+
+#[test]
+fn files_sockets_and_clocks_give_a_guest_nothing() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let alone = concurrently(&mut server, &[call(1, "lightning.train", &neighbour())]);
+    let reference = alone
+        .first()
+        .and_then(|(r, _)| structured(r).get("metrics").cloned())
+        .expect("the reference run's metrics");
+    let train = |target: &str| {
+        json!({"model": {"_target_": format!("lightning_mcp.testing.{target}")},
+               "data": {"dataset": "iris"}, "trainer": {"max_epochs": 1, "seed": 3}})
+    };
+    // Each beside the neighbour: the file and the socket are refused inside the guest, the
+    // hour-long sleep of every step is over at once (virtual time).
+    for (id, target, refusal) in [
+        (10, "FileReader", Some("cannot read /etc/passwd")),
+        (20, "SocketOpener", Some("cannot connect")),
+        (30, "Sleeper", None),
+    ] {
+        let results = concurrently(
+            &mut server,
+            &[
+                call(id, "lightning.train", &train(target)),
+                call(id + 1, "lightning.train", &neighbour()),
+            ],
+        );
+        let [(result, took), (beside, _)] = results.as_slice() else {
+            panic!("two results: {results:?}");
+        };
+        match refusal {
+            Some(needle) => {
+                let message = tool_error(result);
+                assert!(message.contains(needle), "{target}: {message}");
+            }
+            None => assert_eq!(
+                structured(result).get("status"),
+                Some(&json!("completed")),
+                "{target}: {result}"
+            ),
+        }
+        assert!(*took < Duration::from_secs(60), "{target} took {took:?}");
+        assert_eq!(
+            structured(beside).get("metrics"),
+            Some(&reference),
+            "{target}: the neighbour's numbers changed"
+        );
+        ping(&mut server, id + 2);
+    }
+}
+
+#[test]
+fn time_and_chance_are_virtual_and_fixed_by_the_seed() {
+    let dir = models_dir();
+    let mut server = start(&dir, &[]);
+    let run = |id: u64, seed: u64, server: &mut StdioServer| {
+        let arguments = json!({"model": {"_target_": MISBEHAVING, "mode": "time_and_chance"},
+                               "trainer": {"max_epochs": 1, "seed": seed}});
+        let result = server.call_tool(id, "lightning.train", arguments);
+        let metric = |name: &str| {
+            structured(&result)
+                .pointer(&format!("/metrics/{name}"))
+                .and_then(Value::as_f64)
+                .unwrap_or_else(|| panic!("no {name} in {result}"))
+        };
+        (metric("since_2000_s"), metric("slept_s"), metric("chance"))
+    };
+    let first = run(1, 7, &mut server);
+    let (since_2000, slept, chance) = first;
+    // The wall clock starts in 2000 and moves only as the guest reads and waits on it (the
+    // metric is the epoch's mean over steps an hour's sleep apart); an hour's sleep is over
+    // at once, and takes an hour of the guest's time.
+    assert!(
+        (0.0..86_400.0).contains(&since_2000),
+        "{since_2000} s after 2000"
+    );
+    assert!((3600.0..3601.0).contains(&slept), "slept {slept} s");
+    assert!((0.0..1.0).contains(&chance), "{chance}");
+    assert_eq!(
+        run(2, 7, &mut server),
+        first,
+        "the same seed, the same time and chance"
+    );
+    let (_, _, other) = run(3, 8, &mut server);
+    assert_ne!(other, chance, "another seed, another chance");
 }
 
 #[test]
@@ -794,13 +879,12 @@ fn models_are_uploaded_with_register_only_when_allowed() {
         "{sources:?}"
     );
 
-    let cases: [(&[u8], &str); 5] = [
+    let cases: [(&[u8], &str); 4] = [
         (
             lightning_mcp_guests::MLP,
             "target lightning_mcp.models.mlp.MLP is already registered (built-in)",
         ),
         (b"\0asm not really", "not a valid component"),
-        (lightning_mcp_guests::testing::SLEEPER, "wasi:clocks"),
         (
             lightning_mcp_guests::testing::OLD_WORLD,
             "lightning-module@0.5.0",

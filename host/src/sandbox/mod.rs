@@ -11,6 +11,7 @@
 mod bindings;
 mod built_in;
 mod cache;
+mod clocks;
 mod instance;
 mod limits;
 mod registry;

@@ -289,7 +289,9 @@ impl ModelRegistry {
             } else {
                 format!(
                     "not a component of world {WORLD}: it imports {}, which the sandbox does \
-                     not grant (a model gets no clocks, randomness, files or network)",
+                     not grant (a model gets the model interfaces, wasi:cli, wasi:io, virtual \
+                     clocks, seeded randomness, a filesystem without directories and sockets \
+                     that refuse)",
                     ungranted.join(", ")
                 )
             })

@@ -1,13 +1,19 @@
-//! The guest's WASI: only what a Rust guest's standard library needs, granting nothing.
+//! The guest's WASI: what a guest's standard library (Rust's, or CPython's) needs to link,
+//! granting no authority.
 //!
-//! Linked: `wasi:cli` environment (empty), arguments (none), exit, stdin (empty), stdout and
-//! stderr (to the server log, never to the protocol's stdout; the last bytes of stderr are kept
-//! to explain a trap — a Rust guest prints its panic message there), terminals (none); and
-//! `wasi:io` error, poll and streams. Not linked: clocks, random, filesystem, sockets. A
-//! component that imports them does not link, with an error naming the import. Without clocks
-//! no pollable can block, so a guest cannot sleep its way past its deadline, and without
-//! randomness or time a model is deterministic.
+//! - `wasi:cli`: environment (empty), arguments (none), exit, stdin (empty), stdout and
+//!   stderr (to the server log, never to the protocol's stdout; the last bytes of stderr are
+//!   kept to explain a trap — a Rust guest prints its panic message there), terminals (none);
+//! - `wasi:io`: error, poll and streams;
+//! - `wasi:clocks`: virtual clocks, the same in every run, whose waits are over at once
+//!   ([`super::clocks`]): a guest cannot learn the host's time or sleep past its deadline;
+//! - `wasi:random`: generators seeded from the run's seed, so a seed fixes every number;
+//! - `wasi:filesystem`: no preopened directory, so no path opens;
+//! - `wasi:sockets`: every use refused (no TCP, UDP, name lookup or address).
+//!
+//! A component that imports anything else does not link, with an error naming the import.
 
+use super::clocks::GuestClocks;
 use super::state::HostState;
 use bytes::Bytes;
 use std::io;
@@ -15,18 +21,37 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
+use wasi_rand::SeedableRng as _;
+use wasi_rand::rngs::StdRng;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
-use wasmtime_wasi::p2::bindings::{cli, sync::io as wasi_io};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::sync::io as wasi_io;
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiView};
 
-/// The WASI packages whose interfaces [`add_to_linker`] grants (those a Rust guest's standard
-/// library imports from them).
-pub const GRANTED: [&str; 2] = ["wasi:cli/", "wasi:io/"];
+/// The WASI packages whose interfaces [`add_to_linker`] grants.
+pub const GRANTED: [&str; 6] = [
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
 
 /// Adds the granted WASI interfaces to `linker`.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    add_cli_and_io(linker)?;
+    add_virtual_clocks(linker)?;
+    add_without_authority(linker)
+}
+
+/// `wasi:cli` and `wasi:io`.
+fn add_cli_and_io(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let l = linker;
     cli::environment::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
     cli::exit::add_to_linker::<_, WasiCli>(l, <HostState as WasiCliView>::cli)?;
@@ -41,6 +66,36 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasi_io::error::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
     wasi_io::poll::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
     wasi_io::streams::add_to_linker::<_, GuestIo>(l, |s| s.ctx().table)?;
+    Ok(())
+}
+
+/// `wasi:clocks`, virtual ([`super::clocks`]).
+fn add_virtual_clocks(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    clocks::monotonic_clock::add_to_linker::<_, GuestClocks>(linker, HostState::clocks)?;
+    clocks::wall_clock::add_to_linker::<_, GuestClocks>(linker, HostState::clocks)
+}
+
+/// `wasi:random` (seeded by [`sandboxed_wasi`]), `wasi:filesystem` (no preopens) and
+/// `wasi:sockets` (every use refused): wasmtime-wasi's implementations, over a context that
+/// grants them nothing.
+fn add_without_authority(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let l = linker;
+    let random = <HostState as WasiRandomView>::random;
+    random::random::add_to_linker::<_, WasiRandom>(l, random)?;
+    random::insecure::add_to_linker::<_, WasiRandom>(l, random)?;
+    random::insecure_seed::add_to_linker::<_, WasiRandom>(l, random)?;
+    let files = <HostState as WasiFilesystemView>::filesystem;
+    sync::filesystem::types::add_to_linker::<_, WasiFilesystem>(l, files)?;
+    filesystem::preopens::add_to_linker::<_, WasiFilesystem>(l, files)?;
+    let net = <HostState as WasiSocketsView>::sockets;
+    let options = sockets::network::LinkOptions::default();
+    sockets::network::add_to_linker::<_, WasiSockets>(l, &options, net)?;
+    sockets::instance_network::add_to_linker::<_, WasiSockets>(l, net)?;
+    sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, net)?;
+    sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, net)?;
+    sync::sockets::tcp::add_to_linker::<_, WasiSockets>(l, net)?;
+    sync::sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, net)?;
+    sync::sockets::udp::add_to_linker::<_, WasiSockets>(l, net)?;
     Ok(())
 }
 
@@ -73,11 +128,15 @@ pub struct GuestLine {
 pub type GuestLines = Arc<Mutex<Vec<GuestLine>>>;
 
 /// The WASI context of one store: empty environment and stdin, log-bound stdout and stderr
-/// whose logged lines also go to `lines`.
-pub fn sandboxed_wasi(stderr_tail: OutputTail, lines: GuestLines) -> WasiCtx {
+/// whose logged lines also go to `lines`, randomness from `seed`, no preopened directory and
+/// no network (wasmtime-wasi's defaults).
+pub fn sandboxed_wasi(stderr_tail: OutputTail, lines: GuestLines, seed: u64) -> WasiCtx {
     WasiCtxBuilder::new()
         .stdout(GuestOutput::new("stdout", None, lines.clone()))
         .stderr(GuestOutput::new("stderr", Some(stderr_tail), lines))
+        .secure_random(StdRng::seed_from_u64(seed))
+        .insecure_random(StdRng::seed_from_u64(seed.rotate_left(32)))
+        .insecure_random_seed(u128::from(seed))
         .build()
 }
 

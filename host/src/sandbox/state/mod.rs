@@ -11,6 +11,7 @@ mod params;
 
 pub use ops::OpError;
 
+use super::clocks::{ClockView, VirtualClock};
 use super::limits::{GuestLimiter, Limits};
 use super::wasi::{GuestLine, GuestLines, OutputTail, sandboxed_wasi};
 use crate::tensor::{self, Device, Rng, Tensor, TensorError};
@@ -89,6 +90,8 @@ pub struct HostState {
     ops_since_sweep: u32,
     stderr_tail: OutputTail,
     guest_lines: GuestLines,
+    /// The instance's virtual time.
+    clock: VirtualClock,
 }
 
 /// How many model stores exist: each holds its instance's tensors, parameters and guest
@@ -113,7 +116,7 @@ impl HostState {
         LIVE_STORES.fetch_add(1, Ordering::Relaxed);
         let stderr_tail = OutputTail::default();
         let guest_lines = GuestLines::default();
-        let wasi = sandboxed_wasi(stderr_tail.clone(), guest_lines.clone());
+        let wasi = sandboxed_wasi(stderr_tail.clone(), guest_lines.clone(), seed);
         Self {
             table: ResourceTable::new(),
             wasi,
@@ -133,6 +136,15 @@ impl HostState {
             ops_since_sweep: 0,
             stderr_tail,
             guest_lines,
+            clock: VirtualClock::default(),
+        }
+    }
+
+    /// The virtual clock, for the clock interfaces.
+    pub fn clocks(&mut self) -> ClockView<'_> {
+        ClockView {
+            clock: &mut self.clock,
+            table: &mut self.table,
         }
     }
 

@@ -1,6 +1,6 @@
 //! A model that reads a host file in its forward pass, for the sandbox tests: it imports WASI
-//! filesystem interfaces, which the host does not grant, so it must be refused when it is
-//! registered.
+//! filesystem interfaces, which link, but the sandbox preopens no directory, so the read fails
+//! inside the guest and no file is ever opened.
 
 use lightning_mcp_guest_sdk::prelude::*;
 

@@ -410,6 +410,25 @@ impl LightningModule for Misbehaving {
             }
             "nan_loss" => self.loss(&inputs, &targets)?.mul_scalar(f32::NAN),
             "non_scalar_loss" => self.forward(&inputs),
+            // What a model can learn of time and chance: the wall clock since 2000 (virtual),
+            // how long an hour's sleep took (virtually), and a random number (seeded).
+            "time_and_chance" => {
+                use std::hash::{BuildHasher, Hasher};
+                let since_2000 = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(-1.0, |d| d.as_secs_f64() - 946_684_800.0);
+                let started = std::time::Instant::now();
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                let slept = started.elapsed().as_secs_f64();
+                let chance = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish() as f64
+                    / u64::MAX as f64;
+                lightning_mcp_guest_sdk::log::log("since_2000_s", since_2000 as f32);
+                lightning_mcp_guest_sdk::log::log("slept_s", slept as f32);
+                lightning_mcp_guest_sdk::log::log("chance", chance as f32);
+                self.loss(&inputs, &targets)
+            }
             "read_env" => {
                 let visible = std::env::vars().count();
                 match std::env::var("HOME") {

@@ -1,5 +1,6 @@
-//! A model that sleeps in its training step, for the sandbox tests: it imports WASI clocks,
-//! which the host does not grant, so it must be refused when it is registered.
+//! A model that sleeps an hour in its forward pass, for the sandbox tests: its clock imports
+//! link to the sandbox's virtual clocks, whose waits are over at once, so it neither blocks
+//! the host nor waits out its deadline.
 
 use lightning_mcp_guest_sdk::prelude::*;
 

@@ -1,6 +1,6 @@
-//! A model that opens a network connection in its forward pass, for the sandbox tests: the
-//! host grants no sockets, so it must be refused when it is registered (or, if its standard
-//! library links no socket import, fail to connect).
+//! A model that opens a network connection in its forward pass, for the sandbox tests: its
+//! socket imports link, but the sandbox refuses every use of them, so the connection fails
+//! inside the guest.
 
 use lightning_mcp_guest_sdk::prelude::*;
 

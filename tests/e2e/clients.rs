@@ -577,3 +577,71 @@ fn a_python_model_built_with_componentize_py_registers_and_trains() {
         first.pointer("/metrics/draw")
     );
 }
+
+/// Builds `modules` of `examples/python-model` (with the Python SDK) into components in
+/// `models`, as its README says.
+fn build_python_models(models: &Path, modules: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // From a copy of the sources, so that their bytecode caches stay out of the tree.
+    let source = tempfile::tempdir().expect("a temporary directory");
+    run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(root.join("guest-sdk-python/lightning_mcp"))
+            .arg(root.join("examples/python-model/simple_classifier.py"))
+            .arg(root.join("examples/python-model/residual_mlp.py"))
+            .arg(source.path()),
+        0,
+    );
+    for module in modules {
+        run(
+            Command::new(clients().componentize_py())
+                .arg("-d")
+                .arg(root.join("wit"))
+                .args(["-w", "model", "componentize", "-p"])
+                .arg(source.path())
+                .arg(module)
+                .arg("-o")
+                .arg(models.join(format!("{module}.wasm"))),
+            0,
+        );
+    }
+}
+
+#[test]
+fn python_models_train_to_the_rust_built_ins_numbers() {
+    let models = tempfile::tempdir().expect("a temporary directory");
+    build_python_models(models.path(), &["simple_classifier", "residual_mlp"]);
+    let dir = models.path().to_string_lossy().into_owned();
+    let mut server = support::StdioServer::start(&["--models-dir", &dir]);
+    let train = |server: &mut support::StdioServer, id: u64, target: &str, data: Value| {
+        let arguments = json!({
+            "model": {"_target_": target},
+            "data": data,
+            "trainer": {"max_epochs": 5, "seed": 3, "accelerator": "cpu"},
+        });
+        let result = server.call_tool(id, "lightning.train", arguments);
+        let structured = support::structured(&result).clone();
+        assert_eq!(
+            structured.get("status"),
+            Some(&json!("completed")),
+            "{result}"
+        );
+        structured
+    };
+    // The Python port declares the built-in's parameters in its order, and the math runs on
+    // the host: the same seed and data give exactly the same numbers, epoch by epoch.
+    let iris = json!({"dataset": "iris", "batch_size": 16});
+    let rust = train(&mut server, 1, SIMPLE, iris.clone());
+    let python = train(&mut server, 2, "my_project.models.SimpleClassifier", iris);
+    assert_eq!(python.get("metrics"), rust.get("metrics"));
+    assert_eq!(python.get("history"), rust.get("history"));
+    // A residual MLP, which a Sequential config cannot express, learns the digits.
+    let digits = json!({"dataset": "digits", "input_shape": [64]});
+    let residual = train(&mut server, 3, "my_project.models.ResidualMLP", digits);
+    let val_acc = residual
+        .pointer("/metrics/val_acc")
+        .and_then(Value::as_f64)
+        .unwrap_or_default();
+    assert!(val_acc >= 0.95, "val_acc {val_acc}: {residual}");
+}

@@ -578,8 +578,8 @@ fn a_python_model_built_with_componentize_py_registers_and_trains() {
     );
 }
 
-/// Builds `modules` of `examples/python-model` (with the Python SDK) into components in
-/// `models`, as its README says.
+/// Builds the Python `modules` (files of `examples/python-model` or `tests/guests/python`,
+/// with the Python SDK) into components in `models`, as the example's README says.
 fn build_python_models(models: &Path, modules: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // From a copy of the sources, so that their bytecode caches stay out of the tree.
@@ -590,6 +590,7 @@ fn build_python_models(models: &Path, modules: &[&str]) {
             .arg(root.join("guest-sdk-python/lightning_mcp"))
             .arg(root.join("examples/python-model/simple_classifier.py"))
             .arg(root.join("examples/python-model/residual_mlp.py"))
+            .arg(root.join("tests/guests/python/hostile.py"))
             .arg(source.path()),
         0,
     );
@@ -644,4 +645,112 @@ fn python_models_train_to_the_rust_built_ins_numbers() {
         .and_then(Value::as_f64)
         .unwrap_or_default();
     assert!(val_acc >= 0.95, "val_acc {val_acc}: {residual}");
+}
+
+#[test]
+fn a_python_guest_does_no_more_harm_than_a_rust_one() {
+    let models = tempfile::tempdir().expect("a temporary directory");
+    build_python_models(models.path(), &["hostile"]);
+    let dir = models.path().to_string_lossy().into_owned();
+    let mut server = support::StdioServer::start(&[
+        "--models-dir",
+        &dir,
+        "--max-guest-memory-mib",
+        "64",
+        "--max-concurrent-runs",
+        "4",
+    ]);
+    let neighbour = json!({"model": {"_target_": "lightning_mcp.models.mlp.MLP"},
+                           "trainer": {"max_epochs": 2, "seed": 11}});
+    let reference = server.call_tool(1, "lightning.train", neighbour.clone());
+    let reference = support::structured(&reference).get("metrics").cloned();
+    // (mode, the request's limits, what its error says; `None`: it completes)
+    let corpus: [(&str, Value, Option<&[&str]>); 8] = [
+        (
+            "infinite_loop",
+            json!({"timeout_seconds": 2}),
+            Some(&["time limit of 2 s"]),
+        ),
+        ("memory_bomb", json!({}), Some(&["memory"])),
+        // CPython keeps its frames on the heap: a million of them meet the memory limit.
+        (
+            "deep_recursion",
+            json!({}),
+            Some(&["guest memory limit of 64 MiB"]),
+        ),
+        (
+            "read_file",
+            json!({}),
+            Some(&["/etc/passwd", "No such file"]),
+        ),
+        ("open_socket", json!({}), Some(&["training failed"])),
+        (
+            "read_environ",
+            json!({}),
+            Some(&["0 environment variables"]),
+        ),
+        ("huge_error", json!({}), Some(&["cut"])),
+        ("print_flood", json!({}), None),
+    ];
+    for (index, (mode, limits, expected)) in (0u64..).zip(corpus) {
+        let id = 10 + 10 * index;
+        let hostile = json!({"model": {"_target_": "lightning_mcp.testing.PythonHostile",
+                                       "mode": mode},
+                             "data": {"dataset": "iris"}, "limits": limits,
+                             "trainer": {"max_epochs": 1}});
+        let results = concurrent_calls(&mut server, &[(id, &hostile), (id + 1, &neighbour)]);
+        let [result, beside] = results.as_slice() else {
+            panic!("two results: {results:?}");
+        };
+        match expected {
+            Some(needles) => {
+                let message = support::tool_error(result);
+                assert!(
+                    message.len() < 16_384,
+                    "{mode}: a {} byte error",
+                    message.len()
+                );
+                for needle in needles {
+                    assert!(
+                        message.contains(needle),
+                        "{mode}: {message:?} lacks {needle:?}"
+                    );
+                }
+            }
+            None => assert_eq!(
+                support::structured(result).get("status"),
+                Some(&json!("completed")),
+                "{mode}: {result}"
+            ),
+        }
+        assert_eq!(
+            support::structured(beside).get("metrics").cloned(),
+            reference,
+            "{mode}: the neighbour's numbers changed"
+        );
+        let pong = server.request(&json!({"jsonrpc": "2.0", "id": id + 2, "method": "ping"}));
+        assert_eq!(pong.get("result"), Some(&json!({})), "{mode}: {pong}");
+    }
+}
+
+/// Sends the `(id, arguments)` training calls at once; their results, in that order.
+fn concurrent_calls(server: &mut support::StdioServer, calls: &[(u64, &Value)]) -> Vec<Value> {
+    for (id, arguments) in calls {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                          "params": {"name": "lightning.train", "arguments": arguments}});
+        server.send_raw(&call.to_string());
+    }
+    let mut results: Vec<Option<Value>> = vec![None; calls.len()];
+    while results.iter().any(Option::is_none) {
+        let message = server.next_message();
+        let index = calls
+            .iter()
+            .position(|(id, _)| message.get("id") == Some(&json!(id)));
+        if let (Some(index), Some(result)) = (index, message.get("result"))
+            && let Some(slot) = results.get_mut(index)
+        {
+            *slot = Some(result.clone());
+        }
+    }
+    results.into_iter().flatten().collect()
 }

@@ -590,6 +590,7 @@ fn build_python_models(models: &Path, modules: &[&str]) {
             .arg(root.join("guest-sdk-python/lightning_mcp"))
             .arg(root.join("examples/python-model/simple_classifier.py"))
             .arg(root.join("examples/python-model/residual_mlp.py"))
+            .arg(root.join("examples/python-model/mlp.py"))
             .arg(root.join("tests/guests/python/hostile.py"))
             .arg(source.path()),
         0,
@@ -612,7 +613,7 @@ fn build_python_models(models: &Path, modules: &[&str]) {
 #[test]
 fn python_models_train_to_the_rust_built_ins_numbers() {
     let models = tempfile::tempdir().expect("a temporary directory");
-    build_python_models(models.path(), &["simple_classifier", "residual_mlp"]);
+    build_python_models(models.path(), &["simple_classifier", "mlp", "residual_mlp"]);
     let dir = models.path().to_string_lossy().into_owned();
     let mut server = support::StdioServer::start(&["--models-dir", &dir]);
     let train = |server: &mut support::StdioServer, id: u64, target: &str, data: Value| {
@@ -635,6 +636,12 @@ fn python_models_train_to_the_rust_built_ins_numbers() {
     let iris = json!({"dataset": "iris", "batch_size": 16});
     let rust = train(&mut server, 1, SIMPLE, iris.clone());
     let python = train(&mut server, 2, "my_project.models.SimpleClassifier", iris);
+    assert_eq!(python.get("metrics"), rust.get("metrics"));
+    assert_eq!(python.get("history"), rust.get("history"));
+    // The MLP, on the data each brings: the Python port draws the built-in's clusters.
+    let own = Value::Null;
+    let rust = train(&mut server, 4, "lightning_mcp.models.mlp.MLP", own.clone());
+    let python = train(&mut server, 5, "my_project.models.MLP", own);
     assert_eq!(python.get("metrics"), rust.get("metrics"));
     assert_eq!(python.get("history"), rust.get("history"));
     // A residual MLP, which a Sequential config cannot express, learns the digits.

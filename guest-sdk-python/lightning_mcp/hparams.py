@@ -53,10 +53,19 @@ def _typed(name, value, default):
     if expected is list and isinstance(value, list):
         return value
     if type(value) is not expected:
-        raise HyperparameterError(
-            f"{name} must be a {expected.__name__}, got {type(value).__name__} {value!r}"
-        )
+        kind = _KINDS.get(expected, expected.__name__)
+        raise HyperparameterError(f"{name} must be {kind}, got {value!r}")
     return value
+
+
+# How an error names the type a field takes.
+_KINDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+}
 
 
 def _elements(name, value):

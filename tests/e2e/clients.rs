@@ -536,20 +536,10 @@ fn a_python_model_built_with_componentize_py_registers_and_trains() {
     );
     let dir = models.path().to_string_lossy().into_owned();
     let mut server = support::StdioServer::start(&["--models-dir", &dir]);
+    let iris = json!({"dataset": "iris", "batch_size": 16});
+    let linear = "lightning_mcp.testing.PythonLinear";
     let train = |server: &mut support::StdioServer, id: u64, seed: u64| {
-        let arguments = json!({
-            "model": {"_target_": "lightning_mcp.testing.PythonLinear"},
-            "data": {"dataset": "iris", "batch_size": 16},
-            "trainer": {"max_epochs": 5, "seed": seed, "accelerator": "cpu"},
-        });
-        let result = server.call_tool(id, "lightning.train", arguments);
-        let structured = support::structured(&result).clone();
-        assert_eq!(
-            structured.get("status"),
-            Some(&json!("completed")),
-            "{result}"
-        );
-        structured
+        train_for_five_epochs(server, id, linear, iris.clone(), seed)
     };
     let first = train(&mut server, 1, 5);
     let losses: Vec<f64> = first
@@ -617,19 +607,7 @@ fn python_models_train_to_the_rust_built_ins_numbers() {
     let dir = models.path().to_string_lossy().into_owned();
     let mut server = support::StdioServer::start(&["--models-dir", &dir]);
     let train = |server: &mut support::StdioServer, id: u64, target: &str, data: Value| {
-        let arguments = json!({
-            "model": {"_target_": target},
-            "data": data,
-            "trainer": {"max_epochs": 5, "seed": 3, "accelerator": "cpu"},
-        });
-        let result = server.call_tool(id, "lightning.train", arguments);
-        let structured = support::structured(&result).clone();
-        assert_eq!(
-            structured.get("status"),
-            Some(&json!("completed")),
-            "{result}"
-        );
-        structured
+        train_for_five_epochs(server, id, target, data, 3)
     };
     // The Python port declares the built-in's parameters in its order, and the math runs on
     // the host: the same seed and data give exactly the same numbers, epoch by epoch.
@@ -760,4 +738,28 @@ fn concurrent_calls(server: &mut support::StdioServer, calls: &[(u64, &Value)]) 
         }
     }
     results.into_iter().flatten().collect()
+}
+
+/// Trains `target` on `data` for 5 epochs with `seed` on the CPU; the result, which must be
+/// a completed training.
+fn train_for_five_epochs(
+    server: &mut support::StdioServer,
+    id: u64,
+    target: &str,
+    data: Value,
+    seed: u64,
+) -> Value {
+    let arguments = json!({
+        "model": {"_target_": target},
+        "data": data,
+        "trainer": {"max_epochs": 5, "seed": seed, "accelerator": "cpu"},
+    });
+    let result = server.call_tool(id, "lightning.train", arguments);
+    let structured = support::structured(&result).clone();
+    assert_eq!(
+        structured.get("status"),
+        Some(&json!("completed")),
+        "{result}"
+    );
+    structured
 }

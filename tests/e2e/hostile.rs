@@ -58,6 +58,15 @@ fn neighbour() -> Value {
     json!({"model": {"_target_": MLP}, "trainer": {"max_epochs": 3, "seed": 11}})
 }
 
+/// The neighbour's metrics when it trains alone (request id 1).
+fn neighbour_alone(server: &mut StdioServer) -> Value {
+    let alone = concurrently(server, &[call(1, "lightning.train", &neighbour())]);
+    alone
+        .first()
+        .and_then(|(r, _)| structured(r).get("metrics").cloned())
+        .expect("the reference run's metrics")
+}
+
 fn call(id: u64, name: &str, arguments: &Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
            "params": {"name": name, "arguments": arguments}})
@@ -114,11 +123,7 @@ fn memory_mib(server: &StdioServer) -> (u64, u64) {
 fn no_hostile_guest_harms_its_neighbour_or_the_server() {
     let dir = models_dir();
     let mut server = start(&dir, &[]);
-    let alone = concurrently(&mut server, &[call(1, "lightning.train", &neighbour())]);
-    let reference = alone
-        .first()
-        .and_then(|(r, _)| structured(r).get("metrics").cloned())
-        .expect("the reference run's metrics");
+    let reference = neighbour_alone(&mut server);
 
     // (mode, the request's own limits, what the error must say)
     let mut corpus: Vec<(String, Value, Vec<&str>)> = vec![
@@ -462,11 +467,7 @@ fn the_models_dir_registers_models_and_refuses_what_is_not_one() {
 fn files_sockets_and_clocks_give_a_guest_nothing() {
     let dir = models_dir();
     let mut server = start(&dir, &[]);
-    let alone = concurrently(&mut server, &[call(1, "lightning.train", &neighbour())]);
-    let reference = alone
-        .first()
-        .and_then(|(r, _)| structured(r).get("metrics").cloned())
-        .expect("the reference run's metrics");
+    let reference = neighbour_alone(&mut server);
     let train = |target: &str| {
         json!({"model": {"_target_": format!("lightning_mcp.testing.{target}")},
                "data": {"dataset": "iris"}, "trainer": {"max_epochs": 1, "seed": 3}})

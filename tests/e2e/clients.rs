@@ -622,6 +622,20 @@ fn python_models_train_to_the_rust_built_ins_numbers() {
     let python = train(&mut server, 5, "my_project.models.MLP", own);
     assert_eq!(python.get("metrics"), rust.get("metrics"));
     assert_eq!(python.get("history"), rust.get("history"));
+    // Each one's checkpoint loads into the other (the same names and shapes), and validates
+    // to the same numbers there.
+    let checkpoint = |result: &Value| result.get("checkpoint_path").cloned();
+    for (id, model, ckpt_path) in [
+        (6, "lightning_mcp.models.mlp.MLP", checkpoint(&python)),
+        (7, "my_project.models.MLP", checkpoint(&rust)),
+    ] {
+        let arguments = json!({"model": {"_target_": model}, "ckpt_path": ckpt_path,
+                               "trainer": {"seed": 3}});
+        let validated = server.call_tool(id, "lightning.validate", arguments);
+        let metrics = support::structured(&validated).get("metrics").cloned();
+        let val_loss = metrics.as_ref().and_then(|m| m.get("val_loss"));
+        assert_eq!(val_loss, rust.pointer("/metrics/val_loss"), "{validated}");
+    }
     // A residual MLP, which a Sequential config cannot express, learns the digits.
     let digits = json!({"dataset": "digits", "input_shape": [64]});
     let residual = train(&mut server, 3, "my_project.models.ResidualMLP", digits);

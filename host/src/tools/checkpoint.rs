@@ -59,7 +59,7 @@ pub struct SaveArgs {
 pub struct LoadArgs {
     /// The checkpoint, relative to the checkpoint directory.
     pub path: String,
-    /// The model to load it into (its target must be the checkpoint's).
+    /// The model to load it into (its parameter names and shapes must be the checkpoint's).
     pub model: ModelSpec,
     /// Lower limits for building the model.
     ///
@@ -215,11 +215,12 @@ fn load_into(
     path: &str,
     ctx: &CallContext,
 ) -> Result<Value, String> {
-    let opened = open(runtime, model, path, limits, false)?;
+    let opened = open(runtime, path, limits, false)?;
     let defaults = &model.description.hyperparameters;
-    let spec = sizes::fit(spec, defaults, Some(opened.hyperparameters()), None)?.spec;
+    let saved = opened.hyperparameters_for(model);
+    let spec = sizes::fit(spec, defaults, saved, None)?.spec;
     let (_slot, mut instance, _) = build_on_cpu(runtime, model, &spec, (limits, 0), ctx)?;
-    let Restored { shown, meta, .. } = restore(&mut instance, opened)?;
+    let Restored { shown, meta, .. } = restore(&mut instance, model, opened)?;
     Ok(json!({
         "action": "load",
         "path": shown,
@@ -230,6 +231,7 @@ fn load_into(
         "global_step": meta.global_step,
         "metrics": meta.metrics,
         "hyperparameters": meta.hyperparameters,
+        "checkpoint_of": meta.target,
         "optimizer": meta.optimizer.as_ref().map(|o| o.config.class_name()),
     }))
 }
@@ -306,17 +308,20 @@ pub(super) struct Opened {
 }
 
 impl Opened {
-    /// The hyperparameters the checkpoint's model was built with.
-    pub(super) fn hyperparameters(&self) -> &Value {
-        &self.checkpoint.meta.hyperparameters
+    /// The hyperparameters the checkpoint's model was built with, when it is of `model`
+    /// (another model's hyperparameters mean nothing to it).
+    pub(super) fn hyperparameters_for(&self, model: &RegisteredModel) -> Option<&Value> {
+        let meta = &self.checkpoint.meta;
+        (meta.target == model.description.target).then_some(&meta.hyperparameters)
     }
 }
 
-/// Reads the checkpoint at `path` under the checkpoint directory, which must be of `model`;
-/// with `optimizer_state` (resuming), its optimizer state tensors too.
+/// Reads the checkpoint at `path` under the checkpoint directory, with `optimizer_state`
+/// (resuming) its optimizer state tensors too. It may be of another model than `model` (a
+/// port of the same network, say): its weights then load when every name and shape matches,
+/// as a strict `load_state_dict` does.
 pub(super) fn open(
     runtime: &Runtime,
-    model: &RegisteredModel,
     path: &str,
     limits: &Limits,
     optimizer_state: bool,
@@ -331,12 +336,6 @@ pub(super) fn open(
     let shown = dir.display(&real);
     let checkpoint =
         checkpoint::decode(&bytes, optimizer_state).map_err(|e| format!("{shown}: {e}"))?;
-    if checkpoint.meta.target != model.description.target {
-        return Err(format!(
-            "{shown}: the checkpoint is of {}, not of {}",
-            checkpoint.meta.target, model.description.target
-        ));
-    }
     Ok(Opened { shown, checkpoint })
 }
 
@@ -350,15 +349,25 @@ pub(super) struct Restored {
     pub optimizer_tensors: Vec<NamedValues>,
 }
 
-/// Loads an opened checkpoint's weights into `instance`, a fresh instance of its model.
-pub(super) fn restore(instance: &mut ModelInstance, opened: Opened) -> Result<Restored, String> {
+/// Loads an opened checkpoint's weights into `instance`, a fresh instance of `model`.
+pub(super) fn restore(
+    instance: &mut ModelInstance,
+    model: &RegisteredModel,
+    opened: Opened,
+) -> Result<Restored, String> {
     let Opened { shown, checkpoint } = opened;
     let Checkpoint {
         params,
         optimizer_tensors,
         meta,
     } = checkpoint;
-    checkpoint::restore(instance, params).map_err(|e| format!("{shown}: {e}"))?;
+    checkpoint::restore(instance, params).map_err(|e| {
+        // Weights of another model rarely fit: say whose they are.
+        match meta.target != model.description.target {
+            true => format!("{shown}: {e} (it is a checkpoint of {})", meta.target),
+            false => format!("{shown}: {e}"),
+        }
+    })?;
     Ok(Restored {
         shown,
         meta,

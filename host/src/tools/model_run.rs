@@ -100,7 +100,8 @@ impl Settled {
 /// Settles `request` for a run of `model`: loads the call's data (for the loops over
 /// `splits`, `whole` as in [`data::CallData::split`]), reads the checkpoint (with its
 /// optimizer state when `resuming`) and completes the spec with the hyperparameters it
-/// leaves out, the checkpoint's first, then the sizes the data gives (see [`sizes`]).
+/// leaves out, the checkpoint's first (when it is of this model), then the sizes the data
+/// gives (see [`sizes`]).
 pub(super) fn settle(
     runtime: &Runtime,
     model: Arc<RegisteredModel>,
@@ -118,13 +119,13 @@ pub(super) fn settle(
     } = request;
     let data = data::CallData::load(runtime, data, options.seed, &limits)?;
     let opened = ckpt_path
-        .map(|path| checkpoint::open(runtime, &model, &path, &limits, resuming))
+        .map(|path| checkpoint::open(runtime, &path, &limits, resuming))
         .transpose()
         .map_err(|e| format!("ckpt_path: {e}"))?;
     let fitted = sizes::fit(
         &spec,
         &model.description.hyperparameters,
-        opened.as_ref().map(checkpoint::Opened::hyperparameters),
+        opened.as_ref().and_then(|o| o.hyperparameters_for(&model)),
         data.facts(splits, whole).as_ref(),
     )?;
     Ok(Settled {
@@ -173,7 +174,7 @@ pub(super) fn build<'r>(
     let restored = settled
         .opened
         .take()
-        .map(|opened| checkpoint::restore(&mut instance, opened))
+        .map(|opened| checkpoint::restore(&mut instance, &settled.model, opened))
         .transpose()
         .map_err(|e| format!("ckpt_path: {e}"))?;
     Ok(Built {

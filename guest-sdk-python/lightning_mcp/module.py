@@ -11,7 +11,7 @@ from enum import Enum
 from wit_world.imports import log as _log
 
 from .optim import Adam
-from .tensor import Tensor
+from .tensor import Tensor, _host
 
 
 class Split(Enum):
@@ -50,8 +50,6 @@ class LightningModule:
     def log(self, name, value):
         """Logs a number or a one-element tensor for this step (the epoch mean is reported)."""
         if isinstance(value, Tensor):
-            from .tensor import _host
-
             _host(_log.log_tensor, name, value.raw)
         else:
             _log.log(name, float(value))

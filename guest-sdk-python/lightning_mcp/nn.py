@@ -10,6 +10,7 @@ import math
 import struct
 
 from wit_world.imports import params as _params
+from wit_world.imports import tensors as _raw
 
 from .naming import next_name, qualified, scope
 from .tensor import Tensor, _host, _raw_of, _wrap
@@ -130,6 +131,11 @@ class Embedding:
         return _wrap(indices.raw.embedding, _raw_of(self.weight))
 
 
+def _pair(value):
+    """A side given as one int or as `(height, width)`, as a pair."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 class Conv2d:
     """`torch.nn.Conv2d` over `[n, c, h, w]`: weight and bias uniform in `±1/sqrt(fan_in)`."""
 
@@ -137,11 +143,8 @@ class Conv2d:
         self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
         groups=1, bias=True, name=None,
     ):
-        from wit_world.imports import tensors as _raw
-
         name = name or next_name("conv2d")
-        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-        kh, kw = pair(kernel_size)
+        kh, kw = _pair(kernel_size)
         fan_in = (in_channels // groups) * kh * kw
         bound = _uniform_bound(fan_in)
         shape = [out_channels, in_channels // groups, kh, kw]
@@ -149,7 +152,7 @@ class Conv2d:
         self.bias = (
             parameter(f"{name}.bias", [out_channels], "uniform", -bound, bound) if bias else None
         )
-        self.options = _raw.Conv2dOptions(pair(stride), pair(padding), pair(dilation), groups)
+        self.options = _raw.Conv2dOptions(_pair(stride), _pair(padding), _pair(dilation), groups)
 
     def __call__(self, x):
         bias = self.bias.raw if self.bias is not None else None

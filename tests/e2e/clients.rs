@@ -513,27 +513,9 @@ fn a_checkpoint_reads_in_python_with_safetensors_and_numpy() {
 
 #[test]
 fn a_python_model_built_with_componentize_py_registers_and_trains() {
-    // Built as its author would: componentize-py against the repository's WIT (from a copy
-    // of the source, so that its bytecode cache stays out of the tree).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Built as its author would: componentize-py against the repository's WIT.
     let models = tempfile::tempdir().expect("a temporary directory");
-    let source = tempfile::tempdir().expect("a temporary directory");
-    std::fs::copy(
-        root.join("tests/guests/python/linear.py"),
-        source.path().join("linear.py"),
-    )
-    .expect("the model's source is copied");
-    run(
-        Command::new(clients().componentize_py())
-            .arg("-d")
-            .arg(root.join("wit"))
-            .args(["-w", "model", "componentize", "-p"])
-            .arg(source.path())
-            .arg("linear")
-            .arg("-o")
-            .arg(models.path().join("python_linear.wasm")),
-        0,
-    );
+    build_python_models(models.path(), &["linear"]);
     let dir = models.path().to_string_lossy().into_owned();
     let mut server = support::StdioServer::start(&["--models-dir", &dir]);
     let iris = json!({"dataset": "iris", "batch_size": 16});
@@ -582,6 +564,7 @@ fn build_python_models(models: &Path, modules: &[&str]) {
             .arg(root.join("examples/python-model/residual_mlp.py"))
             .arg(root.join("examples/python-model/mlp.py"))
             .arg(root.join("tests/guests/python/hostile.py"))
+            .arg(root.join("tests/guests/python/linear.py"))
             .arg(source.path()),
         0,
     );

@@ -8,17 +8,7 @@ use burn::tensor::{Int, Shape, Tensor as BurnTensor, TensorData};
 /// An f32 tensor from row-major data.
 pub fn from_f32(device: &Device, data: Vec<f32>, shape: &[usize]) -> OpResult {
     const OP: &str = "from-f32";
-    let count = check_shape(OP, shape)?;
-    if data.len() != count {
-        return Err(err(
-            OP,
-            format!(
-                "{} values do not fill shape {shape:?} ({count} elements)",
-                data.len()
-            ),
-        ));
-    }
-    let data = TensorData::new(data, Shape::from(shape.to_vec()));
+    let data = shaped(OP, data, shape)?;
     with_rank!(OP, shape.len(), D => guarded(OP, || {
         BurnTensor::<D>::from_data(data, device).into_bridge()
     })?)
@@ -28,21 +18,30 @@ pub fn from_f32(device: &Device, data: Vec<f32>, shape: &[usize]) -> OpResult {
 /// An i64 tensor from row-major data.
 pub fn from_i64(device: &Device, data: Vec<i64>, shape: &[usize]) -> OpResult {
     const OP: &str = "from-i64";
-    let count = check_shape(OP, shape)?;
+    let data = shaped(OP, data, shape)?;
+    with_rank!(OP, shape.len(), D => guarded(OP, || {
+        BurnTensor::<D, Int>::from_data(data, device).into_bridge()
+    })?)
+    .map(Tensor::from_bridge)
+}
+
+/// Row-major `data` in `shape`, once the shape is checked and the data fills it exactly.
+fn shaped<E: burn::tensor::Element>(
+    op: &'static str,
+    data: Vec<E>,
+    shape: &[usize],
+) -> Result<TensorData, TensorError> {
+    let count = check_shape(op, shape)?;
     if data.len() != count {
         return Err(err(
-            OP,
+            op,
             format!(
                 "{} values do not fill shape {shape:?} ({count} elements)",
                 data.len()
             ),
         ));
     }
-    let data = TensorData::new(data, Shape::from(shape.to_vec()));
-    with_rank!(OP, shape.len(), D => guarded(OP, || {
-        BurnTensor::<D, Int>::from_data(data, device).into_bridge()
-    })?)
-    .map(Tensor::from_bridge)
+    Ok(TensorData::new(data, Shape::from(shape.to_vec())))
 }
 
 fn filled(op: &'static str, device: &Device, shape: &[usize], value: f32) -> OpResult {

@@ -253,13 +253,18 @@ pub struct RunModel {
 }
 
 impl RunModel {
-    /// `instance`, a build of `model`.
-    pub(super) fn of(model: &RegisteredModel, instance: &ModelInstance) -> Self {
+    /// `model`, built with `num_parameters` trainable elements.
+    pub(super) fn new(model: &RegisteredModel, num_parameters: usize) -> Self {
         Self {
             class: model.description.class_name.clone(),
             target: model.description.target.clone(),
-            num_parameters: num_parameters(instance),
+            num_parameters,
         }
+    }
+
+    /// `instance`, a build of `model`.
+    pub(super) fn of(model: &RegisteredModel, instance: &ModelInstance) -> Self {
+        Self::new(model, num_parameters(instance))
     }
 }
 

@@ -425,11 +425,7 @@ fn output(
     Ok(TrainOutput {
         status: "completed",
         model: TrainedModel {
-            model: RunModel {
-                class: model.description.class_name.clone(),
-                target: model.description.target.clone(),
-                num_parameters,
-            },
+            model: RunModel::new(&model, num_parameters),
             hyperparameters,
             from_data: fitted.from_data,
         },

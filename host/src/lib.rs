@@ -15,6 +15,7 @@ pub mod files;
 pub mod gpu;
 pub mod plot;
 pub mod protocol;
+pub mod python_build;
 pub mod runs;
 pub mod runtime;
 pub mod sandbox;

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use lightning_mcp::files::ConfinedDir;
 use lightning_mcp::protocol::Server;
+use lightning_mcp::python_build::PythonBuild;
 use lightning_mcp::runs::{DEFAULT_MAX_RUNS, Retention, Runs, SqliteStore};
 use lightning_mcp::runtime::{
     CHECKPOINT_DIR_FLAG, DATA_DIR_FLAG, DEFAULT_MAX_RESULT_BYTES, RuntimeConfig, UploadLimits,
@@ -96,6 +97,21 @@ struct Cli {
     /// Most uploaded models registered at once.
     #[arg(long, default_value_t = UploadLimits::default().max_models, requires = "allow_register")]
     max_uploaded_models: usize,
+    /// componentize-py, which builds the Python models `lightning.register` receives
+    /// [default: componentize-py on PATH].
+    #[arg(
+        long,
+        env = "LIGHTNING_MCP_COMPONENTIZE_PY",
+        value_name = "PATH",
+        requires = "allow_register"
+    )]
+    componentize_py: Option<PathBuf>,
+    /// Longest a Python model's build may run, in seconds.
+    #[arg(long, default_value_t = PythonBuild::default().timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600), requires = "allow_register")]
+    max_build_seconds: u64,
+    /// Most memory a Python model's build may allocate, in MiB.
+    #[arg(long, default_value_t = PythonBuild::default().max_memory_bytes >> 20, value_parser = clap::value_parser!(u64).range(64..=65_536), requires = "allow_register")]
+    max_build_memory_mib: u64,
     /// Directory data files are read from; requests name paths under it.
     #[arg(
         long,
@@ -323,6 +339,11 @@ fn runtime_config(cli: &Cli) -> anyhow::Result<RuntimeConfig> {
             max_bytes: cli.max_register_bytes,
             max_models: cli.max_uploaded_models,
         }),
+        python_build: PythonBuild {
+            program: cli.componentize_py.clone(),
+            timeout: Duration::from_secs(cli.max_build_seconds),
+            max_memory_bytes: cli.max_build_memory_mib << 20,
+        },
         data_dir: ConfinedDir::new(cli.data_dir.clone(), DATA_DIR_FLAG),
         checkpoint_dir: ConfinedDir::new(cli.checkpoint_dir.clone(), CHECKPOINT_DIR_FLAG),
         executable: own_executable(),

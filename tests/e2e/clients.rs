@@ -715,6 +715,114 @@ fn a_python_guest_does_no_more_harm_than_a_rust_one() {
     }
 }
 
+#[test]
+fn lightning_register_builds_python_source_on_the_server() {
+    let componentize_py = clients().componentize_py().to_string_lossy().into_owned();
+    let mut server =
+        support::StdioServer::start(&["--allow-register", "--componentize-py", &componentize_py]);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-model");
+    let source = std::fs::read_to_string(examples.join("simple_classifier.py"))
+        .expect("the example's source");
+    let register = |server: &mut support::StdioServer, id: u64, source: &str, replace: bool| {
+        server.call_tool(
+            id,
+            "lightning.register",
+            json!({"python": source, "replace": replace}),
+        )
+    };
+    let registered = register(&mut server, 1, &source, false);
+    let registered = support::structured(&registered);
+    let target = "my_project.models.SimpleClassifier";
+    assert_eq!(registered.get("status"), Some(&json!("registered")));
+    assert_eq!(registered.get("target"), Some(&json!(target)));
+    assert!(
+        registered.get("build_ms").is_some_and(Value::is_u64),
+        "{registered}"
+    );
+
+    // It trains to exactly the built-in's numbers, and its checkpoint validates.
+    let iris = json!({"dataset": "iris", "batch_size": 16});
+    let rust = train_for_five_epochs(&mut server, 2, SIMPLE, iris.clone(), 3);
+    let python = train_for_five_epochs(&mut server, 3, target, iris, 3);
+    assert_eq!(python.get("metrics"), rust.get("metrics"));
+    let validated = server.call_tool(
+        4,
+        "lightning.validate",
+        json!({"model": {"_target_": target}, "ckpt_path": python.get("checkpoint_path"),
+               "data": {"dataset": "iris", "batch_size": 16}, "trainer": {"seed": 3}}),
+    );
+    assert_eq!(
+        support::structured(&validated).pointer("/metrics/val_loss"),
+        rust.pointer("/metrics/val_loss")
+    );
+
+    // A model's faults are named, with the model's own traceback, and the server goes on.
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "import lightning_mcp as L\nclass Net(L.LightningModule:\n    pass\n",
+            &["model.py\", line 2", "SyntaxError"],
+        ),
+        (
+            "import lightning_mcp as L\n",
+            &["no attribute 'LightningModule'", "L.export(YourModel)"],
+        ),
+        // Its top-level code runs at build time, in componentize-py's sandbox.
+        (
+            "print(open('/etc/passwd').read())\n",
+            &["FileNotFoundError", "/etc/passwd"],
+        ),
+        (
+            "hoard = [bytearray(10**8) for _ in range(30)]\n",
+            &["ran out of its 1024 MiB of memory (--max-build-memory-mib)"],
+        ),
+    ];
+    for (id, (source, needles)) in (10..).zip(cases) {
+        let message = support::tool_error(&register(&mut server, id, source, false));
+        assert!(message.len() < 8192, "a {} byte error", message.len());
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+    let message = support::tool_error(&server.call_tool(
+        20,
+        "lightning.register",
+        json!({"python": source, "component": "AA=="}),
+    ));
+    assert!(message.contains("exactly one"), "{message}");
+    assert_eq!(
+        support::structured(&register(&mut server, 21, &source, true)).get("status"),
+        Some(&json!("replaced"))
+    );
+
+    // A build that does not end is stopped at the server's limit.
+    let mut brief = support::StdioServer::start(&[
+        "--allow-register",
+        "--componentize-py",
+        &componentize_py,
+        "--max-build-seconds",
+        "2",
+    ]);
+    let started = std::time::Instant::now();
+    let message = support::tool_error(&register(&mut brief, 1, "while True:\n    pass\n", false));
+    assert!(message.contains("ran past its 2 s limit"), "{message}");
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+
+    // Without a componentize-py, the error says how to get one.
+    let mut without = support::StdioServer::start(&[
+        "--allow-register",
+        "--componentize-py",
+        "/nonexistent/componentize-py",
+    ]);
+    let message = support::tool_error(&register(&mut without, 1, &source, false));
+    for needle in [
+        "cannot run /nonexistent/componentize-py",
+        "pip install componentize-py==0.25.1",
+        "pass it as `component`",
+    ] {
+        assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+    }
+}
+
 /// Sends the `(id, arguments)` training calls at once; their results, in that order.
 fn concurrent_calls(server: &mut support::StdioServer, calls: &[(u64, &Value)]) -> Vec<Value> {
     for (id, arguments) in calls {

@@ -8,6 +8,7 @@
 //! registry while the server runs: compiled outside its lock, inserted under it.
 
 use crate::files::ConfinedDir;
+use crate::python_build::PythonBuild;
 use crate::sandbox::{
     BuiltInModels, ComponentCache, Insertion, Limits, ModelRegistry, ModelSource, RegisteredModel,
     Rejected, Sandbox, SandboxError, sha256_hex,
@@ -41,6 +42,8 @@ pub struct RuntimeConfig {
     pub max_total_tensor_bytes: usize,
     /// Whether and how clients may upload models (`lightning.register`); off when `None`.
     pub uploads: Option<UploadLimits>,
+    /// How uploaded Python models are built.
+    pub python_build: PythonBuild,
     /// Where data files are read from.
     pub data_dir: ConfinedDir,
     /// Where checkpoints are written.
@@ -81,6 +84,8 @@ impl From<WorkerConfig> for RuntimeConfig {
             max_result_bytes: worker.max_result_bytes,
             max_total_tensor_bytes: worker.max_total_tensor_bytes,
             uploads: worker.uploads,
+            // A worker runs what its server built: it builds nothing itself.
+            python_build: PythonBuild::default(),
             data_dir: ConfinedDir::new(worker.data_dir, DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new(worker.checkpoint_dir, CHECKPOINT_DIR_FLAG),
             executable: None,
@@ -154,6 +159,7 @@ impl Default for RuntimeConfig {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             max_total_tensor_bytes: default_total_tensor_bytes(),
             uploads: None,
+            python_build: PythonBuild::default(),
             data_dir: ConfinedDir::new("data", DATA_DIR_FLAG),
             checkpoint_dir: ConfinedDir::new("checkpoints", CHECKPOINT_DIR_FLAG),
             executable: None,
@@ -270,6 +276,11 @@ impl Runtime {
         self.config.uploads
     }
 
+    /// How uploaded Python models are built.
+    pub fn python_build(&self) -> &PythonBuild {
+        &self.config.python_build
+    }
+
     /// The largest tool result, in bytes of JSON.
     pub fn max_result_bytes(&self) -> usize {
         self.config.max_result_bytes
@@ -326,7 +337,8 @@ impl Runtime {
     }
 
     /// Compiles an uploaded component and registers it under the target it declares (see
-    /// [`ModelRegistry::insert`] for taken targets).
+    /// [`ModelRegistry::insert`] for taken targets). Its size was bounded where it came in:
+    /// by the upload limit, or by the build that made it.
     pub fn register_upload(
         &self,
         wasm: &[u8],
@@ -336,14 +348,6 @@ impl Runtime {
             .config
             .uploads
             .ok_or("uploading models is off: start the server with --allow-register")?;
-        if wasm.len() > uploads.max_bytes {
-            return Err(format!(
-                "the component is {} bytes, above the upload limit of {} bytes \
-                 (--max-register-bytes)",
-                wasm.len(),
-                uploads.max_bytes
-            ));
-        }
         let registry = self.loaded_registry()?;
         let full = || {
             format!(

@@ -33,11 +33,13 @@ pub enum Topic {
     Results,
     /// Runs: background runs, `lightning.runs`, Tasks, restarts, retention.
     Runs,
+    /// Writing a model in Python for `lightning.register`.
+    Python,
 }
 
 impl Topic {
     /// Every topic, in the order the index lists them.
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::Trainer,
         Self::Callbacks,
         Self::Data,
@@ -46,6 +48,7 @@ impl Topic {
         Self::Checkpoints,
         Self::Results,
         Self::Runs,
+        Self::Python,
     ];
 
     /// The topic as requests spell it.
@@ -59,6 +62,7 @@ impl Topic {
             Self::Checkpoints => "checkpoints",
             Self::Results => "results",
             Self::Runs => "runs",
+            Self::Python => "python",
         }
     }
 
@@ -144,6 +148,29 @@ impl Topic {
                  runs are kept for --run-ttl-hours (30 days by default), at most \
                  --max-stored-runs (10,000). `options` below: lightning.runs' arguments."
             }
+            Self::Python => {
+                "With --allow-register and componentize-py on the server, lightning.register \
+                 {\"python\": <source>} builds one Python module into a model (about 10 s), \
+                 which then trains like any other. The module imports the SDK (`import \
+                 lightning_mcp as L; from lightning_mcp import nn`), subclasses \
+                 L.LightningModule with `target`, `summary` and `hyperparameters` (L.hparam(\
+                 default, range=(lo, hi), choices=[...], check=L.learning_rate | L.fraction)), \
+                 declares its layers in __init__(self, hparams) (nn.Linear, Conv2d, \
+                 BatchNorm, LayerNorm, Embedding, Dropout, initialised as PyTorch's; \
+                 `with nn.scope(name):` prefixes their parameter names), defines forward(x), \
+                 and ends with `LightningModule = L.export(Net)`. Tensors have Python's \
+                 operators and PyTorch's methods (relu, softmax(dim), matmul, transpose, \
+                 reshape, flatten, sum, mean, argmax, cross_entropy, mse, masked_fill, \
+                 cast); every op runs on the host. The hooks default to a classifier: \
+                 training_step(x, y, batch_index) and validation_step/test_step return the \
+                 loss (self.log(name, value) logs; self.log_classification(stage, logits, y) \
+                 logs loss and accuracy), predict_step returns outputs, \
+                 configure_optimizers returns L.Adam(lr=...) (or SGD, AdamW, with \
+                 .with_scheduler(L.Scheduler.cosine(t_max=...))), dataset(split, seed) may \
+                 return (inputs, targets, batch_size). Top-level code runs at build time: \
+                 keep it to definitions. A Python exception becomes the hook's error. \
+                 `example` below is a complete model."
+            }
         }
     }
 
@@ -203,6 +230,9 @@ impl Topic {
                 );
             }
             Self::Checkpoints => {}
+            Self::Python => {
+                details.insert("example".into(), Value::from(PYTHON_EXAMPLE));
+            }
             Self::Runs => {
                 details.insert("options".into(), Value::Object(options::<RunsArgs>()));
             }
@@ -220,6 +250,9 @@ impl Topic {
         details
     }
 }
+
+/// A complete Python model, as the `python` topic shows it (tests build and train it).
+const PYTHON_EXAMPLE: &str = include_str!("../../../examples/python-model/residual_mlp.py");
 
 /// The help on `topic`, or the index of topics.
 pub fn help(topic: Option<Topic>, limits: Value) -> Value {

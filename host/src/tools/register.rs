@@ -1,5 +1,6 @@
-//! `lightning.register`: uploads a model component (base64) and registers it under the target
-//! it declares. Offered only when the server runs with `--allow-register`.
+//! `lightning.register`: uploads a model, a component (base64) or a Python module that the
+//! server builds into one, and registers it under the target it declares. Offered only when
+//! the server runs with `--allow-register`.
 
 use super::args;
 use super::bounds::Bounds;
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::time::Instant;
 
 /// The tool's name.
 pub const NAME: &str = "lightning.register";
@@ -20,20 +22,30 @@ pub const NAME: &str = "lightning.register";
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterArgs {
-    /// The component (`.wasm` of world `lightning:model/model@0.5.0`), base64-encoded
-    /// (standard alphabet, padded).
-    pub component: String,
+    /// A component (.wasm), base64.
+    pub component: Option<String>,
+    /// Or a Python module's source (lightning.inspect help python).
+    pub python: Option<String>,
     /// Replace a model uploaded earlier under the same target (default false). Built-in
     /// models and models from the models directory are never replaced.
     #[serde(default)]
     pub replace: bool,
 }
 
-/// A checked `lightning.register` call: the decoded component.
+/// A checked `lightning.register` call.
 #[derive(Debug)]
 pub struct Request {
-    wasm: Vec<u8>,
+    upload: Upload,
     replace: bool,
+}
+
+/// What a `lightning.register` call uploads.
+#[derive(Debug)]
+enum Upload {
+    /// A component, decoded.
+    Component(Vec<u8>),
+    /// A Python module's source, to build.
+    Python(String),
 }
 
 /// What a successful `lightning.register` returns.
@@ -56,19 +68,21 @@ pub struct RegisterOutput {
     pub sha256: String,
     /// Size of the component in bytes.
     pub size_bytes: usize,
+    /// How long building the Python source took, in milliseconds (Python uploads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<u64>,
 }
 
 pub(super) fn definition(uploads: UploadLimits) -> ToolDefinition {
     ToolDefinition {
         name: NAME,
-        title: "Register a model component",
+        title: "Register a model",
         description: "Uploads a model: a WebAssembly component of world \
-            lightning:model/model@0.5.0, base64-encoded in `component` (at most the server's \
-            upload limit, see lightning.inspect environment). It is checked, compiled and \
-            registered under the target its `describe` declares; then lightning.train and \
-            lightning.inspect accept that target. A target that is taken is refused, except \
-            that `replace: true` replaces an earlier upload. They run in the same sandbox and \
-            limits as every model, and are kept across restarts.",
+            lightning:model/model@0.5.0, or a Python module the server builds into one. It \
+            is checked, compiled and registered under the target its `describe` declares, \
+            for lightning.train and inspect. A taken target is refused; `replace: true` \
+            replaces an earlier upload. Uploads run in the same sandbox and limits as every \
+            model, and are kept across restarts.",
         input_schema: upload_schema(uploads),
     }
 }
@@ -93,7 +107,7 @@ fn base64_len(bytes: usize) -> usize {
 }
 
 /// Parses `lightning.register` arguments: the base64's length is checked before it is
-/// decoded (the decoded size when it is registered).
+/// decoded, and the decoded size after.
 pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request, String> {
     let bounds = Bounds {
         max_string: base64_len(uploads.max_bytes).max(Bounds::ARGUMENTS.max_string),
@@ -109,13 +123,37 @@ pub(super) fn parse(arguments: &Value, uploads: UploadLimits) -> Result<Request,
             e
         }
     })?;
-    let wasm = base64::engine::general_purpose::STANDARD
-        .decode(args.component.trim())
-        .map_err(|e| format!("invalid arguments: component: not base64: {e}"))?;
+    let upload = match (args.component, args.python) {
+        (Some(component), None) => Upload::Component(decode(&component, uploads)?),
+        (None, Some(python)) => Upload::Python(python),
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(
+                "invalid arguments: pass either `component` (a built component, \
+                 base64) or `python` (a model module's source), exactly one"
+                    .into(),
+            );
+        }
+    };
     Ok(Request {
-        wasm,
+        upload,
         replace: args.replace,
     })
+}
+
+/// Decodes a base64 component within the upload limit.
+fn decode(component: &str, uploads: UploadLimits) -> Result<Vec<u8>, String> {
+    let wasm = base64::engine::general_purpose::STANDARD
+        .decode(component.trim())
+        .map_err(|e| format!("invalid arguments: component: not base64: {e}"))?;
+    if wasm.len() > uploads.max_bytes {
+        return Err(format!(
+            "invalid arguments: component: {} bytes, above the upload limit of {} bytes \
+             (--max-register-bytes)",
+            wasm.len(),
+            uploads.max_bytes
+        ));
+    }
+    Ok(wasm)
 }
 
 /// Registers the upload and keeps it in the run store, so that it is registered again when
@@ -130,11 +168,23 @@ pub(super) fn run(
     let _slot = runtime
         .run_slot(runtime.limits(), ctx.cancel_token())
         .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (wasm, build_ms) = match request.upload {
+        Upload::Component(wasm) => (wasm, None),
+        Upload::Python(source) => {
+            let wasm = runtime
+                .python_build()
+                .build(&source, ctx.cancel_token())
+                .map_err(|e| format!("the Python model was not built: {e}"))?;
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            (wasm, Some(ms))
+        }
+    };
     let (model, insertion) = runtime
-        .register_upload(&request.wasm, request.replace)
+        .register_upload(&wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;
     if insertion != Insertion::Unchanged {
-        runs.keep_upload(&model.sha256, &model.description.target, &request.wasm)
+        runs.keep_upload(&model.sha256, &model.description.target, &wasm)
             .map_err(|e| format!("registered, but not kept for a restart: {e}"))?;
     }
     let hyperparameters = match &model.description.hyperparameters {
@@ -159,7 +209,8 @@ pub(super) fn run(
         hyperparameters,
         source: model.source.to_string(),
         sha256: model.sha256.clone(),
-        size_bytes: request.wasm.len(),
+        size_bytes: wasm.len(),
+        build_ms,
     };
     serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))
 }

@@ -5,6 +5,7 @@
 //! sandbox, which sees only the build's directories.
 
 use crate::cancel::CancelToken;
+use crate::sandbox::sha256_hex;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -150,6 +151,23 @@ impl PythonBuild {
             return Ok(fs::read(out)?);
         }
         Err(self.failure(status, &fs::read(dir.path().join("build.log"))?))
+    }
+
+    /// What a build of `source` is made from, as a hex SHA-256: the source, the SDK and
+    /// contract this server embeds, and the componentize-py release. A build is not
+    /// reproducible byte for byte (CPython's start is snapshotted), but two builds of one key
+    /// are the same model.
+    pub fn key(source: &str) -> String {
+        let embedded = EMBEDDED.iter().flat_map(|(path, text)| [*path, *text]);
+        let parts = std::iter::once(COMPONENTIZE_PY_VERSION)
+            .chain(embedded)
+            .chain(std::iter::once(source));
+        let mut bytes = Vec::new();
+        for part in parts {
+            bytes.extend_from_slice(&part.len().to_le_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        sha256_hex(&bytes)
     }
 
     /// componentize-py's path, checked to be the release the SDK is built against.

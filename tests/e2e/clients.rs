@@ -718,8 +718,9 @@ fn a_python_guest_does_no_more_harm_than_a_rust_one() {
 #[test]
 fn lightning_register_builds_python_source_on_the_server() {
     let componentize_py = clients().componentize_py().to_string_lossy().into_owned();
-    let mut server =
-        support::StdioServer::start(&["--allow-register", "--componentize-py", &componentize_py]);
+    let flags = ["--allow-register", "--componentize-py", &componentize_py];
+    let checkpoints = tempfile::tempdir().expect("a temporary directory");
+    let mut server = support::StdioServer::start_at(&flags, checkpoints.path());
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-model");
     let source = std::fs::read_to_string(examples.join("simple_classifier.py"))
         .expect("the example's source");
@@ -739,6 +740,12 @@ fn lightning_register_builds_python_source_on_the_server() {
         registered.get("build_ms").is_some_and(Value::is_u64),
         "{registered}"
     );
+    // The same source again is the same model: it is not built again.
+    let again = register(&mut server, 5, &source, false);
+    let again = support::structured(&again);
+    assert_eq!(again.get("status"), Some(&json!("unchanged")));
+    assert_eq!(again.get("sha256"), registered.get("sha256"));
+    assert_eq!(again.get("build_ms"), None);
 
     // It trains to exactly the built-in's numbers, and its checkpoint validates.
     let iris = json!({"dataset": "iris", "batch_size": 16});
@@ -789,10 +796,29 @@ fn lightning_register_builds_python_source_on_the_server() {
         json!({"python": source, "component": "AA=="}),
     ));
     assert!(message.contains("exactly one"), "{message}");
-    assert_eq!(
-        support::structured(&register(&mut server, 21, &source, true)).get("status"),
-        Some(&json!("replaced"))
-    );
+    // Another source for the same target replaces it only when asked to.
+    let edited = source.replace("Adam(lr=self.hparams.lr)", "SGD(lr=self.hparams.lr)");
+    let message = support::tool_error(&register(&mut server, 21, &edited, false));
+    assert!(message.contains("pass replace: true"), "{message}");
+    let replaced = register(&mut server, 22, &edited, true);
+    let replaced = support::structured(&replaced).clone();
+    assert_eq!(replaced.get("status"), Some(&json!("replaced")));
+    // After a restart, the kept build is registered again, and known by its source.
+    drop(server);
+    let mut server = support::StdioServer::start_at(&flags, checkpoints.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for id in 30.. {
+        let models = server.call_tool(id, "lightning.inspect", json!({"what": "models"}));
+        if models.to_string().contains(target) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not registered again");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let again = register(&mut server, 29, &edited, false);
+    let again = support::structured(&again);
+    assert_eq!(again.get("status"), Some(&json!("unchanged")));
+    assert_eq!(again.get("sha256"), replaced.get("sha256"));
 
     // A build that does not end is stopped at the server's limit.
     let mut brief = support::StdioServer::start(&[

@@ -11,7 +11,7 @@ mod sqlite;
 mod store;
 
 pub use sqlite::{MAX_HISTORY_POINTS, SqliteStore};
-pub use store::{Filter, Origin, Page, Run, RunStore, Status, StoreError, Update};
+pub use store::{Filter, KeptUpload, Origin, Page, Run, RunStore, Status, StoreError, Update};
 
 use crate::cancel::CancelToken;
 use crate::protocol::{CallObserver, CallToolResult, TaskError, TaskInfo, TaskStatus, TaskStore};
@@ -295,9 +295,14 @@ impl Runs {
         }
     }
 
-    /// Keeps uploaded component `wasm`, registered under `target`, for the next server start.
-    pub fn keep_upload(&self, sha256: &str, target: &str, wasm: &[u8]) -> Result<(), StoreError> {
-        self.store.put_upload(sha256, target, wasm, now_ms())
+    /// Keeps `upload` for the next server start.
+    pub fn keep_upload(&self, upload: &KeptUpload<'_>) -> Result<(), StoreError> {
+        self.store.put_upload(upload, now_ms())
+    }
+
+    /// The SHA-256 of the kept upload that was built from `built_from`, if one is.
+    pub fn built_upload(&self, built_from: &str) -> Result<Option<String>, StoreError> {
+        self.store.built_upload(built_from)
     }
 
     /// The uploaded components kept, oldest first.

@@ -1,7 +1,7 @@
 //! The embedded run store: one SQLite file (in the checkpoint directory by default), in WAL
 //! mode, so that a committed change survives the server being killed.
 
-use super::store::{Filter, Origin, Page, Run, RunStore, Status, StoreError, Update};
+use super::store::{Filter, KeptUpload, Origin, Page, Run, RunStore, Status, StoreError, Update};
 use crate::sync::lock;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 pub const MAX_HISTORY_POINTS: i64 = 10_000;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS uploads (
     target TEXT NOT NULL UNIQUE,
     wasm BLOB NOT NULL,
     created_ms INTEGER NOT NULL
+);
+-- Schema 2: the uploads the server built from Python source, by what they were built from.
+CREATE TABLE IF NOT EXISTS builds (
+    built_from TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES uploads (sha256) ON DELETE CASCADE
 );
 ";
 
@@ -480,14 +485,19 @@ impl RunStore for SqliteStore {
         Ok(expired + excess)
     }
 
-    fn put_upload(
-        &self,
-        sha256: &str,
-        target: &str,
-        wasm: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.put_upload_now(sha256, target, wasm, now_ms)
+    fn put_upload(&self, upload: &KeptUpload<'_>, now_ms: i64) -> Result<(), StoreError> {
+        self.put_upload_now(upload, now_ms)
+    }
+
+    fn built_upload(&self, built_from: &str) -> Result<Option<String>, StoreError> {
+        lock(&self.connection)
+            .query_row(
+                "SELECT sha256 FROM builds WHERE built_from = ?1",
+                [built_from],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(database)
     }
 
     fn has_uploads(&self) -> Result<bool, StoreError> {
@@ -525,27 +535,29 @@ impl RunStore for SqliteStore {
 }
 
 impl SqliteStore {
-    fn put_upload_now(
-        &self,
-        sha256: &str,
-        target: &str,
-        wasm: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn put_upload_now(&self, upload: &KeptUpload<'_>, now_ms: i64) -> Result<(), StoreError> {
         let mut connection = lock(&self.connection);
         let transaction = connection.transaction().map_err(database)?;
         transaction
             .execute(
                 "DELETE FROM uploads WHERE target = ?1 OR sha256 = ?2",
-                params![target, sha256],
+                params![upload.target, upload.sha256],
             )
             .map_err(database)?;
         transaction
             .execute(
                 "INSERT INTO uploads (sha256, target, wasm, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![sha256, target, wasm, now_ms],
+                params![upload.sha256, upload.target, upload.wasm, now_ms],
             )
             .map_err(database)?;
+        if let Some(built_from) = upload.built_from {
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO builds (built_from, sha256) VALUES (?1, ?2)",
+                    params![built_from, upload.sha256],
+                )
+                .map_err(database)?;
+        }
         transaction.commit().map_err(database)
     }
 }
@@ -598,6 +610,55 @@ mod tests {
 
     fn store() -> SqliteStore {
         SqliteStore::in_memory().expect("an in-memory run store")
+    }
+
+    fn upload<'a>(sha256: &'a str, built_from: Option<&'a str>) -> KeptUpload<'a> {
+        KeptUpload {
+            sha256,
+            target: "my.Model",
+            wasm: b"\0asm",
+            built_from,
+        }
+    }
+
+    #[test]
+    fn a_build_is_known_by_its_key_until_its_upload_is_replaced() {
+        let store = store();
+        store
+            .put_upload(&upload("aa", Some("key")), 1)
+            .expect("the upload is kept");
+        let built = store.built_upload("key").expect("the store reads");
+        assert_eq!(built.as_deref(), Some("aa"));
+        assert_eq!(store.built_upload("other").expect("the store reads"), None);
+        // Another upload for the target replaces the build, and its key goes with it.
+        store
+            .put_upload(&upload("bb", None), 2)
+            .expect("the upload is kept");
+        assert_eq!(store.built_upload("key").expect("the store reads"), None);
+        assert_eq!(store.uploads().expect("the store reads").len(), 1);
+    }
+
+    #[test]
+    fn a_store_of_schema_1_gains_the_builds_and_keeps_its_uploads() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("runs.sqlite");
+        {
+            let store = SqliteStore::open(&path).expect("a new store");
+            store
+                .put_upload(&upload("aa", None), 1)
+                .expect("the upload is kept");
+            // What schema 1 was: this schema without its builds.
+            lock(&store.connection)
+                .execute_batch("DROP TABLE builds; PRAGMA user_version = 1;")
+                .expect("the store goes back to schema 1");
+        }
+        let store = SqliteStore::open(&path).expect("the store opens");
+        assert_eq!(store.uploads().expect("the store reads").len(), 1);
+        store
+            .put_upload(&upload("bb", Some("key")), 2)
+            .expect("the upload is kept");
+        let built = store.built_upload("key").expect("the store reads");
+        assert_eq!(built.as_deref(), Some("bb"));
     }
 
     #[test]

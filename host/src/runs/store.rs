@@ -176,6 +176,19 @@ pub enum StoreError {
     Cursor(String),
 }
 
+/// An uploaded component to keep for the next server start.
+#[derive(Clone, Copy, Debug)]
+pub struct KeptUpload<'a> {
+    /// Hex SHA-256 of the component.
+    pub sha256: &'a str,
+    /// The target it is registered under.
+    pub target: &'a str,
+    /// The component.
+    pub wasm: &'a [u8],
+    /// What the server built it from (a Python build's key), if it built it.
+    pub built_from: Option<&'a str>,
+}
+
 /// A durable store of runs, shared by every connection (and, for a server-grade database,
 /// by every server). Every method is one transaction.
 pub trait RunStore: Send + Sync {
@@ -210,15 +223,10 @@ pub trait RunStore: Send + Sync {
     /// Deletes ended runs whose time to live passed by `now_ms`, then the oldest ended runs
     /// past `max_runs`; returns how many went.
     fn purge(&self, now_ms: i64, max_runs: usize) -> Result<usize, StoreError>;
-    /// Keeps uploaded component `wasm` (SHA-256 `sha256`) registered under `target`,
-    /// replacing the one kept for that target before.
-    fn put_upload(
-        &self,
-        sha256: &str,
-        target: &str,
-        wasm: &[u8],
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
+    /// Keeps `upload`, replacing the one kept for its target before.
+    fn put_upload(&self, upload: &KeptUpload<'_>, now_ms: i64) -> Result<(), StoreError>;
+    /// The SHA-256 of the kept upload that was built from `built_from`, if one is.
+    fn built_upload(&self, built_from: &str) -> Result<Option<String>, StoreError>;
     /// Every kept upload's component, oldest first.
     fn uploads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Whether any upload is kept.

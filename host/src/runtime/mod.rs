@@ -360,10 +360,7 @@ impl Runtime {
         {
             let current = registry.read().unwrap_or_else(PoisonError::into_inner);
             let sha256 = sha256_hex(wasm);
-            if let Some(same) = current
-                .models()
-                .find(|m| m.source == ModelSource::Upload && m.sha256 == sha256)
-            {
+            if let Some(same) = current.upload(&sha256) {
                 return Ok((same.clone(), Insertion::Unchanged));
             }
             // Only a replacement can succeed on a full server: refuse the rest unread.
@@ -385,6 +382,11 @@ impl Runtime {
             return Err(full());
         }
         registry.insert(model, replace).map_err(|e| e.to_string())
+    }
+
+    /// The uploaded model whose component has SHA-256 `sha256`, if it is registered.
+    pub fn registered_upload(&self, sha256: &str) -> Result<Option<Arc<RegisteredModel>>, String> {
+        Ok(self.read_registry()?.upload(sha256).cloned())
     }
 
     fn load_registry(&self) -> Result<ModelRegistry, SandboxError> {

@@ -391,6 +391,12 @@ impl ModelRegistry {
         self.models.values()
     }
 
+    /// The uploaded model whose component has SHA-256 `sha256`.
+    pub fn upload(&self, sha256: &str) -> Option<&Arc<RegisteredModel>> {
+        self.models()
+            .find(|m| m.source == ModelSource::Upload && m.sha256 == sha256)
+    }
+
     /// The files of the models directory that were refused.
     pub fn rejected(&self) -> &[Rejected] {
         &self.rejected

@@ -6,13 +6,15 @@ use super::args;
 use super::bounds::Bounds;
 use super::schema;
 use crate::protocol::{CallContext, ToolDefinition};
-use crate::runs::Runs;
+use crate::python_build::PythonBuild;
+use crate::runs::{KeptUpload, Runs};
 use crate::runtime::{Runtime, UploadLimits};
-use crate::sandbox::Insertion;
+use crate::sandbox::{Insertion, RegisteredModel};
 use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The tool's name.
@@ -157,46 +159,88 @@ fn decode(component: &str, uploads: UploadLimits) -> Result<Vec<u8>, String> {
 }
 
 /// Registers the upload and keeps it in the run store, so that it is registered again when
-/// the server restarts (and the runs that use it resume).
+/// the server restarts (and the runs that use it resume). Python source that was built before
+/// and is still registered is not built again.
 pub(super) fn run(
     runtime: &Runtime,
     runs: &Runs,
     request: Request,
     ctx: &CallContext,
 ) -> Result<Value, String> {
-    // Compiling takes CPU like a run does: it waits for nothing, but counts as one.
+    let built_from = match &request.upload {
+        Upload::Component(_) => None,
+        Upload::Python(source) => Some(PythonBuild::key(source)),
+    };
+    if let Some(model) = built_from
+        .as_deref()
+        .map(|key| built_before(runtime, runs, key))
+        .transpose()?
+        .flatten()
+    {
+        return output(&model, Insertion::Unchanged, None);
+    }
+    // Building and compiling take CPU like a run does: they wait for nothing, but count as one.
     let _slot = runtime
         .run_slot(runtime.limits(), ctx.cancel_token())
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let (wasm, build_ms) = match request.upload {
-        Upload::Component(wasm) => (wasm, None),
-        Upload::Python(source) => {
-            let wasm = runtime
-                .python_build()
-                .build(&source, ctx.cancel_token())
-                .map_err(|e| format!("the Python model was not built: {e}"))?;
-            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            (wasm, Some(ms))
-        }
+    let wasm = match request.upload {
+        Upload::Component(wasm) => wasm,
+        Upload::Python(source) => runtime
+            .python_build()
+            .build(&source, ctx.cancel_token())
+            .map_err(|e| format!("the Python model was not built: {e}"))?,
     };
+    let build_ms = built_from
+        .is_some()
+        .then(|| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     let (model, insertion) = runtime
         .register_upload(&wasm, request.replace)
         .map_err(|e| format!("the component was not registered: {e}"))?;
     if insertion != Insertion::Unchanged {
-        runs.keep_upload(&model.sha256, &model.description.target, &wasm)
+        let kept = KeptUpload {
+            sha256: &model.sha256,
+            target: &model.description.target,
+            wasm: &wasm,
+            built_from: built_from.as_deref(),
+        };
+        runs.keep_upload(&kept)
             .map_err(|e| format!("registered, but not kept for a restart: {e}"))?;
     }
-    let hyperparameters = match &model.description.hyperparameters {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
     tracing::info!(
         target = model.description.target,
         sha256 = model.sha256,
         ?insertion,
         "model uploaded"
     );
+    output(&model, insertion, build_ms)
+}
+
+/// The model built from `key` before, if it is still registered.
+fn built_before(
+    runtime: &Runtime,
+    runs: &Runs,
+    key: &str,
+) -> Result<Option<Arc<RegisteredModel>>, String> {
+    let Some(sha256) = runs
+        .built_upload(key)
+        .map_err(|e| format!("cannot read the run store: {e}"))?
+    else {
+        return Ok(None);
+    };
+    runtime.registered_upload(&sha256)
+}
+
+/// The result for `model`, registered as `insertion` says.
+fn output(
+    model: &RegisteredModel,
+    insertion: Insertion,
+    build_ms: Option<u64>,
+) -> Result<Value, String> {
+    let hyperparameters = match &model.description.hyperparameters {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
     let output = RegisterOutput {
         status: match insertion {
             Insertion::Added => "registered",
@@ -209,7 +253,7 @@ pub(super) fn run(
         hyperparameters,
         source: model.source.to_string(),
         sha256: model.sha256.clone(),
-        size_bytes: wasm.len(),
+        size_bytes: model.upload.as_ref().map_or(0, |wasm| wasm.len()),
         build_ms,
     };
     serde_json::to_value(output).map_err(|e| format!("cannot write the result: {e}"))

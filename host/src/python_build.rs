@@ -7,6 +7,7 @@
 use crate::cancel::CancelToken;
 use crate::sandbox::sha256_hex;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -131,7 +132,7 @@ impl PythonBuild {
     /// Builds `source`, the text of a module that exports a model with the Python SDK
     /// (`LightningModule = L.export(Net)`), into a component.
     pub fn build(&self, source: &str, cancel: &CancelToken) -> Result<Vec<u8>, BuildError> {
-        let program = self.program()?;
+        let program = self.program(cancel)?;
         let dir = tempfile::Builder::new()
             .prefix("lightning-mcp-build-")
             .tempdir()?;
@@ -171,23 +172,32 @@ impl PythonBuild {
     }
 
     /// componentize-py's path, checked to be the release the SDK is built against.
-    fn program(&self) -> Result<PathBuf, BuildError> {
+    fn program(&self, cancel: &CancelToken) -> Result<PathBuf, BuildError> {
         let program = match &self.program {
             Some(program) => program.clone(),
             None => on_path("componentize-py")
                 .ok_or_else(|| BuildError::Unavailable("no componentize-py on PATH".into()))?,
         };
-        let output = Command::new(&program)
+        let cannot_run = |e: std::io::Error| {
+            BuildError::Unavailable(format!("cannot run {}: {e}", program.display()))
+        };
+        let mut child = Command::new(&program)
             .arg("--version")
             .env_clear()
             .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                BuildError::Unavailable(format!("cannot run {}: {e}", program.display()))
-            })?;
-        let version = String::from_utf8_lossy(&output.stdout);
-        let version = version.trim().trim_start_matches("componentize-py ");
-        if !output.status.success() || version != COMPONENTIZE_PY_VERSION {
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(cannot_run)?;
+        let stdout = child.stdout.take();
+        let status = self.wait(child, cancel)?;
+        let mut said = String::new();
+        if let Some(mut stdout) = stdout {
+            // A version line; whatever else it printed is not read.
+            let _ = stdout.by_ref().take(256).read_to_string(&mut said);
+        }
+        let version = said.trim().trim_start_matches("componentize-py ");
+        if !status.success() || version != COMPONENTIZE_PY_VERSION {
             return Err(BuildError::Unavailable(format!(
                 "{} is componentize-py {:.40}, not {COMPONENTIZE_PY_VERSION}",
                 program.display(),

@@ -90,8 +90,7 @@ class Linear:
         )
 
     def __call__(self, x):
-        y = x @ self.weight.transpose(0, 1)
-        return y + self.bias if self.bias is not None else y
+        return x.linear(self.weight, self.bias)
 
 
 class Dropout:

@@ -218,6 +218,11 @@ class Tensor:
         return Tensor(self.raw.detach())
 
     # Shapes.
+    def linear(self, weight, bias=None):
+        """`torch.nn.functional.linear`: `self [.., in] @ weight [out, in]`ᵀ `+ bias [out]`, in
+        one host call."""
+        return _wrap(self.raw.linear, _raw_of(weight), None if bias is None else _raw_of(bias))
+
     def transpose(self, dim0, dim1):
         return _wrap(self.raw.transpose, dim0, dim1)
 
@@ -281,7 +286,7 @@ class Tensor:
 
     def accuracy(self, labels):
         """Fraction of rows whose argmax over the last dim equals `labels`, shape `[1]`."""
-        return self.argmax(-1).eq(labels).mean()
+        return _wrap(self.raw.accuracy, _raw_of(labels))
 
     def __repr__(self):
         return f"Tensor(shape={list(self.shape)}, dtype={self.dtype})"

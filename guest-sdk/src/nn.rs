@@ -78,11 +78,7 @@ pub struct Linear {
 impl Linear {
     /// `[.., d_input] -> [.., d_output]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.transpose(0, 1)?)?;
-        match &self.bias {
-            Some(b) => &y + b,
-            None => Ok(y),
-        }
+        x.linear(&self.weight, self.bias.as_ref())
     }
 }
 

@@ -246,6 +246,11 @@ impl Tensor {
     pub fn matmul(&self, other: &Tensor) -> Result<Self> {
         Self::wrap(self.0.matmul(&other.0))
     }
+    /// PyTorch's `nn.functional.linear`: `self [.., in] @ weight [out, in]`ᵀ `+ bias [out]`,
+    /// in one host call.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        Self::wrap(self.0.linear(&weight.0, bias.map(|b| &*b.0)))
+    }
     /// Swaps two dims.
     pub fn transpose(&self, dim0: i32, dim1: i32) -> Result<Self> {
         Self::wrap(self.0.transpose(dim0, dim1))
@@ -438,7 +443,7 @@ impl Tensor {
 
     /// Fraction of rows whose argmax over the last dim equals the i64 `labels`, shape `[1]`.
     pub fn accuracy(&self, labels: &Tensor) -> Result<Self> {
-        self.argmax(-1, false)?.equal(labels)?.mean()
+        Self::wrap(self.0.accuracy(&labels.0))
     }
 }
 

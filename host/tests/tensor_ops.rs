@@ -263,6 +263,46 @@ fn matmul_transpose_reshape_flatten() {
 }
 
 #[test]
+fn linear_and_accuracy_give_the_numbers_of_their_ops_one_by_one() {
+    let x = f32s(&[0.5, -1.25, 2.0, 3.5, 0.75, -0.125], &[2, 3]);
+    let weight = f32s(
+        &[
+            0.1, 0.2, 0.3, -0.4, 0.5, -0.6, 0.7, 0.8, -0.9, 1.0, 1.1, 1.2,
+        ],
+        &[4, 3],
+    );
+    let bias = f32s(&[0.01, -0.02, 0.03, -0.04], &[4]);
+    let by_steps = |bias: Option<&Tensor>| {
+        let transposed = t::transpose(&weight, 0, 1).expect("transpose");
+        let product = t::matmul(&x, &transposed).expect("matmul");
+        bias.map_or(product.clone(), |b| t::add(&product, b).expect("add"))
+    };
+    let fused = t::linear(&x, &weight, Some(&bias)).expect("linear");
+    assert_eq!(fused.shape(), vec![2, 4]);
+    assert_eq!(values(&fused), values(&by_steps(Some(&bias))));
+    let unbiased = t::linear(&x, &weight, None).expect("linear without a bias");
+    assert_eq!(values(&unbiased), values(&by_steps(None)));
+    // A misfit names the op and both shapes.
+    let e = t::linear(&x, &t::transpose(&weight, 0, 1).expect("transpose"), None)
+        .expect_err("a weight [in, out]");
+    assert_eq!(e.op, "linear");
+    assert!(e.message.contains("[2, 3] and [3, 4]"), "{}", e.message);
+    let e = t::linear(&x, &weight, Some(&f32s(&[0.0; 3], &[3]))).expect_err("a short bias");
+    assert!(e.message.contains("the bias must be [4]"), "{}", e.message);
+
+    let labels = i64s(&[1, 3], &[2]);
+    let accuracy = t::accuracy(&fused, &labels).expect("accuracy");
+    let argmax = t::argmax(&fused, -1, false).expect("argmax");
+    let by_steps = t::mean(&t::equal(&argmax, &labels).expect("equal")).expect("mean");
+    assert_eq!(
+        (accuracy.shape(), values(&accuracy)),
+        (vec![1], values(&by_steps))
+    );
+    let e = t::accuracy(&fused, &i64s(&[1, 3, 0], &[3])).expect_err("three labels for two rows");
+    assert_eq!(e.op, "accuracy");
+}
+
+#[test]
 fn reductions_and_comparisons() {
     let a = f32s(&[1.0, 5.0, 3.0, 4.0, 2.0, 6.0], &[2, 3]);
     check(t::sum(&a), &[1], &[21.0]);

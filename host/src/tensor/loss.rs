@@ -1,9 +1,21 @@
-//! The losses a guest computes on the host: cross-entropy and mean squared error.
+//! The losses a guest computes on the host: cross-entropy and mean squared error; and a
+//! classifier's accuracy.
 
 use super::create::*;
 use super::ops::{OpResult, err, float_tensor, int_tensor, reshape_to};
-use super::{DType, Tensor, guarded, with_rank};
+use super::{DType, Tensor, TensorError, guarded, with_rank};
 use burn::tensor::activation;
+
+/// Fraction of rows of `logits` whose argmax over the last dim equals the i64 `labels`, shape
+/// `[1]`: the argmax, comparison and mean in one call, with their numbers.
+pub fn accuracy(logits: &Tensor, labels: &Tensor) -> OpResult {
+    let renamed = |e: TensorError| TensorError {
+        op: "accuracy",
+        ..e
+    };
+    let predicted = super::argmax(logits, -1, false).map_err(renamed)?;
+    super::mean(&super::equal(&predicted, labels).map_err(renamed)?)
+}
 
 /// Mean cross-entropy of logits `[n, classes]` against i64 class indices `[n]`.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> OpResult {

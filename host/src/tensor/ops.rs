@@ -309,6 +309,39 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> OpResult {
         .map(Tensor::from_bridge)
 }
 
+/// PyTorch's `nn.functional.linear`: `x [.., in] @ weight[out, in]ᵀ + bias [out]`, in one
+/// call; the same ops (and numbers) as the transpose, product and sum one by one.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> OpResult {
+    const OP: &str = "linear";
+    let (sx, sw) = (x.shape(), weight.shape());
+    let out = match (sx.last(), &sw[..]) {
+        (Some(k), [out, k2]) if k == k2 && sx.len() >= 2 => *out,
+        _ => {
+            return Err(err(
+                OP,
+                format!("takes an input [.., in] and a weight [out, in], got {sx:?} and {sw:?}"),
+            ));
+        }
+    };
+    if let Some(b) = bias
+        && b.shape() != [out]
+    {
+        return Err(err(
+            OP,
+            format!(
+                "the bias must be [{out}] for a weight {sw:?}, got {:?}",
+                b.shape()
+            ),
+        ));
+    }
+    let renamed = |e: TensorError| TensorError { op: OP, ..e };
+    let y = matmul(x, &transpose(weight, 0, 1)?).map_err(renamed)?;
+    match bias {
+        Some(b) => add(&y, b).map_err(renamed),
+        None => Ok(y),
+    }
+}
+
 /// `(batch dims, rows, cols)` of a rank >= 2 shape.
 fn split_matrix(shape: &[usize]) -> Option<(&[usize], usize, usize)> {
     match shape {

@@ -242,6 +242,17 @@ impl tensors::HostTensor for HostState {
         self.binary(a, b, tensor::matmul)
     }
 
+    fn linear(
+        &mut self,
+        x: Resource<GuestTensor>,
+        weight: Resource<GuestTensor>,
+        bias: Option<Resource<GuestTensor>>,
+    ) -> OpReply {
+        let (x, weight) = (self.get(&x)?, self.get(&weight)?);
+        let bias = bias.map(|b| self.get(&b)).transpose()?;
+        self.reply(tensor::linear(&x, &weight, bias.as_ref()))
+    }
+
     fn transpose(&mut self, t: Resource<GuestTensor>, dim0: i32, dim1: i32) -> OpReply {
         self.unary(t, |x| tensor::transpose(x, dim0, dim1))
     }
@@ -304,6 +315,14 @@ impl tensors::HostTensor for HostState {
 
     fn equal(&mut self, a: Resource<GuestTensor>, b: Resource<GuestTensor>) -> OpReply {
         self.binary(a, b, tensor::equal)
+    }
+
+    fn accuracy(
+        &mut self,
+        logits: Resource<GuestTensor>,
+        labels: Resource<GuestTensor>,
+    ) -> OpReply {
+        self.binary(logits, labels, tensor::accuracy)
     }
 
     fn cross_entropy(

@@ -266,7 +266,7 @@ git ls-files -z | tar --null -T - -cf - | (mkdir -p "$copy" && tar -C "$copy" -x
 echo "// a change" >>"$copy/host/src/main.rs"
 started=$(now)
 docker build -q "${network[@]}" -t "$IMAGE-changed" "$copy" >/dev/null
-echo "rebuilt in $(( $(now) - started )) s (the first build: ${build_s} s)"
+echo "rebuilt in $(( $(now) - started )) s (the build at the start of this run: ${build_s} s)"
 docker rmi "$IMAGE-changed" >/dev/null
 
 step "image layers (the default image)"

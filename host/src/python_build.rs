@@ -7,7 +7,7 @@
 use crate::cancel::CancelToken;
 use crate::sandbox::sha256_hex;
 use std::fs;
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +20,10 @@ pub const MAX_BUILD_OUTPUT_BYTES: u64 = 64 << 20;
 
 /// The most of a failed build's log an error quotes, in bytes.
 const MAX_QUOTED_LOG: usize = 4 << 10;
+
+/// The most of a failed build's log that is read, from its end: a flood of output (up to
+/// [`MAX_BUILD_OUTPUT_BYTES`]) is never held in memory.
+const MAX_READ_LOG: u64 = 64 << 10;
 
 /// How often a running build is checked for its deadline and cancellation.
 const POLL: Duration = Duration::from_millis(20);
@@ -151,7 +155,7 @@ impl PythonBuild {
         if status.success() {
             return Ok(fs::read(out)?);
         }
-        Err(self.failure(status, &fs::read(dir.path().join("build.log"))?))
+        Err(self.failure(status, &tail(&dir.path().join("build.log"))?))
     }
 
     /// What a build of `source` is made from, as a hex SHA-256: the source, the SDK and
@@ -272,6 +276,16 @@ fn write(path: &Path, text: &str) -> std::io::Result<()> {
         fs::create_dir_all(parent)?;
     }
     fs::write(path, text)
+}
+
+/// The last [`MAX_READ_LOG`] bytes of the file at `path`.
+fn tail(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    let skip = file.metadata()?.len().saturating_sub(MAX_READ_LOG);
+    file.seek(std::io::SeekFrom::Start(skip))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ_LOG).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The first executable file `name` in a directory of `PATH`.
